@@ -1,0 +1,8 @@
+//! Flashpoint's core: everything between a decoded post and a spike event, with no I/O.
+//!
+//! The Kafka worker, the `replay` command and the tests all drive the same pure state machines defined
+//! here, so what a test proves about windows, watermarks and incidents holds in production too. Nothing in
+//! this crate opens a socket or a file: inputs are values, outputs are values, time is the posts' event time.
+
+pub mod normalize;
+pub mod sentiment;
