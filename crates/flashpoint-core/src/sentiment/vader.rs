@@ -144,15 +144,17 @@ struct WordInfo {
 
 /// The parsed lexicons, shared by every scorer in the process.
 pub struct Lexicon {
-    words: FxHashMap<Box<str>, WordInfo>,
+    words: FxHashMap<Box<[u8]>, WordInfo>,
     /// Only single-code-point keys can ever match: the reference looks up one `chr` at a time.
     emoji: FxHashMap<char, Box<str>>,
+    /// Longest ASCII key, capped at `MAX_KEY`: longer tokens cannot match and skip the lookup.
+    max_key_len: usize,
 }
 
 impl Lexicon {
     /// Parses lexicon files in the reference's formats (`token \t mean \t ...` and `emoji \t description`).
     pub fn parse(lexicon: &str, emoji: &str) -> Result<Lexicon, String> {
-        let mut words: FxHashMap<Box<str>, WordInfo> = FxHashMap::default();
+        let mut words: FxHashMap<Box<[u8]>, WordInfo> = FxHashMap::default();
         for (n, line) in lexicon.trim_end_matches('\n').split('\n').enumerate() {
             if line.is_empty() {
                 continue;
@@ -163,21 +165,21 @@ impl Lexicon {
             };
             let valence: f64 =
                 measure.trim().parse().map_err(|_| format!("lexicon line {}: bad valence {measure:?}", n + 1))?;
-            let e = words.entry(word.into()).or_default();
+            let e = words.entry(word.as_bytes().into()).or_default();
             e.valence = valence;
             e.in_lex = true;
         }
         for b in BOOSTERS_INCR {
-            words.entry((*b).into()).or_default().booster = B_INCR;
+            words.entry(b.as_bytes().into()).or_default().booster = B_INCR;
         }
         for b in BOOSTERS_DECR {
-            words.entry((*b).into()).or_default().booster = B_DECR;
+            words.entry(b.as_bytes().into()).or_default().booster = B_DECR;
         }
         for n in NEGATE {
-            words.entry((*n).into()).or_default().negate = true;
+            words.entry(n.as_bytes().into()).or_default().negate = true;
         }
         for (name, id) in w::NAMES {
-            words.entry((*name).into()).or_default().id = *id;
+            words.entry(name.as_bytes().into()).or_default().id = *id;
         }
         let mut emojis = FxHashMap::default();
         for (n, line) in emoji.trim_end_matches('\n').split('\n').enumerate() {
@@ -190,7 +192,11 @@ impl Lexicon {
                 emojis.insert(c, desc.into());
             }
         }
-        Ok(Lexicon { words, emoji: emojis })
+        let longest = words.keys().map(|k| k.len()).max().unwrap_or(0);
+        if longest > MAX_KEY {
+            return Err(format!("lexicon key longer than {MAX_KEY} bytes"));
+        }
+        Ok(Lexicon { words, emoji: emojis, max_key_len: longest })
     }
 
     /// The lexicons shipped with the reference, parsed once per process.
@@ -209,7 +215,7 @@ impl Lexicon {
 
     /// Lexicon valence of a (lower-case) token, if any. Used by the evidence extraction to pick terms.
     pub fn valence(&self, lower: &str) -> Option<f64> {
-        self.words.get(lower).filter(|w| w.in_lex).map(|w| w.valence)
+        self.words.get(lower.as_bytes()).filter(|w| w.in_lex).map(|w| w.valence)
     }
 }
 
@@ -276,7 +282,6 @@ impl Tok {
 #[derive(Default)]
 struct Scratch {
     expanded: String,
-    lower: String,
     toks: Vec<Tok>,
     sentiments: Vec<f64>,
 }
@@ -364,54 +369,71 @@ impl LexiconScorer {
     fn tokenize(&self, text: &str, s: &mut Scratch) {
         s.toks.clear();
         if text.is_ascii() {
-            // Byte-level split on Python's ASCII whitespace (Rust's plus U+001C..U+001F).
-            let b = text.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                while i < b.len() && is_py_ascii_space(b[i]) {
-                    i += 1;
-                }
-                let start = i;
-                while i < b.len() && !is_py_ascii_space(b[i]) {
-                    i += 1;
-                }
-                if i > start {
-                    self.push_token(&text[start..i], true, s);
-                }
-            }
+            self.tokenize_ascii(text.as_bytes(), s);
         } else {
             for raw in text.split(py_isspace).filter(|t| !t.is_empty()) {
-                self.push_token(raw, false, s);
+                self.push_token_unicode(raw, s);
             }
         }
     }
 
-    #[inline]
-    fn push_token(&self, raw: &str, ascii: bool, s: &mut Scratch) {
-        // The reference strips leading/trailing ASCII punctuation unless that leaves two characters or
-        // fewer (so emoticons like ":)" survive).
-        let stripped = raw.trim_matches(is_ascii_punct);
-        let short = if ascii { stripped.len() <= 2 } else { stripped.chars().count() <= 2 };
-        let tok = if short { raw } else { stripped };
-        let upper = py_isupper(tok);
-        let (info, nt);
-        if ascii {
-            let b = tok.as_bytes();
-            let lower: &str = if b.iter().any(u8::is_ascii_uppercase) {
-                s.lower.clear();
-                s.lower.push_str(tok);
-                s.lower.make_ascii_lowercase();
-                &s.lower
+    /// The hot path: one pass over the bytes with a class table, lower-casing into a stack buffer, and no
+    /// lookup at all for tokens longer than the longest lexicon key.
+    fn tokenize_ascii(&self, b: &[u8], s: &mut Scratch) {
+        let n = b.len();
+        let mut i = 0;
+        while i < n {
+            while i < n && CLASS[b[i] as usize] & SPACE != 0 {
+                i += 1;
+            }
+            let start = i;
+            let mut raw_classes = 0u8;
+            while i < n && CLASS[b[i] as usize] & SPACE == 0 {
+                raw_classes |= CLASS[b[i] as usize];
+                i += 1;
+            }
+            if i == start {
+                break;
+            }
+            // Strip leading/trailing ASCII punctuation unless that leaves two characters or fewer (so
+            // emoticons like ":)" survive), as the reference does.
+            let (mut a, mut z) = (start, i);
+            while a < z && CLASS[b[a] as usize] & PUNCT != 0 {
+                a += 1;
+            }
+            while z > a && CLASS[b[z - 1] as usize] & PUNCT != 0 {
+                z -= 1;
+            }
+            let tok = if z - a <= 2 { &b[start..i] } else { &b[a..z] };
+            let classes = if tok.len() == i - start {
+                raw_classes
             } else {
-                tok
+                tok.iter().fold(0u8, |acc, &c| acc | CLASS[c as usize])
             };
-            info = self.lex.words.get(lower).copied().unwrap_or_default();
-            nt = b.contains(&b'\'') && lower.contains("n't");
-        } else {
-            let lower = tok.to_lowercase();
-            info = self.lex.words.get(lower.as_str()).copied().unwrap_or_default();
-            nt = lower.contains("n't");
+            let upper = classes & UPPER != 0 && classes & LOWER == 0;
+            let info = if tok.len() <= self.lex.max_key_len {
+                let mut buf = [0u8; MAX_KEY];
+                let lower = &mut buf[..tok.len()];
+                lower.copy_from_slice(tok);
+                if classes & UPPER != 0 {
+                    lower.make_ascii_lowercase();
+                }
+                self.lex.words.get(&*lower).copied().unwrap_or_default()
+            } else {
+                WordInfo::default()
+            };
+            let nt = classes & APOS != 0 && tok.windows(3).any(|w| w[0].to_ascii_lowercase() == b'n' && w[1] == b'\'' && w[2].to_ascii_lowercase() == b't');
+            s.toks.push(Tok { info, upper, nt });
         }
+    }
+
+    fn push_token_unicode(&self, raw: &str, s: &mut Scratch) {
+        let stripped = raw.trim_matches(is_ascii_punct);
+        let tok = if stripped.chars().count() <= 2 { raw } else { stripped };
+        let upper = py_isupper(tok);
+        let lower = tok.to_lowercase();
+        let info = self.lex.words.get(lower.as_bytes()).copied().unwrap_or_default();
+        let nt = lower.contains("n't");
         s.toks.push(Tok { info, upper, nt });
     }
 
@@ -459,10 +481,37 @@ impl LexiconScorer {
     }
 }
 
-#[inline]
-fn is_py_ascii_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
-}
+const SPACE: u8 = 1;
+const PUNCT: u8 = 2;
+const UPPER: u8 = 4;
+const LOWER: u8 = 8;
+const APOS: u8 = 16;
+/// Longest key the fast path can look up; the bundled lexicon's longest is 19 bytes.
+const MAX_KEY: usize = 64;
+
+/// Byte classes for ASCII text: Python's whitespace (Rust's ASCII whitespace plus U+001C..U+001F), Python's
+/// `string.punctuation`, and letter case.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f) {
+            t[c] = SPACE;
+        } else if b.is_ascii_punctuation() {
+            t[c] = PUNCT;
+        } else if b.is_ascii_uppercase() {
+            t[c] = UPPER;
+        } else if b.is_ascii_lowercase() {
+            t[c] = LOWER;
+        }
+        if b == b'\'' {
+            t[c] |= APOS;
+        }
+        c += 1;
+    }
+    t
+};
 
 fn normalize(score: f64) -> f64 {
     let alpha = 15.0;

@@ -1,0 +1,122 @@
+//! `flashpoint score`: JSON Lines in, one sentiment record per line out, in input order.
+//!
+//! Lines are read in batches so the scorer sees batches (what the transformer backend needs); a bad line
+//! becomes an error record on stderr and the run goes on, because one malformed record in a million must
+//! not cost the other 999,999. The exit status reports whether any line failed.
+
+use anyhow::{Context, Result};
+use flashpoint_core::normalize;
+use flashpoint_core::sentiment::{Scorer, Sentiment};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::io::{BufRead, Write};
+
+const BATCH: usize = 1024;
+
+#[derive(Deserialize)]
+struct In<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+}
+
+/// One accepted line: its id as written, and the text to score.
+struct Item {
+    id: Box<RawValue>,
+    text: String,
+}
+
+pub struct Stats {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+fn parse_line(bytes: &[u8]) -> Result<Item, String> {
+    let line = std::str::from_utf8(bytes).map_err(|e| format!("line is not valid UTF-8: {e}"))?;
+    let rec: In = serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let text_raw = rec.text.ok_or_else(|| "missing field `text`".to_string())?;
+    let text: Cow<str> = serde_json::from_str(text_raw.get()).map_err(|_| "field `text` is not a string".to_string())?;
+    let id = match rec.id {
+        Some(r) => r.to_owned(),
+        None => RawValue::from_string("null".into()).expect("null is JSON"),
+    };
+    Ok(Item { id, text: text.into_owned() })
+}
+
+fn write_record(out: &mut impl Write, id: &RawValue, s: &Sentiment) -> std::io::Result<()> {
+    // Field order is part of the contract: id, label, compound, neg, neu, pos.
+    writeln!(
+        out,
+        "{{\"id\":{},\"label\":\"{}\",\"compound\":{},\"neg\":{},\"neu\":{},\"pos\":{}}}",
+        id.get(),
+        s.label.as_str(),
+        fmt_f64(s.compound),
+        fmt_f64(s.neg),
+        fmt_f64(s.neu),
+        fmt_f64(s.pos)
+    )
+}
+
+/// Shortest round-trip representation, always with a decimal point (as Python's `json.dumps` prints).
+fn fmt_f64(v: f64) -> String {
+    format!("{v:?}")
+}
+
+pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, raw: bool) -> Result<Stats> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stderr = std::io::stderr();
+    let mut input = input;
+    let mut stats = Stats { ok: 0, failed: 0 };
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    let mut items: Vec<Item> = Vec::with_capacity(BATCH);
+    let mut results = Vec::with_capacity(BATCH);
+    loop {
+        items.clear();
+        let mut eof = false;
+        while items.len() < BATCH {
+            buf.clear();
+            let n = input.read_until(b'\n', &mut buf).context("reading input")?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            line_no += 1;
+            let mut line = buf.as_slice();
+            if let Some(l) = line.strip_suffix(b"\n") {
+                line = l.strip_suffix(b"\r").unwrap_or(l);
+            }
+            match parse_line(line) {
+                Ok(item) => items.push(item),
+                Err(reason) => {
+                    stats.failed += 1;
+                    // Errors must be ordered with respect to the output for a reader following both streams.
+                    out.flush()?;
+                    let rec = serde_json::json!({"line": line_no, "error": reason});
+                    writeln!(stderr.lock(), "{rec}")?;
+                }
+            }
+        }
+        if !items.is_empty() {
+            let normalized: Vec<Cow<str>> = items
+                .iter()
+                .map(|i| if raw { Cow::Borrowed(i.text.as_str()) } else { normalize::for_scoring(&i.text) })
+                .collect();
+            let texts: Vec<&str> = normalized.iter().map(|c| c.as_ref()).collect();
+            results.clear();
+            scorer.score_batch(&texts, &mut results).context("scoring a batch")?;
+            for (item, s) in items.iter().zip(&results) {
+                write_record(&mut out, &item.id, s)?;
+            }
+            stats.ok += items.len() as u64;
+        }
+        if eof {
+            break;
+        }
+    }
+    out.flush()?;
+    Ok(stats)
+}
