@@ -4,5 +4,8 @@
 //! here, so what a test proves about windows, watermarks and incidents holds in production too. Nothing in
 //! this crate opens a socket or a file: inputs are values, outputs are values, time is the posts' event time.
 
+pub mod entity;
 pub mod normalize;
+pub mod post;
+pub mod time;
 pub mod sentiment;

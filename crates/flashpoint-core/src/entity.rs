@@ -1,0 +1,251 @@
+//! Watched entities and the multi-pattern matcher that finds them in posts.
+//!
+//! Thousands of entities, each with several terms, must be matched against every post, so all patterns go
+//! into one Aho-Corasick automaton and a post is scanned once, whatever the watchlist size. A hit counts only
+//! on word boundaries ("ai" must not match "said"), and an entity's exclusions veto the hits they cover
+//! ("apple" inside "apple pie"). Matching is case-insensitive.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+/// One watched entity, as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityConfig {
+    pub name: String,
+    /// Words or phrases (`"acme air"`).
+    #[serde(default)]
+    pub terms: Vec<String>,
+    /// `@handles` (the `@` is added if missing).
+    #[serde(default)]
+    pub handles: Vec<String>,
+    /// `#hashtags` (the `#` is added if missing).
+    #[serde(default)]
+    pub hashtags: Vec<String>,
+    /// Phrases whose occurrences veto the hits they contain (`"apple pie"`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum WatchlistError {
+    #[error("entity #{0} has an empty name")]
+    EmptyName(usize),
+    #[error("entity `{0}` is listed twice")]
+    Duplicate(String),
+    #[error("entity `{0}` has no terms, handles or hashtags")]
+    NoPatterns(String),
+    #[error("entity `{0}` has an empty pattern")]
+    EmptyPattern(String),
+    #[error("building the matcher: {0}")]
+    Build(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Hit,
+    Exclude,
+}
+
+/// Index of an entity in the watchlist.
+pub type EntityId = u32;
+
+pub struct Matcher {
+    names: Vec<String>,
+    ac: Option<AhoCorasick>,
+    /// For each automaton pattern: which entities use it, and how.
+    owners: Vec<Vec<(EntityId, Role)>>,
+    /// For each entity: its own terms (lower-case), so evidence terms can leave them out.
+    own_terms: Vec<Vec<String>>,
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+impl Matcher {
+    pub fn new(entities: &[EntityConfig]) -> Result<Matcher, WatchlistError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<(EntityId, Role)>> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let mut names = Vec::new();
+        let mut own_terms = Vec::new();
+        for (i, e) in entities.iter().enumerate() {
+            let name = e.name.trim();
+            if name.is_empty() {
+                return Err(WatchlistError::EmptyName(i));
+            }
+            if names.iter().any(|n| n == name) {
+                return Err(WatchlistError::Duplicate(name.into()));
+            }
+            if e.terms.is_empty() && e.handles.is_empty() && e.hashtags.is_empty() {
+                return Err(WatchlistError::NoPatterns(name.into()));
+            }
+            let norm = |p: &str, prefix: Option<char>| -> Result<String, WatchlistError> {
+                let p = p.trim().to_lowercase();
+                let p = match prefix {
+                    Some(c) if !p.starts_with(c) => format!("{c}{p}"),
+                    _ => p,
+                };
+                if p.is_empty() || p == "@" || p == "#" {
+                    return Err(WatchlistError::EmptyPattern(name.into()));
+                }
+                Ok(p)
+            };
+            let mut add = |p: String, role: Role| {
+                let k = *index.entry(p.clone()).or_insert_with(|| {
+                    patterns.push(p);
+                    owners.push(Vec::new());
+                    patterns.len() - 1
+                });
+                if !owners[k].contains(&(i as EntityId, role)) {
+                    owners[k].push((i as EntityId, role));
+                }
+            };
+            let mut terms = Vec::new();
+            for t in &e.terms {
+                let p = norm(t, None)?;
+                terms.push(p.clone());
+                add(p, Role::Hit);
+            }
+            for h in &e.handles {
+                let p = norm(h, Some('@'))?;
+                terms.push(p.trim_start_matches('@').to_string());
+                add(p, Role::Hit);
+            }
+            for h in &e.hashtags {
+                let p = norm(h, Some('#'))?;
+                terms.push(p.trim_start_matches('#').to_string());
+                add(p, Role::Hit);
+            }
+            for x in &e.exclude {
+                add(norm(x, None)?, Role::Exclude);
+            }
+            names.push(name.to_string());
+            own_terms.push(terms);
+        }
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| WatchlistError::Build(e.to_string()))?,
+            )
+        };
+        Ok(Matcher { names, ac, owners, own_terms })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn name(&self, id: EntityId) -> &str {
+        &self.names[id as usize]
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn own_terms(&self, id: EntityId) -> &[String] {
+        &self.own_terms[id as usize]
+    }
+
+    /// Appends the ids of the entities `text` mentions to `out` (sorted, without duplicates).
+    pub fn find(&self, text: &str, out: &mut Vec<EntityId>) {
+        let Some(ac) = &self.ac else { return };
+        // Non-ASCII text is lower-cased first so that case-insensitivity holds beyond ASCII; boundaries are
+        // then checked on the same (lower-cased) string.
+        let lowered;
+        let hay: &str = if text.is_ascii() {
+            text
+        } else {
+            lowered = text.to_lowercase();
+            &lowered
+        };
+        let start = out.len();
+        let mut hits: Vec<(EntityId, usize, usize)> = Vec::new();
+        let mut excl: Vec<(EntityId, usize, usize)> = Vec::new();
+        for m in ac.find_overlapping_iter(hay) {
+            let (s, e) = (m.start(), m.end());
+            let before_ok = hay[..s].chars().next_back().map_or(true, |c| !is_word(c));
+            let after_ok = hay[e..].chars().next().map_or(true, |c| !is_word(c));
+            if !(before_ok && after_ok) {
+                continue;
+            }
+            for &(ent, role) in &self.owners[m.pattern().as_usize()] {
+                match role {
+                    Role::Hit => hits.push((ent, s, e)),
+                    Role::Exclude => excl.push((ent, s, e)),
+                }
+            }
+        }
+        for &(ent, s, e) in &hits {
+            let vetoed = excl.iter().any(|&(x, xs, xe)| x == ent && xs <= s && e <= xe);
+            if !vetoed {
+                out.push(ent);
+            }
+        }
+        out[start..].sort_unstable();
+        let mut w = start;
+        for r in start..out.len() {
+            if r == start || out[r] != out[w - 1] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(name: &str, terms: &[&str], handles: &[&str], tags: &[&str], excl: &[&str]) -> EntityConfig {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+        EntityConfig { name: name.into(), terms: v(terms), handles: v(handles), hashtags: v(tags), exclude: v(excl) }
+    }
+
+    fn found<'a>(m: &'a Matcher, t: &str) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        m.find(t, &mut out);
+        out.iter().map(|&i| m.name(i)).collect()
+    }
+
+    #[test]
+    fn boundaries_case_handles_tags_and_exclusions() {
+        let m = Matcher::new(&[
+            ent("Apple", &["apple"], &["AppleSupport"], &["apple"], &["apple pie", "big apple"]),
+            ent("Acme Air", &["acme air"], &["@acmeair"], &[], &[]),
+        ])
+        .unwrap();
+        assert_eq!(found(&m, "My APPLE watch died"), ["Apple"]);
+        assert_eq!(found(&m, "grandma's apple pie"), Vec::<&str>::new());
+        assert_eq!(found(&m, "apple pie and an apple phone"), ["Apple"]);
+        assert_eq!(found(&m, "pineapple, applesauce"), Vec::<&str>::new());
+        assert_eq!(found(&m, "@applesupport @acmeair lost my bag"), ["Apple", "Acme Air"]);
+        assert_eq!(found(&m, "#Apple!"), ["Apple"]);
+        assert_eq!(found(&m, "flying ACME AIR again"), ["Acme Air"]);
+        assert_eq!(found(&m, "ÉTÉ with Acme Air"), ["Acme Air"]);
+        assert_eq!(found(&m, "nothing here"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn invalid_watchlists_are_rejected() {
+        assert_eq!(Matcher::new(&[ent("", &["x"], &[], &[], &[])]).err(), Some(WatchlistError::EmptyName(0)));
+        assert!(matches!(Matcher::new(&[ent("a", &[], &[], &[], &[])]), Err(WatchlistError::NoPatterns(_))));
+        assert!(matches!(
+            Matcher::new(&[ent("a", &["x"], &[], &[], &[]), ent("a", &["y"], &[], &[], &[])]),
+            Err(WatchlistError::Duplicate(_))
+        ));
+        assert!(matches!(Matcher::new(&[ent("a", &[" "], &[], &[], &[])]), Err(WatchlistError::EmptyPattern(_))));
+    }
+}

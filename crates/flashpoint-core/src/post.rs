@@ -1,0 +1,336 @@
+//! The post model and the decoders that turn platform JSON into it.
+//!
+//! One `Post` shape flows through the pipeline whatever the source; each platform's quirks (Twitter v2's
+//! `includes.users` join, Bluesky's non-post events, Mastodon's HTML) are resolved here, once. A record
+//! that cannot become a post is an error with a reason (it goes to the dead-letter output), except events
+//! that are valid but simply not posts (a Bluesky like), which decode to `None` and are counted as skipped.
+
+use crate::time::{self, Millis};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A social-media post, as the pipeline sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub id: String,
+    pub text: String,
+    /// Event time: when the post was written, never when it arrived.
+    pub created_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Author's follower count, the post's potential reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+}
+
+/// Why a record could not be decoded. The variant name is the dead-letter reason and a metric label, so
+/// the set is small and fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record is {size} bytes, over the {limit}-byte limit")]
+    Oversize { size: usize, limit: usize },
+    #[error("record is not valid UTF-8")]
+    NotUtf8,
+    #[error("record is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("record has no text at `{0}`")]
+    NoText(String),
+    #[error("record has no id at `{0}`")]
+    NoId(String),
+    #[error("record has no time at `{0}`")]
+    NoTime(String),
+    #[error("unparseable time {0:?}")]
+    BadTime(String),
+}
+
+impl DecodeError {
+    /// Stable, low-cardinality reason code for headers and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Oversize { .. } => "oversize",
+            DecodeError::NotUtf8 => "not_utf8",
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::NoText(_) => "no_text",
+            DecodeError::NoId(_) => "no_id",
+            DecodeError::NoTime(_) => "no_time",
+            DecodeError::BadTime(_) => "bad_time",
+        }
+    }
+}
+
+/// Where the fields of a generic JSON post live: dotted paths (`user.followers_count`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FieldPaths {
+    pub id: String,
+    pub text: String,
+    pub created_at: String,
+    pub author: String,
+    pub followers: String,
+    pub lang: String,
+}
+
+impl Default for FieldPaths {
+    fn default() -> Self {
+        FieldPaths {
+            id: "id".into(),
+            text: "text".into(),
+            created_at: "created_at".into(),
+            author: "author".into(),
+            followers: "followers".into(),
+            lang: "lang".into(),
+        }
+    }
+}
+
+/// The JSON shapes Flashpoint reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A flat object; field locations from `FieldPaths`.
+    #[default]
+    Generic,
+    /// Twitter API v1.1 status (`text`/`full_text`, `user.screen_name`, `user.followers_count`).
+    TwitterV1,
+    /// Twitter API v2 response (`data` object or array, authors joined from `includes.users`).
+    TwitterV2,
+    /// Bluesky Jetstream event; only `app.bsky.feed.post` creates are posts.
+    BlueskyJetstream,
+    /// Reddit comment listing child (`{"kind":"t1","data":{...}}`) or bare comment data.
+    Reddit,
+    /// Mastodon status; `content` is HTML and is reduced to text.
+    Mastodon,
+}
+
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    pub format: Format,
+    pub paths: FieldPaths,
+    pub max_record_bytes: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder { format: Format::Generic, paths: FieldPaths::default(), max_record_bytes: 1 << 20 }
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return None;
+    }
+    path.split('.').try_fold(v, |cur, key| match cur {
+        Value::Object(m) => m.get(key),
+        Value::Array(a) => a.get(key.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+fn as_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn as_u64(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_time(v: Option<&Value>, path: &str) -> Result<Millis, DecodeError> {
+    match v {
+        None | Some(Value::Null) => Err(DecodeError::NoTime(path.into())),
+        Some(Value::String(s)) => time::parse_any(s).ok_or_else(|| DecodeError::BadTime(truncate(s, 64))),
+        Some(Value::Number(n)) => {
+            n.as_f64().and_then(time::from_epoch_number).ok_or_else(|| DecodeError::BadTime(n.to_string()))
+        }
+        Some(other) => Err(DecodeError::BadTime(truncate(&other.to_string(), 64))),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Reduces Mastodon's HTML `content` to text: tags dropped (`<br>` and `</p>` become spaces), entities decoded
+/// by the scoring normaliser later.
+pub fn strip_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    let mut tag = String::new();
+    for c in html.chars() {
+        if in_tag {
+            if c == '>' {
+                in_tag = false;
+                let t = tag.trim_start_matches('/').split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+                if matches!(t.as_str(), "br" | "br/" | "p" | "div" | "li") && !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+                tag.clear();
+            } else if tag.len() < 16 {
+                tag.push(c);
+            }
+        } else if c == '<' {
+            in_tag = true;
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+impl Decoder {
+    pub fn new(format: Format, paths: FieldPaths) -> Self {
+        Decoder { format, paths, ..Decoder::default() }
+    }
+
+    /// Decodes one record. `Ok(vec![])` means "valid but not a post" (skipped, not dead-lettered). A Twitter v2
+    /// response can hold several posts.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Post>, DecodeError> {
+        if bytes.len() > self.max_record_bytes {
+            return Err(DecodeError::Oversize { size: bytes.len(), limit: self.max_record_bytes });
+        }
+        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
+        // serde_json's default recursion limit (128) bounds nesting, so hostile depth cannot blow the stack.
+        let v: Value = serde_json::from_str(s).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        if !v.is_object() {
+            return Err(DecodeError::NotJson("top level is not an object".into()));
+        }
+        self.decode_value(&v)
+    }
+
+    fn decode_value(&self, v: &Value) -> Result<Vec<Post>, DecodeError> {
+        match self.format {
+            Format::Generic => {
+                let p = &self.paths;
+                let text = as_text(get(v, &p.text)).ok_or_else(|| DecodeError::NoText(p.text.clone()))?;
+                let id = as_text(get(v, &p.id)).ok_or_else(|| DecodeError::NoId(p.id.clone()))?;
+                Ok(vec![Post {
+                    id,
+                    text,
+                    created_at: parse_time(get(v, &p.created_at), &p.created_at)?,
+                    author: as_text(get(v, &p.author)),
+                    followers: as_u64(get(v, &p.followers)),
+                    lang: as_text(get(v, &p.lang)),
+                }])
+            }
+            Format::TwitterV1 => {
+                let text = as_text(get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")))
+                    .ok_or_else(|| DecodeError::NoText("text".into()))?;
+                Ok(vec![Post {
+                    id: as_text(get(v, "id_str").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::NoId("id_str".into()))?,
+                    text,
+                    created_at: parse_time(get(v, "created_at"), "created_at")?,
+                    author: as_text(get(v, "user.screen_name")),
+                    followers: as_u64(get(v, "user.followers_count")),
+                    lang: as_text(get(v, "lang")),
+                }])
+            }
+            Format::TwitterV2 => {
+                let users = get(v, "includes.users").and_then(Value::as_array);
+                let one = |d: &Value| -> Result<Post, DecodeError> {
+                    let author_id = as_text(get(d, "author_id"));
+                    let user = author_id.as_ref().and_then(|a| {
+                        users?.iter().find(|u| get(u, "id").and_then(Value::as_str) == Some(a.as_str()))
+                    });
+                    Ok(Post {
+                        id: as_text(get(d, "id")).ok_or_else(|| DecodeError::NoId("data.id".into()))?,
+                        text: as_text(get(d, "text")).ok_or_else(|| DecodeError::NoText("data.text".into()))?,
+                        created_at: parse_time(get(d, "created_at"), "data.created_at")?,
+                        author: user.and_then(|u| as_text(get(u, "username"))).or(author_id),
+                        followers: user.and_then(|u| as_u64(get(u, "public_metrics.followers_count"))),
+                        lang: as_text(get(d, "lang")),
+                    })
+                };
+                match get(v, "data") {
+                    Some(Value::Array(items)) => items.iter().map(one).collect(),
+                    Some(d @ Value::Object(_)) => Ok(vec![one(d)?]),
+                    _ => Err(DecodeError::NoText("data".into())),
+                }
+            }
+            Format::BlueskyJetstream => {
+                let is_post_create = get(v, "kind").and_then(Value::as_str) == Some("commit")
+                    && get(v, "commit.operation").and_then(Value::as_str) == Some("create")
+                    && get(v, "commit.collection").and_then(Value::as_str) == Some("app.bsky.feed.post");
+                if !is_post_create {
+                    return Ok(vec![]);
+                }
+                let did = as_text(get(v, "did")).ok_or_else(|| DecodeError::NoId("did".into()))?;
+                let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::NoId("commit.rkey".into()))?;
+                Ok(vec![Post {
+                    id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
+                    text: as_text(get(v, "commit.record.text")).ok_or_else(|| DecodeError::NoText("commit.record.text".into()))?,
+                    created_at: match get(v, "commit.record.createdAt") {
+                        Some(t) => parse_time(Some(t), "commit.record.createdAt")?,
+                        None => parse_time(get(v, "time_us"), "time_us")?,
+                    },
+                    author: Some(did),
+                    followers: None,
+                    lang: get(v, "commit.record.langs.0").and_then(Value::as_str).map(str::to_string),
+                }])
+            }
+            Format::Reddit => {
+                let d = get(v, "data").filter(|d| d.is_object()).unwrap_or(v);
+                Ok(vec![Post {
+                    id: as_text(get(d, "name").or_else(|| get(d, "id"))).ok_or_else(|| DecodeError::NoId("data.name".into()))?,
+                    text: as_text(get(d, "body")).ok_or_else(|| DecodeError::NoText("data.body".into()))?,
+                    created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
+                    author: as_text(get(d, "author")),
+                    followers: None,
+                    lang: None,
+                }])
+            }
+            Format::Mastodon => {
+                let html = as_text(get(v, "content")).ok_or_else(|| DecodeError::NoText("content".into()))?;
+                Ok(vec![Post {
+                    id: as_text(get(v, "uri").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::NoId("uri".into()))?,
+                    text: strip_html(&html),
+                    created_at: parse_time(get(v, "created_at"), "created_at")?,
+                    author: as_text(get(v, "account.acct")),
+                    followers: as_u64(get(v, "account.followers_count")),
+                    lang: as_text(get(v, "language")),
+                }])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_with_paths_and_errors() {
+        let d = Decoder::default();
+        let p = d.decode(br#"{"id":7,"text":"hi","created_at":"2020-01-01T00:00:00Z","followers":12}"#).unwrap();
+        assert_eq!(p[0].id, "7");
+        assert_eq!(p[0].followers, Some(12));
+        assert_eq!(d.decode(b"\xff\xfe").unwrap_err().reason(), "not_utf8");
+        assert_eq!(d.decode(b"{").unwrap_err().reason(), "not_json");
+        assert_eq!(d.decode(br#"{"id":1,"created_at":"2020-01-01T00:00:00Z"}"#).unwrap_err().reason(), "no_text");
+        assert_eq!(d.decode(br#"{"id":1,"text":"x","created_at":"soon"}"#).unwrap_err().reason(), "bad_time");
+        let nested = Decoder::new(Format::Generic, FieldPaths { followers: "user.n".into(), ..FieldPaths::default() });
+        let p = nested.decode(br#"{"id":"a","text":"t","created_at":1467590690,"user":{"n":"5"}}"#).unwrap();
+        assert_eq!(p[0].followers, Some(5));
+        let small = Decoder { max_record_bytes: 8, ..Decoder::default() };
+        assert_eq!(small.decode(br#"{"id":"aaaaaaaa"}"#).unwrap_err().reason(), "oversize");
+        let deep = "[".repeat(100_000);
+        assert_eq!(d.decode(deep.as_bytes()).unwrap_err().reason(), "not_json");
+    }
+
+    #[test]
+    fn html_is_reduced_to_text() {
+        assert_eq!(strip_html("<p>animes</p>"), "animes");
+        assert_eq!(strip_html("<p>a<br>b</p><p>c &amp; d</p>"), "a b c &amp; d");
+    }
+}
