@@ -4,8 +4,13 @@
 //! here, so what a test proves about windows, watermarks and incidents holds in production too. Nothing in
 //! this crate opens a socket or a file: inputs are values, outputs are values, time is the posts' event time.
 
+pub mod aggregate;
+pub mod detect;
 pub mod entity;
+pub mod event;
 pub mod normalize;
+pub mod pipeline;
 pub mod post;
 pub mod time;
+pub mod window;
 pub mod sentiment;

@@ -1,0 +1,132 @@
+//! The events Flashpoint emits: spike events for the downstream topic, and late/dead-letter records.
+//!
+//! The JSON shape of `SpikeEvent` is a public contract, described by `schema/spike-event.schema.json` at the
+//! repository root and checked against it in the tests. Events carry no processing-time field, so the same
+//! input always yields byte-identical events (what lets consumers de-duplicate replays by `incident_id` and
+//! `seq`).
+
+use crate::detect::{Decision, Severity, Signal, Transition};
+use crate::time::{format_rfc3339, Millis};
+use crate::window::{EvidencePost, TermCount, WindowStats};
+use serde::{Deserialize, Serialize};
+
+pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Opened,
+    Updated,
+    Resolved,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub volume: u64,
+    pub negative: u64,
+    pub neutral: u64,
+    pub positive: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub most_negative: Vec<EvidencePost>,
+    pub top_reach: Vec<EvidencePost>,
+    pub top_terms: Vec<TermCount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpikeEvent {
+    pub schema: String,
+    pub incident_id: String,
+    /// 0 for `opened`, +1 for each later event of the incident.
+    pub seq: u64,
+    pub kind: EventKind,
+    pub entity: String,
+    pub incident_start: String,
+    pub window_start: String,
+    pub window_end: String,
+    pub signal: Signal,
+    pub observed: f64,
+    pub baseline: f64,
+    pub score: f64,
+    pub severity: Severity,
+    pub counts: Counts,
+    pub negative_share: f64,
+    pub mean_compound: f64,
+    pub reach: u64,
+    pub evidence: Evidence,
+}
+
+fn r4(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 10_000.0).round() / 10_000.0
+    } else {
+        0.0
+    }
+}
+
+impl SpikeEvent {
+    pub fn new(entity: &str, w: &WindowStats, d: &Decision) -> SpikeEvent {
+        SpikeEvent {
+            schema: SPIKE_SCHEMA.into(),
+            incident_id: d.incident.id.clone(),
+            seq: d.incident.seq,
+            kind: match d.transition {
+                Transition::Opened => EventKind::Opened,
+                Transition::Updated => EventKind::Updated,
+                Transition::Resolved => EventKind::Resolved,
+            },
+            entity: entity.to_string(),
+            incident_start: format_rfc3339(d.incident.started),
+            window_start: format_rfc3339(w.start),
+            window_end: format_rfc3339(w.end),
+            signal: d.reading.signal,
+            observed: r4(d.reading.observed),
+            baseline: r4(d.reading.baseline),
+            score: r4(d.reading.score),
+            severity: d.incident.severity,
+            counts: Counts { volume: w.volume, negative: w.negative, neutral: w.neutral, positive: w.positive },
+            negative_share: r4(w.negative_share),
+            mean_compound: r4(w.mean_compound),
+            reach: w.reach,
+            evidence: Evidence {
+                most_negative: w.most_negative.clone(),
+                top_reach: w.top_reach.clone(),
+                top_terms: w.top_terms.clone(),
+            },
+        }
+    }
+
+    /// End of the window as milliseconds (the detection time).
+    pub fn window_end_ms(&self) -> Option<Millis> {
+        crate::time::parse_rfc3339(&self.window_end)
+    }
+}
+
+/// Why a post was diverted from aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivertReason {
+    /// Its event time is behind the watermark: its windows have closed.
+    Late,
+    /// Its event time is implausibly far ahead of the stream (a clock or parsing error).
+    TooFarAhead,
+}
+
+/// A post that was not aggregated, with the reason; written to the late/dead-letter output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivertedPost {
+    pub reason: DivertReason,
+    pub entity: String,
+    pub post_id: String,
+    pub created_at: String,
+    pub watermark: String,
+}
+
+/// Everything the aggregator emits, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Spike(SpikeEvent),
+    Diverted(DivertedPost),
+}

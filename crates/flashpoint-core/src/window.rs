@@ -1,0 +1,321 @@
+//! Event-time windows: panes, per-window statistics and the evidence kept for spike events.
+//!
+//! A hopping window of `size` sliding by `slide` is the sum of `size / slide` consecutive panes of length
+//! `slide`, so each post is added to exactly one pane whatever the overlap, and closing a window merges a
+//! handful of small panes. Windows sit on a global grid (epoch + `offset`), so every entity's windows close
+//! at the same instants and the aggregator closes them in one sweep when the watermark passes.
+
+use crate::sentiment::Label;
+use crate::time::Millis;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub size: Millis,
+    pub slide: Millis,
+    pub offset: Millis,
+}
+
+impl WindowSpec {
+    pub fn new(size: Millis, slide: Millis, offset: Millis) -> Result<WindowSpec, String> {
+        if size <= 0 || slide <= 0 {
+            return Err("window size and slide must be positive".into());
+        }
+        if size % slide != 0 {
+            return Err(format!("window size ({size} ms) must be a multiple of the slide ({slide} ms)"));
+        }
+        Ok(WindowSpec { size, slide, offset: offset.rem_euclid(slide) })
+    }
+
+    /// Start of the pane holding instant `t`.
+    pub fn pane_start(&self, t: Millis) -> Millis {
+        (t - self.offset).div_euclid(self.slide) * self.slide + self.offset
+    }
+
+    pub fn panes_per_window(&self) -> usize {
+        (self.size / self.slide) as usize
+    }
+}
+
+/// A post kept as evidence: enough for a responder to open it and judge it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvidencePost {
+    pub id: String,
+    pub text: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+    pub compound: f64,
+}
+
+/// What the aggregator needs of a scored post.
+pub struct PostView<'a> {
+    pub id: &'a str,
+    pub text: &'a str,
+    pub created_at: Millis,
+    pub author: Option<&'a str>,
+    pub followers: Option<u64>,
+    pub compound: f64,
+    pub label: Label,
+}
+
+/// Longest evidence text kept, in characters: a tweet's worth.
+const EVIDENCE_TEXT_CHARS: usize = 280;
+
+fn evidence(p: &PostView) -> EvidencePost {
+    let text = match p.text.char_indices().nth(EVIDENCE_TEXT_CHARS) {
+        Some((i, _)) => format!("{}…", &p.text[..i]),
+        None => p.text.to_string(),
+    };
+    EvidencePost {
+        id: p.id.to_string(),
+        text,
+        created_at: crate::time::format_rfc3339(p.created_at),
+        author: p.author.map(str::to_string),
+        followers: p.followers,
+        compound: p.compound,
+    }
+}
+
+/// Keeps the `k` best items by `better` (a strict order, ties broken by id so replays are deterministic).
+fn keep_top(list: &mut Vec<EvidencePost>, k: usize, item: EvidencePost, better: impl Fn(&EvidencePost, &EvidencePost) -> bool) {
+    if k == 0 {
+        return;
+    }
+    let pos = list.iter().position(|x| better(&item, x)).unwrap_or(list.len());
+    if pos >= k {
+        return;
+    }
+    list.insert(pos, item);
+    list.truncate(k);
+}
+
+fn more_negative(a: &EvidencePost, b: &EvidencePost) -> bool {
+    (a.compound, &a.id) < (b.compound, &b.id)
+}
+
+fn more_reach(a: &EvidencePost, b: &EvidencePost) -> bool {
+    let (ra, rb) = (a.followers.unwrap_or(0), b.followers.unwrap_or(0));
+    ra > rb || (ra == rb && a.id < b.id)
+}
+
+/// Would `p` enter a top-k list whose current worst is `worst`? Checked before building the evidence copy.
+fn qualifies(list: &[EvidencePost], k: usize, cand: (f64, &str), worse_than: impl Fn((f64, &str), &EvidencePost) -> bool) -> bool {
+    k > 0 && (list.len() < k || list.last().is_some_and(|w| worse_than(cand, w)))
+}
+
+/// Words too common to be evidence of anything.
+const STOPWORDS: &[&str] = &[
+    "the", "and", "for", "you", "your", "are", "was", "were", "but", "not", "this", "that", "with", "have", "has",
+    "had", "they", "them", "their", "what", "when", "who", "why", "how", "all", "any", "can", "could", "would",
+    "should", "will", "just", "from", "out", "about", "into", "our", "ours", "his", "her", "she", "him", "its",
+    "it's", "i'm", "don't", "can't", "didn't", "doesn't", "won't", "isn't", "wasn't", "aren't", "there", "here",
+    "than", "then", "too", "very", "more", "most", "some", "such", "only", "own", "same", "also", "been", "being",
+    "does", "did", "doing", "again", "still", "even", "get", "got", "now", "one", "via", "amp", "http", "https",
+    "rt", "which", "while", "where", "these", "those", "over", "after", "before", "because", "off", "today",
+];
+
+/// Lower-case word tokens worth counting as terms.
+pub fn terms_of(text: &str, mut f: impl FnMut(&str)) {
+    for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+        let w = raw.trim_matches('\'');
+        if w.chars().count() < 3 || w.chars().count() > 40 || w.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if w.bytes().any(|b| b.is_ascii_uppercase()) || !w.is_ascii() {
+            let l = w.to_lowercase();
+            if !STOPWORDS.contains(&l.as_str()) {
+                f(&l);
+            }
+        } else if !STOPWORDS.contains(&w) {
+            f(w);
+        }
+    }
+}
+
+/// Aggregates of one entity over one pane.
+#[derive(Clone, Debug, Default)]
+pub struct Pane {
+    pub start: Millis,
+    pub volume: u64,
+    pub negative: u64,
+    pub neutral: u64,
+    pub positive: u64,
+    pub sum_compound: f64,
+    pub reach: u64,
+    pub most_negative: Vec<EvidencePost>,
+    pub top_reach: Vec<EvidencePost>,
+    /// Terms of the negative posts. Capped: new terms beyond the cap are counted in `terms_dropped`.
+    pub terms: FxHashMap<Box<str>, u32>,
+    pub terms_dropped: u64,
+}
+
+/// Limits on what a pane keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct PaneLimits {
+    pub evidence_posts: usize,
+    pub max_terms: usize,
+}
+
+impl Pane {
+    pub fn new(start: Millis) -> Pane {
+        Pane { start, ..Pane::default() }
+    }
+
+    pub fn add(&mut self, p: &PostView, limits: &PaneLimits, own_terms: &[String]) {
+        self.volume += 1;
+        match p.label {
+            Label::Negative => self.negative += 1,
+            Label::Neutral => self.neutral += 1,
+            Label::Positive => self.positive += 1,
+        }
+        self.sum_compound += p.compound;
+        self.reach += p.followers.unwrap_or(0);
+        let k = limits.evidence_posts;
+        if p.label == Label::Negative
+            && qualifies(&self.most_negative, k, (p.compound, p.id), |(c, id), w| (c, id) < (w.compound, w.id.as_str()))
+        {
+            keep_top(&mut self.most_negative, k, evidence(p), more_negative);
+        }
+        if let Some(f) = p.followers {
+            if qualifies(&self.top_reach, k, (f as f64, p.id), |(c, id), w| {
+                let wf = w.followers.unwrap_or(0) as f64;
+                c > wf || (c == wf && id < w.id.as_str())
+            }) {
+                keep_top(&mut self.top_reach, k, evidence(p), more_reach);
+            }
+        }
+        if p.label == Label::Negative {
+            let (terms, dropped, cap) = (&mut self.terms, &mut self.terms_dropped, limits.max_terms);
+            terms_of(p.text, |t| {
+                if own_terms.iter().any(|o| o == t) {
+                    return;
+                }
+                if let Some(c) = terms.get_mut(t) {
+                    *c += 1;
+                } else if terms.len() < cap {
+                    terms.insert(t.into(), 1);
+                } else {
+                    *dropped += 1;
+                }
+            });
+        }
+    }
+}
+
+/// Statistics of one closed window of one entity: the input of spike detection and the body of events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub start: Millis,
+    pub end: Millis,
+    pub volume: u64,
+    pub negative: u64,
+    pub neutral: u64,
+    pub positive: u64,
+    pub negative_share: f64,
+    pub mean_compound: f64,
+    pub reach: u64,
+    pub most_negative: Vec<EvidencePost>,
+    pub top_reach: Vec<EvidencePost>,
+    pub top_terms: Vec<TermCount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermCount {
+    pub term: String,
+    pub count: u32,
+}
+
+impl WindowStats {
+    /// Merges the panes of `[start, end)`.
+    pub fn from_panes<'a>(start: Millis, end: Millis, panes: impl Iterator<Item = &'a Pane>, k: usize, n_terms: usize) -> WindowStats {
+        let mut s = WindowStats {
+            start,
+            end,
+            volume: 0,
+            negative: 0,
+            neutral: 0,
+            positive: 0,
+            negative_share: 0.0,
+            mean_compound: 0.0,
+            reach: 0,
+            most_negative: Vec::new(),
+            top_reach: Vec::new(),
+            top_terms: Vec::new(),
+        };
+        let mut sum_compound = 0.0;
+        let mut terms: FxHashMap<&str, u32> = FxHashMap::default();
+        for p in panes {
+            s.volume += p.volume;
+            s.negative += p.negative;
+            s.neutral += p.neutral;
+            s.positive += p.positive;
+            s.reach += p.reach;
+            sum_compound += p.sum_compound;
+            for e in &p.most_negative {
+                keep_top(&mut s.most_negative, k, e.clone(), more_negative);
+            }
+            for e in &p.top_reach {
+                keep_top(&mut s.top_reach, k, e.clone(), more_reach);
+            }
+            for (t, c) in &p.terms {
+                *terms.entry(t).or_default() += c;
+            }
+        }
+        if s.volume > 0 {
+            s.negative_share = s.negative as f64 / s.volume as f64;
+            s.mean_compound = sum_compound / s.volume as f64;
+        }
+        let mut tv: Vec<(&str, u32)> = terms.into_iter().collect();
+        tv.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        s.top_terms = tv.into_iter().take(n_terms).map(|(t, c)| TermCount { term: t.to_string(), count: c }).collect();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
+        let label = if compound <= -0.05 { Label::Negative } else if compound >= 0.05 { Label::Positive } else { Label::Neutral };
+        PostView { id, text, created_at: t, author: None, followers, compound, label }
+    }
+
+    #[test]
+    fn pane_assignment_on_an_offset_grid() {
+        let w = WindowSpec::new(300_000, 60_000, 173_000).unwrap();
+        assert_eq!(w.offset, 53_000);
+        assert_eq!(w.pane_start(53_000), 53_000);
+        assert_eq!(w.pane_start(112_999), 53_000);
+        assert_eq!(w.pane_start(113_000), 113_000);
+        assert_eq!(w.pane_start(-1), -7_000);
+        assert_eq!(w.panes_per_window(), 5);
+        assert!(WindowSpec::new(300_000, 70_000, 0).is_err());
+        assert!(WindowSpec::new(0, 0, 0).is_err());
+    }
+
+    #[test]
+    fn merge_keeps_counts_evidence_and_terms() {
+        let lim = PaneLimits { evidence_posts: 2, max_terms: 3 };
+        let mut a = Pane::new(0);
+        let mut b = Pane::new(60_000);
+        a.add(&view("1", "lost luggage again", 1, -0.6, Some(10)), &lim, &[]);
+        a.add(&view("2", "great crew", 2, 0.6, Some(5000)), &lim, &[]);
+        b.add(&view("3", "luggage lost, refund now acme", 60_001, -0.8, None), &lim, &["acme".to_string()]);
+        b.add(&view("4", "meh", 60_002, 0.0, Some(7)), &lim, &[]);
+        b.add(&view("5", "worst delay ever zzz yyy", 60_003, -0.9, Some(1)), &lim, &[]);
+        assert_eq!(b.terms.len(), 3);
+        assert!(b.terms_dropped > 0);
+        let s = WindowStats::from_panes(0, 120_000, [&a, &b].into_iter(), 2, 2);
+        assert_eq!((s.volume, s.negative, s.neutral, s.positive, s.reach), (5, 3, 1, 1, 5018));
+        assert!((s.negative_share - 0.6).abs() < 1e-12);
+        assert_eq!(s.most_negative.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["5", "3"]);
+        assert_eq!(s.top_reach.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["2", "1"]);
+        assert_eq!(s.top_terms[0], TermCount { term: "lost".into(), count: 2 });
+        assert_eq!(s.top_terms[1], TermCount { term: "luggage".into(), count: 2 });
+    }
+}
