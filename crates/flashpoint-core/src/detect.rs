@@ -254,7 +254,9 @@ fn ln_gamma(x: f64) -> f64 {
 pub struct CountBaseline {
     level: Option<f64>,
     daily: [f64; 24],
+    daily_seen: [u64; 24],
     dev: f64,
+    seen: u64,
 }
 
 /// Winsorising bound: residuals beyond this many scales update the baseline as if they were at it.
@@ -264,19 +266,17 @@ const MIN_SCALE: f64 = 0.1;
 
 impl Default for CountBaseline {
     fn default() -> Self {
-        CountBaseline { level: None, daily: [0.0; 24], dev: 0.3 }
+        CountBaseline { level: None, daily: [0.0; 24], daily_seen: [0; 24], dev: 0.3, seen: 0 }
     }
 }
 
-impl CountBaseline {
-    /// Expected count for a window ending at `end`.
-    pub fn expected(&self, end: Millis) -> f64 {
-        match self.level {
-            None => 0.0,
-            Some(l) => (l + self.daily[hour_of_day(end - 1)]).max(0.0).exp_m1(),
-        }
-    }
+/// EWMA weight with start-up bias correction: a plain mean over the first `1/alpha` observations, so a
+/// baseline is usable after hours rather than after several half-lives.
+fn weight(alpha: f64, n: u64) -> f64 {
+    alpha.max(1.0 / n.max(1) as f64)
+}
 
+impl CountBaseline {
     /// Scores `x` against the baseline, then learns from it. Returns (z, expected).
     pub fn observe(&mut self, x: f64, end: Millis, th: &Thresholds) -> (f64, f64) {
         let y = x.ln_1p();
@@ -287,9 +287,15 @@ impl CountBaseline {
         let scale = (self.dev * 1.2533).max(MIN_SCALE);
         let z = (y - base) / scale;
         let rc = z.clamp(-CLIP, CLIP) * scale;
-        self.level = Some(level + th.alpha_level * rc);
-        self.daily[h] += th.alpha_daily * rc;
-        self.dev += th.alpha_level * (rc.abs() - self.dev);
+        self.seen += 1;
+        self.daily_seen[h] += 1;
+        let a = weight(th.alpha_level, self.seen);
+        self.level = Some(level + a * rc);
+        if th.alpha_daily > 0.0 {
+            // The profile learns what the level does not explain, hour by hour.
+            self.daily[h] += weight(th.alpha_daily, self.daily_seen[h]) * (1.0 - a) * rc;
+        }
+        self.dev += a * (rc.abs() - self.dev);
         (z, expected)
     }
 }
@@ -298,22 +304,28 @@ impl CountBaseline {
 #[derive(Clone, Debug, Default)]
 pub struct ShareBaseline {
     share: Option<f64>,
+    seen: u64,
 }
 
 impl ShareBaseline {
+    /// Returns (z, baseline share); z is 0 until a window with enough posts has set the baseline.
     pub fn observe(&mut self, neg: u64, vol: u64, th: &Thresholds) -> (f64, f64) {
-        if vol == 0 {
+        if vol < th.min_volume.max(1) {
             return (0.0, self.share.unwrap_or(0.0));
         }
         let obs = neg as f64 / vol as f64;
-        let p0 = *self.share.get_or_insert(obs);
+        let Some(p0) = self.share else {
+            self.share = Some(obs);
+            self.seen = 1;
+            return (0.0, obs);
+        };
         let p = p0.clamp(0.02, 0.98);
-        let z = (neg as f64 - vol as f64 * p) / (vol as f64 * p * (1.0 - p)).sqrt();
-        // Only windows with enough posts teach the share, and a surge moves it at most a little.
-        if vol >= th.min_volume {
-            let step = (obs - p0).clamp(-0.05, 0.05);
-            self.share = Some(p0 + th.alpha_level * step);
-        }
+        let sd = (p * (1.0 - p) / vol as f64).sqrt();
+        let z = (obs - p) / sd;
+        self.seen += 1;
+        // Winsorised like the counts: a surge moves the baseline by at most CLIP standard errors' worth.
+        let step = (obs - p0).clamp(-CLIP * sd, CLIP * sd);
+        self.share = Some(p0 + weight(th.alpha_level, self.seen) * step);
         (z, p0)
     }
 }
@@ -402,7 +414,8 @@ impl Detector {
         }
         let span: u64 = self.recent.iter().sum();
         let k = self.recent.len() as u64;
-        let (z, mu) = self.sustained.observe(span as f64, end, th);
+        // The sustained signal starts once its span is full, so its baseline never sees partial sums.
+        let (z, mu) = if k == th.sustained_windows as u64 { self.sustained.observe(span as f64, end, th) } else { (0.0, 0.0) };
         let sus = Reading {
             signal: Signal::SustainedVolume,
             observed: span as f64,

@@ -122,7 +122,14 @@ impl Matcher {
                 add(norm(x, None)?, Role::Exclude);
             }
             names.push(name.to_string());
-            own_terms.push(terms);
+            // Evidence terms are single words, so the entity's own words are what must be left out.
+            let mut words: Vec<String> = terms
+                .iter()
+                .flat_map(|t| t.split(|c: char| !is_word(c) && c != '\'').filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>())
+                .collect();
+            words.sort();
+            words.dedup();
+            own_terms.push(words);
         }
         let ac = if patterns.is_empty() {
             None

@@ -1,9 +1,13 @@
 //! The `flashpoint` binary: command line, configuration and wiring. The logic lives in `flashpoint-core`.
 
+mod config;
+mod replay;
 mod score;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use config::{Config, ScorerKind};
+use std::io::{IsTerminal, Write};
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer, Scorer};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -17,11 +21,6 @@ struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ScorerKind {
-    /// VADER lexicon scorer (exact parity with vaderSentiment 3.3.2), ~1M texts/s per core.
-    Lexicon,
-}
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -48,6 +47,49 @@ enum Cmd {
         #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
         positive_threshold: f64,
     },
+    /// Run the whole pipeline (decode, match, score, window, detect) over a JSON Lines file of posts and
+    /// write spike events as JSON Lines. No broker needed.
+    ///
+    /// Posts need an id, a text and a time (RFC 3339, Twitter's format or epoch numbers); field paths and
+    /// platform formats are set in the config's [input] section. Windows close when the watermark passes
+    /// them, exactly as in the streaming worker; --flush also closes the windows still open at the end.
+    Replay {
+        /// Posts as JSON Lines, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        input: String,
+        /// TOML config (watchlist, windows, detection). See config/flashpoint.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where spike events go (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Where undecodable records and late posts go, with reasons (default: OUTPUT.dead-letter.jsonl,
+        /// or standard error when writing events to standard output).
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// Close the windows still open at the end of the input.
+        #[arg(long)]
+        flush: bool,
+        /// Scoring backend (overrides scorer.kind).
+        #[arg(long, value_enum)]
+        scorer: Option<ScorerKind>,
+    },
+    /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn build_scorer(kind: ScorerKind, thresholds: LabelThresholds) -> Box<dyn Scorer> {
+    match kind {
+        ScorerKind::Lexicon => Box::new(LexiconScorer::new(thresholds)),
+    }
+}
+
+fn create(path: &PathBuf) -> Result<Box<dyn Write>> {
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, f)))
 }
 
 fn open_input(path: &str) -> Result<Box<dyn BufRead>> {
@@ -79,11 +121,44 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Score { input, scorer, raw, negative_threshold, positive_threshold } => {
             let thresholds = LabelThresholds { negative: negative_threshold, positive: positive_threshold };
             thresholds.validate().map_err(anyhow::Error::msg).context("--negative-threshold/--positive-threshold")?;
-            let scorer: Box<dyn Scorer> = match scorer {
-                ScorerKind::Lexicon => Box::new(LexiconScorer::new(thresholds)),
-            };
+            let scorer = build_scorer(scorer, thresholds);
             let stats = score::run(open_input(&input)?, scorer.as_ref(), raw)?;
             Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Cmd::CheckConfig { config } => {
+            let cfg = Config::load(&config)?;
+            println!("{}: ok ({} entities)", config.display(), cfg.entities.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(k) = scorer {
+                cfg.scorer.kind = k;
+            }
+            let mut pipeline = flashpoint_core::pipeline::Pipeline::new(
+                build_scorer(cfg.scorer.kind, cfg.scorer.thresholds),
+                &cfg.entities,
+                &cfg.aggregator(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            pipeline.normalize = cfg.scorer.normalize;
+            let progress = if input != "-" && std::io::stderr().is_terminal() {
+                std::fs::metadata(&input).ok().map(|m| m.len())
+            } else {
+                None
+            };
+            let mut events: Box<dyn Write> = match &output {
+                Some(p) => create(p)?,
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let dl_path = dead_letter.or_else(|| output.as_ref().map(|o| PathBuf::from(format!("{}.dead-letter.jsonl", o.display()))));
+            let mut dead: Box<dyn Write> = match &dl_path {
+                Some(p) => create(p)?,
+                None => Box::new(std::io::stderr()),
+            };
+            let summary = replay::run(&cfg, &mut pipeline, open_input(&input)?, &mut *events, &mut *dead, &replay::Options { flush, progress })?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -1,0 +1,159 @@
+//! Configuration: a TOML file, then `FLASHPOINT__SECTION__KEY=value` environment overrides, then CLI flags.
+//!
+//! Every section denies unknown keys and every error names the key path, so a typo fails at start
+//! ("window.slide_sec: unknown field") instead of silently running with a default.
+
+use anyhow::{bail, Context, Result};
+use flashpoint_core::aggregate::{AggregatorConfig, Limits, WindowConfig};
+use flashpoint_core::detect::DetectionConfig;
+use flashpoint_core::entity::EntityConfig;
+use flashpoint_core::post::{Decoder, FieldPaths, Format};
+use flashpoint_core::sentiment::LabelThresholds;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorerKind {
+    /// VADER lexicon scorer (exact parity with vaderSentiment 3.3.2).
+    #[default]
+    Lexicon,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScorerConfig {
+    pub kind: ScorerKind,
+    pub thresholds: LabelThresholds,
+    /// Decode entities, drop URLs and mentions, keep hashtag words before scoring.
+    pub normalize: bool,
+}
+
+impl Default for ScorerConfig {
+    fn default() -> Self {
+        ScorerConfig { kind: ScorerKind::Lexicon, thresholds: LabelThresholds::default(), normalize: true }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    pub format: Format,
+    pub fields: FieldPaths,
+    pub max_record_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig { format: Format::Generic, fields: FieldPaths::default(), max_record_bytes: 1 << 20 }
+    }
+}
+
+impl InputConfig {
+    pub fn decoder(&self) -> Decoder {
+        Decoder { format: self.format, paths: self.fields.clone(), max_record_bytes: self.max_record_bytes }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub scorer: ScorerConfig,
+    pub input: InputConfig,
+    pub window: WindowConfig,
+    pub detection: DetectionConfig,
+    pub limits: Limits,
+    pub entities: Vec<EntityConfig>,
+}
+
+impl Config {
+    pub fn aggregator(&self) -> AggregatorConfig {
+        AggregatorConfig { window: self.window.clone(), detection: self.detection.clone(), limits: self.limits.clone() }
+    }
+
+    /// Reads `path`, applies environment overrides, and validates.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        Self::from_toml(&text, std::env::vars()).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str, env: impl Iterator<Item = (String, String)>) -> Result<Config> {
+        let mut table: toml::Table = text.parse().context("not valid TOML")?;
+        for (k, v) in env {
+            let Some(path) = k.strip_prefix("FLASHPOINT__") else { continue };
+            let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if keys.iter().any(String::is_empty) {
+                bail!("environment variable {k}: empty key segment");
+            }
+            // A value that parses as a TOML literal (number, bool, array) is taken as such; else a string.
+            let value = format!("v = {v}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(v.clone()));
+            let mut cur = &mut table;
+            for key in &keys[..keys.len() - 1] {
+                cur = cur
+                    .entry(key.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .with_context(|| format!("environment variable {k}: `{key}` is not a section"))?;
+            }
+            cur.insert(keys[keys.len() - 1].clone(), value);
+        }
+        let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("{}: {}", if path == "." { "(top level)".to_string() } else { path }, e.into_inner())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.scorer.thresholds.validate().map_err(anyhow::Error::msg).context("scorer.thresholds")?;
+        flashpoint_core::aggregate::Aggregator::new(&self.aggregator()).map_err(anyhow::Error::msg)?;
+        flashpoint_core::entity::Matcher::new(&self.entities).map_err(|e| anyhow::anyhow!("entities: {e}"))?;
+        if self.entities.is_empty() {
+            bail!("entities: the watchlist is empty; add at least one [[entities]] entry");
+        }
+        if self.input.max_record_bytes == 0 {
+            bail!("input.max_record_bytes: must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[[entities]]\nname = \"Acme\"\nterms = [\"acme\"]\n";
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml(&format!("{MIN}[window]\nslide_sec = 5\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("window"), "{e:#}");
+        assert!(format!("{e:#}").contains("slide_sec"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}[detection]\nsensitivity = \"extreme\"\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("detection.sensitivity"), "{e:#}");
+        let e = Config::from_toml("", std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("entities"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}[window]\nsize_secs = 300\nslide_secs = 70\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("window"), "{e:#}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let env = vec![
+            ("FLASHPOINT__WINDOW__SLIDE_SECS".to_string(), "30".to_string()),
+            ("FLASHPOINT__DETECTION__SENSITIVITY".to_string(), "high".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::from_toml(MIN, env.into_iter()).unwrap();
+        assert_eq!(c.window.slide_secs, 30);
+        assert_eq!(c.detection.sensitivity, flashpoint_core::detect::Sensitivity::High);
+        let bad = vec![("FLASHPOINT__WINDOW__NOPE".to_string(), "1".to_string())];
+        let e = Config::from_toml(MIN, bad.into_iter()).unwrap_err();
+        assert!(format!("{e:#}").contains("window.nope") || format!("{e:#}").contains("nope"), "{e:#}");
+    }
+}
