@@ -1,6 +1,7 @@
 //! The `flashpoint` binary: command line, configuration and wiring. The logic lives in `flashpoint-core`.
 
 mod config;
+mod eval_nab;
 mod replay;
 mod score;
 
@@ -74,6 +75,19 @@ enum Cmd {
         #[arg(long, value_enum)]
         scorer: Option<ScorerKind>,
     },
+    /// Evaluate spike detection on NAB tweet-volume series (e.g. ../shared/data/nab_realTweets) and print
+    /// NAB standard-profile scores per series and in total.
+    EvalNab {
+        /// NAB corpus folder with data/*.csv and combined_windows.json.
+        #[arg(long)]
+        data: PathBuf,
+        /// Config whose [detection] and [limits] to use (windows and watchlist are set by the evaluation).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the detections too.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -124,6 +138,25 @@ fn real_main() -> Result<ExitCode> {
             let scorer = build_scorer(scorer, thresholds);
             let stats = score::run(open_input(&input)?, scorer.as_ref(), raw)?;
             Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Cmd::EvalNab { data, config, verbose } => {
+            let mut cfg = match config {
+                Some(p) => Config::load(&p)?,
+                None => Config::default(),
+            };
+            cfg.entities.clear();
+            let (scores, total) = eval_nab::run(&data, &cfg)?;
+            for s in &scores {
+                println!(
+                    "{:<28} windows {:>2}  detected {:>2}  false positives {:>3}  raw {:>7.3}  NAB {:>6.1}",
+                    s.series, s.windows, s.detected_windows, s.false_positives, s.raw, s.normalized
+                );
+                if verbose {
+                    println!("    detections: {}", s.detections.join(", "));
+                }
+            }
+            println!("{:<28} NAB standard profile, normalised: {total:.1}", "TOTAL");
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
