@@ -306,3 +306,183 @@ impl Aggregator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Severity, Signal};
+    use crate::event::{EventKind, SpikeEvent};
+    use crate::sentiment::Label;
+
+    const MIN: Millis = 60_000;
+
+    fn cfg(max_entities: usize) -> AggregatorConfig {
+        AggregatorConfig {
+            window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
+            detection: DetectionConfig {
+                warmup_secs: 3600,
+                daily_profile_half_life_secs: 0,
+                sustained_secs: 600,
+                resolve_after_secs: 600,
+                cooldown_secs: 1800,
+                ..DetectionConfig::default()
+            },
+            limits: Limits { max_entities, ..Limits::default() },
+        }
+    }
+
+    struct Feeder {
+        agg: Aggregator,
+        out: Vec<Output>,
+        n: u64,
+    }
+
+    impl Feeder {
+        fn new(c: AggregatorConfig) -> Feeder {
+            Feeder { agg: Aggregator::new(&c).unwrap(), out: Vec::new(), n: 0 }
+        }
+        fn post(&mut self, entity: EntityId, t: Millis, compound: f64) {
+            self.n += 1;
+            let id = format!("p{}", self.n);
+            let label = if compound <= -0.05 { Label::Negative } else if compound >= 0.05 { Label::Positive } else { Label::Neutral };
+            let v = PostView { id: &id, text: "bags lost again", created_at: t, author: None, followers: Some(self.n), compound, label };
+            self.agg.process(entity, &format!("e{entity}"), &[], &v, &mut self.out);
+        }
+        /// `per_min` posts in each minute of [from, to), evenly spaced, with the given compound.
+        fn steady(&mut self, entity: EntityId, from_min: i64, to_min: i64, per_min: i64, compound: f64) {
+            for m in from_min..to_min {
+                for j in 0..per_min {
+                    self.post(entity, m * MIN + j * MIN / per_min, compound);
+                }
+            }
+        }
+        fn spikes(&self) -> Vec<&SpikeEvent> {
+            self.out.iter().filter_map(|o| if let Output::Spike(e) = o { Some(e) } else { None }).collect()
+        }
+    }
+
+    #[test]
+    fn windows_close_when_the_watermark_passes_them() {
+        let mut f = Feeder::new(cfg(10));
+        f.post(0, 10_000, 0.0);
+        f.post(0, 50_000, 0.0);
+        assert_eq!(f.agg.counters.windows_closed, 0);
+        f.post(0, 60_000, 0.0); // watermark reaches 60 s: [0, 60 s) closes
+        assert_eq!(f.agg.counters.windows_closed, 1);
+        f.post(0, 185_000, 0.0); // passes 120 s and 180 s
+        assert_eq!(f.agg.counters.windows_closed, 3);
+        assert_eq!(f.agg.last_window[&0].volume, 0, "the [120 s, 180 s) window is empty");
+    }
+
+    #[test]
+    fn hopping_windows_count_each_post_in_every_window_covering_it() {
+        let mut c = cfg(10);
+        c.window = WindowConfig { size_secs: 180, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 };
+        let mut f = Feeder::new(c);
+        f.post(0, 30_000, 0.0); // pane [0, 60 s)
+        f.post(0, 90_000, 0.0); // pane [60 s, 120 s)
+        f.post(0, 120_000, 0.0); // closes the window ending at 120 s: [-60 s, 120 s) holds 2
+        assert_eq!(f.agg.last_window[&0].volume, 2);
+        f.post(0, 180_000, 0.0); // window ending at 180 s: [0, 180 s) holds 3
+        assert_eq!(f.agg.last_window[&0].volume, 3);
+        f.post(0, 300_000, 0.0); // ending at 240 s: [60 s, 240 s) holds 3; at 300 s: [120 s, 300 s) holds 2
+        assert_eq!(f.agg.last_window[&0].volume, 2);
+    }
+
+    #[test]
+    fn late_and_far_future_posts_are_diverted_and_counted() {
+        let mut c = cfg(10);
+        c.window.allowed_lateness_secs = 30;
+        c.limits.max_future_secs = 3600;
+        let mut f = Feeder::new(c);
+        f.post(3, 100_000, 0.0);
+        f.post(3, 75_000, 0.0); // watermark 70 s: on time
+        f.post(3, 69_999, 0.0); // behind the watermark: late
+        f.post(3, 100_000 + 3_600_001, 0.0); // over an hour ahead of the newest post
+        let diverted: Vec<_> = f.out.iter().filter_map(|o| if let Output::Diverted(d) = o { Some(d) } else { None }).collect();
+        assert_eq!(diverted.len(), 2);
+        assert_eq!(diverted[0].reason, DivertReason::Late);
+        assert_eq!(diverted[0].post_id, "p3");
+        assert_eq!(diverted[0].watermark, "1970-01-01T00:01:10.000Z");
+        assert_eq!(diverted[1].reason, DivertReason::TooFarAhead);
+        assert_eq!((f.agg.counters.late, f.agg.counters.too_far_ahead, f.agg.counters.aggregated), (1, 1, 2));
+        assert_eq!(f.agg.late_by_entity[&3], 1);
+    }
+
+    #[test]
+    fn entity_state_is_capped_with_counted_eviction() {
+        let mut f = Feeder::new(cfg(2));
+        f.post(0, 1_000, 0.0);
+        f.post(1, 2_000, 0.0);
+        f.post(2, 3_000, 0.0); // evicts entity 0, the least recently active
+        assert_eq!(f.agg.tracked_entities(), 2);
+        assert_eq!(f.agg.counters.evicted_entities, 1);
+        for e in 10..1000 {
+            f.post(e, 4_000, 0.0);
+        }
+        assert_eq!(f.agg.tracked_entities(), 2);
+        assert_eq!(f.agg.counters.evicted_entities, 991);
+    }
+
+    #[test]
+    fn lifecycle_opened_updated_resolved_then_cooldown() {
+        let mut f = Feeder::new(cfg(10));
+        // Two hours of 10 mixed posts a minute: the baseline (warm-up is one hour).
+        for m in 0..120 {
+            for j in 0..10 {
+                f.post(0, m * MIN + j * 6_000, if j < 2 { -0.5 } else { 0.3 });
+            }
+        }
+        assert!(f.spikes().is_empty(), "no alert on a steady stream");
+        // A complaint storm: 60, then 150 negative posts a minute.
+        f.steady(0, 120, 122, 60, -0.7);
+        f.steady(0, 122, 125, 150, -0.8);
+        // Back to normal for 30 minutes. The 10-minute sustained span holds storm windows until 02:15; ten calm
+        // windows after that resolve the incident at 02:24.
+        for m in 125..155 {
+            for j in 0..10 {
+                f.post(0, m * MIN + j * 6_000, if j < 2 { -0.5 } else { 0.3 });
+            }
+        }
+        // A second storm at 02:35, inside the 30-minute cooldown, opens nothing.
+        f.steady(0, 155, 157, 150, -0.8);
+        f.steady(0, 157, 160, 10, 0.3);
+        let got: Vec<_> = f.spikes().iter().map(|e| (e.kind, e.seq, e.severity, e.window_end.clone())).collect();
+        let id = f.spikes()[0].incident_id.clone();
+        assert!(f.spikes().iter().all(|e| e.incident_id == id && e.entity == "e0"));
+        assert_eq!(
+            got,
+            vec![
+                (EventKind::Opened, 0, Severity::Critical, "1970-01-01T02:01:00.000Z".to_string()),
+                (EventKind::Updated, 1, Severity::Critical, "1970-01-01T02:03:00.000Z".to_string()),
+                (EventKind::Resolved, 2, Severity::Critical, "1970-01-01T02:24:00.000Z".to_string()),
+            ]
+        );
+        let opened = f.spikes()[0];
+        assert_eq!(opened.counts.volume, 60);
+        assert_eq!(opened.counts.negative, 60);
+        assert_eq!(opened.evidence.most_negative.len(), 3);
+        assert!(matches!(opened.signal, Signal::Volume | Signal::NegativeVolume | Signal::NegativeShare));
+        assert_eq!(f.agg.counters.opened, 1);
+    }
+
+    #[test]
+    fn low_counts_never_alert() {
+        let mut f = Feeder::new(cfg(10));
+        // A quiet entity: one post every ten minutes for six hours...
+        for m in (0..360).step_by(10) {
+            f.post(0, m * MIN, 0.2);
+        }
+        // ...then three complaints in one minute at "3 a.m.": a huge relative jump, but only three posts.
+        for j in 0..3 {
+            f.post(0, 360 * MIN + j * 1_000, -0.9);
+        }
+        f.post(0, 400 * MIN, 0.2);
+        assert!(f.spikes().is_empty(), "{:?}", f.spikes());
+        // The same jump to thirty complaints does alert.
+        f.steady(0, 401, 402, 30, -0.9);
+        f.post(0, 403 * MIN, 0.2);
+        assert_eq!(f.spikes().len(), 1);
+        assert_eq!(f.spikes()[0].kind, EventKind::Opened);
+    }
+}
