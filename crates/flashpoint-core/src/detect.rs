@@ -399,15 +399,13 @@ impl Detector {
 
     fn readings(&mut self, w: &WindowStats, th: &Thresholds) -> [Reading; 4] {
         let end = w.end;
-        let guard = |x: u64, mu: f64, min_vol: u64| x >= min_vol && poisson_sf(x, mu.max(0.3)) < th.p_value;
-        let (z, mu) = self.volume.observe(w.volume as f64, end, th);
-        let vol = Reading {
-            signal: Signal::Volume,
-            observed: w.volume as f64,
-            baseline: mu,
-            score: z,
-            fired: z >= th.z_open && guard(w.volume, mu, th.min_volume),
+        // A count signal fires on a high robust z that is also improbable under Poisson and large enough.
+        let count_reading = |signal, base: &mut CountBaseline, x: u64, min_vol: u64| {
+            let (z, mu) = base.observe(x as f64, end, th);
+            let fired = z >= th.z_open && x >= min_vol && poisson_sf(x, mu.max(0.3)) < th.p_value;
+            Reading { signal, observed: x as f64, baseline: mu, score: z, fired }
         };
+        let vol = count_reading(Signal::Volume, &mut self.volume, w.volume, th.min_volume);
         self.recent.push_back(w.volume);
         while self.recent.len() > th.sustained_windows {
             self.recent.pop_front();
@@ -415,22 +413,12 @@ impl Detector {
         let span: u64 = self.recent.iter().sum();
         let k = self.recent.len() as u64;
         // The sustained signal starts once its span is full, so its baseline never sees partial sums.
-        let (z, mu) = if k == th.sustained_windows as u64 { self.sustained.observe(span as f64, end, th) } else { (0.0, 0.0) };
-        let sus = Reading {
-            signal: Signal::SustainedVolume,
-            observed: span as f64,
-            baseline: mu,
-            score: z,
-            fired: k == th.sustained_windows as u64 && z >= th.z_open && guard(span, mu, th.min_volume * k),
+        let sus = if k == th.sustained_windows as u64 {
+            count_reading(Signal::SustainedVolume, &mut self.sustained, span, th.min_volume * k)
+        } else {
+            Reading { signal: Signal::SustainedVolume, observed: span as f64, baseline: 0.0, score: 0.0, fired: false }
         };
-        let (z, mu) = self.negative.observe(w.negative as f64, end, th);
-        let neg = Reading {
-            signal: Signal::NegativeVolume,
-            observed: w.negative as f64,
-            baseline: mu,
-            score: z,
-            fired: z >= th.z_open && guard(w.negative, mu, th.min_volume),
-        };
+        let neg = count_reading(Signal::NegativeVolume, &mut self.negative, w.negative, th.min_volume);
         let (z, p0) = self.share.observe(w.negative, w.volume, th);
         let share = Reading {
             signal: Signal::NegativeShare,

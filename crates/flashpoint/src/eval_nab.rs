@@ -85,6 +85,18 @@ pub fn nab_score(n_rows: usize, det: &[usize], windows: &[(usize, usize)], c: &C
     (raw, hits, fps)
 }
 
+/// Moves the window ends of `opened` events out of `out` (the detection times).
+fn collect_opened(out: &mut Vec<Output>, ends: &mut Vec<Millis>) -> Result<()> {
+    for o in out.drain(..) {
+        if let Output::Spike(e) = o {
+            if e.kind == EventKind::Opened {
+                ends.push(e.window_end_ms().context("event time")?);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
@@ -132,23 +144,11 @@ pub fn evaluate_series(name: &str, rows: &[(Millis, u64)], windows: &[(Millis, M
             pipe.process_batch(&batch, &mut out)?;
             batch.clear();
         }
-        for o in out.drain(..) {
-            if let Output::Spike(e) = o {
-                if e.kind == EventKind::Opened {
-                    ends.push(e.window_end_ms().context("event time")?);
-                }
-            }
-        }
+        collect_opened(&mut out, &mut ends)?;
     }
     pipe.process_batch(&batch, &mut out)?;
     pipe.aggregator.flush(&mut out);
-    for o in out.drain(..) {
-        if let Output::Spike(e) = o {
-            if e.kind == EventKind::Opened {
-                ends.push(e.window_end_ms().context("event time")?);
-            }
-        }
-    }
+    collect_opened(&mut out, &mut ends)?;
     let row_at = |t: Millis| rows.partition_point(|r| r.0 < t);
     let det: Vec<usize> = ends.iter().map(|&t| row_at(t)).filter(|&i| i < rows.len()).collect();
     let win_rows: Vec<(usize, usize)> = windows
