@@ -252,14 +252,10 @@ impl Aggregator {
         ids.sort_unstable();
         for id in ids {
             let st = self.states.get_mut(&id).expect("listed");
-            let w = WindowStats::from_panes(
-                start,
-                end,
-                st.panes.iter().filter(|p| p.start >= start && p.start < end),
-                self.limits.evidence_posts,
-                self.limits.top_terms,
-            );
+            let in_window = |p: &&Pane| p.start >= start && p.start < end;
+            let mut w = WindowStats::from_panes(start, end, st.panes.iter().filter(in_window));
             if let Some(d) = st.detector.on_window(&st.name, &w, &self.th) {
+                w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
                 match d.transition {
                     crate::detect::Transition::Opened => self.counters.opened += 1,
                     crate::detect::Transition::Updated => self.counters.updated += 1,

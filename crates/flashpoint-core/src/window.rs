@@ -230,8 +230,10 @@ pub struct TermCount {
 }
 
 impl WindowStats {
-    /// Merges the panes of `[start, end)`.
-    pub fn from_panes<'a>(start: Millis, end: Millis, panes: impl Iterator<Item = &'a Pane>, k: usize, n_terms: usize) -> WindowStats {
+    /// Sums the counts of the panes of `[start, end)`: all that detection needs. Evidence is merged only
+    /// for windows that produce an event (`add_evidence`), since cloning posts and merging term maps for every
+    /// entity at every window close would be wasted work on the hot path.
+    pub fn from_panes<'a>(start: Millis, end: Millis, panes: impl Iterator<Item = &'a Pane>) -> WindowStats {
         let mut s = WindowStats {
             start,
             end,
@@ -247,7 +249,6 @@ impl WindowStats {
             top_terms: Vec::new(),
         };
         let mut sum_compound = 0.0;
-        let mut terms: FxHashMap<&str, u32> = FxHashMap::default();
         for p in panes {
             s.volume += p.volume;
             s.negative += p.negative;
@@ -255,24 +256,32 @@ impl WindowStats {
             s.positive += p.positive;
             s.reach += p.reach;
             sum_compound += p.sum_compound;
-            for e in &p.most_negative {
-                keep_top(&mut s.most_negative, k, e.clone(), more_negative);
-            }
-            for e in &p.top_reach {
-                keep_top(&mut s.top_reach, k, e.clone(), more_reach);
-            }
-            for (t, c) in &p.terms {
-                *terms.entry(t).or_default() += c;
-            }
         }
         if s.volume > 0 {
             s.negative_share = s.negative as f64 / s.volume as f64;
             s.mean_compound = sum_compound / s.volume as f64;
         }
+        s
+    }
+
+    /// Merges the evidence of the same panes: the `k` most negative and highest-reach posts and the
+    /// `n_terms` most frequent terms.
+    pub fn add_evidence<'a>(&mut self, panes: impl Iterator<Item = &'a Pane>, k: usize, n_terms: usize) {
+        let mut terms: FxHashMap<&str, u32> = FxHashMap::default();
+        for p in panes {
+            for e in &p.most_negative {
+                keep_top(&mut self.most_negative, k, e.clone(), more_negative);
+            }
+            for e in &p.top_reach {
+                keep_top(&mut self.top_reach, k, e.clone(), more_reach);
+            }
+            for (t, c) in &p.terms {
+                *terms.entry(t).or_default() += c;
+            }
+        }
         let mut tv: Vec<(&str, u32)> = terms.into_iter().collect();
         tv.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        s.top_terms = tv.into_iter().take(n_terms).map(|(t, c)| TermCount { term: t.to_string(), count: c }).collect();
-        s
+        self.top_terms = tv.into_iter().take(n_terms).map(|(t, c)| TermCount { term: t.to_string(), count: c }).collect();
     }
 }
 
@@ -310,7 +319,9 @@ mod tests {
         b.add(&view("5", "worst delay ever zzz yyy", 60_003, -0.9, Some(1)), &lim, &[]);
         assert_eq!(b.terms.len(), 3);
         assert!(b.terms_dropped > 0);
-        let s = WindowStats::from_panes(0, 120_000, [&a, &b].into_iter(), 2, 2);
+        let mut s = WindowStats::from_panes(0, 120_000, [&a, &b].into_iter());
+        assert!(s.most_negative.is_empty() && s.top_terms.is_empty());
+        s.add_evidence([&a, &b].into_iter(), 2, 2);
         assert_eq!((s.volume, s.negative, s.neutral, s.positive, s.reach), (5, 3, 1, 1, 5018));
         assert!((s.negative_share - 0.6).abs() < 1e-12);
         assert_eq!(s.most_negative.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["5", "3"]);
