@@ -86,12 +86,22 @@ pub struct Counters {
     pub resolved: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct EntityState {
     name: String,
     own_terms: Vec<String>,
     panes: VecDeque<Pane>,
     detector: Detector,
     last_event: Millis,
+}
+
+/// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
+/// private layout stays private to this module.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AggregatorSnapshot {
+    pub max_seen: Option<Millis>,
+    pub next_end: Option<Millis>,
+    pub entities: serde_json::Value,
 }
 
 /// The last closed window of an entity, for gauges.
@@ -144,6 +154,46 @@ impl Aggregator {
             late_by_entity: FxHashMap::default(),
             last_window: FxHashMap::default(),
         })
+    }
+
+    /// Advances the watermark from an event time seen elsewhere (a watermark tick from an upstream stage),
+    /// closing the windows it passes. Keeps entities that received no post recently closing on time.
+    pub fn advance(&mut self, event_time: Millis, out: &mut Vec<Output>) {
+        if self.max_seen.is_some_and(|m| m >= event_time) {
+            return;
+        }
+        self.max_seen = Some(event_time);
+        let wm = self.watermark().expect("set above");
+        self.close_until(wm, out);
+    }
+
+    /// Everything that decides future outputs, as a serialisable value: panes, detectors, watermark. Counters
+    /// and gauges are this process's metrics and are not part of it.
+    pub fn snapshot(&self) -> AggregatorSnapshot {
+        let mut entities: Vec<(&EntityId, &EntityState)> = self.states.iter().collect();
+        entities.sort_unstable_by_key(|(id, _)| **id);
+        AggregatorSnapshot {
+            max_seen: self.max_seen,
+            next_end: self.next_end,
+            entities: serde_json::to_value(entities.into_iter().map(|(_, s)| s).collect::<Vec<_>>())
+                .expect("entity state serialises"),
+        }
+    }
+
+    /// Restores a snapshot taken by `snapshot`. Entity ids are re-resolved by name (`resolve`), so a snapshot
+    /// survives a watchlist edit; entities no longer watched are dropped.
+    pub fn restore(&mut self, snap: &AggregatorSnapshot, resolve: impl Fn(&str) -> Option<EntityId>) -> Result<(), String> {
+        let states: Vec<EntityState> =
+            serde_json::from_value(snap.entities.clone()).map_err(|e| format!("aggregator snapshot: {e}"))?;
+        self.states.clear();
+        for st in states {
+            if let Some(id) = resolve(&st.name) {
+                self.states.insert(id, st);
+            }
+        }
+        self.max_seen = snap.max_seen;
+        self.next_end = snap.next_end;
+        Ok(())
     }
 
     pub fn watermark(&self) -> Option<Millis> {

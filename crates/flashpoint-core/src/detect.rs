@@ -250,7 +250,7 @@ fn ln_gamma(x: f64) -> f64 {
 }
 
 /// Online baseline of a count in log space, with an hour-of-day profile.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CountBaseline {
     level: Option<f64>,
     daily: [f64; 24],
@@ -301,7 +301,7 @@ impl CountBaseline {
 }
 
 /// Online baseline of the negative share.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ShareBaseline {
     share: Option<f64>,
     seen: u64,
@@ -331,7 +331,7 @@ impl ShareBaseline {
 }
 
 /// An incident in progress.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OpenIncident {
     pub id: String,
     pub started: Millis,
@@ -357,8 +357,8 @@ pub struct Decision {
     pub reading: Reading,
 }
 
-/// The per-entity detector: baselines plus lifecycle state.
-#[derive(Clone, Debug, Default)]
+/// The per-entity detector: baselines plus lifecycle state. Serialisable so a worker can checkpoint it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Detector {
     volume: CountBaseline,
     sustained: CountBaseline,

@@ -14,3 +14,4 @@ pub mod post;
 pub mod time;
 pub mod window;
 pub mod sentiment;
+pub mod stage;

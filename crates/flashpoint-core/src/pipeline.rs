@@ -1,17 +1,16 @@
 //! The whole pure pipeline for one input: match, score, aggregate, detect.
 //!
-//! `flashpoint replay` drives it directly; the Kafka worker drives the same pieces split over two stages.
-//! Posts are matched before they are scored, so the scorer's batch holds only posts that mention a watched
-//! entity (in a firehose most do not).
+//! `flashpoint replay` drives it directly; the Kafka worker drives the same two pieces (`stage::ScoreStage`
+//! and the aggregator) split over two stages with a topic between them.
 
 use crate::aggregate::{Aggregator, AggregatorConfig};
-use crate::entity::{EntityConfig, EntityId, Matcher};
+use crate::entity::{EntityConfig, Matcher};
 use crate::event::Output;
-use crate::normalize;
 use crate::post::Post;
-use crate::sentiment::{ScoreError, Scorer, Sentiment};
+use crate::sentiment::{ScoreError, Scorer};
+use crate::stage::{ScoreStage, Scored};
 use crate::window::PostView;
-use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Counters of the stages before aggregation.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -24,86 +23,55 @@ pub struct StageCounters {
 }
 
 pub struct Pipeline {
-    scorer: Box<dyn Scorer>,
-    matcher: Matcher,
+    pub score: ScoreStage,
     pub aggregator: Aggregator,
-    /// Apply the social-text normaliser before scoring (see `normalize`).
-    pub normalize: bool,
     pub counters: StageCounters,
-    // Buffers kept across batches.
-    matches: Vec<EntityId>,
-    spans: Vec<(usize, usize, usize)>,
-    sentiments: Vec<Sentiment>,
+    scored: Vec<Scored>,
 }
 
 impl Pipeline {
     pub fn new(scorer: Box<dyn Scorer>, entities: &[EntityConfig], cfg: &AggregatorConfig) -> Result<Pipeline, String> {
-        let matcher = Matcher::new(entities).map_err(|e| format!("entities: {e}"))?;
-        if matcher.is_empty() {
-            return Err("entities: the watchlist is empty; add at least one [[entities]] entry".into());
-        }
         Ok(Pipeline {
-            scorer,
-            matcher,
+            score: ScoreStage::new(Arc::from(scorer), entities)?,
             aggregator: Aggregator::new(cfg)?,
-            normalize: true,
             counters: StageCounters::default(),
-            matches: Vec::new(),
-            spans: Vec::new(),
-            sentiments: Vec::new(),
+            scored: Vec::new(),
         })
     }
 
     pub fn matcher(&self) -> &Matcher {
-        &self.matcher
+        self.score.matcher()
     }
 
     pub fn scorer_name(&self) -> &'static str {
-        self.scorer.name()
+        self.score.scorer_name()
     }
 
     /// Processes a batch of posts in order, appending spike events and diverted posts to `out`.
     pub fn process_batch(&mut self, posts: &[Post], out: &mut Vec<Output>) -> Result<(), ScoreError> {
-        self.matches.clear();
-        self.spans.clear();
-        for (i, p) in posts.iter().enumerate() {
-            let from = self.matches.len();
-            self.matcher.find(&p.text, &mut self.matches);
-            if self.matches.len() > from {
-                self.spans.push((i, from, self.matches.len()));
-            }
-        }
+        self.scored.clear();
+        let matched = self.score.score(posts, &mut self.scored)? as u64;
         self.counters.posts += posts.len() as u64;
-        self.counters.matched += self.spans.len() as u64;
-        self.counters.unmatched += (posts.len() - self.spans.len()) as u64;
-        if self.spans.is_empty() {
+        self.counters.matched += matched;
+        self.counters.unmatched += posts.len() as u64 - matched;
+        if matched == 0 {
             return Ok(());
         }
-        let texts: Vec<Cow<str>> = self
-            .spans
-            .iter()
-            .map(|&(i, _, _)| if self.normalize { normalize::for_scoring(&posts[i].text) } else { Cow::Borrowed(posts[i].text.as_str()) })
-            .collect();
-        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-        self.sentiments.clear();
-        self.scorer.score_batch(&refs, &mut self.sentiments)?;
-        self.counters.scored += refs.len() as u64;
+        self.counters.scored += matched;
         self.counters.batches += 1;
-        for (k, &(i, from, to)) in self.spans.iter().enumerate() {
-            let p = &posts[i];
-            let s = self.sentiments[k];
+        let matcher = self.score.matcher();
+        for s in &self.scored {
+            let p = &posts[s.post];
             let view = PostView {
                 id: &p.id,
                 text: &p.text,
                 created_at: p.created_at,
                 author: p.author.as_deref(),
                 followers: p.followers,
-                compound: s.compound,
-                label: s.label,
+                compound: s.sentiment.compound,
+                label: s.sentiment.label,
             };
-            for &e in &self.matches[from..to] {
-                self.aggregator.process(e, self.matcher.name(e), self.matcher.own_terms(e), &view, out);
-            }
+            self.aggregator.process(s.entity, matcher.name(s.entity), matcher.own_terms(s.entity), &view, out);
         }
         Ok(())
     }

@@ -137,7 +137,7 @@ pub fn terms_of(text: &str, mut f: impl FnMut(&str)) {
 }
 
 /// Aggregates of one entity over one pane.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Pane {
     pub start: Millis,
     pub volume: u64,

@@ -174,7 +174,7 @@ fn real_main() -> Result<ExitCode> {
                 &cfg.aggregator(),
             )
             .map_err(anyhow::Error::msg)?;
-            pipeline.normalize = cfg.scorer.normalize;
+            pipeline.score.normalize = cfg.scorer.normalize;
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
             } else {
