@@ -125,10 +125,17 @@ pub struct ScoredPost {
     /// Where the post came from ("topic/partition") and its offset there: the de-duplication key.
     pub src: String,
     pub off: i64,
+    /// Index of the post within its source record (a Twitter v2 page holds several).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sub: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl ScoredPost {
-    pub fn new(p: &Post, entity: &str, s: &Sentiment, src: &str, off: i64) -> ScoredPost {
+    pub fn new(p: &Post, entity: &str, s: &Sentiment, src: &str, off: i64, sub: u32) -> ScoredPost {
         ScoredPost {
             entity: entity.to_string(),
             id: p.id.clone(),
@@ -140,6 +147,7 @@ impl ScoredPost {
             label: s.label,
             src: src.to_string(),
             off,
+            sub,
         }
     }
 }
@@ -159,9 +167,10 @@ pub enum Applied {
 pub struct AggregateStage {
     pub aggregator: Aggregator,
     ids: FxHashMap<String, EntityId>,
+    names: Vec<String>,
     own_terms: Vec<Vec<String>>,
-    /// Highest source offset applied, per source ("topic/partition").
-    applied: BTreeMap<String, i64>,
+    /// Highest (offset, index in record) applied, per source and entity ("topic/partition#entity").
+    applied: BTreeMap<String, (i64, u32)>,
 }
 
 /// Everything an aggregate stage needs to resume exactly, tied to the internal-topic offset it covers.
@@ -169,7 +178,7 @@ pub struct AggregateStage {
 pub struct StageSnapshot {
     /// The next internal-topic offset to read: every record before it is reflected here.
     pub next_offset: i64,
-    pub applied: BTreeMap<String, i64>,
+    pub applied: BTreeMap<String, (i64, u32)>,
     pub aggregator: AggregatorSnapshot,
 }
 
@@ -178,7 +187,11 @@ impl AggregateStage {
         let matcher = Matcher::new(entities).map_err(|e| format!("entities: {e}"))?;
         let ids = matcher.names().iter().enumerate().map(|(i, n)| (n.clone(), i as EntityId)).collect();
         let own_terms = (0..matcher.len()).map(|i| matcher.own_terms(i as EntityId).to_vec()).collect();
-        Ok(AggregateStage { aggregator: Aggregator::new(cfg)?, ids, own_terms, applied: BTreeMap::new() })
+        Ok(AggregateStage { aggregator: Aggregator::new(cfg)?, ids, names: matcher.names().to_vec(), own_terms, applied: BTreeMap::new() })
+    }
+
+    pub fn entity_name(&self, id: EntityId) -> &str {
+        &self.names[id as usize]
     }
 
     pub fn entity_id(&self, name: &str) -> Option<EntityId> {
@@ -196,10 +209,10 @@ impl AggregateStage {
                 // Per entity, not per source: one source post mentioning two entities yields two records
                 // with the same offset, and both must count.
                 let key = format!("{}#{}", p.src, p.entity);
-                if self.applied.get(&key).is_some_and(|&o| p.off <= o) {
+                if self.applied.get(&key).is_some_and(|&o| (p.off, p.sub) <= o) {
                     return Applied::Duplicate;
                 }
-                self.applied.insert(key, p.off);
+                self.applied.insert(key, (p.off, p.sub));
                 let view = PostView {
                     id: &p.id,
                     text: &p.text,
@@ -259,6 +272,7 @@ mod tests {
             label: if compound < 0.0 { Label::Negative } else { Label::Neutral },
             src: "posts/0".into(),
             off,
+            sub: 0,
         })
     }
 

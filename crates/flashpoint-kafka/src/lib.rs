@@ -1,1 +1,123 @@
-//! stub
+//! Flashpoint's Kafka I/O: the cluster worker's two stages as consumer-group members, and its metrics.
+//!
+//! The decision logic (decoding, matching, scoring, windows, detection, de-duplication, snapshots) is all
+//! in `flashpoint-core::stage`; this crate only moves records and offsets, in the at-least-once discipline
+//! of rust-rdkafka's `at_least_once` example: an offset is committed only after everything derived from
+//! the records before it is acknowledged by the broker. See ARCHITECTURE.md for the data path.
+//!
+//! - `score`: input topics → decode → match → score → internal topic keyed by entity (+ dead letters).
+//! - `aggregate`: internal topic → per-partition windows and detectors → spike events (+ late posts),
+//!   with state checkpoints in a state topic so partitions can move between workers.
+
+pub mod aggregate;
+pub mod client;
+pub mod config;
+pub mod dead_letter;
+pub mod metrics;
+pub mod produce;
+pub mod score;
+
+use crate::client::{base_config, ProducerContext};
+pub use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use flashpoint_core::aggregate::AggregatorConfig;
+use flashpoint_core::entity::EntityConfig;
+use flashpoint_core::post::Decoder;
+use flashpoint_core::sentiment::Scorer;
+use flashpoint_core::stage::ScoreStage;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Config(String),
+    /// A record could not be delivered: the worker stops without committing past it.
+    #[error("{0}")]
+    Delivery(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Which stages this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Score,
+    Aggregate,
+    All,
+}
+
+/// What the stages share: config, the pure stages, the producer and the metrics.
+pub struct Shared {
+    pub kafka: KafkaConfig,
+    pub decoder: Decoder,
+    pub score: ScoreStage,
+    pub entities: Vec<EntityConfig>,
+    pub aggregator: AggregatorConfig,
+    pub producer: FutureProducer<ProducerContext>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Everything `run` needs besides the scorer.
+pub struct WorkerSettings {
+    pub kafka: KafkaConfig,
+    pub decoder: Decoder,
+    pub entities: Vec<EntityConfig>,
+    pub aggregator: AggregatorConfig,
+    pub normalize: bool,
+}
+
+/// Runs the worker until `shutdown` turns true (then drains, commits and leaves the groups) or a stage
+/// fails.
+pub async fn run(role: Role, s: WorkerSettings, scorer: Arc<dyn Scorer>, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+    s.kafka.validate().map_err(WorkerError::Config)?;
+    let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
+    score.normalize = s.normalize;
+    metrics.set_entities(score.matcher().names());
+    if s.kafka.create_topics {
+        client::ensure_topics(&s.kafka).await?;
+    }
+    let mut pc = base_config(&s.kafka)?;
+    // Idempotence keeps each partition's records in send order across retries: the aggregate stage's
+    // de-duplication and the replay equivalence rely on that order. An infinite message timeout makes a
+    // broker outage backpressure (librdkafka's bounded queue fills, `send` waits) instead of data loss.
+    pc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("statistics.interval.ms", "1000");
+    for (k, v) in &s.kafka.librdkafka {
+        pc.set(k, v);
+    }
+    let producer: FutureProducer<ProducerContext> = pc.create_with_context(ProducerContext { metrics: metrics.clone() })?;
+    let shared = Arc::new(Shared {
+        kafka: s.kafka,
+        decoder: s.decoder,
+        score,
+        entities: s.entities,
+        aggregator: s.aggregator,
+        producer,
+        metrics,
+    });
+    info!(?role, brokers = %shared.kafka.brokers, "worker starting");
+    let result = match role {
+        Role::Score => score::run(shared.clone(), shutdown).await,
+        Role::Aggregate => aggregate::run(shared.clone(), shutdown).await,
+        Role::All => {
+            let a = tokio::spawn(aggregate::run(shared.clone(), shutdown.clone()));
+            let r = score::run(shared.clone(), shutdown).await;
+            let ra = a.await.map_err(|e| WorkerError::Internal(e.to_string()))?;
+            r.and(ra)
+        }
+    };
+    let p = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || p.producer.flush(Duration::from_secs(30))).await;
+    result
+}

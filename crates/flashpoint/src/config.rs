@@ -55,6 +55,22 @@ impl InputConfig {
     }
 }
 
+/// The `/metrics`, `/healthz` and `/readyz` endpoint of `flashpoint run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address to listen on; `0.0.0.0:9464` in a container.
+    pub listen: String,
+    /// Entities past this many share the label `other` (bounds the series count).
+    pub max_entity_labels: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: "127.0.0.1:9464".into(), max_entity_labels: 200 }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -63,6 +79,8 @@ pub struct Config {
     pub window: WindowConfig,
     pub detection: DetectionConfig,
     pub limits: Limits,
+    pub kafka: flashpoint_kafka::KafkaConfig,
+    pub metrics: MetricsConfig,
     pub entities: Vec<EntityConfig>,
 }
 
@@ -119,6 +137,11 @@ impl Config {
         if self.input.max_record_bytes == 0 {
             bail!("input.max_record_bytes: must be positive");
         }
+        self.kafka.validate().map_err(anyhow::Error::msg)?;
+        self.metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| anyhow::anyhow!("metrics.listen: `{}` is not an address: {e}", self.metrics.listen))?;
         Ok(())
     }
 }

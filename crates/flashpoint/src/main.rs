@@ -3,6 +3,7 @@
 mod config;
 mod eval_nab;
 mod replay;
+mod run;
 mod score;
 
 use anyhow::{Context, Result};
@@ -74,6 +75,44 @@ enum Cmd {
         /// Scoring backend (overrides scorer.kind).
         #[arg(long, value_enum)]
         scorer: Option<ScorerKind>,
+    },
+    /// Run as a cluster worker: consume posts from Kafka, publish spike events (see ARCHITECTURE.md).
+    ///
+    /// Serves /metrics, /healthz and /readyz on metrics.listen. SIGTERM or Ctrl-C stops polling, makes
+    /// every output durable, commits and leaves the consumer groups.
+    Run {
+        /// TOML config ([kafka] and [metrics] sections, watchlist, windows, detection).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which stages to run: `score` (posts -> scored), `aggregate` (scored -> spike events) or `all`.
+        #[arg(long, value_enum, default_value = "all")]
+        role: run::RoleArg,
+        /// Bootstrap servers (overrides kafka.brokers).
+        #[arg(long, env = "FLASHPOINT_BROKERS")]
+        brokers: Option<String>,
+        /// Metrics/health listen address (overrides metrics.listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Scoring backend (overrides scorer.kind).
+        #[arg(long, value_enum)]
+        scorer: Option<ScorerKind>,
+    },
+    /// Publish JSON Lines to a Kafka topic, one record per line (feeds a worker; used by the Compose stack).
+    Produce {
+        /// JSON Lines file, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        input: String,
+        #[arg(long)]
+        topic: String,
+        /// Bootstrap servers.
+        #[arg(long, env = "FLASHPOINT_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Config whose [kafka] security settings to use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// At most this many records per second.
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Evaluate spike detection on NAB tweet-volume series (e.g. ../shared/data/nab_realTweets) and print
     /// NAB standard-profile scores per series and in total.
@@ -156,6 +195,31 @@ fn real_main() -> Result<ExitCode> {
                 }
             }
             println!("{:<28} NAB standard profile, normalised: {total:.1}", "TOTAL");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { config, role, brokers, metrics_listen, scorer } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(b) = brokers {
+                cfg.kafka.brokers = b;
+            }
+            if let Some(l) = metrics_listen {
+                cfg.metrics.listen = l;
+            }
+            if let Some(k) = scorer {
+                cfg.scorer.kind = k;
+            }
+            cfg.validate().with_context(|| format!("config {}", config.display()))?;
+            let scorer: std::sync::Arc<dyn Scorer> = std::sync::Arc::from(build_scorer(cfg.scorer.kind, cfg.scorer.thresholds));
+            run::run(cfg, role, scorer)
+        }
+        Cmd::Produce { input, topic, brokers, config, rate } => {
+            let mut kafka = match config {
+                Some(c) => Config::load(&c)?.kafka,
+                None => flashpoint_kafka::KafkaConfig::default(),
+            };
+            kafka.brokers = brokers;
+            let n = flashpoint_kafka::produce::produce_lines(&kafka, &topic, open_input(&input)?, rate)?;
+            eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {

@@ -1,0 +1,199 @@
+//! librdkafka clients: how they are configured, and the contexts that turn their callbacks (statistics,
+//! errors, rebalances, commits) into metrics and health flags.
+
+use crate::config::{is_secret_key, KafkaConfig};
+use crate::metrics::Metrics;
+use crate::WorkerError;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// Base properties for every client: brokers, security and the pass-through map.
+pub fn base_config(cfg: &KafkaConfig) -> Result<ClientConfig, WorkerError> {
+    let mut c = ClientConfig::new();
+    for (k, v) in cfg.client_properties().map_err(WorkerError::Config)? {
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+/// The client's properties for a log line, secrets redacted.
+pub fn describe(c: &ClientConfig) -> String {
+    let mut v: Vec<String> = c
+        .config_map()
+        .iter()
+        .map(|(k, val)| if is_secret_key(k) { format!("{k}=[redacted]") } else { format!("{k}={val}") })
+        .collect();
+    v.sort();
+    v.join(" ")
+}
+
+/// Callbacks shared by a stage's consumer: metrics, health and the partitions revoked since last asked.
+pub struct StageContext {
+    pub stage: &'static str,
+    pub metrics: Arc<Metrics>,
+    revoked: Mutex<Vec<i32>>,
+    /// Set at every rebalance, read (and cleared) by the stage loop.
+    rebalanced: std::sync::atomic::AtomicBool,
+}
+
+impl StageContext {
+    pub fn new(stage: &'static str, metrics: Arc<Metrics>) -> StageContext {
+        StageContext { stage, metrics, revoked: Mutex::new(Vec::new()), rebalanced: Default::default() }
+    }
+
+    /// Partitions revoked since the last call (their state must be dropped: another worker owns them now).
+    pub fn take_revoked(&self) -> Option<Vec<i32>> {
+        if !self.rebalanced.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        Some(std::mem::take(&mut *self.revoked.lock().expect("not poisoned")))
+    }
+
+    fn assigned_flag(&self) -> &std::sync::atomic::AtomicBool {
+        if self.stage == "score" {
+            &self.metrics.health.score_assigned
+        } else {
+            &self.metrics.health.aggregate_assigned
+        }
+    }
+}
+
+impl ClientContext for StageContext {
+    fn stats(&self, s: Statistics) {
+        note_stats(&self.metrics, &s);
+        for (topic, t) in &s.topics {
+            for (p, part) in &t.partitions {
+                if *p < 0 {
+                    continue;
+                }
+                let labels = [self.stage, topic.as_str(), &p.to_string()];
+                if part.desired && part.consumer_lag >= 0 {
+                    self.metrics.consumer_lag.with_label_values(&labels).set(part.consumer_lag);
+                } else {
+                    let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_error(&self.metrics, &error, reason);
+    }
+}
+
+impl ConsumerContext for StageContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        match r {
+            Rebalance::Revoke(tpl) => {
+                self.metrics.rebalances.with_label_values(&[self.stage, "revoke"]).inc();
+                let mut v = self.revoked.lock().expect("not poisoned");
+                v.extend(tpl.elements().iter().map(|e| e.partition()));
+                self.assigned_flag().store(false, Ordering::Relaxed);
+                self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(0);
+                info!(stage = self.stage, partitions = tpl.count(), "partitions revoked");
+            }
+            Rebalance::Assign(tpl) => {
+                self.metrics.rebalances.with_label_values(&[self.stage, "assign"]).inc();
+                info!(stage = self.stage, partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
+            }
+            Rebalance::Error(e) => warn!(stage = self.stage, error = %e, "rebalance error"),
+        }
+        self.rebalanced.store(true, Ordering::Release);
+    }
+
+    fn post_rebalance(&self, c: &BaseConsumer<Self>, _r: &Rebalance<'_>) {
+        let n = c.assignment().map(|a| a.count()).unwrap_or(0);
+        self.assigned_flag().store(n > 0, Ordering::Relaxed);
+        self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(n as i64);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {}
+            // Nothing was stored since the last commit: not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                self.metrics.commit_failures.with_label_values(&[self.stage]).inc();
+                warn!(stage = self.stage, error = %e, "offset commit failed (records after the last good commit will be re-read)");
+            }
+        }
+    }
+}
+
+/// Context of the producer: broker health only.
+pub struct ProducerContext {
+    pub metrics: Arc<Metrics>,
+}
+
+impl ClientContext for ProducerContext {
+    fn stats(&self, s: Statistics) {
+        note_stats(&self.metrics, &s);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        note_error(&self.metrics, &error, reason);
+    }
+}
+
+fn note_stats(m: &Metrics, s: &Statistics) {
+    let up = s.brokers.values().any(|b| b.state == "UP");
+    m.health.broker_up.store(up, Ordering::Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    m.health.last_stats_ms.store(now, Ordering::Relaxed);
+}
+
+fn note_error(m: &Metrics, e: &KafkaError, reason: &str) {
+    if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        m.health.broker_up.store(false, Ordering::Relaxed);
+    }
+    warn!(error = %e, reason, "kafka client error");
+}
+
+/// Creates the output and internal topics that are missing (an existing topic is left as it is).
+pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg)?.create()?;
+    let n = cfg.internal_partitions;
+    let rf = || TopicReplication::Fixed(cfg.replication_factor);
+    let topics = [
+        NewTopic::new(&cfg.scored_topic, n, rf()),
+        NewTopic::new(&cfg.spikes_topic, n, rf()),
+        NewTopic::new(&cfg.dead_letter_topic, n, rf()),
+        // One state partition per scored partition; only the latest snapshots matter, so compact it.
+        NewTopic::new(&cfg.state_topic, n, rf()).set("cleanup.policy", "compact"),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics(topics.iter(), &opts).await? {
+        match r {
+            Ok(t) => info!(topic = %t, partitions = n, "created topic"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(topic = %t, "topic exists"),
+            Err((t, e)) => return Err(WorkerError::Config(format!("creating topic {t}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Partition count of `topic`, waiting up to `wait` for it to appear in metadata (a topic just created
+/// takes a moment to propagate).
+pub fn partition_count<X: ConsumerContext>(c: &impl Consumer<X>, topic: &str, wait: Duration) -> Result<i32, WorkerError> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+            if t.error().is_none() && !t.partitions().is_empty() {
+                return Ok(t.partitions().len() as i32);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(WorkerError::Config(format!("topic {topic} does not exist or has no partitions (create it first; the worker creates its own output and internal topics when kafka.create_topics = true)")));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

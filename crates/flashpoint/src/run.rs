@@ -1,0 +1,113 @@
+//! `flashpoint run`: the cluster worker's wiring — runtime, signals, the HTTP endpoint, the Kafka stages.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use flashpoint_core::sentiment::Scorer;
+use flashpoint_kafka::metrics::Metrics;
+use flashpoint_kafka::{Role, WorkerSettings};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum RoleArg {
+    Score,
+    Aggregate,
+    All,
+}
+
+pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let metrics = Arc::new(Metrics::new(cfg.metrics.max_entity_labels));
+        let listener = TcpListener::bind(&cfg.metrics.listen).await.with_context(|| format!("metrics.listen: binding {}", cfg.metrics.listen))?;
+        info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+        tokio::spawn(serve(listener, metrics.clone()));
+
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("stopping: draining, committing and leaving the group");
+            let _ = tx.send(true);
+            // A second signal while draining means "now".
+            wait_for_signal().await;
+            warn!("second signal: exiting without draining");
+            std::process::exit(130);
+        });
+        let role = match role {
+            RoleArg::Score => Role::Score,
+            RoleArg::Aggregate => Role::Aggregate,
+            RoleArg::All => Role::All,
+        };
+        let settings = WorkerSettings {
+            kafka: cfg.kafka.clone(),
+            decoder: cfg.input.decoder(),
+            entities: cfg.entities.clone(),
+            aggregator: cfg.aggregator(),
+            normalize: cfg.scorer.normalize,
+        };
+        flashpoint_kafka::run(role, settings, scorer, metrics, rx).await.context("worker")?;
+        info!("worker stopped cleanly");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A deliberately tiny HTTP/1.1 server: three GET endpoints, one request per connection. Scrapers and
+/// kubelet probes need nothing more, and it keeps a web framework out of the worker.
+async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((conn, _)) = listener.accept().await else { continue };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), answer(conn, &m)).await;
+        });
+    }
+}
+
+async fn answer(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    // Read the request head only (bounded: a client cannot make us buffer more than 16 KiB).
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let (status, ctype, body) = match (method, path) {
+        (b"GET", b"/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        (b"GET", b"/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
+        (b"GET", b"/readyz") => match metrics.health.ready() {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+            Err(why) => ("503 Service Unavailable", "text/plain", format!("not ready: {why}\n")),
+        },
+        (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+    };
+    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await?;
+    conn.shutdown().await
+}

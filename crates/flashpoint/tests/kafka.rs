@@ -1,0 +1,159 @@
+//! The cluster worker against a real Kafka-protocol broker (Tansu on 127.0.0.1, started by scripts/test.sh).
+//!
+//! Each test uses its own topics and groups, so they run in parallel against one broker.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn sample() -> std::path::PathBuf {
+    repo("data/sample/stream.jsonl")
+}
+
+/// Asserts two event sets are equal, printing only their keys when they are not (events are large).
+fn assert_same_events(got: &BTreeMap<(String, u64), serde_json::Value>, want: &BTreeMap<(String, u64), serde_json::Value>, what: &str) {
+    let (gk, wk): (Vec<_>, Vec<_>) = (got.keys().collect(), want.keys().collect());
+    assert_eq!(gk, wk, "{what}: (incident id, seq) differ");
+    for (k, v) in want {
+        assert_eq!(&got[k], v, "{what}: event {k:?} differs");
+    }
+}
+
+/// Events keyed by (incident id, seq), asserting that every duplicate is an exact replay.
+fn dedupe(events: &[serde_json::Value]) -> BTreeMap<(String, u64), serde_json::Value> {
+    let mut m = BTreeMap::new();
+    for e in events {
+        if let Some(prev) = m.insert(event_key(e), e.clone()) {
+            assert_eq!(&prev, e, "a duplicate event must be an exact replay");
+        }
+    }
+    m
+}
+
+#[test]
+fn worker_publishes_the_same_events_as_replay_and_commits_on_sigterm() {
+    let dir = tempdir("e2e");
+    let t = Topics::new("e2e");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "", "");
+    let expected = replay(&cfg, &sample());
+    assert!(expected.len() >= 3, "the sample stream holds an incident");
+    let input = lines(&sample());
+    produce(&t.input, &input);
+
+    let w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
+    let got = read_until(&t.spikes, Duration::from_secs(90), |r| r.len() >= expected.len());
+    let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
+    assert_same_events(&dedupe(&events), &dedupe(&expected), "cluster run equals replay");
+    // Headers let consumers de-duplicate without parsing.
+    let first = &got[0];
+    assert_eq!(first.header("flashpoint.incident_id"), events[0]["incident_id"].as_str());
+    assert_eq!(first.key.as_deref(), Some(events[0]["entity"].as_str().unwrap().as_bytes()));
+    // Shutdown drained and committed everything it read.
+    assert_eq!(committed(&format!("{}-score", t.group), &t.input, 0), Some(input.len() as i64));
+    // The one late post of the sample went to the dead-letter topic, as in replay.
+    let dead = read_all(&t.dead, Duration::from_secs(3));
+    let reasons: Vec<&str> = dead.iter().filter_map(|r| r.header("flashpoint.reason")).collect();
+    assert!(reasons.contains(&"late"), "{reasons:?}");
+}
+
+#[test]
+fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_processed() {
+    let dir = tempdir("dlq");
+    let t = Topics::new("dlq");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("max_record_bytes = 1048576"));
+    std::fs::write(&cfg, text.replace("max_record_bytes = 1048576", "max_record_bytes = 4096")).unwrap();
+    let valid = |i: u32| format!(r#"{{"id":"v{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60).into_bytes();
+    let mut bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not_json", b"this is not json".to_vec()),
+        ("not_utf8", vec![b'{', 0xff, 0xfe, b'}']),
+        ("no_text", br#"{"id":"x1","created_at":"2026-03-04T10:00:00Z"}"#.to_vec()),
+        ("no_id", br#"{"text":"Acme Air","created_at":"2026-03-04T10:00:00Z"}"#.to_vec()),
+        ("no_time", br#"{"id":"x2","text":"Acme Air"}"#.to_vec()),
+        ("bad_time", br#"{"id":"x3","text":"Acme Air","created_at":"yesterday-ish"}"#.to_vec()),
+        ("oversize", format!(r#"{{"id":"x4","text":"{}","created_at":"2026-03-04T10:00:00Z"}}"#, "a".repeat(5000)).into_bytes()),
+        ("not_json", Vec::new()),
+    ];
+    // Deeply nested JSON: a parse error, never a stack overflow.
+    bad.push(("not_json", format!("{}{}", "[".repeat(1500), "]".repeat(1500)).into_bytes()));
+    let mut payloads = Vec::new();
+    let mut expected_bad = Vec::new();
+    let mut n_valid = 0;
+    for (i, (reason, b)) in bad.iter().enumerate() {
+        for k in 0..3 {
+            payloads.push(valid(i as u32 * 3 + k));
+            n_valid += 1;
+        }
+        expected_bad.push((payloads.len() as i64, *reason, b.clone()));
+        payloads.push(b.clone());
+    }
+    produce(&t.input, &payloads);
+    let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
+    let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= expected_bad.len());
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| r.iter().filter(|x| x.json()["t"] == "post").count() >= n_valid);
+    assert!(w.alive(), "bad input never crashes the worker; log:\n{}", w.log_text());
+    assert_eq!(w.stop(), 0);
+    let mut got: Vec<(i64, String, Vec<u8>)> = dead
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("flashpoint.source.topic"), Some(t.input.as_str()));
+            assert_eq!(r.header("flashpoint.source.partition"), Some("0"));
+            assert_eq!(r.header("flashpoint.stage"), Some("score"));
+            (r.header("flashpoint.source.offset").unwrap().parse().unwrap(), r.header("flashpoint.reason").unwrap().to_string(), r.payload.clone())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(i64, String, Vec<u8>)> = expected_bad.iter().map(|(o, r, b)| (*o, r.to_string(), b.clone())).collect();
+    let brief = |v: &[(i64, String, Vec<u8>)]| v.iter().map(|(o, r, b)| format!("{o}:{r}:{}B", b.len())).collect::<Vec<_>>();
+    assert_eq!(brief(&got), brief(&want), "offsets and reasons");
+    assert_eq!(got, want, "every bad record, with its reason, source offset and original bytes");
+    let posts: Vec<String> = scored.iter().map(Record::json).filter(|j| j["t"] == "post").map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(posts.len(), n_valid, "every valid record scored and republished once");
+}
+
+/// Two workers in one group; one is SIGKILLed mid-stream and, as a supervisor would, started again.
+///
+/// Why the restart: on Tansu 0.6.0 a survivor alone never gets a dead member's partitions. Its group
+/// coordinator expires the dead member inside `Inner<Formed>::heartbeat`
+/// (tansu-broker src/coordinator/group/administrator.rs, `missed_heartbeat`, ~line 2089) and answers
+/// RebalanceInProgress, but leaves the group in the Formed state, so the survivor's re-join and SyncGroup
+/// hand back the previous generation's assignment (reproduced with a bare librdkafka consumer pair). A new
+/// member joining starts a real rebalance, which is what a restarted pod does. Against Apache Kafka the
+/// survivor takes over by itself.
+#[test]
+fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident() {
+    let dir = tempdir("pair");
+    let t = Topics::new("pair");
+    create_topic(&t.input, 1);
+    // Short checkpoints so a kill lands between them often.
+    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", "");
+    let expected = replay(&cfg, &sample());
+    let input = lines(&sample());
+    let (first, second) = input.split_at(input.len() / 2);
+
+    let a = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("a.log"));
+    let b = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("b.log"));
+    produce(&t.input, first);
+    // Let both join and work on the first half, then kill one without warning.
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| r.len() >= 3000);
+    assert!(scored.len() >= 3000, "workers are scoring; log:\n{}", a.log_text());
+    a.kill();
+    produce(&t.input, second);
+    // After the dead member's session (6 s) expired, its replacement joins.
+    std::thread::sleep(Duration::from_secs(8));
+    let c = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("c.log"));
+    let got = read_until(&t.spikes, Duration::from_secs(120), |r| dedupe(&r.iter().map(Record::json).collect::<Vec<_>>()).len() >= expected.len());
+    let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
+    let log = b.log_text();
+    assert_eq!(b.stop(), 0, "survivor exits cleanly; log:\n{log}");
+    let log = c.log_text();
+    assert_eq!(c.stop(), 0, "replacement exits cleanly; log:\n{log}");
+    assert_same_events(&dedupe(&events), &dedupe(&expected), "no incident lost or changed; duplicates only as exact replays");
+}
