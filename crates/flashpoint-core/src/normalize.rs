@@ -29,7 +29,9 @@ fn is_word_char(c: char) -> bool {
 
 /// Decodes one entity at the start of `s` (which begins with `&`); returns the text and the bytes consumed.
 fn decode_entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    // Searched in bytes: byte 12 may fall inside a multi-byte character, and `;` is ASCII, so its index is a
+    // character boundary.
+    let end = s.as_bytes()[..s.len().min(12)].iter().position(|&b| b == b';')?;
     let name = &s[1..end];
     let c = match name {
         "amp" => '&',
@@ -143,6 +145,8 @@ mod tests {
         assert_eq!(for_scoring("see www.example.com now"), "see  now");
         assert_eq!(for_scoring("no#tag here"), "no#tag here");
         assert_eq!(for_scoring("bad&unknown; &amp"), "bad&unknown; &amp");
+        // Regression: the 12-byte entity window ended inside `é` and panicked.
+        assert_eq!(for_scoring("&aaaaaaaaaaé"), "&aaaaaaaaaaé");
     }
 
     #[test]
