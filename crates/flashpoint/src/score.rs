@@ -96,7 +96,9 @@ pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, raw: bool) -> Result<St
                     // Errors must be ordered with respect to the output for a reader following both streams.
                     out.flush()?;
                     let rec = serde_json::json!({"line": line_no, "error": reason});
-                    writeln!(stderr.lock(), "{rec}")?;
+                    let mut err = stderr.lock();
+                    flashpoint_core::sanitize::to_json_writer(&mut err, &rec)?;
+                    writeln!(err)?;
                 }
             }
         }
