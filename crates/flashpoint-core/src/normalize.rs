@@ -96,8 +96,11 @@ pub fn for_scoring(text: &str) -> Cow<'_, str> {
         }
         if c == '&' {
             if let Some((d, n)) = decode_entity(rest) {
-                out.push(d);
-                prev = Some(d);
+                // An encoded `&#x200B;` hides a word as well as a raw one.
+                if !is_removed_control(d) {
+                    out.push(d);
+                    prev = Some(d);
+                }
                 i += n;
                 changed = true;
                 continue;
@@ -154,5 +157,7 @@ mod tests {
         assert_eq!(for_scoring("ba\u{200B}d"), "bad");
         assert_eq!(for_scoring("\u{202E}bad\u{202C}"), "bad");
         assert_eq!(for_scoring("bad\u{0007}news"), "bad news");
+        // Regression (proptest): entity-encoded zero-width and bidi controls were decoded into the text.
+        assert_eq!(for_scoring("ba&#x200B;d &#8238;news"), "bad news");
     }
 }
