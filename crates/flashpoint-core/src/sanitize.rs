@@ -77,6 +77,11 @@ pub fn for_display(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What [`JsonSafe`] escapes beyond JSON's own escapes: DEL, C1 controls, line separators, bidi controls.
+pub fn is_json_unsafe(c: char) -> bool {
+    c.is_control() || is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// `serde_json` formatter that also escapes DEL, C1 controls, line separators and bidi controls (see the
 /// module docs). Use it through [`to_json_writer`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -86,7 +91,7 @@ impl serde_json::ser::Formatter for JsonSafe {
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            if c.is_control() || is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}') {
+            if is_json_unsafe(c) {
                 writer.write_all(fragment[start..i].as_bytes())?;
                 // All these are in the Basic Multilingual Plane: one `\uXXXX` each.
                 write!(writer, "\\u{:04x}", c as u32)?;

@@ -77,7 +77,7 @@ fn replay_dead_letters_hostile_records_without_raw_controls() {
 
 #[test]
 fn score_errors_on_stderr_are_inert() {
-    let input = "\x1b[31m\u{9b}not json\n\"\\u001b[2J\\nERROR forged\"\n{\"id\":1,\"text\":\"ba\u{200b}d\u{202e}\"}\n";
+    let input = "\x1b[31m\u{9b}not json\n\"\\u001b[2J\\nERROR forged\"\n{\"id\":1,\"text\":\"ba\u{200b}d\u{202e}\"}\n{\"id\":\"\u{9b}2J\u{202e}x\",\"text\":\"ok\"}\n";
     let (code, out, err) = run(&["score"], input.as_bytes());
     assert_eq!(code, 1);
     let errs = assert_inert_json_lines(&err);
@@ -85,6 +85,8 @@ fn score_errors_on_stderr_are_inert() {
     let scored = assert_inert_json_lines(&out);
     // The zero-width space cannot hide "bad" from the lexicon.
     assert_eq!(scored[0]["label"], "negative");
+    // An id holding a C1 escape and a bidi override comes back as the same value, escaped.
+    assert_eq!(scored[1]["id"], "\u{9b}2J\u{202e}x");
 }
 
 #[test]
