@@ -32,10 +32,12 @@ for t in "${targets[@]}"; do
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     log="$cache/fuzz/$t.log"
     echo "== $t: ${secs}s" >&2
+    dict=()
+    case "$t" in decode|decode_paths) dict=(-dict=fuzz/decode.dict) ;; esac
     set +e
     cargo fuzz run --fuzz-dir fuzz -s "$sanitizer" -a "$t" "$corpus" "fuzz/seeds/$t" -- \
         -max_total_time="$secs" -max_len=16384 -timeout=10 -malloc_limit_mb=256 -rss_limit_mb=2048 \
-        -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 >"$log" 2>&1
+        -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
     rc=$?
     set -e
     runs=$(awk '/^stat::number_of_executed_units:/ { print $2 }' "$log")

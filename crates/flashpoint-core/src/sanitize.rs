@@ -92,13 +92,13 @@ impl serde_json::ser::Formatter for JsonSafe {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if is_json_unsafe(c) {
-                writer.write_all(fragment[start..i].as_bytes())?;
+                writer.write_all(&fragment.as_bytes()[start..i])?;
                 // All these are in the Basic Multilingual Plane: one `\uXXXX` each.
                 write!(writer, "\\u{:04x}", c as u32)?;
                 start = i + c.len_utf8();
             }
         }
-        writer.write_all(fragment[start..].as_bytes())
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
