@@ -86,6 +86,16 @@ pub struct Counters {
     pub resolved: u64,
 }
 
+/// Sizes of the aggregator's state (see `Aggregator::state_size`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StateSize {
+    pub entities: usize,
+    pub panes: usize,
+    pub terms: usize,
+    pub max_terms_in_a_pane: usize,
+    pub evidence_posts: usize,
+}
+
 #[derive(Serialize, Deserialize)]
 struct EntityState {
     name: String,
@@ -202,6 +212,20 @@ impl Aggregator {
 
     pub fn tracked_entities(&self) -> usize {
         self.states.len()
+    }
+
+    /// How much state is held now, for gauges and for tests that hold the caps to account.
+    pub fn state_size(&self) -> StateSize {
+        let mut z = StateSize { entities: self.states.len(), ..StateSize::default() };
+        for s in self.states.values() {
+            z.panes += s.panes.len();
+            for p in &s.panes {
+                z.terms += p.terms.len();
+                z.max_terms_in_a_pane = z.max_terms_in_a_pane.max(p.terms.len());
+                z.evidence_posts += p.most_negative.len() + p.top_reach.len();
+            }
+        }
+        z
     }
 
     pub fn open_incidents(&self) -> impl Iterator<Item = (EntityId, &str, crate::detect::Severity)> + '_ {

@@ -11,6 +11,7 @@ pub mod event;
 pub mod normalize;
 pub mod pipeline;
 pub mod post;
+pub mod sanitize;
 pub mod time;
 pub mod window;
 pub mod sentiment;

@@ -29,7 +29,9 @@ fn is_word_char(c: char) -> bool {
 
 /// Decodes one entity at the start of `s` (which begins with `&`); returns the text and the bytes consumed.
 fn decode_entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    // Searched in bytes: byte 12 may fall inside a multi-byte character, and `;` is ASCII, so its index is a
+    // character boundary.
+    let end = s.as_bytes()[..s.len().min(12)].iter().position(|&b| b == b';')?;
     let name = &s[1..end];
     let c = match name {
         "amp" => '&',
@@ -94,8 +96,11 @@ pub fn for_scoring(text: &str) -> Cow<'_, str> {
         }
         if c == '&' {
             if let Some((d, n)) = decode_entity(rest) {
-                out.push(d);
-                prev = Some(d);
+                // An encoded `&#x200B;` hides a word as well as a raw one.
+                if !is_removed_control(d) {
+                    out.push(d);
+                    prev = Some(d);
+                }
                 i += n;
                 changed = true;
                 continue;
@@ -143,6 +148,8 @@ mod tests {
         assert_eq!(for_scoring("see www.example.com now"), "see  now");
         assert_eq!(for_scoring("no#tag here"), "no#tag here");
         assert_eq!(for_scoring("bad&unknown; &amp"), "bad&unknown; &amp");
+        // Regression: the 12-byte entity window ended inside `é` and panicked.
+        assert_eq!(for_scoring("&aaaaaaaaaaé"), "&aaaaaaaaaaé");
     }
 
     #[test]
@@ -150,5 +157,7 @@ mod tests {
         assert_eq!(for_scoring("ba\u{200B}d"), "bad");
         assert_eq!(for_scoring("\u{202E}bad\u{202C}"), "bad");
         assert_eq!(for_scoring("bad\u{0007}news"), "bad news");
+        // Regression (proptest): entity-encoded zero-width and bidi controls were decoded into the text.
+        assert_eq!(for_scoring("ba&#x200B;d &#8238;news"), "bad news");
     }
 }

@@ -237,12 +237,19 @@ impl Decoder {
                 }])
             }
             Format::TwitterV2 => {
-                let users = get(v, "includes.users").and_then(Value::as_array);
+                // Joined through a map: a scan per post is quadratic in a hostile response (thousands of posts
+                // and users in 1 MB took seconds). The first user with an id wins, as a scan would find it.
+                // std's SipHash: the ids are untrusted, so a keyed hash keeps collisions from rebuilding the
+                // quadratic case.
+                let mut users: std::collections::HashMap<&str, &Value> = std::collections::HashMap::new();
+                for u in get(v, "includes.users").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(id) = get(u, "id").and_then(Value::as_str) {
+                        users.entry(id).or_insert(u);
+                    }
+                }
                 let one = |d: &Value| -> Result<Post, DecodeError> {
                     let author_id = as_text(get(d, "author_id"));
-                    let user = author_id.as_ref().and_then(|a| {
-                        users?.iter().find(|u| get(u, "id").and_then(Value::as_str) == Some(a.as_str()))
-                    });
+                    let user = author_id.as_ref().and_then(|a| users.get(a.as_str()).copied());
                     Ok(Post {
                         id: as_text(get(d, "id")).ok_or_else(|| DecodeError::NoId("data.id".into()))?,
                         text: as_text(get(d, "text")).ok_or_else(|| DecodeError::NoText("data.text".into()))?,
@@ -326,6 +333,30 @@ mod tests {
         assert_eq!(small.decode(br#"{"id":"aaaaaaaa"}"#).unwrap_err().reason(), "oversize");
         let deep = "[".repeat(100_000);
         assert_eq!(d.decode(deep.as_bytes()).unwrap_err().reason(), "not_json");
+    }
+
+    #[test]
+    fn twitter_v2_join_first_user_wins_and_scales() {
+        let d = Decoder::new(Format::TwitterV2, FieldPaths::default());
+        let rec = br#"{"data":[{"id":"1","text":"a","created_at":"2020-06-24T16:28:14.000Z","author_id":"9"},
+            {"id":"2","text":"b","created_at":"2020-06-24T16:28:14.000Z","author_id":"8"}],
+            "includes":{"users":[{"id":9},{"id":"9","username":"first"},{"id":"9","username":"second"}]}}"#;
+        let p = d.decode(rec).unwrap();
+        assert_eq!(p[0].author.as_deref(), Some("first"));
+        assert_eq!(p[1].author.as_deref(), Some("8"));
+        // 8k posts joined against 30k users in under 1 MB: was quadratic (seconds).
+        let mut rec = String::from(r#"{"data":["#);
+        for i in 0..8_000 {
+            rec.push_str(&format!(r#"{}{{"id":"{i}","text":"t","created_at":1,"author_id":"zz"}}"#, if i > 0 { "," } else { "" }));
+        }
+        rec.push_str(r#"],"includes":{"users":["#);
+        for i in 0..30_000 {
+            rec.push_str(&format!(r#"{}{{"id":"{i}"}}"#, if i > 0 { "," } else { "" }));
+        }
+        rec.push_str("]}}");
+        let t = std::time::Instant::now();
+        assert_eq!(d.decode(rec.as_bytes()).unwrap().len(), 8_000);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

@@ -48,7 +48,9 @@ fn num(s: &str) -> Option<u32> {
 }
 
 fn compose(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac_ms: i64, offset_min: i64) -> Option<Millis> {
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+    // Four-digit years only: Twitter's form carries an unbounded year, and year 4e9 overflows the millisecond
+    // arithmetic below.
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + (h * 3600 + mi * 60 + s.min(59)) as i64 - offset_min * 60;
@@ -89,7 +91,8 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
                 _ => return None,
             };
             let r = rest[1..].replace(':', "");
-            if r.len() != 4 {
+            // Byte slicing below: a non-ASCII character would split.
+            if r.len() != 4 || !r.is_ascii() {
                 return None;
             }
             sign * (num(&r[0..2])? as i64 * 60 + num(&r[2..4])? as i64)
@@ -107,7 +110,7 @@ pub fn parse_twitter_v1(s: &str) -> Option<Millis> {
     let mo = MONTHS.iter().position(|m| m == mon)? as u32 + 1;
     let hms: Vec<&str> = hms.split(':').collect();
     let [h, mi, sec] = hms.as_slice() else { return None };
-    if zone.len() != 5 {
+    if zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
     let sign = match zone.as_bytes()[0] {
@@ -192,5 +195,10 @@ mod tests {
             assert_eq!(parse_any(s), None, "{s}");
         }
         assert_eq!(from_epoch_number(f64::NAN), None);
+        // Regressions: hostile times panicked (byte slicing inside `é`; overflow of a 10-digit year).
+        assert_eq!(parse_any("2020-01-01T00:00:00+1é1"), None);
+        assert_eq!(parse_any("Fri Jul 12 23:40:37 +1é1 2019"), None);
+        assert_eq!(parse_any("Fri Jul 12 23:40:37 +0000 4294967295"), None);
+        assert_eq!(parse_any("Fri Jul 12 23:40:37 +0000 9999"), parse_rfc3339("9999-07-12T23:40:37Z"));
     }
 }

@@ -9,6 +9,7 @@ use crate::sentiment::Label;
 use crate::time::Millis;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowSpec {
@@ -66,10 +67,12 @@ pub struct PostView<'a> {
 const EVIDENCE_TEXT_CHARS: usize = 280;
 
 fn evidence(p: &PostView) -> EvidencePost {
-    let text = match p.text.char_indices().nth(EVIDENCE_TEXT_CHARS) {
-        Some((i, _)) => format!("{}…", &p.text[..i]),
-        None => p.text.to_string(),
+    let cut = match p.text.char_indices().nth(EVIDENCE_TEXT_CHARS) {
+        Some((i, _)) => Cow::Owned(format!("{}…", &p.text[..i])),
+        None => Cow::Borrowed(p.text),
     };
+    // People read evidence in alerts: a bidi override or a terminal escape must not change what they see.
+    let text = crate::sanitize::for_display(&cut).into_owned();
     EvidencePost {
         id: p.id.to_string(),
         text,

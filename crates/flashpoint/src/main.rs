@@ -162,7 +162,9 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line, controls escaped: messages quote paths, environment values and parser excerpts that we
+            // did not write, and a newline in any of them would start a line that looks like ours.
+            eprintln!("error: {}", flashpoint_core::sanitize::for_log(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use flashpoint_core::event::Output;
 use flashpoint_core::pipeline::Pipeline;
 use flashpoint_core::post::Post;
+use flashpoint_core::sanitize;
 use std::io::{BufRead, Write};
 
 const BATCH: usize = 512;
@@ -34,13 +35,14 @@ pub struct Summary {
 fn write_outputs(outputs: &mut Vec<Output>, events: &mut dyn Write, dead: &mut dyn Write, n_events: &mut u64) -> Result<()> {
     for o in outputs.drain(..) {
         match o {
+            // JsonSafe: evidence and ids are untrusted and both outputs may be a terminal.
             Output::Spike(e) => {
-                serde_json::to_writer(&mut *events, &e)?;
+                sanitize::to_json_writer(&mut *events, &e)?;
                 events.write_all(b"\n")?;
                 *n_events += 1;
             }
             Output::Diverted(d) => {
-                serde_json::to_writer(&mut *dead, &d)?;
+                sanitize::to_json_writer(&mut *dead, &d)?;
                 dead.write_all(b"\n")?;
             }
         }
@@ -84,7 +86,7 @@ pub fn run(cfg: &Config, pipeline: &mut Pipeline, input: Box<dyn BufRead>, event
                     errors += 1;
                     let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
                     let dl = serde_json::json!({"reason": e.reason(), "error": e.to_string(), "line": records, "record": shown});
-                    serde_json::to_writer(&mut *dead, &dl)?;
+                    sanitize::to_json_writer(&mut *dead, &dl)?;
                     dead.write_all(b"\n")?;
                 }
             }

@@ -46,11 +46,20 @@ fn parse_line(bytes: &[u8]) -> Result<Item, String> {
 }
 
 fn write_record(out: &mut impl Write, id: &RawValue, s: &Sentiment) -> std::io::Result<()> {
+    // The id is echoed as written, unless it holds characters a terminal acts on (JSON allows C1 controls and
+    // bidi overrides raw in strings): then it is re-encoded with them escaped, the same value.
+    let raw = id.get();
+    let safe: Cow<str> = if raw.is_ascii() || !raw.chars().any(flashpoint_core::sanitize::is_json_unsafe) {
+        Cow::Borrowed(raw)
+    } else {
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(std::io::Error::other)?;
+        Cow::Owned(flashpoint_core::sanitize::to_json_string(&v).map_err(std::io::Error::other)?)
+    };
     // Field order is part of the contract: id, label, compound, neg, neu, pos.
     writeln!(
         out,
         "{{\"id\":{},\"label\":\"{}\",\"compound\":{},\"neg\":{},\"neu\":{},\"pos\":{}}}",
-        id.get(),
+        safe,
         s.label.as_str(),
         fmt_f64(s.compound),
         fmt_f64(s.neg),
@@ -96,7 +105,9 @@ pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, raw: bool) -> Result<St
                     // Errors must be ordered with respect to the output for a reader following both streams.
                     out.flush()?;
                     let rec = serde_json::json!({"line": line_no, "error": reason});
-                    writeln!(stderr.lock(), "{rec}")?;
+                    let mut err = stderr.lock();
+                    flashpoint_core::sanitize::to_json_writer(&mut err, &rec)?;
+                    writeln!(err)?;
                 }
             }
         }

@@ -679,14 +679,53 @@ fn least_check(valence: f64, toks: &[Tok], i: usize) -> f64 {
 /// iterates over (`sentiments.index(sentiment)`), not the value's own position.
 fn but_check(toks: &[Tok], sentiments: &mut [f64]) {
     let Some(bi) = toks.iter().position(|t| t.id() == w::BUT) else { return };
+    if sentiments.len() <= BUT_SCAN_MAX {
+        but_rescale_scan(bi, sentiments);
+    } else {
+        but_rescale_indexed(bi, sentiments);
+    }
+}
+
+/// Up to this many tokens the reference's linear `index` scan is cheapest; beyond it the scan is quadratic
+/// (a 1 MB post of neutral words then "good"s took seconds), so the first index of each value is kept in sets.
+const BUT_SCAN_MAX: usize = 64;
+
+fn but_rescale_scan(bi: usize, sentiments: &mut [f64]) {
     for k in 0..sentiments.len() {
         let s = sentiments[k];
-        let si = sentiments.iter().position(|&x| x == s).expect("value comes from the slice");
+        // Always found (at `k` at the latest): values are finite, never NaN.
+        let Some(si) = sentiments.iter().position(|&x| x == s) else { continue };
         if si < bi {
             sentiments[si] = s * 0.5;
         } else if si > bi {
             sentiments[si] = s * 1.5;
         }
+    }
+}
+
+/// `but_rescale_scan` in O(n log n): the same writes in the same order, the first index of a value taken from
+/// an ordered set per value instead of a scan.
+fn but_rescale_indexed(bi: usize, sentiments: &mut [f64]) {
+    use std::collections::{BTreeSet, HashMap};
+    // `==` on floats: 0.0 and -0.0 are one key; NaN never occurs.
+    let key = |x: f64| if x == 0.0 { 0u64 } else { x.to_bits() };
+    let mut at: HashMap<u64, BTreeSet<usize>> = HashMap::new();
+    for (i, &v) in sentiments.iter().enumerate() {
+        at.entry(key(v)).or_default().insert(i);
+    }
+    for k in 0..sentiments.len() {
+        let s = sentiments[k];
+        let Some(&si) = at.get(&key(s)).and_then(|set| set.first()) else { continue };
+        let new = match si.cmp(&bi) {
+            std::cmp::Ordering::Less => s * 0.5,
+            std::cmp::Ordering::Greater => s * 1.5,
+            std::cmp::Ordering::Equal => continue,
+        };
+        if key(new) != key(s) {
+            at.get_mut(&key(s)).expect("present").remove(&si);
+            at.entry(key(new)).or_default().insert(si);
+        }
+        sentiments[si] = new;
     }
 }
 
@@ -745,6 +784,36 @@ mod tests {
         assert_eq!(s.score_one("The service was NOT good at all :(").unwrap().label, super::super::Label::Negative);
         let strict = LexiconScorer::new(LabelThresholds { negative: -0.9, positive: 0.9 });
         assert_eq!(strict.score_one("good").unwrap().label, super::super::Label::Neutral);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(7),
+            ..Default::default()
+        })]
+        /// The indexed "but" rule writes exactly what the reference's scan writes, signed zeros included.
+        #[test]
+        fn but_rule_indexed_equals_scan(
+            vals in proptest::collection::vec(proptest::sample::select(vec![0.0, -0.0, 1.9, -2.5, 0.95, 2.85, -1.25, 3.75]), 0..200),
+            bi in 0usize..200,
+        ) {
+            let bi = bi.min(vals.len().saturating_sub(1));
+            let (mut a, mut b) = (vals.clone(), vals);
+            but_rescale_scan(bi, &mut a);
+            but_rescale_indexed(bi, &mut b);
+            proptest::prop_assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn long_but_texts_are_not_quadratic() {
+        // 150k tokens: seconds with the scan, milliseconds indexed.
+        let text = format!("but {}{}", "x ".repeat(75_000), "good ".repeat(75_000));
+        let t = std::time::Instant::now();
+        let s = LexiconScorer::default().score_one(&text).unwrap();
+        assert_eq!(s.compound, 1.0);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]
