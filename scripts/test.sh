@@ -2,8 +2,9 @@
 # The README's test command, and what .ci/run calls: installs what the tests need (idempotently, cached under
 # ~/.cache/flashpoint), then runs every test of the workspace.
 #
-# Needs only a Rust toolchain (rustup's cargo). Today the tests need no external service: the Kafka tests that
-# will need the Tansu broker (scripts/tansu.sh) are not written yet.
+# Needs only a Rust toolchain (rustup's cargo). The Kafka tests need a Kafka-protocol broker: this script
+# builds Tansu once (cached under ~/.cache/flashpoint/tansu, 15-30 minutes cold), starts a fresh in-memory
+# instance on a free 127.0.0.1 port for this run, and stops it at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -11,8 +12,18 @@ command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust wi
 cargo --version
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
+scripts/tansu.sh install
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
+broker_pid=$(scripts/tansu.sh start "$port")
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'kill "$broker_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "test.sh: the test broker did not start; see ~/.cache/flashpoint/logs/tansu-$port.log" >&2; exit 1; }
+export FLASHPOINT_TEST_BROKERS=127.0.0.1:$port
+echo "test.sh: Tansu broker on $FLASHPOINT_TEST_BROKERS (pid $broker_pid)"
 set +e
 cargo test --locked --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
