@@ -102,28 +102,34 @@ impl ScoreStage {
 /// A record of the internal topic between the stages.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
-pub enum StageRecord {
-    /// A scored post for one entity (keyed by the entity, so one aggregator sees all of them).
-    Post(ScoredPost),
+pub enum StageRecord<'a> {
+    /// A scored post for one entity (keyed by the entity, so one aggregator sees all of them). Borrowed
+    /// from the record's bytes where JSON allows, since the aggregate stage parses one per record.
+    #[serde(borrow)]
+    Post(ScoredPost<'a>),
     /// The largest event time a score worker has seen, broadcast to every partition so that aggregators
     /// whose entities are quiet still close windows (a partition's own posts would not advance it).
     Tick { max_event_time: Millis },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScoredPost {
-    pub entity: String,
-    pub id: String,
-    pub text: String,
+pub struct ScoredPost<'a> {
+    #[serde(borrow)]
+    pub entity: Cow<'a, str>,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub text: Cow<'a, str>,
     pub created_at: Millis,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub followers: Option<u64>,
     pub compound: f64,
     pub label: Label,
     /// Where the post came from ("topic/partition") and its offset there: the de-duplication key.
-    pub src: String,
+    #[serde(borrow)]
+    pub src: Cow<'a, str>,
     pub off: i64,
     /// Index of the post within its source record (a Twitter v2 page holds several).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -134,18 +140,18 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
-impl ScoredPost {
-    pub fn new(p: &Post, entity: &str, s: &Sentiment, src: &str, off: i64, sub: u32) -> ScoredPost {
+impl<'a> ScoredPost<'a> {
+    pub fn new(p: &'a Post, entity: &'a str, s: &Sentiment, src: &'a str, off: i64, sub: u32) -> ScoredPost<'a> {
         ScoredPost {
-            entity: entity.to_string(),
-            id: p.id.clone(),
-            text: p.text.clone(),
+            entity: Cow::Borrowed(entity),
+            id: Cow::Borrowed(&p.id),
+            text: Cow::Borrowed(&p.text),
             created_at: p.created_at,
-            author: p.author.clone(),
+            author: p.author.as_deref().map(Cow::Borrowed),
             followers: p.followers,
             compound: s.compound,
             label: s.label,
-            src: src.to_string(),
+            src: Cow::Borrowed(src),
             off,
             sub,
         }
@@ -169,8 +175,8 @@ pub struct AggregateStage {
     ids: FxHashMap<String, EntityId>,
     names: Vec<String>,
     own_terms: Vec<Vec<String>>,
-    /// Highest (offset, index in record) applied, per source and entity ("topic/partition#entity").
-    applied: BTreeMap<String, (i64, u32)>,
+    /// Highest (offset, index in record) applied, per source ("topic/partition") and entity.
+    applied: FxHashMap<Box<str>, FxHashMap<EntityId, (i64, u32)>>,
 }
 
 /// Everything an aggregate stage needs to resume exactly, tied to the internal-topic offset it covers.
@@ -187,7 +193,7 @@ impl AggregateStage {
         let matcher = Matcher::new(entities).map_err(|e| format!("entities: {e}"))?;
         let ids = matcher.names().iter().enumerate().map(|(i, n)| (n.clone(), i as EntityId)).collect();
         let own_terms = (0..matcher.len()).map(|i| matcher.own_terms(i as EntityId).to_vec()).collect();
-        Ok(AggregateStage { aggregator: Aggregator::new(cfg)?, ids, names: matcher.names().to_vec(), own_terms, applied: BTreeMap::new() })
+        Ok(AggregateStage { aggregator: Aggregator::new(cfg)?, ids, names: matcher.names().to_vec(), own_terms, applied: FxHashMap::default() })
     }
 
     pub fn entity_name(&self, id: EntityId) -> &str {
@@ -205,14 +211,17 @@ impl AggregateStage {
                 Applied::Tick
             }
             StageRecord::Post(p) => {
-                let Some(&id) = self.ids.get(&p.entity) else { return Applied::UnknownEntity };
+                let Some(&id) = self.ids.get(p.entity.as_ref()) else { return Applied::UnknownEntity };
                 // Per entity, not per source: one source post mentioning two entities yields two records
                 // with the same offset, and both must count.
-                let key = format!("{}#{}", p.src, p.entity);
-                if self.applied.get(&key).is_some_and(|&o| (p.off, p.sub) <= o) {
+                let seen = match self.applied.get_mut(p.src.as_ref()) {
+                    Some(m) => m,
+                    None => self.applied.entry(p.src.as_ref().into()).or_default(),
+                };
+                if seen.get(&id).is_some_and(|&o| (p.off, p.sub) <= o) {
                     return Applied::Duplicate;
                 }
-                self.applied.insert(key, (p.off, p.sub));
+                seen.insert(id, (p.off, p.sub));
                 let view = PostView {
                     id: &p.id,
                     text: &p.text,
@@ -229,13 +238,27 @@ impl AggregateStage {
     }
 
     pub fn snapshot(&self, next_offset: i64) -> StageSnapshot {
-        StageSnapshot { next_offset, applied: self.applied.clone(), aggregator: self.aggregator.snapshot() }
+        // Keyed "source#entity" by name, so a snapshot survives a watchlist edit (ids are positions).
+        let mut applied = BTreeMap::new();
+        for (src, per) in &self.applied {
+            for (id, o) in per {
+                applied.insert(format!("{src}#{}", self.names[*id as usize]), *o);
+            }
+        }
+        StageSnapshot { next_offset, applied, aggregator: self.aggregator.snapshot() }
     }
 
     pub fn restore(&mut self, snap: &StageSnapshot) -> Result<(), String> {
         let ids = &self.ids;
         self.aggregator.restore(&snap.aggregator, |n| ids.get(n).copied())?;
-        self.applied = snap.applied.clone();
+        self.applied.clear();
+        for (key, o) in &snap.applied {
+            // Source names hold '/', never '#'; entity names may hold '#', so split at the first one.
+            let (src, name) = key.split_once('#').ok_or_else(|| format!("snapshot: bad de-duplication key {key:?}"))?;
+            if let Some(&id) = ids.get(name) {
+                self.applied.entry(src.into()).or_default().insert(id, *o);
+            }
+        }
         Ok(())
     }
 }
@@ -260,10 +283,10 @@ mod tests {
         c
     }
 
-    fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord {
+    fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
         StageRecord::Post(ScoredPost {
-            entity: entity.into(),
-            id: id.to_string(),
+            entity: entity.to_string().into(),
+            id: id.to_string().into(),
             text: "acme is awful".into(),
             created_at: t,
             author: None,
@@ -277,7 +300,7 @@ mod tests {
     }
 
     /// A quiet baseline, then a burst of negative posts: enough to open an incident.
-    fn stream() -> Vec<StageRecord> {
+    fn stream() -> Vec<StageRecord<'static>> {
         let mut v = Vec::new();
         let mut off = 0;
         for minute in 0..180i64 {
@@ -303,7 +326,8 @@ mod tests {
     #[test]
     fn stage_records_round_trip_as_json() {
         let r = rec("Acme", 1, 5, 7, -0.25);
-        let back: StageRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        let text = serde_json::to_string(&r).unwrap();
+        let back: StageRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
         let t = StageRecord::Tick { max_event_time: 42 };
         assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"t":"tick","max_event_time":42}"#);
@@ -341,7 +365,8 @@ mod tests {
                 a.apply(r, &mut out);
             }
             // Through JSON, as it travels through the state topic.
-            let snap: StageSnapshot = serde_json::from_str(&serde_json::to_string(&a.snapshot(cut as i64)).unwrap()).unwrap();
+            let text = serde_json::to_string(&a.snapshot(cut as i64)).unwrap();
+            let snap: StageSnapshot = serde_json::from_str(&text).unwrap();
             let mut b = AggregateStage::new(&entities(), &cfg()).unwrap();
             b.restore(&snap).unwrap();
             for r in &s[snap.next_offset as usize..] {

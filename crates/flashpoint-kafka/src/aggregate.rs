@@ -77,6 +77,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     let mut outputs: Vec<Output> = Vec::new();
     let mut ckpt = tokio::time::interval(Duration::from_millis(cfg.checkpoint_interval_ms));
     ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let consumed = shared.metrics.consumed.with_label_values(&["aggregate"]);
     let result = loop {
         tokio::select! {
             biased;
@@ -98,7 +99,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                         parts.remove(&p);
                     }
                 }
-                shared.metrics.consumed.with_label_values(&["aggregate"]).inc();
+                consumed.inc();
                 let p = m.partition();
                 let offset = m.offset();
                 if !parts.contains_key(&p) {

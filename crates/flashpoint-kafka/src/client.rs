@@ -180,6 +180,20 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
     Ok(())
 }
 
+/// Creates one topic unless it exists (for `flashpoint produce --partitions`).
+pub async fn create_topic(cfg: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), WorkerError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg)?.create()?;
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(cfg.replication_factor));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics([&t], &opts).await? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => return Err(WorkerError::Config(format!("creating topic {t}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 /// Partition count of `topic`, waiting up to `wait` for it to appear in metadata (a topic just created
 /// takes a moment to propagate).
 pub fn partition_count<X: ConsumerContext>(c: &impl Consumer<X>, topic: &str, wait: Duration) -> Result<i32, WorkerError> {

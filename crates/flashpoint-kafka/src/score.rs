@@ -96,6 +96,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     let mut last_tick: Option<Millis> = None;
     let mut topic_names: Vec<Arc<str>> = Vec::new();
     let mut failure: Option<String> = None;
+    // Resolved once: a labelled lookup per record costs a hash and a lock.
+    let consumed = shared.metrics.consumed.with_label_values(&["score"]);
 
     loop {
         tokio::select! {
@@ -120,7 +122,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
             }
             msg = consumer.recv(), if inflight.len() < cfg.score_parallelism => match msg {
                 Ok(m) => {
-                    shared.metrics.consumed.with_label_values(&["score"]).inc();
+                    consumed.inc();
                     // Topic names repeat: share one allocation per topic.
                     let topic = match topic_names.iter().find(|t| ***t == *m.topic()) {
                         Some(t) => t.clone(),

@@ -15,6 +15,12 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The worker allocates and frees many small strings per record across threads (decoded posts, stage
+/// records, librdkafka messages); mimalloc measured faster than glibc malloc on that pattern
+/// (scripts/bench-kafka.sh, scripts/bench-replay.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Flashpoint: streaming sentiment analysis that warns you when a complaint turns into a crisis.
 #[derive(Parser)]
 #[command(name = "flashpoint", version, about, long_about = None)]
@@ -113,6 +119,9 @@ enum Cmd {
         /// At most this many records per second.
         #[arg(long)]
         rate: Option<u64>,
+        /// Create the topic with this many partitions if it does not exist.
+        #[arg(long)]
+        partitions: Option<i32>,
     },
     /// Evaluate spike detection on NAB tweet-volume series (e.g. ../shared/data/nab_realTweets) and print
     /// NAB standard-profile scores per series and in total.
@@ -214,12 +223,16 @@ fn real_main() -> Result<ExitCode> {
             let scorer: std::sync::Arc<dyn Scorer> = std::sync::Arc::from(build_scorer(cfg.scorer.kind, cfg.scorer.thresholds));
             run::run(cfg, role, scorer)
         }
-        Cmd::Produce { input, topic, brokers, config, rate } => {
+        Cmd::Produce { input, topic, brokers, config, rate, partitions } => {
             let mut kafka = match config {
                 Some(c) => Config::load(&c)?.kafka,
                 None => flashpoint_kafka::KafkaConfig::default(),
             };
             kafka.brokers = brokers;
+            if let Some(p) = partitions {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(flashpoint_kafka::client::create_topic(&kafka, &topic, p))?;
+            }
             let n = flashpoint_kafka::produce::produce_lines(&kafka, &topic, open_input(&input)?, rate)?;
             eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
