@@ -3,7 +3,7 @@
 # The observability test (crates/flashpoint/tests/prometheus.rs) runs the real server against a worker, and
 # scripts/test.sh runs `promtool check config/rules` on deploy/prometheus/.
 #   scripts/prometheus.sh install    install if absent (apt-get; needs root or sudo), print the versions
-#   scripts/prometheus.sh check      promtool check config + rules on deploy/prometheus/
+#   scripts/prometheus.sh check      promtool check config + rules, and the rules' unit tests, on deploy/prometheus/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 install() {
@@ -25,6 +25,8 @@ check() {
   # promtool check config also checks the rule files it names (relative to the config file).
   promtool check config deploy/prometheus/prometheus.yml
   promtool check rules deploy/prometheus/rules.yml
+  # Each alert fires on its fault and stays quiet when healthy (synthetic series).
+  promtool test rules deploy/prometheus/rules_test.yml
 }
 case "${1:-install}" in
   install) install; prometheus --version 2>&1 | head -1 ;;
