@@ -84,6 +84,10 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     let critical = wait_for(&prom, r#"sum by (entity) (flashpoint_open_incidents{severity="critical"}) == 1"#, Duration::from_secs(15));
     assert!(critical.is_some(), "no critical incident in Prometheus; /metrics:\n{}", http_get(&worker_addr, "/metrics").1);
     assert_eq!(critical.unwrap()[0]["metric"]["entity"], "Acme Air");
+    // Consumer lag is known once a group has committed (librdkafka reports -1 before, and the worker exports
+    // no series for an unknown lag): wait until both stages' lag series have two samples, as deriv() needs.
+    let lag = wait_for(&prom, "count(count by (stage) (deriv(flashpoint_consumer_lag_messages[1m]))) == 2", Duration::from_secs(20));
+    assert!(lag.is_some(), "consumer lag of both stages in Prometheus: {}", prom.query("flashpoint_consumer_lag_messages"));
     let (status, body) = http_get(&worker_addr, "/readyz");
     assert_eq!(status, 200, "worker ready: {body}");
 
@@ -135,8 +139,10 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
             Some((_, parts)) => {
                 for part in *parts {
                     assert!(expr.contains(part), "rule {name}: {part:?} is not part of its expression {expr:?} (update FAULT_ONLY)");
-                    let r = prom.query(part);
-                    assert!(has_data(&r), "rule {name}: its selector {part} returns no data: {r}");
+                    // Polled: the lag series appear at a group's first commit, and deriv() needs two
+                    // samples of them (1 s apart here).
+                    let r = wait_for(&prom, part, Duration::from_secs(15));
+                    assert!(r.is_some(), "rule {name}: its selector {part} returns no data: {}", prom.query(part));
                 }
             }
             None => assert!(has_data(&res), "rule {name} returns no data on a run with an open critical incident: {expr}: {res}"),
