@@ -2,7 +2,8 @@
 # The README's test command, and what .ci/run calls: installs what the tests need (idempotently, cached under
 # ~/.cache/flashpoint), then runs every test of the workspace.
 #
-# Needs only a Rust toolchain (rustup's cargo). The Kafka tests need a Kafka-protocol broker: this script
+# Needs only a Rust toolchain (rustup's cargo) and, for the observability test, Debian's `prometheus` package
+# (scripts/prometheus.sh installs it with apt-get if missing). The Kafka tests need a Kafka-protocol broker: this script
 # builds Tansu once (cached under ~/.cache/flashpoint/tansu, 15-30 minutes cold), starts a fresh in-memory
 # instance on a free 127.0.0.1 port for this run, and stops it at exit.
 set -euo pipefail
@@ -13,6 +14,9 @@ cargo --version
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
 scripts/tansu.sh install
+# Prometheus and promtool (installed if missing), then promtool check config/rules on deploy/prometheus/.
+scripts/prometheus.sh check
+export FLASHPOINT_PROMETHEUS=${FLASHPOINT_PROMETHEUS:-$(command -v prometheus)}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
 broker_pid=$(scripts/tansu.sh start "$port")
 log=$(mktemp)

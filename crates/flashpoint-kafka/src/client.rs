@@ -70,19 +70,16 @@ impl StageContext {
 impl ClientContext for StageContext {
     fn stats(&self, s: Statistics) {
         note_stats(&self.metrics, &s);
+        let mut lags: Vec<(&str, i32, i64)> = Vec::new();
         for (topic, t) in &s.topics {
             for (p, part) in &t.partitions {
-                if *p < 0 {
-                    continue;
-                }
-                let labels = [self.stage, topic.as_str(), &p.to_string()];
-                if part.desired && part.consumer_lag >= 0 {
-                    self.metrics.consumer_lag.with_label_values(&labels).set(part.consumer_lag);
-                } else {
-                    let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 means not known yet.
+                if *p >= 0 && part.desired && part.consumer_lag >= 0 {
+                    lags.push((topic.as_str(), *p, part.consumer_lag));
                 }
             }
         }
+        self.metrics.set_consumer_lag(self.stage, &lags);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -122,7 +119,11 @@ impl ConsumerContext for StageContext {
             // Nothing was stored since the last commit: not a failure.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
-                self.metrics.commit_failures.with_label_values(&[self.stage]).inc();
+                // The aggregate stage commits synchronously and counts its own failures; counting them
+                // here too (librdkafka reports manual commits to this callback as well) would double them.
+                if self.stage == "score" {
+                    self.metrics.commit_failures.with_label_values(&[self.stage]).inc();
+                }
                 warn!(stage = self.stage, error = %e, "offset commit failed (records after the last good commit will be re-read)");
             }
         }
@@ -146,8 +147,7 @@ impl ClientContext for ProducerContext {
 fn note_stats(m: &Metrics, s: &Statistics) {
     let up = s.brokers.values().any(|b| b.state == "UP");
     m.health.broker_up.store(up, Ordering::Relaxed);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    m.health.last_stats_ms.store(now, Ordering::Relaxed);
+    m.health.last_stats_ms.store(crate::metrics::now_ms(), Ordering::Relaxed);
 }
 
 fn note_error(m: &Metrics, e: &KafkaError, reason: &str) {

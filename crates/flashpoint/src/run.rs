@@ -111,3 +111,59 @@ async fn answer(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     conn.write_all(body.as_bytes()).await?;
     conn.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+
+    fn request(addr: std::net::SocketAddr, req: &str) -> String {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn endpoints_serve_metrics_liveness_and_readiness() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let metrics = Arc::new(Metrics::new(10));
+        metrics.set_entities(&["Acme Air".into()]);
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(serve(listener, metrics.clone()));
+        let get = |path: &str| request(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"));
+
+        let r = get("/metrics");
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(r.contains("Content-Type: text/plain; version=0.0.4"), "{r}");
+        assert!(r.contains("flashpoint_ready 0"), "{r}");
+        assert!(r.contains(r#"flashpoint_open_incidents{entity="Acme Air",severity="critical"} 0"#), "{r}");
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+        assert!(get("/metrics?x=1").starts_with("HTTP/1.1 200 OK"));
+
+        let r = get("/healthz");
+        assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("ok\n"), "{r}");
+        let r = get("/readyz");
+        assert!(r.starts_with("HTTP/1.1 503 Service Unavailable") && r.contains("not ready: no broker reachable"), "{r}");
+
+        let h = &metrics.health;
+        h.broker_up.store(true, Ordering::Relaxed);
+        h.last_stats_ms.store(flashpoint_kafka::metrics::now_ms(), Ordering::Relaxed);
+        h.score_running.store(true, Ordering::Relaxed);
+        assert!(get("/readyz").contains("score stage has no partitions"));
+        h.score_assigned.store(true, Ordering::Relaxed);
+        let r = get("/readyz");
+        assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("ready\n"), "{r}");
+        assert!(get("/metrics").contains("flashpoint_ready 1"));
+
+        assert!(get("/nope").starts_with("HTTP/1.1 404"));
+        assert!(request(addr, "POST /metrics HTTP/1.1\r\nHost: test\r\n\r\n").starts_with("HTTP/1.1 405"));
+        // HTTP/1.0 (what some probes send) works too.
+        assert!(request(addr, "GET /healthz HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
+    }
+}
