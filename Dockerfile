@@ -15,6 +15,9 @@ ARG DEBIAN_RELEASE=bookworm
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 # librdkafka's build: a C/C++ toolchain and make come with the rust image; it needs pkg-config and the
 # OpenSSL and zlib headers (usually already there; listed so the stage does not depend on that).
+# DL3008 (pin apt versions) is ignored on purpose: Debian stable only ships security and point-release
+# updates, and a pinned version disappears from the archive at the next one, breaking the build.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -31,6 +34,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # libssl3: librdkafka's TLS and SCRAM; ca-certificates: the system CA bundle librdkafka uses when
 # kafka.security.ssl_ca_location is not set. zlib1g, libgcc-s1 and libc6 are already in the slim image.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*

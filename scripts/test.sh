@@ -12,6 +12,9 @@ command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust wi
 cargo --version
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
+# --- Deploy files (issue 6): Dockerfile, deploy/compose, deploy/k8s; check-config uses the binary just built.
+FLASHPOINT_BIN=target/debug/flashpoint scripts/validate-deploy.sh
+# ---
 scripts/tansu.sh install
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
 broker_pid=$(scripts/tansu.sh start "$port")
