@@ -13,6 +13,9 @@ command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust wi
 cargo --version
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
+# --- Deploy files (issue 6): Dockerfile, deploy/compose, deploy/k8s; check-config uses the binary just built.
+FLASHPOINT_BIN=target/debug/flashpoint scripts/validate-deploy.sh
+# ---
 scripts/tansu.sh install
 # Prometheus and promtool (installed if missing), then promtool check config/rules on deploy/prometheus/.
 scripts/prometheus.sh check
