@@ -33,8 +33,6 @@ struct Part {
     next_offset: i64,
     /// Offset the last durable snapshot covers.
     checkpointed: i64,
-    /// Whether we already sought back to a snapshot's offset after a gap.
-    sought: bool,
     evicted: u64,
     terms_dropped: u64,
 }
@@ -110,40 +108,20 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                 if offset < part.next_offset {
                     continue; // already reflected in the restored snapshot
                 }
-                if offset > part.next_offset && !part.sought {
-                    // Records between the snapshot and the committed offset: read them again.
-                    part.sought = true;
-                    warn!(partition = p, from = part.next_offset, at = offset, "seeking back to the snapshot's offset");
-                    let c = consumer.clone();
-                    let (t, to) = (shared.kafka.scored_topic.clone(), part.next_offset);
-                    tokio::task::spawn_blocking(move || c.seek(&t, p, Offset::Offset(to), Duration::from_secs(10)))
+                if offset > part.next_offset {
+                    // The newest snapshot is older than where the group resumed (its commit outran the snapshot
+                    // we found): re-apply the records in between from a side reader, in order, rather than
+                    // seeking the group consumer (a seek races the records librdkafka has already fetched).
+                    warn!(partition = p, from = part.next_offset, to = offset, "catching up from the snapshot's offset");
+                    let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
+                    let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
                         .await
                         .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                    continue;
-                }
-                part.next_offset = offset + 1;
-                let payload = m.payload().unwrap_or_default();
-                let rec: StageRecord = match serde_json::from_slice(payload) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let d = dead_letter("bad_stage_record", e.to_string(), &shared.kafka.scored_topic, p, offset, payload);
-                        pending.push(send_dead(&shared, &d).await);
-                        continue;
-                    }
-                };
-                outputs.clear();
-                match part.stage.apply(&rec, &mut outputs) {
-                    Applied::Aggregated => shared.metrics.aggregated.inc(),
-                    Applied::Duplicate => shared.metrics.duplicates.inc(),
-                    Applied::Tick => {}
-                    Applied::UnknownEntity => {
-                        let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &shared.kafka.scored_topic, p, offset, payload);
-                        pending.push(send_dead(&shared, &d).await);
+                    for (o, payload) in gap {
+                        handle(&shared, part, p, o, &payload, &mut outputs, &mut pending).await;
                     }
                 }
-                for o in outputs.drain(..) {
-                    pending.push(emit(&shared, o, &shared.kafka.scored_topic, p, offset, payload).await);
-                }
+                handle(&shared, part, p, offset, m.payload().unwrap_or_default(), &mut outputs, &mut pending).await;
             }
         }
     };
@@ -172,10 +150,67 @@ impl rdkafka::client::ClientContext for QuietEof {
 
 impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
+/// Applies one scored-topic record to its partition's stage and publishes what it produced.
+async fn handle(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: &[u8], outputs: &mut Vec<Output>, pending: &mut Vec<DeliveryFuture>) {
+    part.next_offset = offset + 1;
+    let rec: StageRecord = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let d = dead_letter("bad_stage_record", e.to_string(), &shared.kafka.scored_topic, p, offset, payload);
+            pending.push(send_dead(shared, &d).await);
+            return;
+        }
+    };
+    outputs.clear();
+    match part.stage.apply(&rec, outputs) {
+        Applied::Aggregated => shared.metrics.aggregated.inc(),
+        Applied::Duplicate => shared.metrics.duplicates.inc(),
+        Applied::Tick => {}
+        Applied::UnknownEntity => {
+            let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &shared.kafka.scored_topic, p, offset, payload);
+            pending.push(send_dead(shared, &d).await);
+        }
+    }
+    for o in outputs.drain(..) {
+        pending.push(emit(shared, o, &shared.kafka.scored_topic, p, offset, payload).await);
+    }
+}
+
+/// Records `from..to` of `topic`/`p`, read with the side reader.
+fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+    reader.assign(&tpl)?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next = from;
+    while next < to {
+        if Instant::now() > deadline {
+            return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} {from}..{to} (at {next})")));
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= next => {
+                next = m.offset() + 1;
+                if m.offset() < to {
+                    out.push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p => {
+                return Err(WorkerError::Internal(format!("{topic}/{p} ended at {next} before offset {to}")));
+            }
+            Some(Err(e)) => warn!(error = %e, "catch-up reader error"),
+            None => {}
+        }
+    }
+    reader.unassign()?;
+    Ok(out)
+}
+
 async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, first_offset: i64) -> Result<Part, WorkerError> {
     let mut stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
     let (r, topic) = (reader.clone(), shared.kafka.state_topic.clone());
-    let snap = tokio::task::spawn_blocking(move || load_snapshot(&r, &topic, p))
+    let snap = tokio::task::spawn_blocking(move || load_snapshot(&r, &topic, p, first_offset))
         .await
         .map_err(|e| WorkerError::Internal(e.to_string()))??;
     let next_offset = match &snap {
@@ -189,7 +224,7 @@ async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, 
             first_offset
         }
     };
-    Ok(Part { stage, next_offset, checkpointed: next_offset, sought: false, evicted: 0, terms_dropped: 0 })
+    Ok(Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 })
 }
 
 /// The most advanced snapshot among the newest records of state partition `p`, if any.
@@ -198,9 +233,19 @@ async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, 
 /// 0.6.0 answers ListOffsets(latest) with the base offset of the last batch (8 for a partition holding
 /// offsets 0..=8), while its fetch responses carry the right high watermark. So the watermark is only a
 /// hint for where to start, and the end is what the fetch says.
-fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32) -> Result<Option<StageSnapshot>, WorkerError> {
+fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, resume_at: i64) -> Result<Option<StageSnapshot>, WorkerError> {
     let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-    let from = lo.max(hi - SNAPSHOT_SCAN);
+    let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN))?;
+    // Every commit follows a durable snapshot at or after it, so a best snapshot behind the group's resume
+    // offset means the newest records were missed (a wrong high watermark): scan the whole partition.
+    if best.as_ref().map_or(resume_at > 0, |b| b.next_offset < resume_at) && lo < hi - SNAPSHOT_SCAN {
+        warn!(partition = p, resume_at, "newest snapshot not found near the end; scanning the whole state partition");
+        return scan_snapshots(reader, topic, p, lo);
+    }
+    Ok(best)
+}
+
+fn scan_snapshots(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64) -> Result<Option<StageSnapshot>, WorkerError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
     reader.assign(&tpl)?;
@@ -211,12 +256,13 @@ fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32) -> Result
             return Err(WorkerError::Internal(format!("timed out reading state partition {topic}/{p} from {from}")));
         }
         match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.topic() != topic || m.partition() != p => {}
             Some(Ok(m)) => match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
                 Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
                 Ok(_) => {}
                 Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
             },
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p => break,
             Some(Err(e)) => warn!(error = %e, "state reader error"),
             None => {}
         }

@@ -149,7 +149,12 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
     // After the dead member's session (6 s) expired, its replacement joins.
     std::thread::sleep(Duration::from_secs(8));
     let c = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("c.log"));
-    let got = read_until(&t.spikes, Duration::from_secs(120), |r| dedupe(&r.iter().map(Record::json).collect::<Vec<_>>()).len() >= expected.len());
+    // Wait for every expected event (not merely as many events): a wrong run must not end the wait early.
+    let want = dedupe(&expected);
+    let got = read_until(&t.spikes, Duration::from_secs(120), |r| {
+        let have = dedupe(&r.iter().map(Record::json).collect::<Vec<_>>());
+        want.keys().all(|k| have.contains_key(k))
+    });
     let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
     let log = b.log_text();
     assert_eq!(b.stop(), 0, "survivor exits cleanly; log:\n{log}");
