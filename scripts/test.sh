@@ -17,6 +17,25 @@ set +e
 cargo test --locked --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# ---- transformer backend (issue 8) ----------------------------------------------------------------------------
+# Needs python3 with pip as well (scripts/libtorch.sh takes libtorch from PyPI's torch wheel).
+# Installs libtorch 2.4.0 (CPU) and the sentiment model (cached under ~/.cache/flashpoint; ~800 MB download once),
+# then builds and tests the transformer crate and the binary's `transformer` feature. Release profile: rust-bert
+# on libtorch is unusably slow unoptimised, and one optimised build serves both the tests and the binary. The
+# cold build takes ~20 minutes on 2 cores.
+eval "$(scripts/libtorch.sh)"
+cargo build --locked --release -p flashpoint-transformer --features libtorch --all-targets
+cargo build --locked --release -p flashpoint --features transformer --all-targets
+set +e
+cargo test --locked --release -p flashpoint-transformer --features libtorch 2>&1 | tee -a "$log"
+tstatus=${PIPESTATUS[0]}
+cargo test --locked --release -p flashpoint --features transformer --test cli_transformer 2>&1 | tee -a "$log"
+cstatus=${PIPESTATUS[0]}
+set -e
+[ "$status" -ne 0 ] || status=$tstatus
+[ "$status" -ne 0 ] || status=$cstatus
+# ---- end transformer backend ----------------------------------------------------------------------------------
 # One closing line over all test binaries (cargo prints one per binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
