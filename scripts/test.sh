@@ -25,16 +25,15 @@ set -e
 # on libtorch is unusably slow unoptimised, and one optimised build serves both the tests and the binary. The
 # cold build takes ~20 minutes on 2 cores.
 eval "$(scripts/libtorch.sh)"
-cargo build --locked --release -p flashpoint-transformer --features libtorch --all-targets
-cargo build --locked --release -p flashpoint --features transformer --all-targets
+# Both packages in one invocation so cargo resolves features once and builds torch-sys (C++, minutes) once; the
+# binary's whole test suite runs again with the feature on, the transformer tests (tests/cli_transformer.rs) among them.
+feat=flashpoint-transformer/libtorch,flashpoint/transformer
+cargo build --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" --all-targets
 set +e
-cargo test --locked --release -p flashpoint-transformer --features libtorch 2>&1 | tee -a "$log"
+cargo test --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" 2>&1 | tee -a "$log"
 tstatus=${PIPESTATUS[0]}
-cargo test --locked --release -p flashpoint --features transformer --test cli_transformer 2>&1 | tee -a "$log"
-cstatus=${PIPESTATUS[0]}
 set -e
 [ "$status" -ne 0 ] || status=$tstatus
-[ "$status" -ne 0 ] || status=$cstatus
 # ---- end transformer backend ----------------------------------------------------------------------------------
 # One closing line over all test binaries (cargo prints one per binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
