@@ -26,9 +26,12 @@ def main():
     ap.add_argument("--batch-sizes", default="1,32,64")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-texts", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--repeat", type=int, default=1, help="score the list this many times over (a GPU needs volume)")
     ap.add_argument("--fp16", action="store_true", help="run the encoder in half precision (GPU)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with open(args.texts, encoding="utf-8") as f:
         texts = [line.rstrip("\n") for line in f]
     if args.max_texts:
