@@ -33,11 +33,33 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())
 }
 
+/// Keeps libtorch's activation buffers in the malloc heap.
+///
+/// A forward pass allocates and frees tensors of a few MB per layer (batch × tokens × 1536 floats). glibc serves
+/// those with fresh mmaps and returns them at free, so every pass page-faults its memory in again: about a million
+/// minor faults per 500 tweets at batch 32, a quarter of the scoring time (measured: 78 → 98 texts/s on one core).
+/// Raising the mmap threshold to its maximum (32 MB) and the trim threshold past a pass's peak lets freed buffers be
+/// reused; peak RSS did not change. Process-wide, but harmless for the rest of the pipeline, which allocates little.
+fn tune_malloc_for_libtorch() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters; it is called once, before the model allocates.
+            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1 };
+            if !ok {
+                tracing::debug!("mallopt refused the thresholds; scoring works, with more page faults");
+            }
+        });
+    }
+}
+
 impl TransformerScorer {
     pub fn load(cfg: &TransformerConfig) -> Result<Self, LoadError> {
         if cfg.batch_size == 0 {
             return Err(LoadError::BatchSize);
         }
+        tune_malloc_for_libtorch();
         let dir = cfg.model_dir.as_path();
         check_model_dir(dir)?;
         let meta = read_head_meta(dir)?;
