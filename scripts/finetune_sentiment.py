@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--split-mb", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N tweets only (a smoke test)")
     args = ap.parse_args()
     torch.manual_seed(0)
     random.seed(0)
@@ -62,6 +63,8 @@ def main():
             continue
         seen.add(k)
         train.append((normalize(text), y))
+    if args.limit:
+        train = train[: args.limit]
     val_texts = [normalize(t) for t in val_raw]
     print(f"training on {len(train)} tweets", file=sys.stderr)
 
