@@ -3,7 +3,6 @@
 //! need the model that `scripts/libtorch.sh` installs (scripts/test.sh provides it) and fail saying so without it.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn bin() -> Command {
@@ -42,6 +41,7 @@ fn transformer_not_built_says_how_to_build_it() {
 #[cfg(feature = "transformer")]
 mod with_backend {
     use super::*;
+    use std::path::PathBuf;
 
     fn repo(rel: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
