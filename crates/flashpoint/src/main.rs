@@ -58,7 +58,8 @@ impl ScorerArgs {
         if let Some(b) = self.batch_size {
             cfg.batch_size = b;
         }
-        cfg.validate_complete()
+        // Not validate_complete: a binary without the backend should say so before asking for a model directory.
+        cfg.validate()
     }
 }
 

@@ -23,19 +23,14 @@ fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-#[test]
-fn transformer_without_model_dir_names_the_key() {
-    let (code, out, err) = run_with_stdin(&["score", "--scorer", "transformer"], "{\"id\":1,\"text\":\"hi\"}\n");
-    assert_eq!((code, out.as_str()), (2, ""), "{err}");
-    assert!(err.contains("scorer.model_dir"), "{err}");
-}
-
 #[cfg(not(feature = "transformer"))]
 #[test]
 fn transformer_not_built_says_how_to_build_it() {
-    let (code, _, err) = run_with_stdin(&["score", "--scorer", "transformer", "--model-dir", "/nonexistent"], "");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--features transformer") && err.contains("scripts/libtorch.sh"), "{err}");
+    for args in [&["score", "--scorer", "transformer", "--model-dir", "/nonexistent"][..], &["score", "--scorer", "transformer"]] {
+        let (code, out, err) = run_with_stdin(args, "{\"id\":1,\"text\":\"hi\"}\n");
+        assert_eq!((code, out.as_str()), (2, ""), "{err}");
+        assert!(err.contains("--features transformer") && err.contains("scripts/libtorch.sh"), "{err}");
+    }
 }
 
 #[cfg(feature = "transformer")]
@@ -57,6 +52,13 @@ mod with_backend {
             dir.display()
         );
         dir.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn transformer_without_model_dir_names_the_key() {
+        let (code, out, err) = run_with_stdin(&["score", "--scorer", "transformer"], "{\"id\":1,\"text\":\"hi\"}\n");
+        assert_eq!((code, out.as_str()), (2, ""), "{err}");
+        assert!(err.contains("scorer.model_dir"), "{err}");
     }
 
     #[test]
