@@ -103,7 +103,7 @@ impl TransformerScorer {
             });
         }
         let (weight_t, bias) = load_head(&dir.join("head.safetensors"), dim, device)?;
-        tracing::info!(model_dir = %dir.display(), ?device, batch_size = cfg.batch_size, encoder = %meta.encoder, "transformer scorer loaded");
+        tracing::info!(model_dir = %dir.display(), ?device, batch_size = cfg.batch_size, threads = tch::get_num_threads(), encoder = %meta.encoder, "transformer scorer loaded");
         Ok(TransformerScorer { model: Mutex::new(Model { encoder, weight_t, bias }), batch_size: cfg.batch_size, device })
     }
 
