@@ -35,6 +35,24 @@ set +e
 cargo test --locked --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# ---- transformer backend (issue 8) ----------------------------------------------------------------------------
+# Needs python3 with pip as well (scripts/libtorch.sh takes libtorch from PyPI's torch wheel).
+# Installs libtorch 2.4.0 (CPU) and the sentiment model (cached under ~/.cache/flashpoint; ~800 MB download once),
+# then builds and tests the transformer crate and the binary's `transformer` feature. Release profile: rust-bert
+# on libtorch is unusably slow unoptimised, and one optimised build serves both the tests and the binary. The
+# cold build takes ~20 minutes on 2 cores.
+eval "$(scripts/libtorch.sh)"
+# Both packages in one invocation so cargo resolves features once and builds torch-sys (C++, minutes) once; the
+# binary's whole test suite runs again with the feature on, the transformer tests (tests/cli_transformer.rs) among them.
+feat=flashpoint-transformer/libtorch,flashpoint/transformer
+cargo build --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" --all-targets
+set +e
+cargo test --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" 2>&1 | tee -a "$log"
+tstatus=${PIPESTATUS[0]}
+set -e
+[ "$status" -ne 0 ] || status=$tstatus
+# ---- end transformer backend ----------------------------------------------------------------------------------
 # One closing line over all test binaries (cargo prints one per binary, the last often a doc-test "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

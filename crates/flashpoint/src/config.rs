@@ -10,7 +10,7 @@ use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::post::{Decoder, FieldPaths, Format};
 use flashpoint_core::sentiment::LabelThresholds;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -18,6 +18,17 @@ pub enum ScorerKind {
     /// VADER lexicon scorer (exact parity with vaderSentiment 3.3.2).
     #[default]
     Lexicon,
+    /// MiniLM encoder + sentiment head on libtorch (binary built with `--features transformer`).
+    Transformer,
+}
+
+/// Where the transformer scorer runs; `cuda` falls back to the CPU with a warning when no GPU is usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorerDevice {
+    #[default]
+    Cpu,
+    Cuda,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,11 +38,46 @@ pub struct ScorerConfig {
     pub thresholds: LabelThresholds,
     /// Decode entities, drop URLs and mentions, keep hashtag words before scoring.
     pub normalize: bool,
+    /// Transformer only: the model directory (encoder + head), e.g. what `scripts/libtorch.sh` installs.
+    pub model_dir: Option<PathBuf>,
+    /// Transformer only.
+    pub device: ScorerDevice,
+    /// Transformer only: texts per forward pass.
+    pub batch_size: usize,
 }
 
 impl Default for ScorerConfig {
     fn default() -> Self {
-        ScorerConfig { kind: ScorerKind::Lexicon, thresholds: LabelThresholds::default(), normalize: true }
+        ScorerConfig {
+            kind: ScorerKind::Lexicon,
+            thresholds: LabelThresholds::default(),
+            normalize: true,
+            model_dir: None,
+            device: ScorerDevice::Cpu,
+            batch_size: 32,
+        }
+    }
+}
+
+impl ScorerConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.thresholds.validate().map_err(anyhow::Error::msg).context("scorer.thresholds")?;
+        if self.batch_size == 0 {
+            bail!("scorer.batch_size: must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Checked once the command-line overrides are applied (not at load: `--model-dir` or FLASHPOINT_MODEL_DIR
+    /// may still supply it).
+    pub fn validate_complete(&self) -> Result<()> {
+        self.validate()?;
+        if self.kind == ScorerKind::Transformer && self.model_dir.is_none() {
+            bail!(
+                "scorer.model_dir: required when scorer.kind = \"transformer\" (or --model-dir / FLASHPOINT_MODEL_DIR; scripts/libtorch.sh installs one and prints its path)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -128,7 +174,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.scorer.thresholds.validate().map_err(anyhow::Error::msg).context("scorer.thresholds")?;
+        self.scorer.validate()?;
         flashpoint_core::aggregate::Aggregator::new(&self.aggregator()).map_err(anyhow::Error::msg)?;
         flashpoint_core::entity::Matcher::new(&self.entities).map_err(|e| anyhow::anyhow!("entities: {e}"))?;
         if self.entities.is_empty() {
@@ -178,5 +224,23 @@ mod tests {
         let bad = vec![("FLASHPOINT__WINDOW__NOPE".to_string(), "1".to_string())];
         let e = Config::from_toml(MIN, bad.into_iter()).unwrap_err();
         assert!(format!("{e:#}").contains("window.nope") || format!("{e:#}").contains("nope"), "{e:#}");
+    }
+
+    #[test]
+    fn transformer_scorer_keys() {
+        let c = Config::from_toml(
+            &format!("{MIN}[scorer]\nkind = \"transformer\"\nmodel_dir = \"/m\"\ndevice = \"cuda\"\nbatch_size = 64\n"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!((c.scorer.kind, c.scorer.device, c.scorer.batch_size), (ScorerKind::Transformer, ScorerDevice::Cuda, 64));
+        assert_eq!(c.scorer.model_dir.as_deref(), Some(Path::new("/m")));
+        let c = Config::from_toml(&format!("{MIN}[scorer]\nkind = \"transformer\"\n"), std::iter::empty()).unwrap();
+        let e = c.scorer.validate_complete().unwrap_err();
+        assert!(format!("{e:#}").contains("scorer.model_dir"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}[scorer]\nbatch_size = 0\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("scorer.batch_size"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}[scorer]\ndevice = \"tpu\"\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("scorer.device"), "{e:#}");
     }
 }

@@ -2,15 +2,18 @@
 
 mod config;
 mod eval_nab;
+mod eval_sentiment;
 mod replay;
 mod run;
 mod score;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use config::{Config, ScorerKind};
+use config::{Config, ScorerConfig, ScorerDevice, ScorerKind};
 use std::io::{IsTerminal, Write};
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer, Scorer};
+#[cfg(feature = "transformer")]
+use flashpoint_transformer::{DeviceChoice, TransformerConfig, TransformerScorer};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +33,43 @@ struct Cli {
 }
 
 
+/// Scorer selection shared by the commands that score. Each flag overrides its `scorer.*` config key.
+#[derive(clap::Args)]
+struct ScorerArgs {
+    /// Scoring backend (overrides scorer.kind; default lexicon). `transformer` needs a binary built with
+    /// `--features transformer`.
+    #[arg(long, value_enum)]
+    scorer: Option<ScorerKind>,
+    /// Transformer model directory (overrides scorer.model_dir); `scripts/libtorch.sh` installs one.
+    #[arg(long, env = "FLASHPOINT_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Transformer device (overrides scorer.device); cuda falls back to the CPU with a warning.
+    #[arg(long, value_enum)]
+    device: Option<ScorerDevice>,
+    /// Transformer texts per forward pass (overrides scorer.batch_size).
+    #[arg(long)]
+    batch_size: Option<usize>,
+}
+
+impl ScorerArgs {
+    fn apply(&self, cfg: &mut ScorerConfig) -> Result<()> {
+        if let Some(k) = self.scorer {
+            cfg.kind = k;
+        }
+        if let Some(d) = &self.model_dir {
+            cfg.model_dir = Some(d.clone());
+        }
+        if let Some(d) = self.device {
+            cfg.device = d;
+        }
+        if let Some(b) = self.batch_size {
+            cfg.batch_size = b;
+        }
+        // Not validate_complete: a binary without the backend should say so before asking for a model directory.
+        cfg.validate()
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Score JSON Lines ({"id":..,"text":".."} per line) and print one sentiment record per line, in order.
@@ -41,9 +81,8 @@ enum Cmd {
         /// Input file, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
         input: String,
-        /// Scoring backend.
-        #[arg(long, value_enum, default_value = "lexicon")]
-        scorer: ScorerKind,
+        #[command(flatten)]
+        scorer: ScorerArgs,
         /// Score the text exactly as given (no HTML-entity decoding, URL/mention removal or hashtag
         /// splitting). Use it to compare with the Python vaderSentiment package.
         #[arg(long)]
@@ -78,9 +117,23 @@ enum Cmd {
         /// Close the windows still open at the end of the input.
         #[arg(long)]
         flush: bool,
-        /// Scoring backend (overrides scorer.kind).
-        #[arg(long, value_enum)]
-        scorer: Option<ScorerKind>,
+        #[command(flatten)]
+        scorer: ScorerArgs,
+    },
+    /// Evaluate a sentiment scorer on TweetEval's sentiment validation split (val_text.txt, val_labels.txt)
+    /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput.
+    EvalSentiment {
+        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment).
+        #[arg(long)]
+        data: PathBuf,
+        /// Config whose [scorer] section to use (flags override it).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Score the texts as given, without the pipeline's normalisation.
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        scorer: ScorerArgs,
     },
     /// Run as a cluster worker: consume posts from Kafka, publish spike events (see ARCHITECTURE.md).
     ///
@@ -99,9 +152,8 @@ enum Cmd {
         /// Metrics/health listen address (overrides metrics.listen).
         #[arg(long)]
         metrics_listen: Option<String>,
-        /// Scoring backend (overrides scorer.kind).
-        #[arg(long, value_enum)]
-        scorer: Option<ScorerKind>,
+        #[command(flatten)]
+        scorer: ScorerArgs,
     },
     /// Publish JSON Lines to a Kafka topic, one record per line (feeds a worker; used by the Compose stack).
     Produce {
@@ -143,10 +195,37 @@ enum Cmd {
     },
 }
 
-fn build_scorer(kind: ScorerKind, thresholds: LabelThresholds) -> Box<dyn Scorer> {
-    match kind {
-        ScorerKind::Lexicon => Box::new(LexiconScorer::new(thresholds)),
+/// The scorer a deployment asked for. Fails at start (never at the first batch) when the transformer is asked
+/// for but not built in, or its model cannot be loaded.
+pub fn build_scorer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
+    match cfg.kind {
+        ScorerKind::Lexicon => Ok(Box::new(LexiconScorer::new(cfg.thresholds))),
+        ScorerKind::Transformer => build_transformer(cfg),
     }
+}
+
+#[cfg(feature = "transformer")]
+fn build_transformer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
+    cfg.validate_complete()?;
+    let model_dir = cfg.model_dir.clone().expect("validate_complete checks model_dir");
+    let tc = TransformerConfig {
+        model_dir: model_dir.clone(),
+        device: match cfg.device {
+            ScorerDevice::Cpu => DeviceChoice::Cpu,
+            ScorerDevice::Cuda => DeviceChoice::Cuda,
+        },
+        batch_size: cfg.batch_size,
+    };
+    let scorer = TransformerScorer::load(&tc).with_context(|| format!("scorer.model_dir = {}", model_dir.display()))?;
+    Ok(Box::new(scorer))
+}
+
+#[cfg(not(feature = "transformer"))]
+fn build_transformer(_: &ScorerConfig) -> Result<Box<dyn Scorer>> {
+    anyhow::bail!(
+        "scorer.kind = \"transformer\": this flashpoint binary was built without the transformer backend; \
+         install libtorch with `eval \"$(scripts/libtorch.sh)\"`, then build with `cargo build --release -p flashpoint --features transformer`"
+    )
 }
 
 fn create(path: &PathBuf) -> Result<Box<dyn Write>> {
@@ -185,7 +264,9 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Score { input, scorer, raw, negative_threshold, positive_threshold } => {
             let thresholds = LabelThresholds { negative: negative_threshold, positive: positive_threshold };
             thresholds.validate().map_err(anyhow::Error::msg).context("--negative-threshold/--positive-threshold")?;
-            let scorer = build_scorer(scorer, thresholds);
+            let mut cfg = ScorerConfig { thresholds, ..ScorerConfig::default() };
+            scorer.apply(&mut cfg)?;
+            let scorer = build_scorer(&cfg)?;
             let stats = score::run(open_input(&input)?, scorer.as_ref(), raw)?;
             Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
@@ -216,11 +297,9 @@ fn real_main() -> Result<ExitCode> {
             if let Some(l) = metrics_listen {
                 cfg.metrics.listen = l;
             }
-            if let Some(k) = scorer {
-                cfg.scorer.kind = k;
-            }
+            scorer.apply(&mut cfg.scorer)?;
             cfg.validate().with_context(|| format!("config {}", config.display()))?;
-            let scorer: std::sync::Arc<dyn Scorer> = std::sync::Arc::from(build_scorer(cfg.scorer.kind, cfg.scorer.thresholds));
+            let scorer: std::sync::Arc<dyn Scorer> = std::sync::Arc::from(build_scorer(&cfg.scorer)?);
             run::run(cfg, role, scorer)
         }
         Cmd::Produce { input, topic, brokers, config, rate, partitions } => {
@@ -237,6 +316,17 @@ fn real_main() -> Result<ExitCode> {
             eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::EvalSentiment { data, config, raw, scorer } => {
+            let mut cfg = match config {
+                Some(p) => Config::load(&p)?.scorer,
+                None => ScorerConfig::default(),
+            };
+            scorer.apply(&mut cfg)?;
+            let built = build_scorer(&cfg)?;
+            let r = eval_sentiment::run(&data, built.as_ref(), raw || !cfg.normalize)?;
+            print!("{r}");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} entities)", config.display(), cfg.entities.len());
@@ -244,11 +334,9 @@ fn real_main() -> Result<ExitCode> {
         }
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
-            if let Some(k) = scorer {
-                cfg.scorer.kind = k;
-            }
+            scorer.apply(&mut cfg.scorer)?;
             let mut pipeline = flashpoint_core::pipeline::Pipeline::new(
-                build_scorer(cfg.scorer.kind, cfg.scorer.thresholds),
+                build_scorer(&cfg.scorer)?,
                 &cfg.entities,
                 &cfg.aggregator(),
             )

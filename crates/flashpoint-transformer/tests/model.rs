@@ -1,0 +1,141 @@
+//! Tests against the real model. They need libtorch (the `libtorch` feature) and the model directory that
+//! `scripts/libtorch.sh` installs; `scripts/test.sh` provides both. A missing model fails with how to get it.
+#![cfg(feature = "libtorch")]
+
+use flashpoint_core::sentiment::{Label, Scorer};
+use flashpoint_transformer::{DeviceChoice, LoadError, TransformerConfig, TransformerScorer};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("FLASHPOINT_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/flashpoint/models/minilm-sentiment")
+    });
+    if let Err(e) = flashpoint_transformer::check_model_dir(&dir) {
+        panic!("the transformer tests need the model: {e}\n(run `eval \"$(scripts/libtorch.sh)\"` from the repository root, or set FLASHPOINT_MODEL_DIR)");
+    }
+    dir
+}
+
+fn config(dir: &Path, batch_size: usize) -> TransformerConfig {
+    TransformerConfig { model_dir: dir.to_path_buf(), device: DeviceChoice::Cpu, batch_size }
+}
+
+/// One loaded model for the tests that only score (loading takes about a second).
+fn scorer() -> &'static TransformerScorer {
+    static S: OnceLock<TransformerScorer> = OnceLock::new();
+    S.get_or_init(|| TransformerScorer::load(&config(&model_dir(), 3)).expect("the installed model loads"))
+}
+
+/// A copy of the model directory (by symlink) in which the test can break one file.
+fn scratch_copy(name: &str) -> PathBuf {
+    let src = model_dir();
+    let dst = std::env::temp_dir().join(format!("fp-transformer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(dst.join("1_Pooling")).unwrap();
+    for (file, _) in flashpoint_transformer::model_files() {
+        let from = std::fs::canonicalize(src.join(file)).unwrap();
+        std::os::unix::fs::symlink(from, dst.join(file)).unwrap();
+    }
+    dst
+}
+
+fn replace(dir: &Path, file: &str, contents: &[u8]) {
+    std::fs::remove_file(dir.join(file)).unwrap();
+    std::fs::write(dir.join(file), contents).unwrap();
+}
+
+fn load_err(cfg: &TransformerConfig) -> LoadError {
+    match TransformerScorer::load(cfg) {
+        Ok(_) => panic!("loading {} should fail", cfg.model_dir.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn clear_texts_are_classified() {
+    let s = scorer();
+    for (text, want) in [
+        ("I absolutely love this airline, best flight I've ever had!", Label::Positive),
+        ("Thank you so much, you made my day :)", Label::Positive),
+        ("This is the worst service ever. I hate it and I want my money back.", Label::Negative),
+        ("They lost my luggage again. Absolutely furious.", Label::Negative),
+    ] {
+        let r = s.score_one(text).unwrap();
+        assert_eq!(r.label, want, "{text}: {r:?}");
+        assert!((r.neg + r.neu + r.pos - 1.0).abs() < 1e-5, "{r:?}");
+        assert!((r.compound - (r.pos - r.neg)).abs() < 1e-9 && (-1.0..=1.0).contains(&r.compound), "{r:?}");
+    }
+}
+
+#[test]
+fn batch_results_come_back_in_input_order() {
+    let s = scorer();
+    // Lengths out of order, duplicates and an empty text, more texts than one sub-batch (batch_size 3).
+    let texts = [
+        "They lost my luggage again and nobody at the desk would help. Absolutely furious with this airline.",
+        "great",
+        "",
+        "Worst. Customer. Service. Ever.",
+        "great",
+        "The new phone arrived today and honestly it is even better than I hoped, the camera is stunning.",
+        "meh",
+    ];
+    let mut batch = Vec::new();
+    s.score_batch(&texts, &mut batch).unwrap();
+    assert_eq!(batch.len(), texts.len());
+    for (text, got) in texts.iter().zip(&batch) {
+        let alone = s.score_one(text).unwrap();
+        // Padding changes the arithmetic slightly; the order is what is checked.
+        assert!((alone.compound - got.compound).abs() < 1e-3 && alone.label == got.label, "{text:?}: {alone:?} vs {got:?}");
+    }
+    // Appends after what the caller already has.
+    let mut out = vec![batch[0]];
+    s.score_batch(&texts[1..3], &mut out).unwrap();
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn cuda_request_without_gpu_falls_back_to_cpu() {
+    if tch::Cuda::is_available() {
+        return; // on a GPU machine the request is honoured; nothing to fall back from
+    }
+    let cfg = TransformerConfig { device: DeviceChoice::Cuda, ..config(&model_dir(), 8) };
+    let s = TransformerScorer::load(&cfg).expect("falls back to the CPU");
+    assert_eq!(s.device(), tch::Device::Cpu);
+}
+
+#[test]
+fn missing_or_wrong_model_fails_with_the_path() {
+    let e = load_err(&config(Path::new("/nonexistent/model"), 8)).to_string();
+    assert!(e.contains("/nonexistent/model"), "{e}");
+
+    let e = load_err(&config(&model_dir(), 0));
+    assert!(matches!(e, LoadError::BatchSize), "{e}");
+
+    let dir = scratch_copy("nohead");
+    std::fs::remove_file(dir.join("head.safetensors")).unwrap();
+    let e = load_err(&config(&dir, 8)).to_string();
+    assert!(e.contains("head.safetensors"), "{e}");
+
+    let dir = scratch_copy("labels");
+    replace(&dir, "head.json", br#"{"labels": ["positive", "neutral", "negative"], "embedding_dim": 384}"#);
+    let e = load_err(&config(&dir, 8)).to_string();
+    assert!(e.contains("head.json") && e.contains("labels"), "{e}");
+
+    let dir = scratch_copy("garbage");
+    replace(&dir, "head.safetensors", b"not a safetensors file");
+    let e = load_err(&config(&dir, 8)).to_string();
+    assert!(e.contains("head.safetensors"), "{e}");
+
+    // A malformed encoder config panics inside rust-bert; it must come back as an error naming the directory.
+    let dir = scratch_copy("config");
+    replace(&dir, "config.json", b"{ not json");
+    let e = load_err(&config(&dir, 8)).to_string();
+    assert!(e.contains("loading the encoder") && e.contains(&dir.display().to_string()), "{e}");
+
+    let dir = scratch_copy("weights");
+    replace(&dir, "model.safetensors", b"truncated");
+    let e = load_err(&config(&dir, 8)).to_string();
+    assert!(e.contains("loading the encoder"), "{e}");
+}
