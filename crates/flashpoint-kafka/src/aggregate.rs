@@ -44,28 +44,32 @@ const SNAPSHOT_SCAN: i64 = 16;
 
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
     let cfg = &shared.kafka;
-    let mut cc = base_config(cfg)?;
-    cc.set("group.id", format!("{}-aggregate", cfg.group_id))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "1000")
-        .set("enable.partition.eof", "false");
-    for (k, v) in &cfg.librdkafka {
-        cc.set(k, v);
-    }
+    let group = format!("{}-aggregate", cfg.group_id);
+    let cc = base_config(
+        cfg,
+        &[
+            ("group.id", &group),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+            ("enable.partition.eof", "false"),
+        ],
+    )?;
     debug!(config = %describe(&cc), "aggregate consumer");
     let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(StageContext::new("aggregate", shared.metrics.clone()))?);
     consumer.subscribe(&[&cfg.scored_topic])?;
     // Reads snapshots; no group, so it never disturbs the stage's own consumer.
-    let mut rc: ClientConfig = base_config(cfg)?;
-    rc.set("group.id", format!("{}-state-reader", cfg.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        // An empty state partition should answer "end of partition" at once, not after a long poll.
-        .set("fetch.wait.max.ms", "10");
-    for (k, v) in &cfg.librdkafka {
-        rc.set(k, v);
-    }
+    let reader_group = format!("{}-state-reader", cfg.group_id);
+    let rc: ClientConfig = base_config(
+        cfg,
+        &[
+            ("group.id", &reader_group),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "true"),
+            // An empty state partition should answer "end of partition" at once, not after a long poll.
+            ("fetch.wait.max.ms", "10"),
+        ],
+    )?;
     let reader: Arc<BaseConsumer<QuietEof>> = Arc::new(rc.create_with_context(QuietEof)?);
     shared.metrics.health.aggregate_running.store(true, Ordering::Relaxed);
     info!(topic = %cfg.scored_topic, "aggregate stage started");

@@ -16,10 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Base properties for every client: brokers, security and the pass-through map.
-pub fn base_config(cfg: &KafkaConfig) -> Result<ClientConfig, WorkerError> {
+/// A client's properties: brokers and security, then the client's own `defaults`, then the `[kafka.librdkafka]`
+/// pass-through map last, so an operator can override any default.
+pub fn base_config(cfg: &KafkaConfig, defaults: &[(&str, &str)]) -> Result<ClientConfig, WorkerError> {
     let mut c = ClientConfig::new();
     for (k, v) in cfg.client_properties().map_err(WorkerError::Config)? {
+        c.set(k, v);
+    }
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
+    for (k, v) in &cfg.librdkafka {
         c.set(k, v);
     }
     Ok(c)
@@ -159,7 +166,7 @@ fn note_error(m: &Metrics, e: &KafkaError, reason: &str) {
 
 /// Creates the output and internal topics that are missing (an existing topic is left as it is).
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
-    let admin: AdminClient<DefaultClientContext> = base_config(cfg)?.create()?;
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg, &[])?.create()?;
     let n = cfg.internal_partitions;
     let rf = || TopicReplication::Fixed(cfg.replication_factor);
     let topics = [
@@ -182,7 +189,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
 
 /// Creates one topic unless it exists (for `flashpoint produce --partitions`).
 pub async fn create_topic(cfg: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), WorkerError> {
-    let admin: AdminClient<DefaultClientContext> = base_config(cfg)?.create()?;
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg, &[])?.create()?;
     let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(cfg.replication_factor));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in admin.create_topics([&t], &opts).await? {

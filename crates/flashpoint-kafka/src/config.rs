@@ -161,7 +161,8 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// The librdkafka properties every client gets: brokers, security, pass-through. Secrets are read here.
+    /// The librdkafka properties every client gets: brokers and security. Secrets are read here. The
+    /// `librdkafka` pass-through map is applied by `client::base_config`, after each client's own defaults.
     pub fn client_properties(&self) -> Result<Vec<(String, String)>, String> {
         let mut v: Vec<(String, String)> = vec![("bootstrap.servers".into(), self.brokers.clone())];
         let s = &self.security;
@@ -201,9 +202,6 @@ impl KafkaConfig {
         }
         if let Some(b) = s.ssl_endpoint_identification {
             v.push(("ssl.endpoint.identification.algorithm".into(), if b { "https" } else { "none" }.into()));
-        }
-        for (k, val) in &self.librdkafka {
-            v.push((k.clone(), val.clone()));
         }
         Ok(v)
     }

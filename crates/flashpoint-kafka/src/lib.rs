@@ -83,19 +83,20 @@ pub async fn run(role: Role, s: WorkerSettings, scorer: Arc<dyn Scorer>, metrics
     if s.kafka.create_topics {
         client::ensure_topics(&s.kafka).await?;
     }
-    let mut pc = base_config(&s.kafka)?;
     // Idempotence keeps each partition's records in send order across retries: the aggregate stage's
     // de-duplication and the replay equivalence rely on that order. An infinite message timeout makes a
     // broker outage backpressure (librdkafka's bounded queue fills, `send` waits) instead of data loss.
-    pc.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
-        .set("queue.buffering.max.kbytes", "65536")
-        .set("statistics.interval.ms", "1000");
-    for (k, v) in &s.kafka.librdkafka {
-        pc.set(k, v);
-    }
+    let pc = base_config(
+        &s.kafka,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "0"),
+            ("queue.buffering.max.kbytes", "65536"),
+            ("statistics.interval.ms", "1000"),
+        ],
+    )?;
     let producer: FutureProducer<ProducerContext> = pc.create_with_context(ProducerContext { metrics: metrics.clone() })?;
     let shared = Arc::new(Shared {
         kafka: s.kafka,

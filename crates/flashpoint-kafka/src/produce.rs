@@ -36,17 +36,13 @@ impl ProducerContext for Acks {
     }
 }
 
-/// Sends every line of `input` to `topic` (round-robin over partitions, or keyed by `partition_key` if
-/// given); at most `rate` lines per second when set. Returns the number of records acknowledged.
+/// Sends every line of `input` to `topic` (unkeyed, so librdkafka spreads them over partitions); at most
+/// `rate` lines per second when set. Returns the number of records acknowledged.
 pub fn produce_lines(cfg: &KafkaConfig, topic: &str, input: impl BufRead, rate: Option<u64>) -> Result<u64, WorkerError> {
     // Fail fast on a missing topic: librdkafka would otherwise hold the records until they time out.
-    let probe: BaseConsumer = base_config(cfg)?.create()?;
+    let probe: BaseConsumer = base_config(cfg, &[])?.create()?;
     partition_count(&probe, topic, Duration::from_secs(3))?;
-    let mut pc = base_config(cfg)?;
-    pc.set("linger.ms", "20").set("batch.num.messages", "10000").set("queue.buffering.max.messages", "1000000");
-    for (k, v) in &cfg.librdkafka {
-        pc.set(k, v);
-    }
+    let pc = base_config(cfg, &[("linger.ms", "20"), ("batch.num.messages", "10000"), ("queue.buffering.max.messages", "1000000")])?;
     let producer: ThreadedProducer<Acks> = pc.create_with_context(Acks::default())?;
     let started = Instant::now();
     let mut n: u64 = 0;

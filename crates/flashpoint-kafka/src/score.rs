@@ -42,7 +42,6 @@ struct BatchOut {
     /// Highest offset per (topic, partition) in the batch.
     offsets: Vec<(Arc<str>, i32, i64)>,
     max_matched_time: Option<Millis>,
-    records: usize,
     decoded: u64,
     skipped: u64,
     matched: u64,
@@ -57,17 +56,19 @@ struct Pending {
 
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
     let cfg = &shared.kafka;
-    let mut cc = base_config(cfg)?;
-    cc.set("group.id", format!("{}-score", cfg.group_id))
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "1000")
-        .set("enable.partition.eof", "false");
-    for (k, v) in &cfg.librdkafka {
-        cc.set(k, v);
-    }
+    let group = format!("{}-score", cfg.group_id);
+    let cc = base_config(
+        cfg,
+        &[
+            ("group.id", &group),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+            ("enable.partition.eof", "false"),
+        ],
+    )?;
     debug!(config = %describe(&cc), "score consumer");
     let ctx = StageContext::new("score", shared.metrics.clone());
     let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
@@ -200,7 +201,6 @@ fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
         dead: Vec::new(),
         offsets: Vec::new(),
         max_matched_time: None,
-        records: batch.len(),
         decoded: 0,
         skipped: 0,
         matched: 0,
@@ -285,7 +285,6 @@ async fn publish(shared: &Shared, out: BatchOut, max_matched: &mut Option<Millis
     m.matched.inc_by(out.matched);
     m.unmatched.inc_by(out.unmatched);
     m.scored.inc_by(out.matched);
-    let _ = out.records;
     let cfg = &shared.kafka;
     let mut deliveries = Vec::with_capacity(out.scored.len() + out.dead.len());
     for (key, payload) in &out.scored {
