@@ -1,0 +1,139 @@
+//! The lighter, regular-suite version of `scripts/faults.sh kill`: one worker SIGKILLed three times at
+//! random points of the sample stream and restarted each time (what a supervisor does), then every input
+//! record is accounted for and the spike events equal replay's.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+fn consumed(port: u16, stage: &str) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0.0 };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        return 0.0;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let key = format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}} ");
+    body.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
+    let dir = tempdir("kill");
+    let t = Topics::new("kill");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 400", "");
+    let sample = repo("data/sample/stream.jsonl");
+    let input = lines(&sample);
+    let n = input.len() as i64;
+    // Replay: the reference events and counts.
+    let dead_file = dir.join("replay-dead.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashpoint"))
+        .args(["replay", "-c"])
+        .arg(&cfg)
+        .arg("-i")
+        .arg(&sample)
+        .arg("--dead-letter")
+        .arg(&dead_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let expected: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with('{')).last().unwrap()).unwrap();
+    let matched = summary["stages"]["matched"].as_u64().unwrap();
+    let decode_errors = summary["decode_errors"].as_u64().unwrap();
+    let late = summary["aggregator"]["late"].as_u64().unwrap();
+    assert!(!expected.is_empty() && late > 0 && decode_errors > 0, "the sample has an incident, a late post and a bad line");
+
+    // Kill points: random fractions of the input, in increasing order, printed so a failure can be rerun.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1;
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1000) as f64 / 1000.0
+    };
+    let mut points: Vec<f64> = (0..3).map(|i| (i as f64 + 0.15 + 0.7 * next()) / 3.0).collect();
+    points.sort_by(f64::total_cmp);
+    eprintln!("kill points (fractions of the input consumed by the score stage, per worker life): {points:?} (seed {seed})");
+
+    produce(&t.input, &input);
+    let mut port = free_port();
+    let mut w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join("w0.log"));
+    let started = Instant::now();
+    for (k, f) in points.iter().enumerate() {
+        // Each life re-reads from the last commit, so "consumed" counts from there: kill after a fraction of
+        // what remains.
+        let from = committed(&format!("{}-score", t.group), &t.input, 0).unwrap_or(0);
+        let target = ((n - from) as f64 * f).max(1.0);
+        while consumed(port, "score") < target && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("kill {}: consumed {} from {from}", k + 1, consumed(port, "score"));
+        w.kill();
+        port = free_port();
+        w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join(format!("w{}.log", k + 1)));
+    }
+    // Done when the score group committed everything and the events are all there.
+    let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
+    let got = read_until(&t.spikes, Duration::from_secs(90), |r| {
+        let keys: HashSet<(String, u64)> = r.iter().map(|x| event_key(&x.json())).collect();
+        keys.len() >= want.len()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&format!("{}-score", t.group), &t.input, 0) != Some(n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "clean exit; log:\n{log}");
+    assert_eq!(committed(&format!("{}-score", t.group), &t.input, 0), Some(n), "every input record committed");
+
+    // Events: duplicates only as exact replays; the set equals replay's.
+    let mut events: BTreeMap<(String, u64), serde_json::Value> = BTreeMap::new();
+    for r in &got {
+        let e = r.json();
+        if let Some(prev) = events.insert(event_key(&e), e.clone()) {
+            assert_eq!(prev, e, "a duplicate event must be an exact replay");
+        }
+    }
+    assert_eq!(events.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "(incident id, seq) as replay");
+    assert_eq!(events, want, "events equal replay's");
+
+    // Accounting: every input record scored, dead-lettered or unmatched, in replay's numbers.
+    let scored = read_all(&t.scored, Duration::from_secs(2));
+    let mut sources = HashSet::new();
+    let mut pairs = HashSet::new();
+    for r in scored.iter().map(Record::json).filter(|j| j["t"] == "post") {
+        let off = r["off"].as_i64().unwrap();
+        sources.insert(off);
+        pairs.insert((off, r["sub"].as_u64().unwrap_or(0), r["entity"].as_str().unwrap().to_string()));
+    }
+    let dead = read_all(&t.dead, Duration::from_secs(2));
+    let dead_score: HashSet<i64> =
+        dead.iter().filter(|r| r.header("flashpoint.stage") == Some("score")).map(|r| r.header("flashpoint.source.offset").unwrap().parse().unwrap()).collect();
+    let dead_late: HashSet<(i64, u64, String)> = dead
+        .iter()
+        .filter(|r| r.header("flashpoint.reason") == Some("late"))
+        .map(|r| {
+            let j = r.json();
+            (j["off"].as_i64().unwrap(), j["sub"].as_u64().unwrap_or(0), j["entity"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(sources.len() as u64, matched, "every matched input record scored");
+    assert_eq!(dead_score.len() as u64, decode_errors, "every bad input record dead-lettered");
+    assert!(sources.is_disjoint(&dead_score));
+    assert_eq!(dead_late.len() as u64, late, "late posts dead-lettered as in replay");
+    assert!(dead_late.is_subset(&pairs));
+    let replay_dead = std::fs::read_to_string(&dead_file).unwrap().lines().count() as u64;
+    assert_eq!(replay_dead, late + decode_errors, "replay's dead-letter output: the bad records and the late posts");
+}
