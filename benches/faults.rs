@@ -167,9 +167,9 @@ impl Broker {
     fn signal(&self, sig: &str) {
         Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
     }
-    fn stop(&mut self) {
+    fn stop(&mut self, sig: &str) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while c.try_wait().unwrap().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -346,12 +346,16 @@ fn create_topic(brokers: &str, name: &str, partitions: i32) {
 /// Produces `records` in order to partition 0, at most `rate` a second (0: as fast as possible), in a
 /// thread; `acked` counts acknowledgements. Survives broker outages (librdkafka retries for ever).
 fn spawn_producer(brokers: String, topic: String, records: Arc<Vec<Vec<u8>>>, rate: u64, acked: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    // One in-flight request keeps the order without idempotence (see `broker` in the README: Tansu's sqlite
+    // engine panics on idempotent produces after a restart).
+    let idempotent = std::env::var("FAULTS_IDEMPOTENT_INPUT").map_or(true, |v| v != "0");
     std::thread::spawn(move || {
         let p: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", idempotent.to_string())
+            .set("max.in.flight.requests.per.connection", if idempotent { "5" } else { "1" })
             .set("message.timeout.ms", "0")
             .set("queue.buffering.max.messages", "200000")
             .create()
@@ -651,6 +655,10 @@ struct Opts {
     csv: Option<PathBuf>,
     dir: PathBuf,
     checkpoint_ms: u64,
+    /// Broker scenario: how the broker is stopped (KILL: a crash; TERM: Tansu's graceful shutdown).
+    broker_signal: String,
+    /// Extra `[kafka.librdkafka]` lines for the workers (e.g. `"enable.idempotence" = "false"`).
+    librdkafka: String,
 }
 
 struct Setup {
@@ -685,8 +693,8 @@ fn setup(o: &Opts, name: &str, brokers: &str, records: Option<Arc<Vec<Vec<u8>>>>
     text.push_str(&format!(
         "[kafka]\nbrokers = \"{brokers}\"\ninput_topics = [\"{}\"]\ngroup_id = \"{}\"\nscored_topic = \"{}\"\nspikes_topic = \"{}\"\n\
          dead_letter_topic = \"{}\"\nstate_topic = \"{p}-state\"\ninternal_partitions = 4\ncheckpoint_interval_ms = {}\n\
-         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n\n",
-        s.input, s.group, s.scored, s.spikes, s.dead, o.checkpoint_ms
+         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n{}\n\n",
+        s.input, s.group, s.scored, s.spikes, s.dead, o.checkpoint_ms, o.librdkafka
     ));
     for (name, term) in ENTITIES {
         text.push_str(&format!("[[entities]]\nname = \"{name}\"\nterms = [\"{}\"]\n\n", term.to_lowercase()));
@@ -813,14 +821,21 @@ fn scenario_kill(o: &Opts) -> bool {
     let mut w = Worker::start(&s.cfg, &s.dir, "w0");
     let mut kills = Vec::new();
     for k in 0..o.kills {
-        let wait = rand_between(&mut x, 2.0, 8.0);
+        // Kill while it works: once it has its partitions (after a kill that takes the dead member's session
+        // timeout, see the report), then at a random point 1-5 s later.
+        let t = Instant::now();
+        while w.ready() != Some(200) && t.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let to_ready = t.elapsed().as_secs_f64();
+        let wait = rand_between(&mut x, 1.0, 5.0);
         std::thread::sleep(Duration::from_secs_f64(wait));
         let sc = w.scrape();
         let peak = w.peak_rss.load(Ordering::Relaxed);
         let before = committed(&b, &format!("{}-score", s.group), &s.input, 0);
         let last = w.kill();
         totals.add(&last, peak);
-        kills.push(format!("kill {}: after {:.1} s, input committed {before}, worker had consumed {} (score) / {} (aggregate)", k + 1, wait, sc.consumed_score, sc.consumed_aggregate));
+        kills.push(format!("kill {}: ready {to_ready:.1} s after start, killed {wait:.1} s later; input committed {before}; this life consumed {} (score) / {} (aggregate)", k + 1, sc.consumed_score, sc.consumed_aggregate));
         log(kills.last().unwrap());
         if before >= n as i64 && acked.load(Ordering::Relaxed) >= n {
             log("input fully consumed before this kill; no more kills");
@@ -830,7 +845,7 @@ fn scenario_kill(o: &Opts) -> bool {
         w = Worker::start(&s.cfg, &s.dir, &format!("w{}", k + 1));
     }
     producer.join().unwrap();
-    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(1800));
+    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     let elapsed = started.elapsed().as_secs_f64();
     let peak = w.peak_rss.load(Ordering::Relaxed);
     let (code, last) = w.term();
@@ -864,8 +879,8 @@ fn scenario_broker(o: &Opts) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     let before = w.scrape();
-    log(format!("stopping the broker (SIGTERM); worker consumed {} so far", before.consumed_score));
-    broker.stop();
+    log(format!("stopping the broker (SIG{}); worker consumed {} so far", o.broker_signal, before.consumed_score));
+    broker.stop(&o.broker_signal);
     let down = Instant::now();
     let mut first_503 = None;
     let mut codes = BTreeMap::new();
@@ -896,7 +911,7 @@ fn scenario_broker(o: &Opts) -> bool {
     }
     extra.push(format!("/readyz back to 200 {} s after the broker restart", back.map_or("never (within 120 s)".into(), |t| format!("{t:.1}"))));
     producer.join().unwrap();
-    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(1800));
+    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     let peak = w.peak_rss.load(Ordering::Relaxed);
     let (code, last) = w.term();
     totals.add(&last, peak);
@@ -936,7 +951,7 @@ fn scenario_rebalance(o: &Opts) -> bool {
     }
     extra.push(format!("{} workers stopped with SIGTERM and replaced, 3 running at any time; {bad_exits} unclean exits", o.kills));
     producer.join().unwrap();
-    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(1800));
+    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     for w in ws {
         let peak = w.peak_rss.load(Ordering::Relaxed);
         let (code, last) = w.term();
@@ -981,7 +996,7 @@ fn scenario_pause(o: &Opts) -> bool {
         extra.push(format!("pause {}: records consumed while frozen {} (backpressure stops reading)", round + 1, c1 - c0));
         std::thread::sleep(Duration::from_secs(10));
     }
-    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(1800));
+    let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     let peak = w.peak_rss.load(Ordering::Relaxed);
     let (code, last) = w.term();
     totals.add(&last, peak);
@@ -1108,12 +1123,12 @@ fn scenario_soak(o: &Opts) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: faults kill|broker|rebalance|pause|soak|all [--posts N] [--seed S] [--kills K] [--rate R] [--minutes M] [--csv FILE] [--dir DIR] [--checkpoint-ms MS]";
+    let usage = "usage: faults kill|broker|rebalance|pause|soak|all [--posts N] [--seed S] [--kills K] [--rate R] [--minutes M] [--csv FILE] [--dir DIR] [--checkpoint-ms MS] [--broker-signal KILL|TERM] [--librdkafka '\"key\" = \"value\"']";
     let Some(scenario) = args.first().cloned() else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let mut o = Opts { posts: 1_000_000, seed: 7, kills: 10, rate: 0, minutes: 10.0, csv: None, dir: std::env::temp_dir().join(format!("flashpoint-faults-{}", std::process::id())), checkpoint_ms: 1000 };
+    let mut o = Opts { posts: 1_000_000, seed: 7, kills: 10, rate: 0, minutes: 10.0, csv: None, dir: std::env::temp_dir().join(format!("flashpoint-faults-{}", std::process::id())), checkpoint_ms: 1000, broker_signal: "KILL".into(), librdkafka: String::new() };
     let mut i = 1;
     while i < args.len() {
         let v = args.get(i + 1).cloned().unwrap_or_default();
@@ -1126,6 +1141,8 @@ fn main() {
             "--csv" => o.csv = Some(PathBuf::from(v)),
             "--dir" => o.dir = PathBuf::from(v),
             "--checkpoint-ms" => o.checkpoint_ms = v.parse().expect("--checkpoint-ms MS"),
+            "--broker-signal" => o.broker_signal = v,
+            "--librdkafka" => o.librdkafka.push_str(&format!("{v}\n")),
             a => {
                 eprintln!("unknown argument {a}\n{usage}");
                 std::process::exit(2);

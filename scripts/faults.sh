@@ -7,7 +7,7 @@
 #
 #   scripts/faults.sh [SCENARIO] [OPTIONS]
 #     SCENARIO  kill (default) | broker | rebalance | pause | all
-#       kill       one worker SIGKILLed every 2-8 s (--kills K, default 10), restarted each time
+#       kill       one worker SIGKILLed 1-5 s after it is ready (--kills K, default 10), restarted each time
 #       broker     the broker (sqlite storage) stopped 20 s mid-stream and restarted; /readyz must say 503, then 200
 #       rebalance  three workers; one at a time stopped with SIGTERM and replaced (--kills K times)
 #       pause      the broker frozen (SIGSTOP) 2 x 25 s: worker RSS must stay bounded, nothing lost
