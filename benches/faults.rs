@@ -586,7 +586,7 @@ fn event_key(e: &serde_json::Value) -> (String, u64) {
 }
 
 /// Checks everything; returns (report lines, failures).
-fn verdict(n: u64, seen: &Seen, r: &Reference) -> (Vec<String>, Vec<String>) {
+fn verdict(n: u64, seen: &Seen, r: &Reference, diff_to: Option<&Path>) -> (Vec<String>, Vec<String>) {
     let mut report = Vec::new();
     let mut fail = Vec::new();
     let mut check = |ok: bool, what: String| {
@@ -624,6 +624,22 @@ fn verdict(n: u64, seen: &Seen, r: &Reference) -> (Vec<String>, Vec<String>) {
     let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
     let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
     let differ = want.iter().filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v)).count();
+    if let Some(path) = diff_to {
+        // Field-level differences, for the report's reader.
+        let mut f = std::fs::File::create(path).unwrap();
+        for (k, v) in &want {
+            let Some(g) = got.get(k) else { continue };
+            if g == v {
+                continue;
+            }
+            writeln!(f, "{k:?}").unwrap();
+            for (field, wv) in v.as_object().unwrap() {
+                if g.get(field) != Some(wv) {
+                    writeln!(f, "  {field}: replay {wv}\n  {field}: cluster {}", g.get(field).unwrap_or(&serde_json::Value::Null)).unwrap();
+                }
+            }
+        }
+    }
     let incidents: BTreeSet<&str> = want.keys().map(|k| k.0.as_str()).collect();
     let finals = |m: &BTreeMap<(String, u64), &serde_json::Value>| -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
@@ -784,7 +800,12 @@ fn finish(name: &str, n: u64, s: &Setup, col: Collectors, totals: &Totals, extra
     let seen = col.finish();
     log("replaying the same stream for the reference");
     let r = replay(&s.cfg, &s.stream, &s.dir);
-    let (report, mut fail) = verdict(n, &seen, &r);
+    let diff = s.dir.join(format!("{name}-event-diff.txt"));
+    let (report, mut fail) = verdict(n, &seen, &r, Some(&diff));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(s.dir.join(format!("{name}-events.jsonl"))).unwrap());
+    for e in &seen.events {
+        writeln!(f, "{e}").unwrap();
+    }
     if !done {
         fail.push("the run did not finish in time (offsets not all committed)".into());
     }

@@ -33,7 +33,7 @@ struct Part {
     next_offset: i64,
     /// Offset the last durable snapshot covers.
     checkpointed: i64,
-    /// Whether we already sought back to a snapshot's offset after a gap.
+    /// A seek back to `next_offset` is pending: records fetched before it may still arrive and are dropped.
     sought: bool,
     evicted: u64,
     terms_dropped: u64,
@@ -106,19 +106,19 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                     parts.insert(p, part);
                 }
                 let part = parts.get_mut(&p).expect("inserted above");
-                if offset < part.next_offset {
-                    continue; // already reflected in the restored snapshot
-                }
-                if offset > part.next_offset && !part.sought {
-                    // Records between the snapshot and the committed offset: read them again.
-                    part.sought = true;
-                    warn!(partition = p, from = part.next_offset, at = offset, "seeking back to the snapshot's offset");
-                    let c = consumer.clone();
-                    let (t, to) = (shared.kafka.scored_topic.clone(), part.next_offset);
-                    tokio::task::spawn_blocking(move || c.seek(&t, p, Offset::Offset(to), Duration::from_secs(10)))
-                        .await
-                        .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                    continue;
+                match admit(part, offset) {
+                    Admit::Apply => {}
+                    Admit::Skip => continue,
+                    Admit::Seek => {
+                        // Records between the snapshot and the committed offset: read them again.
+                        warn!(partition = p, from = part.next_offset, at = offset, "seeking back to the snapshot's offset");
+                        let c = consumer.clone();
+                        let (t, to) = (shared.kafka.scored_topic.clone(), part.next_offset);
+                        tokio::task::spawn_blocking(move || c.seek(&t, p, Offset::Offset(to), Duration::from_secs(10)))
+                            .await
+                            .map_err(|e| WorkerError::Internal(e.to_string()))??;
+                        continue;
+                    }
                 }
                 part.next_offset = offset + 1;
                 let payload = m.payload().unwrap_or_default();
@@ -156,6 +156,35 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
     info!("aggregate stage stopped");
     last
+}
+
+/// What to do with the record at `offset` of a partition whose state covers everything before `next_offset`.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Apply,
+    /// Already reflected in the state (a restored snapshot ahead of the committed offset), or fetched before
+    /// a pending seek back took effect.
+    Skip,
+    /// A gap after the state: seek back to `next_offset` (now pending).
+    Seek,
+}
+
+fn admit(part: &mut Part, offset: i64) -> Admit {
+    if offset < part.next_offset {
+        return Admit::Skip;
+    }
+    if offset > part.next_offset {
+        if part.sought {
+            // Records the consumer had fetched before the seek can still arrive after it: applying one would
+            // jump `next_offset` past the gap, and the gap's records, when the seek delivers them, would be
+            // skipped as "already reflected" — lost to the windows (found by scripts/faults.sh rebalance).
+            return Admit::Skip;
+        }
+        part.sought = true;
+        return Admit::Seek;
+    }
+    part.sought = false;
+    Admit::Apply
 }
 
 /// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.
@@ -346,5 +375,34 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
             let detail = format!("post {} at {} is behind/ahead of watermark {}", d.post_id, d.created_at, d.watermark);
             send_dead(shared, &dead_letter(reason, detail, topic, p, offset, payload)).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashpoint_core::aggregate::AggregatorConfig;
+
+    fn part(next_offset: i64) -> Part {
+        let stage = AggregateStage::new(&[], &AggregatorConfig::default()).unwrap();
+        Part { stage, next_offset, checkpointed: next_offset, sought: false, evicted: 0, terms_dropped: 0 }
+    }
+
+    /// A snapshot at 100, the committed offset at 150: seek back, drop what was fetched before the seek
+    /// took effect, then apply from 100 on without a gap.
+    #[test]
+    fn records_fetched_before_a_seek_back_are_not_applied() {
+        let mut p = part(100);
+        assert_eq!(admit(&mut p, 150), Admit::Seek);
+        // Prefetched before the seek: applying 151 would skip 100..=150 for good.
+        assert_eq!(admit(&mut p, 151), Admit::Skip);
+        assert_eq!(admit(&mut p, 152), Admit::Skip);
+        assert_eq!(admit(&mut p, 100), Admit::Apply);
+        p.next_offset = 101;
+        assert_eq!(admit(&mut p, 101), Admit::Apply);
+        p.next_offset = 102;
+        // A later gap seeks again.
+        assert_eq!(admit(&mut p, 110), Admit::Seek);
+        assert_eq!(admit(&mut p, 50), Admit::Skip);
     }
 }
