@@ -33,8 +33,6 @@ struct Part {
     next_offset: i64,
     /// Offset the last durable snapshot covers.
     checkpointed: i64,
-    /// A seek back to `next_offset` is pending: records fetched before it may still arrive and are dropped.
-    sought: bool,
     evicted: u64,
     terms_dropped: u64,
 }
@@ -109,40 +107,21 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                 match admit(part, offset) {
                     Admit::Apply => {}
                     Admit::Skip => continue,
-                    Admit::Seek => {
-                        // Records between the snapshot and the committed offset: read them again.
-                        warn!(partition = p, from = part.next_offset, at = offset, "seeking back to the snapshot's offset");
-                        let c = consumer.clone();
-                        let (t, to) = (shared.kafka.scored_topic.clone(), part.next_offset);
-                        tokio::task::spawn_blocking(move || c.seek(&t, p, Offset::Offset(to), Duration::from_secs(10)))
+                    Admit::Gap => {
+                        // Records between the snapshot and the committed offset: read them again, through the
+                        // assign-based reader rather than by seeking this consumer (on Tansu 0.6.0 such a seek
+                        // had no effect: the consumer went on from the committed offset, and the gap was lost).
+                        warn!(partition = p, from = part.next_offset, at = offset, "re-reading the records between the snapshot and the committed offset");
+                        let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
+                        let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
                             .await
                             .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                        continue;
+                        for (o, payload) in gap {
+                            apply_record(&shared, part, p, o, &payload, &mut pending, &mut outputs).await;
+                        }
                     }
                 }
-                part.next_offset = offset + 1;
-                let payload = m.payload().unwrap_or_default();
-                let rec: StageRecord = match serde_json::from_slice(payload) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let d = dead_letter("bad_stage_record", e.to_string(), &shared.kafka.scored_topic, p, offset, payload);
-                        pending.push(send_dead(&shared, &d).await);
-                        continue;
-                    }
-                };
-                outputs.clear();
-                match part.stage.apply(&rec, &mut outputs) {
-                    Applied::Aggregated => shared.metrics.aggregated.inc(),
-                    Applied::Duplicate => shared.metrics.duplicates.inc(),
-                    Applied::Tick => {}
-                    Applied::UnknownEntity => {
-                        let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &shared.kafka.scored_topic, p, offset, payload);
-                        pending.push(send_dead(&shared, &d).await);
-                    }
-                }
-                for o in outputs.drain(..) {
-                    pending.push(emit(&shared, o, &shared.kafka.scored_topic, p, offset, payload).await);
-                }
+                apply_record(&shared, part, p, offset, m.payload().unwrap_or_default(), &mut pending, &mut outputs).await;
             }
         }
     };
@@ -162,29 +141,72 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
 #[derive(Debug, PartialEq, Eq)]
 enum Admit {
     Apply,
-    /// Already reflected in the state (a restored snapshot ahead of the committed offset), or fetched before
-    /// a pending seek back took effect.
+    /// Already reflected in the state (a restored snapshot ahead of the committed offset).
     Skip,
-    /// A gap after the state: seek back to `next_offset` (now pending).
-    Seek,
+    /// The state ends before `offset`: the records from `next_offset` up to it must be applied first.
+    Gap,
 }
 
-fn admit(part: &mut Part, offset: i64) -> Admit {
-    if offset < part.next_offset {
-        return Admit::Skip;
+fn admit(part: &Part, offset: i64) -> Admit {
+    match offset.cmp(&part.next_offset) {
+        std::cmp::Ordering::Less => Admit::Skip,
+        std::cmp::Ordering::Equal => Admit::Apply,
+        std::cmp::Ordering::Greater => Admit::Gap,
     }
-    if offset > part.next_offset {
-        if part.sought {
-            // Records the consumer had fetched before the seek can still arrive after it: applying one would
-            // jump `next_offset` past the gap, and the gap's records, when the seek delivers them, would be
-            // skipped as "already reflected" — lost to the windows (found by scripts/faults.sh rebalance).
-            return Admit::Skip;
+}
+
+/// Applies one internal-topic record to its partition's stage and publishes what it produced.
+async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: &[u8], pending: &mut Vec<DeliveryFuture>, outputs: &mut Vec<Output>) {
+    part.next_offset = offset + 1;
+    let rec: StageRecord = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let d = dead_letter("bad_stage_record", e.to_string(), &shared.kafka.scored_topic, p, offset, payload);
+            pending.push(send_dead(shared, &d).await);
+            return;
         }
-        part.sought = true;
-        return Admit::Seek;
+    };
+    outputs.clear();
+    match part.stage.apply(&rec, outputs) {
+        Applied::Aggregated => shared.metrics.aggregated.inc(),
+        Applied::Duplicate => shared.metrics.duplicates.inc(),
+        Applied::Tick => {}
+        Applied::UnknownEntity => {
+            let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &shared.kafka.scored_topic, p, offset, payload);
+            pending.push(send_dead(shared, &d).await);
+        }
     }
-    part.sought = false;
-    Admit::Apply
+    for o in outputs.drain(..) {
+        pending.push(emit(shared, o, &shared.kafka.scored_topic, p, offset, payload).await);
+    }
+}
+
+/// The records of `topic`/`p` with offsets in `[from, to)`, read with the (group-less) reader. They exist:
+/// the stage consumer has already delivered `to`. End-of-partition events are ignored here, since Tansu's
+/// can come early.
+fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+    reader.assign(&tpl)?;
+    let mut out = Vec::with_capacity((to - from) as usize);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next = from;
+    while next < to {
+        if Instant::now() > deadline {
+            reader.unassign()?;
+            return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} from {from} to {to} (at {next})")));
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= next && m.offset() < to => {
+                next = m.offset() + 1;
+                out.push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+            }
+            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= to => break,
+            _ => {}
+        }
+    }
+    reader.unassign()?;
+    Ok(out)
 }
 
 /// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.
@@ -217,7 +239,7 @@ async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, 
             first_offset
         }
     };
-    Ok(Part { stage, next_offset, checkpointed: next_offset, sought: false, evicted: 0, terms_dropped: 0 })
+    Ok(Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 })
 }
 
 /// The most advanced snapshot among the newest records of state partition `p`, if any.
@@ -234,17 +256,26 @@ fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32) -> Result
     reader.assign(&tpl)?;
     let mut best: Option<StageSnapshot> = None;
     let deadline = Instant::now() + Duration::from_secs(30);
+    // The reader is reused: an end-of-partition event left from an earlier assignment must not end this scan
+    // before the newest snapshot (that chose an older snapshot than the committed offset's). So the scan
+    // ends only at this partition's end and once it has read at least up to the (possibly low) watermark.
+    let mut last = from - 1;
     loop {
         if Instant::now() > deadline {
             return Err(WorkerError::Internal(format!("timed out reading state partition {topic}/{p} from {from}")));
         }
         match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
-                Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
-                Ok(_) => {}
-                Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
-            },
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Ok(m)) if m.topic() != topic || m.partition() != p => {}
+            Some(Ok(m)) => {
+                last = last.max(m.offset());
+                match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
+                    Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
+                    Ok(_) => {}
+                    Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p && last >= hi - 1 => break,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => warn!(error = %e, "state reader error"),
             None => {}
         }
@@ -385,24 +416,14 @@ mod tests {
 
     fn part(next_offset: i64) -> Part {
         let stage = AggregateStage::new(&[], &AggregatorConfig::default()).unwrap();
-        Part { stage, next_offset, checkpointed: next_offset, sought: false, evicted: 0, terms_dropped: 0 }
+        Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 }
     }
 
-    /// A snapshot at 100, the committed offset at 150: seek back, drop what was fetched before the seek
-    /// took effect, then apply from 100 on without a gap.
     #[test]
-    fn records_fetched_before_a_seek_back_are_not_applied() {
-        let mut p = part(100);
-        assert_eq!(admit(&mut p, 150), Admit::Seek);
-        // Prefetched before the seek: applying 151 would skip 100..=150 for good.
-        assert_eq!(admit(&mut p, 151), Admit::Skip);
-        assert_eq!(admit(&mut p, 152), Admit::Skip);
-        assert_eq!(admit(&mut p, 100), Admit::Apply);
-        p.next_offset = 101;
-        assert_eq!(admit(&mut p, 101), Admit::Apply);
-        p.next_offset = 102;
-        // A later gap seeks again.
-        assert_eq!(admit(&mut p, 110), Admit::Seek);
-        assert_eq!(admit(&mut p, 50), Admit::Skip);
+    fn offsets_before_the_state_are_skipped_and_after_it_are_a_gap() {
+        let p = part(100);
+        assert_eq!(admit(&p, 99), Admit::Skip);
+        assert_eq!(admit(&p, 100), Admit::Apply);
+        assert_eq!(admit(&p, 150), Admit::Gap);
     }
 }
