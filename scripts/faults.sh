@@ -13,6 +13,7 @@
 #       pause      the broker frozen (SIGSTOP) 2 x 25 s: worker RSS must stay bounded, nothing lost
 #     --posts N (default 1000000)  --seed S  --rate R (input posts/s while workers run; 0 = as fast as possible)
 #     --dir DIR (work dir, logs: DIR/*.log)  --checkpoint-ms MS (aggregate checkpoint interval, default 1000)
+#     --broker-signal KILL|TERM (broker scenario; TERM shows Tansu's shutdown errors)  --librdkafka '"key" = "value"'
 # Needs Tansu (scripts/tansu.sh install) and a release build (done here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
