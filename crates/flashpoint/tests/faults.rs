@@ -222,3 +222,36 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     assert_eq!(events, want, "events equal replay's");
     assert!(log.contains("re-reading the records between the snapshot and the committed offset"), "the gap was seen; log:\n{log}");
 }
+
+/// A stage that fails must take the process down (non-zero exit, for the supervisor to restart it) instead
+/// of leaving the other stage running alone. Here the aggregate stage fails on a snapshot it cannot restore;
+/// in `scripts/faults.sh pause` it was a snapshot read timing out while the broker was frozen, after which
+/// the score stage went on feeding an internal topic nobody aggregated, and /readyz said 503 for ever.
+#[test]
+fn a_failing_stage_stops_the_whole_worker() {
+    let dir = tempdir("fail");
+    let t = Topics::new("fail");
+    create_topic(&t.input, 1);
+    create_topic(&t.state, 4);
+    // Parses as a snapshot, but its aggregator state is not one: restoring it fails.
+    let bogus = br#"{"next_offset":0,"applied":{},"aggregator":{"max_seen":null,"next_end":null,"entities":"bogus"}}"#.to_vec();
+    produce(&t.state, &[bogus]);
+    let cfg = write_config(&dir, &t, "", "");
+    produce(&t.input, &lines(&repo("data/sample/stream.jsonl"))[..2000]);
+    let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("w.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = w.child.as_mut().unwrap().try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = w.log_text();
+    let status = status.unwrap_or_else(|| panic!("the worker is still running 60 s after its aggregate stage failed; log:\n{log}"));
+    assert!(!status.success(), "non-zero exit; log:\n{log}");
+    assert!(log.contains("aggregate stage failed"), "log:\n{log}");
+    w.child.take();
+}
