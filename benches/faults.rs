@@ -280,6 +280,10 @@ impl Worker {
         }
         Worker { child: Some(child), port, name: name.to_string(), last, peak_rss, stop }
     }
+    /// The exit code if the process has exited.
+    fn exited(&mut self) -> Option<i32> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap()).map(|s| s.code().unwrap_or(-1))
+    }
     fn scrape(&self) -> Scrape {
         self.last.lock().unwrap().clone()
     }
@@ -1021,7 +1025,16 @@ fn scenario_pause(o: &Opts) -> bool {
     // rejoining member then gets no partitions until another member joins (as after a SIGKILL): do what a
     // supervisor's readiness restart would do, and say so.
     let t = Instant::now();
+    let mut w = w;
     while w.ready() != Some(200) && t.elapsed() < Duration::from_secs(20) {
+        if let Some(code) = w.exited() {
+            // A stage failed during the freeze and the worker exited: restart it, as a supervisor would.
+            extra.push(format!("the worker exited with code {code} after the freeze (see w0.log); restarted"));
+            log(format!("worker exited ({code}); restarting it"));
+            totals.add(&w.scrape(), w.peak_rss.load(Ordering::Relaxed));
+            w.child.take();
+            w = Worker::start(&s.cfg, &s.dir, "w0b");
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
     let mut helper = None;
