@@ -183,30 +183,50 @@ async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, pay
 
 /// The records of `topic`/`p` with offsets in `[from, to)`, read with the (group-less) reader. They exist:
 /// the stage consumer has already delivered `to`. End-of-partition events are ignored here, since Tansu's
-/// can come early.
+/// can come early. Tansu 0.6.0 answers a fetch from inside a producer batch with the batches after it only
+/// (it selects batches by base offset), so a hole in what arrives makes the read start earlier, until the
+/// batch holding `from` is included.
 fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-    reader.assign(&tpl)?;
-    let mut out = Vec::with_capacity((to - from) as usize);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut next = from;
-    while next < to {
-        if Instant::now() > deadline {
-            reader.unassign()?;
-            return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} from {from} to {to} (at {next})")));
-        }
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= next && m.offset() < to => {
-                next = m.offset() + 1;
-                out.push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+    let mut back = 0i64;
+    loop {
+        let start = (from - back).max(0);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
+        reader.assign(&tpl)?;
+        let mut out = Vec::with_capacity((to - from) as usize);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut next = from;
+        let mut hole = false;
+        while next < to {
+            if Instant::now() > deadline {
+                reader.unassign()?;
+                return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} from {from} to {to} (at {next})")));
             }
-            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= to => break,
-            _ => {}
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.topic() == topic && m.partition() == p => {
+                    let o = m.offset();
+                    if o > next {
+                        hole = true;
+                        break;
+                    }
+                    if o == next {
+                        out.push((o, m.payload().unwrap_or_default().to_vec()));
+                        next = o + 1;
+                    }
+                }
+                _ => {}
+            }
         }
+        reader.unassign()?;
+        if !hole {
+            return Ok(out);
+        }
+        if start == 0 {
+            return Err(WorkerError::Internal(format!("{topic}/{p}: records from {next} on cannot be read")));
+        }
+        back = (back * 2).max(64);
+        warn!(partition = p, from = start, missing = next, "the broker skipped records; reading again from further back");
     }
-    reader.unassign()?;
-    Ok(out)
 }
 
 /// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.

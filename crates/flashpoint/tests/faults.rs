@@ -255,3 +255,4 @@ fn a_failing_stage_stops_the_whole_worker() {
     assert!(log.contains("aggregate stage failed"), "log:\n{log}");
     w.child.take();
 }
+
