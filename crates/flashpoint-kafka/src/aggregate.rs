@@ -108,9 +108,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                     Admit::Apply => {}
                     Admit::Skip => continue,
                     Admit::Gap => {
-                        // Records between the snapshot and the committed offset: read them again, through the
-                        // assign-based reader rather than by seeking this consumer (on Tansu 0.6.0 such a seek
-                        // had no effect: the consumer went on from the committed offset, and the gap was lost).
+                        // Records between the snapshot and the committed offset (or skipped by the broker, see
+                        // `read_range`): read them again through the assign-based reader rather than by seeking
+                        // this consumer (on Tansu 0.6.0 a seek into a producer batch delivers only later
+                        // batches, and the gap was lost).
                         warn!(partition = p, from = part.next_offset, at = offset, "re-reading the records between the snapshot and the committed offset");
                         let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
                         let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
