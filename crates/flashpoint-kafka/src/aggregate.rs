@@ -109,23 +109,25 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
                     parts.insert(p, part);
                 }
                 let part = parts.get_mut(&p).expect("inserted above");
-                if offset < part.next_offset {
-                    continue; // already reflected in the restored snapshot
-                }
-                if offset > part.next_offset {
-                    // The newest snapshot is older than where the group resumed (its commit outran the snapshot
-                    // we found): re-apply the records in between from a side reader, in order, rather than
-                    // seeking the group consumer (a seek races the records librdkafka has already fetched).
-                    warn!(partition = p, from = part.next_offset, to = offset, "catching up from the snapshot's offset");
-                    let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
-                    let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
-                        .await
-                        .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                    for (o, payload) in gap {
-                        handle(&shared, part, p, o, &payload, &mut outputs, &mut pending).await;
+                match admit(part, offset) {
+                    Admit::Apply => {}
+                    Admit::Skip => continue,
+                    Admit::Gap => {
+                        // Records between the snapshot and the committed offset (or skipped by the broker, see
+                        // `read_range`): read them again through the assign-based reader rather than by seeking
+                        // this consumer (on Tansu 0.6.0 a seek into a producer batch delivers only later
+                        // batches, and the gap was lost).
+                        warn!(partition = p, from = part.next_offset, at = offset, "re-reading the records between the snapshot and the committed offset");
+                        let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
+                        let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
+                            .await
+                            .map_err(|e| WorkerError::Internal(e.to_string()))??;
+                        for (o, payload) in gap {
+                            apply_record(&shared, part, p, o, &payload, &mut pending, &mut outputs).await;
+                        }
                     }
                 }
-                handle(&shared, part, p, offset, m.payload().unwrap_or_default(), &mut outputs, &mut pending).await;
+                apply_record(&shared, part, p, offset, m.payload().unwrap_or_default(), &mut pending, &mut outputs).await;
             }
         }
     };
@@ -141,21 +143,26 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     last
 }
 
-/// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.
-struct QuietEof;
+/// What to do with the record at `offset` of a partition whose state covers everything before `next_offset`.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Apply,
+    /// Already reflected in the state (a restored snapshot ahead of the committed offset).
+    Skip,
+    /// The state ends before `offset`: the records from `next_offset` up to it must be applied first.
+    Gap,
+}
 
-impl rdkafka::client::ClientContext for QuietEof {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
-            warn!(error = %error, reason, "state reader error");
-        }
+fn admit(part: &Part, offset: i64) -> Admit {
+    match offset.cmp(&part.next_offset) {
+        std::cmp::Ordering::Less => Admit::Skip,
+        std::cmp::Ordering::Equal => Admit::Apply,
+        std::cmp::Ordering::Greater => Admit::Gap,
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for QuietEof {}
-
-/// Applies one scored-topic record to its partition's stage and publishes what it produced.
-async fn handle(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: &[u8], outputs: &mut Vec<Output>, pending: &mut Vec<DeliveryFuture>) {
+/// Applies one internal-topic record to its partition's stage and publishes what it produced.
+async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: &[u8], pending: &mut Vec<DeliveryFuture>, outputs: &mut Vec<Output>) {
     part.next_offset = offset + 1;
     let rec: StageRecord = match serde_json::from_slice(payload) {
         Ok(r) => r,
@@ -180,36 +187,66 @@ async fn handle(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: 
     }
 }
 
-/// Records `from..to` of `topic`/`p`, read with the side reader.
+/// The records of `topic`/`p` with offsets in `[from, to)`, read with the (group-less) reader. They exist:
+/// the stage consumer has already delivered `to`. End-of-partition events are ignored here, since Tansu's
+/// can come early. Tansu 0.6.0 answers a fetch from inside a producer batch with the batches after it only
+/// (it selects batches by base offset), so a hole in what arrives makes the read start earlier, until the
+/// batch holding `from` is included.
 fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-    reader.assign(&tpl)?;
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut next = from;
-    while next < to {
-        if Instant::now() > deadline {
-            return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} {from}..{to} (at {next})")));
-        }
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.topic() == topic && m.partition() == p && m.offset() >= next => {
-                next = m.offset() + 1;
-                if m.offset() < to {
-                    out.push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+    let mut back = 0i64;
+    loop {
+        let start = (from - back).max(0);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
+        reader.assign(&tpl)?;
+        let mut out = Vec::with_capacity((to - from) as usize);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut next = from;
+        let mut hole = false;
+        while next < to {
+            if Instant::now() > deadline {
+                reader.unassign()?;
+                return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} from {from} to {to} (at {next})")));
+            }
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.topic() == topic && m.partition() == p => {
+                    let o = m.offset();
+                    if o > next {
+                        hole = true;
+                        break;
+                    }
+                    if o == next {
+                        out.push((o, m.payload().unwrap_or_default().to_vec()));
+                        next = o + 1;
+                    }
                 }
+                _ => {}
             }
-            Some(Ok(_)) => {}
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p => {
-                return Err(WorkerError::Internal(format!("{topic}/{p} ended at {next} before offset {to}")));
-            }
-            Some(Err(e)) => warn!(error = %e, "catch-up reader error"),
-            None => {}
+        }
+        reader.unassign()?;
+        if !hole {
+            return Ok(out);
+        }
+        if start == 0 {
+            return Err(WorkerError::Internal(format!("{topic}/{p}: records from {next} on cannot be read")));
+        }
+        back = (back * 2).max(64);
+        warn!(partition = p, from = start, missing = next, "the broker skipped records; reading again from further back");
+    }
+}
+
+/// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.
+struct QuietEof;
+
+impl rdkafka::client::ClientContext for QuietEof {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            warn!(error = %error, reason, "state reader error");
         }
     }
-    reader.unassign()?;
-    Ok(out)
 }
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
 async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, first_offset: i64) -> Result<Part, WorkerError> {
     let mut stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
@@ -239,34 +276,43 @@ async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, 
 /// hint for where to start, and the end is what the fetch says.
 fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, resume_at: i64) -> Result<Option<StageSnapshot>, WorkerError> {
     let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-    let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN))?;
+    let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN), hi)?;
     // Every commit follows a durable snapshot at or after it, so a best snapshot behind the group's resume
     // offset means the newest records were missed (a wrong high watermark): scan the whole partition.
     if best.as_ref().map_or(resume_at > 0, |b| b.next_offset < resume_at) && lo < hi - SNAPSHOT_SCAN {
         warn!(partition = p, resume_at, "newest snapshot not found near the end; scanning the whole state partition");
-        return scan_snapshots(reader, topic, p, lo);
+        return scan_snapshots(reader, topic, p, lo, hi);
     }
     Ok(best)
 }
 
-fn scan_snapshots(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64) -> Result<Option<StageSnapshot>, WorkerError> {
+/// Scans from `from` to the partition's end; `hi` is the high watermark seen before (possibly low on Tansu).
+fn scan_snapshots(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, hi: i64) -> Result<Option<StageSnapshot>, WorkerError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
     reader.assign(&tpl)?;
     let mut best: Option<StageSnapshot> = None;
     let deadline = Instant::now() + Duration::from_secs(30);
+    // The reader is reused: an end-of-partition event left from an earlier assignment must not end this scan
+    // before the newest snapshot (that chose an older snapshot than the committed offset's). So the scan
+    // ends only at this partition's end and once it has read at least up to the (possibly low) watermark.
+    let mut last = from - 1;
     loop {
         if Instant::now() > deadline {
             return Err(WorkerError::Internal(format!("timed out reading state partition {topic}/{p} from {from}")));
         }
         match reader.poll(Duration::from_millis(200)) {
             Some(Ok(m)) if m.topic() != topic || m.partition() != p => {}
-            Some(Ok(m)) => match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
-                Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
-                Ok(_) => {}
-                Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
-            },
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p => break,
+            Some(Ok(m)) => {
+                last = last.max(m.offset());
+                match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
+                    Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
+                    Ok(_) => {}
+                    Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p && last >= hi - 1 => break,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => warn!(error = %e, "state reader error"),
             None => {}
         }
@@ -397,5 +443,24 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
             let detail = format!("post {} at {} is behind/ahead of watermark {}", d.post_id, d.created_at, d.watermark);
             send_dead(shared, &dead_letter(reason, detail, topic, p, offset, payload)).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashpoint_core::aggregate::AggregatorConfig;
+
+    fn part(next_offset: i64) -> Part {
+        let stage = AggregateStage::new(&[], &AggregatorConfig::default()).unwrap();
+        Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 }
+    }
+
+    #[test]
+    fn offsets_before_the_state_are_skipped_and_after_it_are_a_gap() {
+        let p = part(100);
+        assert_eq!(admit(&p, 99), Admit::Skip);
+        assert_eq!(admit(&p, 100), Admit::Apply);
+        assert_eq!(admit(&p, 150), Admit::Gap);
     }
 }

@@ -30,7 +30,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -112,8 +112,41 @@ pub async fn run(role: Role, s: WorkerSettings, scorer: Arc<dyn Scorer>, metrics
         Role::Score => score::run(shared.clone(), shutdown).await,
         Role::Aggregate => aggregate::run(shared.clone(), shutdown).await,
         Role::All => {
-            let a = tokio::spawn(aggregate::run(shared.clone(), shutdown.clone()));
-            let r = score::run(shared.clone(), shutdown).await;
+            // One stage failing stops the other, so the process exits (non-zero) for its supervisor to
+            // restart it, rather than living on half-dead: a score stage with no aggregate stage behind it
+            // (found by scripts/faults.sh pause: a snapshot read timed out while the broker was frozen).
+            let (tx, rx) = watch::channel(false);
+            let tx = Arc::new(tx);
+            {
+                let (tx, mut ext) = (tx.clone(), shutdown);
+                tokio::spawn(async move {
+                    loop {
+                        if *ext.borrow_and_update() {
+                            let _ = tx.send(true);
+                            break;
+                        }
+                        if ext.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            let a = {
+                let (tx, shared, rx) = (tx.clone(), shared.clone(), rx.clone());
+                tokio::spawn(async move {
+                    let r = aggregate::run(shared, rx).await;
+                    if let Err(e) = &r {
+                        warn!(error = %e, "aggregate stage failed; stopping the score stage");
+                        let _ = tx.send(true);
+                    }
+                    r
+                })
+            };
+            let r = score::run(shared.clone(), rx).await;
+            if let Err(e) = &r {
+                warn!(error = %e, "score stage failed; stopping the aggregate stage");
+                let _ = tx.send(true);
+            }
             let ra = a.await.map_err(|e| WorkerError::Internal(e.to_string()))?;
             r.and(ra)
         }

@@ -1,0 +1,258 @@
+//! The lighter, regular-suite version of `scripts/faults.sh kill`: one worker SIGKILLed three times at
+//! random points of the sample stream and restarted each time (what a supervisor does), then every input
+//! record is accounted for and the spike events equal replay's.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+fn consumed(port: u16, stage: &str) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0.0 };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        return 0.0;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let key = format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}} ");
+    body.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
+    let dir = tempdir("kill");
+    let t = Topics::new("kill");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 400", "");
+    let sample = repo("data/sample/stream.jsonl");
+    let input = lines(&sample);
+    let n = input.len() as i64;
+    // Replay: the reference events and counts.
+    let dead_file = dir.join("replay-dead.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashpoint"))
+        .args(["replay", "-c"])
+        .arg(&cfg)
+        .arg("-i")
+        .arg(&sample)
+        .arg("--dead-letter")
+        .arg(&dead_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let expected: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with('{')).last().unwrap()).unwrap();
+    let matched = summary["stages"]["matched"].as_u64().unwrap();
+    let decode_errors = summary["decode_errors"].as_u64().unwrap();
+    let late = summary["aggregator"]["late"].as_u64().unwrap();
+    assert!(!expected.is_empty() && late > 0 && decode_errors > 0, "the sample has an incident, a late post and a bad line");
+
+    // Kill points: random fractions of the input, in increasing order, printed so a failure can be rerun.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1;
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1000) as f64 / 1000.0
+    };
+    let mut points: Vec<f64> = (0..3).map(|i| (i as f64 + 0.15 + 0.7 * next()) / 3.0).collect();
+    points.sort_by(f64::total_cmp);
+    eprintln!("kill points (fractions of the input consumed by the score stage, per worker life): {points:?} (seed {seed})");
+
+    produce(&t.input, &input);
+    let mut port = free_port();
+    let mut w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join("w0.log"));
+    let started = Instant::now();
+    for (k, f) in points.iter().enumerate() {
+        // Each life re-reads from the last commit, so "consumed" counts from there: kill after a fraction of
+        // what remains.
+        let from = committed(&format!("{}-score", t.group), &t.input, 0).unwrap_or(0);
+        let target = ((n - from) as f64 * f).max(1.0);
+        while consumed(port, "score") < target && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("kill {}: consumed {} from {from}", k + 1, consumed(port, "score"));
+        w.kill();
+        port = free_port();
+        w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join(format!("w{}.log", k + 1)));
+    }
+    // Done when the score group committed everything and the events are all there.
+    let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
+    let got = read_until(&t.spikes, Duration::from_secs(90), |r| {
+        let keys: HashSet<(String, u64)> = r.iter().map(|x| event_key(&x.json())).collect();
+        keys.len() >= want.len()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&format!("{}-score", t.group), &t.input, 0) != Some(n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "clean exit; log:\n{log}");
+    assert_eq!(committed(&format!("{}-score", t.group), &t.input, 0), Some(n), "every input record committed");
+
+    // Events: duplicates only as exact replays; the set equals replay's.
+    let mut events: BTreeMap<(String, u64), serde_json::Value> = BTreeMap::new();
+    for r in &got {
+        let e = r.json();
+        if let Some(prev) = events.insert(event_key(&e), e.clone()) {
+            assert_eq!(prev, e, "a duplicate event must be an exact replay");
+        }
+    }
+    assert_eq!(events.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "(incident id, seq) as replay");
+    assert_eq!(events, want, "events equal replay's");
+
+    // Accounting: every input record scored, dead-lettered or unmatched, in replay's numbers.
+    let scored = read_all(&t.scored, Duration::from_secs(2));
+    let mut sources = HashSet::new();
+    let mut pairs = HashSet::new();
+    for r in scored.iter().map(Record::json).filter(|j| j["t"] == "post") {
+        let off = r["off"].as_i64().unwrap();
+        sources.insert(off);
+        pairs.insert((off, r["sub"].as_u64().unwrap_or(0), r["entity"].as_str().unwrap().to_string()));
+    }
+    let dead = read_all(&t.dead, Duration::from_secs(2));
+    let dead_score: HashSet<i64> =
+        dead.iter().filter(|r| r.header("flashpoint.stage") == Some("score")).map(|r| r.header("flashpoint.source.offset").unwrap().parse().unwrap()).collect();
+    let dead_late: HashSet<(i64, u64, String)> = dead
+        .iter()
+        .filter(|r| r.header("flashpoint.reason") == Some("late"))
+        .map(|r| {
+            let j = r.json();
+            (j["off"].as_i64().unwrap(), j["sub"].as_u64().unwrap_or(0), j["entity"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(sources.len() as u64, matched, "every matched input record scored");
+    assert_eq!(dead_score.len() as u64, decode_errors, "every bad input record dead-lettered");
+    assert!(sources.is_disjoint(&dead_score));
+    assert_eq!(dead_late.len() as u64, late, "late posts dead-lettered as in replay");
+    assert!(dead_late.is_subset(&pairs));
+    let replay_dead = std::fs::read_to_string(&dead_file).unwrap().lines().count() as u64;
+    assert_eq!(replay_dead, late + decode_errors, "replay's dead-letter output: the bad records and the late posts");
+}
+
+/// A gaining worker whose newest snapshot is older than the committed offset must apply the records in
+/// between. Made here on purpose: the aggregate group's commits are moved ahead of its snapshots over
+/// records that were scored while no aggregator ran. The worker used to seek its group consumer back; under
+/// rebalance storms (`scripts/faults.sh rebalance`) that seek sometimes had no effect and the records were
+/// lost to the windows. That race is not reproducible on demand (here the old seek happens to work), so this
+/// test pins down the replacement: the gap is re-read and the events still equal replay's.
+#[test]
+fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let dir = tempdir("gap");
+    let t = Topics::new("gap");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", "");
+    let sample = repo("data/sample/stream.jsonl");
+    let expected = replay(&cfg, &sample);
+    let input = lines(&sample);
+    let (first, second) = input.split_at(input.len() * 3 / 5);
+    let (score_group, agg_group) = (format!("{}-score", t.group), format!("{}-aggregate", t.group));
+    let wait_committed = |n: i64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while committed(&score_group, &t.input, 0) != Some(n) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(committed(&score_group, &t.input, 0), Some(n));
+    };
+
+    // 1. Both stages over the first part; a clean stop leaves a snapshot at each committed offset.
+    produce(&t.input, first);
+    let w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("w1.log"));
+    wait_committed(first.len() as i64);
+    let mut last = Vec::new();
+    for _ in 0..100 {
+        let now: Vec<Option<i64>> = (0..4).map(|p| committed(&agg_group, &t.scored, p)).collect();
+        if now == last && now.iter().any(Option::is_some) {
+            break;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(w.stop(), 0);
+    // 2. Only the score stage over the rest: scored records beyond the aggregate group's commits.
+    produce(&t.input, second);
+    let w = Worker::start(&cfg, "score", "127.0.0.1:0", dir.join("w2.log"));
+    wait_committed(input.len() as i64);
+    assert_eq!(w.stop(), 0);
+    // 3. Move the aggregate commits halfway into those records, past every snapshot.
+    let scored = read_all(&t.scored, Duration::from_secs(2));
+    let mut tpl = TopicPartitionList::new();
+    let mut moved = 0;
+    for p in 0..4 {
+        let end = scored.iter().filter(|r| r.partition == p).map(|r| r.offset + 1).max().unwrap_or(0);
+        let from = committed(&agg_group, &t.scored, p).unwrap_or(0);
+        let to = from + (end - from) / 2;
+        moved += to - from;
+        tpl.add_partition_offset(&t.scored, p, Offset::Offset(to)).unwrap();
+    }
+    assert!(moved > 1000, "a real gap: {moved} records");
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &agg_group).create().unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(c);
+    // 4. An aggregator restores the older snapshots and must apply the gap before going on.
+    let w = Worker::start(&cfg, "aggregate", "127.0.0.1:0", dir.join("w3.log"));
+    let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
+    let got = read_until(&t.spikes, Duration::from_secs(60), |r| {
+        let keys: HashSet<(String, u64)> = r.iter().map(|x| event_key(&x.json())).collect();
+        keys.len() >= want.len()
+    });
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "log:\n{log}");
+    let mut events: BTreeMap<(String, u64), serde_json::Value> = BTreeMap::new();
+    for r in &got {
+        let e = r.json();
+        if let Some(prev) = events.insert(event_key(&e), e.clone()) {
+            assert_eq!(prev, e, "a duplicate event must be an exact replay");
+        }
+    }
+    let brief = |m: &BTreeMap<(String, u64), serde_json::Value>| m.values().map(|e| format!("{} {} {} {}", e["incident_id"], e["seq"], e["kind"], e["baseline"])).collect::<Vec<_>>();
+    assert_eq!(brief(&events), brief(&want), "events equal replay's");
+    assert_eq!(events, want, "events equal replay's");
+    assert!(log.contains("re-reading the records between the snapshot and the committed offset"), "the gap was seen; log:\n{log}");
+}
+
+/// A stage that fails must take the process down (non-zero exit, for the supervisor to restart it) instead
+/// of leaving the other stage running alone. Here the aggregate stage fails on a snapshot it cannot restore;
+/// in `scripts/faults.sh pause` it was a snapshot read timing out while the broker was frozen, after which
+/// the score stage went on feeding an internal topic nobody aggregated, and /readyz said 503 for ever.
+#[test]
+fn a_failing_stage_stops_the_whole_worker() {
+    let dir = tempdir("fail");
+    let t = Topics::new("fail");
+    create_topic(&t.input, 1);
+    create_topic(&t.state, 4);
+    // Parses as a snapshot, but its aggregator state is not one: restoring it fails.
+    let bogus = br#"{"next_offset":0,"applied":{},"aggregator":{"max_seen":null,"next_end":null,"entities":"bogus"}}"#.to_vec();
+    produce(&t.state, &[bogus]);
+    let cfg = write_config(&dir, &t, "", "");
+    produce(&t.input, &lines(&repo("data/sample/stream.jsonl"))[..2000]);
+    let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("w.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = w.child.as_mut().unwrap().try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = w.log_text();
+    let status = status.unwrap_or_else(|| panic!("the worker is still running 60 s after its aggregate stage failed; log:\n{log}"));
+    assert!(!status.success(), "non-zero exit; log:\n{log}");
+    assert!(log.contains("aggregate stage failed"), "log:\n{log}");
+    w.child.take();
+}
+
