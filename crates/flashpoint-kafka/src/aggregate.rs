@@ -7,7 +7,7 @@
 //! worker that gains a partition restores the newest snapshot and resumes exactly where it was taken:
 //! the events it re-emits are byte-identical replays (same incident id, same sequence number).
 
-use crate::client::{base_config, describe, StageContext};
+use crate::client::{base_config, describe, QuietEof, StageContext};
 use crate::dead_letter::DeadLetter;
 use crate::score::send;
 use crate::{Shared, WorkerError};
@@ -234,19 +234,6 @@ fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, t
         warn!(partition = p, from = start, missing = next, "the broker skipped records; reading again from further back");
     }
 }
-
-/// The snapshot reader's context: end-of-partition is how it knows it is done, not an error to log.
-struct QuietEof;
-
-impl rdkafka::client::ClientContext for QuietEof {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
-            warn!(error = %error, reason, "state reader error");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
 async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, first_offset: i64) -> Result<Part, WorkerError> {
     let mut stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;

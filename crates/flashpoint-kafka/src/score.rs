@@ -7,7 +7,7 @@
 //! A crash therefore re-reads at most the unacknowledged tail, and the aggregate stage drops the
 //! re-deliveries by source offset.
 
-use crate::client::{base_config, describe, partition_count, StageContext};
+use crate::client::{base_config, describe, partition_count, resume_probe, StageContext};
 use crate::dead_letter::DeadLetter;
 use crate::{Shared, WorkerError};
 use flashpoint_core::post::Post;
@@ -70,7 +70,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
         ],
     )?;
     debug!(config = %describe(&cc), "score consumer");
-    let ctx = StageContext::new("score", shared.metrics.clone());
+    let ctx = StageContext::new("score", shared.metrics.clone()).with_resume_probe(resume_probe(cfg, &group)?);
     let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
     let topics: Vec<&str> = cfg.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
@@ -99,6 +99,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     let mut failure: Option<String> = None;
     // Resolved once: a labelled lookup per record costs a hash and a lock.
     let consumed = shared.metrics.consumed.with_label_values(&["score"]);
+    // Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`): records
+    // below the floor were scored before the restart and are dropped here, as a Kafka client drops the start
+    // of a batch fetched from its middle.
+    let mut floors: Vec<(String, i32, i64)> = Vec::new();
 
     loop {
         tokio::select! {
@@ -123,6 +127,20 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
             }
             msg = consumer.recv(), if inflight.len() < cfg.score_parallelism => match msg {
                 Ok(m) => {
+                    if let Some(f) = consumer.context().take_floors() {
+                        for (t, p, o) in f {
+                            floors.retain(|x| !(x.0 == t && x.1 == p));
+                            floors.push((t, p, o));
+                        }
+                    }
+                    if !floors.is_empty() {
+                        if let Some(i) = floors.iter().position(|x| x.1 == m.partition() && x.0 == m.topic()) {
+                            if m.offset() < floors[i].2 {
+                                continue;
+                            }
+                            floors.swap_remove(i);
+                        }
+                    }
                     consumed.inc();
                     // Topic names repeat: share one allocation per topic.
                     let topic = match topic_names.iter().find(|t| ***t == *m.topic()) {

@@ -256,3 +256,42 @@ fn a_failing_stage_stops_the_whole_worker() {
     w.child.take();
 }
 
+
+/// A score worker that resumes from a committed offset inside a producer batch must read every record from
+/// that offset on. Kafka serves the whole batch and the client drops the records before the offset; Tansu
+/// 0.6.0 serves only the batches that start at or after it, so without a guard the rest of the batch would
+/// never be scored.
+#[test]
+fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let dir = tempdir("midbatch");
+    let t = Topics::new("midbatch");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "", "");
+    // One fast burst: the producer packs it into a few large batches.
+    let input = &lines(&repo("data/sample/stream.jsonl"))[..3000];
+    produce(&t.input, input);
+    let n = input.len() as i64;
+    let start = n / 2 + 7;
+    let score_group = format!("{}-score", t.group);
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &score_group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&t.input, 0, Offset::Offset(start)).unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+    drop(c);
+
+    let port = free_port();
+    let w = Worker::start(&cfg, "score", &format!("127.0.0.1:{port}"), dir.join("w.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed(&score_group, &t.input, 0) != Some(n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = consumed(port, "score");
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0);
+    assert_eq!(committed(&score_group, &t.input, 0), Some(n), "log:\n{log}");
+    assert_eq!(got as i64, n - start, "records {start}..{n} all consumed by the score stage; log:\n{log}");
+}
