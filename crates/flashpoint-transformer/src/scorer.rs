@@ -1,6 +1,7 @@
 //! The libtorch half: loading the encoder and head, and scoring batches.
 
-use crate::{check_model_dir, length_order, read_head_meta, to_sentiment, DeviceChoice, LoadError, TransformerConfig};
+use crate::int8::Encoder;
+use crate::{check_model_dir, length_order, read_head_meta, to_sentiment, DeviceChoice, LoadError, Precision, TransformerConfig};
 use flashpoint_core::sentiment::{ScoreError, Scorer, Sentiment};
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{SentenceEmbeddingsConfig, SentenceEmbeddingsModel};
@@ -10,7 +11,10 @@ use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 struct Model {
+    /// rust-bert's model: the fp32 encoder, and the tokenizer for both precisions.
     encoder: SentenceEmbeddingsModel,
+    /// The int8 forward pass, when `scorer.precision = "int8"` on the CPU.
+    int8: Option<Encoder>,
     /// [dim, 3], transposed once at load so each batch is one matmul.
     weight_t: Tensor,
     bias: Tensor,
@@ -23,6 +27,8 @@ pub struct TransformerScorer {
     model: Mutex<Model>,
     batch_size: usize,
     device: Device,
+    precision: Precision,
+    model_dir: std::path::PathBuf,
 }
 
 fn resource(dir: &Path, file: &str) -> Box<LocalResource> {
@@ -103,18 +109,54 @@ impl TransformerScorer {
             });
         }
         let (weight_t, bias) = load_head(&dir.join("head.safetensors"), dim, device)?;
-        tracing::info!(model_dir = %dir.display(), ?device, batch_size = cfg.batch_size, threads = tch::get_num_threads(), encoder = %meta.encoder, "transformer scorer loaded");
-        Ok(TransformerScorer { model: Mutex::new(Model { encoder, weight_t, bias }), batch_size: cfg.batch_size, device })
+        let precision = match (cfg.precision, device) {
+            (Precision::Int8, Device::Cpu) => Precision::Int8,
+            (Precision::Int8, _) => {
+                tracing::info!("scorer.precision = \"int8\" is for the CPU (FBGEMM); the encoder runs in fp32 on the GPU");
+                Precision::Fp32
+            }
+            (Precision::Fp32, _) => Precision::Fp32,
+        };
+        let int8 = match precision {
+            Precision::Int8 => Some(Encoder::load(dir, true)?),
+            Precision::Fp32 => None,
+        };
+        tracing::info!(model_dir = %dir.display(), ?device, ?precision, batch_size = cfg.batch_size, threads = tch::get_num_threads(), encoder = %meta.encoder, "transformer scorer loaded");
+        Ok(TransformerScorer { model: Mutex::new(Model { encoder, int8, weight_t, bias }), batch_size: cfg.batch_size, device, precision, model_dir: dir.to_path_buf() })
     }
 
     pub fn device(&self) -> Device {
         self.device
     }
 
+    /// The precision actually used (int8 asked for on a GPU runs in fp32).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Sentence embeddings of `texts` by rust-bert's fp32 encoder and by this crate's forward pass (`int8`:
+    /// quantised or not), for tests that pin the one to the other.
+    pub fn compare_encoders(&self, texts: &[&str], int8: bool) -> Result<(Tensor, Tensor), ScoreError> {
+        let model = self.model.lock().map_err(|_| ScoreError::Backend("poisoned".into()))?;
+        let reference = model.encoder.encode_as_tensor(texts).map_err(|e| ScoreError::Backend(e.to_string()))?.embeddings;
+        let own = Encoder::load(&self.model_dir, int8).map_err(|e| ScoreError::Backend(e.to_string()))?;
+        let (ids, mask) = tokens(&model.encoder, texts);
+        Ok((reference, own.embed(&ids, &mask)))
+    }
+
     /// Class probabilities for one sub-batch, in the order given.
     fn probabilities(model: &Model, texts: &[&str]) -> Result<Vec<[f32; 3]>, ScoreError> {
         let backend = |e: &dyn std::fmt::Display| ScoreError::Backend(e.to_string());
-        let emb = model.encoder.encode_as_tensor(texts).map_err(|e| backend(&e))?.embeddings;
+        // tch's tensor operations panic on a libtorch error; one bad batch must come back as an error, not
+        // unwind through the worker (and poison the model's lock).
+        let emb = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &model.int8 {
+            Some(enc) => {
+                let (ids, mask) = tokens(&model.encoder, texts);
+                Ok(enc.embed(&ids, &mask))
+            }
+            None => model.encoder.encode_as_tensor(texts).map(|o| o.embeddings).map_err(|e| backend(&e)),
+        }))
+        .map_err(|p| ScoreError::Backend(panic_message(p)))??;
         let probs = tch::no_grad(|| (emb.to_kind(Kind::Float).matmul(&model.weight_t) + &model.bias).softmax(-1, Kind::Float))
             .to_device(Device::Cpu)
             .contiguous()
@@ -125,6 +167,12 @@ impl TransformerScorer {
         }
         Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
     }
+}
+
+/// Token ids and attention mask [texts, tokens] by rust-bert's tokenizer (its truncation and padding).
+fn tokens(encoder: &SentenceEmbeddingsModel, texts: &[&str]) -> (Tensor, Tensor) {
+    let t = encoder.tokenize(texts);
+    (Tensor::stack(&t.tokens_ids, 0), Tensor::stack(&t.tokens_masks, 0))
 }
 
 fn load_head(path: &Path, dim: i64, device: Device) -> Result<(Tensor, Tensor), LoadError> {

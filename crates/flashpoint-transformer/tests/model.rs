@@ -3,7 +3,7 @@
 #![cfg(feature = "libtorch")]
 
 use flashpoint_core::sentiment::{Label, Scorer};
-use flashpoint_transformer::{DeviceChoice, LoadError, TransformerConfig, TransformerScorer};
+use flashpoint_transformer::{DeviceChoice, LoadError, Precision, TransformerConfig, TransformerScorer};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -18,7 +18,7 @@ fn model_dir() -> PathBuf {
 }
 
 fn config(dir: &Path, batch_size: usize) -> TransformerConfig {
-    TransformerConfig { model_dir: dir.to_path_buf(), device: DeviceChoice::Cpu, batch_size }
+    TransformerConfig { model_dir: dir.to_path_buf(), device: DeviceChoice::Cpu, precision: Precision::default(), batch_size }
 }
 
 /// One loaded model for the tests that only score (loading takes about a second).
@@ -138,4 +138,68 @@ fn missing_or_wrong_model_fails_with_the_path() {
     replace(&dir, "model.safetensors", b"truncated");
     let e = load_err(&config(&dir, 8)).to_string();
     assert!(e.contains("loading the encoder"), "{e}");
+}
+
+/// Tweets of several lengths and kinds (padding matters: the batch is padded to its longest text).
+const SAMPLE: &[&str] = &[
+    "I absolutely love this airline, best flight I've ever had!",
+    "lost my bag AGAIN @AcmeAir... 3rd time this year. never flying with you again",
+    "ok",
+    "The flight leaves at 7:40 from gate 12.",
+    "great, another 3 hour delay. just what I needed #travel #fail",
+    "Can't believe how good the new update is, the app finally works offline 😍",
+    "meh",
+    "Customer service hung up on me twice. Twice! Two hours on hold for nothing, and the refund still hasn't arrived after six weeks of emails.",
+];
+
+/// This crate's BERT forward pass, run in fp32, must be rust-bert's encoder: same embeddings to float noise.
+#[test]
+fn own_forward_pass_in_fp32_equals_rust_berts() {
+    let (reference, own) = scorer().compare_encoders(SAMPLE, false).unwrap();
+    assert_eq!(reference.size(), own.size());
+    let diff = (&reference - &own).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "largest difference between the two fp32 encoders: {diff}");
+}
+
+/// int8 weights move each embedding a little, never to another meaning: every text's int8 embedding stays
+/// close to its fp32 one (cosine; both are unit vectors).
+#[test]
+fn int8_embeddings_stay_close_to_fp32() {
+    let (reference, int8) = scorer().compare_encoders(SAMPLE, true).unwrap();
+    let cos: Vec<f64> = Vec::<f64>::try_from((&reference * &int8).sum_dim_intlist(Some(&[1i64][..]), false, tch::Kind::Double)).unwrap();
+    assert_eq!(cos.len(), SAMPLE.len());
+    // Measured: 0.977-0.987 for sentences, 0.93 for one-word texts (few tokens, coarser activation scales).
+    for (c, t) in cos.iter().zip(SAMPLE) {
+        assert!(*c > 0.9, "cosine(fp32, int8) = {c:.4} for {t:?}; all: {cos:?}");
+    }
+    let mean = cos.iter().sum::<f64>() / cos.len() as f64;
+    assert!(mean > 0.96, "mean cosine(fp32, int8) = {mean:.4}; all: {cos:?}");
+}
+
+/// The int8 path quantises each text on its own: a text scores the same alone or batched with longer texts.
+#[test]
+fn int8_scores_do_not_depend_on_the_batch() {
+    let s = scorer();
+    let mut batch = Vec::new();
+    s.score_batch(SAMPLE, &mut batch).unwrap();
+    for (t, got) in SAMPLE.iter().zip(&batch) {
+        let alone = s.score_one(t).unwrap();
+        assert!((alone.compound - got.compound).abs() < 1e-5 && alone.label == got.label, "{t:?}: {alone:?} vs {got:?}");
+    }
+}
+
+/// Both precisions load, report what they run, and agree on the labels of clear texts.
+#[test]
+fn both_precisions_agree_on_clear_texts() {
+    let fp32 = TransformerScorer::load(&TransformerConfig { precision: Precision::Fp32, ..config(&model_dir(), 4) }).unwrap();
+    assert_eq!((fp32.precision(), scorer().precision()), (Precision::Fp32, Precision::Int8));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    fp32.score_batch(SAMPLE, &mut a).unwrap();
+    scorer().score_batch(SAMPLE, &mut b).unwrap();
+    let labels = |v: &[flashpoint_core::sentiment::Sentiment]| v.iter().map(|s| s.label).collect::<Vec<_>>();
+    assert_eq!(labels(&a)[..2], labels(&b)[..2]);
+    assert_eq!(labels(&a)[7], labels(&b)[7]);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x.compound - y.compound).abs() < 0.25, "fp32 {x:?} vs int8 {y:?}");
+    }
 }

@@ -31,6 +31,16 @@ pub enum ScorerDevice {
     Cuda,
 }
 
+/// The transformer encoder's arithmetic on the CPU: `int8` (default; ~4x faster, same TweetEval macro recall)
+/// or `fp32` (rust-bert's encoder, exactly the published model). A GPU always runs fp32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorerPrecision {
+    #[default]
+    Int8,
+    Fp32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScorerConfig {
@@ -44,6 +54,8 @@ pub struct ScorerConfig {
     pub device: ScorerDevice,
     /// Transformer only: texts per forward pass.
     pub batch_size: usize,
+    /// Transformer only.
+    pub precision: ScorerPrecision,
 }
 
 impl Default for ScorerConfig {
@@ -55,6 +67,7 @@ impl Default for ScorerConfig {
             model_dir: None,
             device: ScorerDevice::Cpu,
             batch_size: 32,
+            precision: ScorerPrecision::Int8,
         }
     }
 }
@@ -229,11 +242,12 @@ mod tests {
     #[test]
     fn transformer_scorer_keys() {
         let c = Config::from_toml(
-            &format!("{MIN}[scorer]\nkind = \"transformer\"\nmodel_dir = \"/m\"\ndevice = \"cuda\"\nbatch_size = 64\n"),
+            &format!("{MIN}[scorer]\nkind = \"transformer\"\nmodel_dir = \"/m\"\ndevice = \"cuda\"\nbatch_size = 64\nprecision = \"fp32\"\n"),
             std::iter::empty(),
         )
         .unwrap();
         assert_eq!((c.scorer.kind, c.scorer.device, c.scorer.batch_size), (ScorerKind::Transformer, ScorerDevice::Cuda, 64));
+        assert_eq!(c.scorer.precision, ScorerPrecision::Fp32);
         assert_eq!(c.scorer.model_dir.as_deref(), Some(Path::new("/m")));
         let c = Config::from_toml(&format!("{MIN}[scorer]\nkind = \"transformer\"\n"), std::iter::empty()).unwrap();
         let e = c.scorer.validate_complete().unwrap_err();

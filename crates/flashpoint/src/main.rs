@@ -9,11 +9,11 @@ mod score;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use config::{Config, ScorerConfig, ScorerDevice, ScorerKind};
+use config::{Config, ScorerConfig, ScorerDevice, ScorerKind, ScorerPrecision};
 use std::io::{IsTerminal, Write};
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer, Scorer};
 #[cfg(feature = "transformer")]
-use flashpoint_transformer::{DeviceChoice, TransformerConfig, TransformerScorer};
+use flashpoint_transformer::{DeviceChoice, Precision, TransformerConfig, TransformerScorer};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,9 @@ struct ScorerArgs {
     /// Transformer texts per forward pass (overrides scorer.batch_size).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Transformer encoder arithmetic on the CPU (overrides scorer.precision; default int8).
+    #[arg(long, value_enum)]
+    precision: Option<ScorerPrecision>,
 }
 
 impl ScorerArgs {
@@ -64,6 +67,9 @@ impl ScorerArgs {
         }
         if let Some(b) = self.batch_size {
             cfg.batch_size = b;
+        }
+        if let Some(p) = self.precision {
+            cfg.precision = p;
         }
         // Not validate_complete: a binary without the backend should say so before asking for a model directory.
         cfg.validate()
@@ -213,6 +219,10 @@ fn build_transformer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
         device: match cfg.device {
             ScorerDevice::Cpu => DeviceChoice::Cpu,
             ScorerDevice::Cuda => DeviceChoice::Cuda,
+        },
+        precision: match cfg.precision {
+            ScorerPrecision::Int8 => Precision::Int8,
+            ScorerPrecision::Fp32 => Precision::Fp32,
         },
         batch_size: cfg.batch_size,
     };
