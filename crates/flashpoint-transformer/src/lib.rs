@@ -1,5 +1,5 @@
 //! The transformer sentiment backend: a sentence encoder (all-MiniLM-L6-v2, run by rust-bert on libtorch) with a
-//! small linear classification head on top, behind the same batched [`Scorer`] trait as the lexicon scorer.
+//! small linear classification head on top, behind the same batched [`Scorer`](flashpoint_core::sentiment::Scorer) trait as the lexicon scorer.
 //!
 //! It exists for what a lexicon cannot see (context, negation scope, slang, some sarcasm) and costs three to four
 //! orders of magnitude more CPU per post, so it is opt-in per deployment (`scorer.kind = "transformer"`). On the
@@ -10,7 +10,7 @@
 //! on), so `cargo build --workspace` still works on a machine without libtorch.
 //!
 //! The model is a directory (see [`model_files`]): the encoder's files as sentence-transformers saves them, plus
-//! `head.safetensors` (`weight` [3, dim], `bias` [3]; classes negative, neutral, positive) and `head.json`.
+//! `head.safetensors` (`weight` `[3, dim]`, `bias` `[3]`; classes negative, neutral, positive) and `head.json`.
 //! `scripts/libtorch.sh` assembles one under `~/.cache/flashpoint/models/minilm-sentiment`.
 
 use flashpoint_core::sentiment::{Label, Sentiment};
