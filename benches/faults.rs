@@ -18,13 +18,13 @@
 //! Events are keyed by (incident id, seq); a duplicate must be byte-for-byte the same event (an exact
 //! replay), and the de-duplicated set must equal replay's.
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -64,7 +63,8 @@ pub const ENTITIES: [(&str, &str); 5] = [
 ];
 
 /// (entity index, start hour from the stream's start, minutes): after the detector's one-day warm-up.
-const INCIDENTS: [(usize, f64, f64); 5] = [(0, 38.0, 50.0), (1, 44.5, 40.0), (2, 50.0, 45.0), (3, 56.0, 60.0), (4, 61.0, 40.0)];
+const INCIDENTS: [(usize, f64, f64); 5] =
+    [(0, 38.0, 50.0), (1, 44.5, 40.0), (2, 50.0, 45.0), (3, 56.0, 60.0), (4, 61.0, 40.0)];
 const SPAN_HOURS: f64 = 66.0;
 const START_MS: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
 
@@ -101,7 +101,9 @@ pub fn generate(n: u64, seed: u64) -> Vec<Vec<u8>> {
             continue;
         }
         if i % 250_007 == 91 {
-            out.push(format!(r#"{{"id":"g{i}","created_at":"{}"}}"#, flashpoint_core::time::format_rfc3339(t)).into_bytes());
+            out.push(
+                format!(r#"{{"id":"g{i}","created_at":"{}"}}"#, flashpoint_core::time::format_rfc3339(t)).into_bytes(),
+            );
             continue;
         }
         let incident = INCIDENTS.iter().find(|(_, h, m)| hour >= *h && hour < h + m / 60.0);
@@ -144,12 +146,21 @@ impl Broker {
         b
     }
     fn spawn(&mut self) {
-        let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| format!("{}/.cache/flashpoint/tansu/bin/tansu", std::env::var("HOME").unwrap()));
+        let bin = std::env::var("TANSU_BIN")
+            .unwrap_or_else(|_| format!("{}/.cache/flashpoint/tansu/bin/tansu", std::env::var("HOME").unwrap()));
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("tansu.log")).unwrap();
         let child = Command::new(bin)
             .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &self.storage])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &self.storage,
+            ])
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .spawn()
@@ -336,7 +347,8 @@ impl Drop for Worker {
 // Kafka helpers: topics, a background producer, background collectors of the output topics.
 
 fn create_topic(brokers: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let r = rt.block_on(admin.create_topics(
         &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
@@ -349,7 +361,13 @@ fn create_topic(brokers: &str, name: &str, partitions: i32) {
 
 /// Produces `records` in order to partition 0, at most `rate` a second (0: as fast as possible), in a
 /// thread; `acked` counts acknowledgements. Survives broker outages (librdkafka retries for ever).
-fn spawn_producer(brokers: String, topic: String, records: Arc<Vec<Vec<u8>>>, rate: u64, acked: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+fn spawn_producer(
+    brokers: String,
+    topic: String,
+    records: Arc<Vec<Vec<u8>>>,
+    rate: u64,
+    acked: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     // One in-flight request keeps the order without idempotence (see `broker` in the README: Tansu's sqlite
     // engine panics on idempotent produces after a restart).
     let idempotent = std::env::var("FAULTS_IDEMPOTENT_INPUT").map_or(true, |v| v != "0");
@@ -453,7 +471,8 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
             return;
         }
         if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            let n = md.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() as i32 });
+            let n =
+                md.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() as i32 });
             if n > 0 {
                 break n;
             }
@@ -481,7 +500,9 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
         let Ok(m) = m else { continue };
         let payload = m.payload().unwrap_or_default();
         let header = |k: &str| {
-            m.headers().and_then(|h| h.iter().find(|x| x.key == k).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+            m.headers().and_then(|h| {
+                h.iter().find(|x| x.key == k).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned())
+            })
         };
         let mut s = seen.lock().unwrap();
         match kind {
@@ -495,7 +516,11 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
                     s.scored_records += 1;
                     let off = j["off"].as_i64().unwrap();
                     s.scored_sources.insert(off);
-                    s.scored_pairs.insert((off, j["sub"].as_u64().unwrap_or(0) as u32, j["entity"].as_str().unwrap().to_string()));
+                    s.scored_pairs.insert((
+                        off,
+                        j["sub"].as_u64().unwrap_or(0) as u32,
+                        j["entity"].as_str().unwrap().to_string(),
+                    ));
                 }
             }
             1 => {
@@ -508,7 +533,11 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
                     }
                     _ if reason == "late" => {
                         let j: serde_json::Value = serde_json::from_slice(payload).unwrap();
-                        s.dead_late.insert((j["off"].as_i64().unwrap(), j["sub"].as_u64().unwrap_or(0) as u32, j["entity"].as_str().unwrap().to_string()));
+                        s.dead_late.insert((
+                            j["off"].as_i64().unwrap(),
+                            j["sub"].as_u64().unwrap_or(0) as u32,
+                            j["entity"].as_str().unwrap().to_string(),
+                        ));
                     }
                     _ => s.dead_other += 1,
                 }
@@ -570,7 +599,8 @@ fn replay(cfg: &Path, input: &Path, dir: &Path) -> Reference {
         .unwrap();
     assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
-    let s: serde_json::Value = serde_json::from_str(err.lines().filter(|l| l.starts_with('{')).last().expect("replay summary")).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(err.lines().filter(|l| l.starts_with('{')).last().expect("replay summary")).unwrap();
     let events = std::fs::read_to_string(&ev).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
     Reference {
@@ -604,14 +634,55 @@ fn verdict(n: u64, seen: &Seen, r: &Reference, diff_to: Option<&Path>) -> (Vec<S
     let out_of_range = covered.iter().filter(|&&o| o < 0 || o >= n as i64).count();
     let unaccounted = n - covered.len() as u64;
     check(r.records == n, format!("replay read {} records of {n}", r.records));
-    check(seen.scored_sources.len() as u64 == r.matched, format!("input records scored (distinct source offsets in the scored topic): {} (replay matched {})", seen.scored_sources.len(), r.matched));
-    check(seen.dead_score.len() as u64 == r.decode_errors, format!("input records dead-lettered by the score stage: {} (replay {})", seen.dead_score.len(), r.decode_errors));
-    check(unaccounted == r.unmatched + r.skipped, format!("input records with no output (unmatched/skipped): {unaccounted} (replay {} + {})", r.unmatched, r.skipped));
-    check(both == 0 && out_of_range == 0, format!("records both scored and dead-lettered: {both}; offsets out of range: {out_of_range}"));
-    check(seen.dead_late.len() as u64 == r.late, format!("(post, entity) pairs dead-lettered late by the aggregate stage: {} distinct (replay {})", seen.dead_late.len(), r.late));
+    check(
+        seen.scored_sources.len() as u64 == r.matched,
+        format!(
+            "input records scored (distinct source offsets in the scored topic): {} (replay matched {})",
+            seen.scored_sources.len(),
+            r.matched
+        ),
+    );
+    check(
+        seen.dead_score.len() as u64 == r.decode_errors,
+        format!(
+            "input records dead-lettered by the score stage: {} (replay {})",
+            seen.dead_score.len(),
+            r.decode_errors
+        ),
+    );
+    check(
+        unaccounted == r.unmatched + r.skipped,
+        format!(
+            "input records with no output (unmatched/skipped): {unaccounted} (replay {} + {})",
+            r.unmatched, r.skipped
+        ),
+    );
+    check(
+        both == 0 && out_of_range == 0,
+        format!("records both scored and dead-lettered: {both}; offsets out of range: {out_of_range}"),
+    );
+    check(
+        seen.dead_late.len() as u64 == r.late,
+        format!(
+            "(post, entity) pairs dead-lettered late by the aggregate stage: {} distinct (replay {})",
+            seen.dead_late.len(),
+            r.late
+        ),
+    );
     let aggregated = seen.scored_pairs.len() as u64 - seen.dead_late.len() as u64;
-    check(aggregated == r.aggregated, format!("(post, entity) pairs aggregated: {aggregated} distinct of {} scored records, {} re-published (replay {})", seen.scored_records, seen.scored_records - seen.scored_pairs.len() as u64, r.aggregated));
-    check(seen.dead_other == 0, format!("other dead letters (bad_stage_record, unknown_entity, ...): {}", seen.dead_other));
+    check(
+        aggregated == r.aggregated,
+        format!(
+            "(post, entity) pairs aggregated: {aggregated} distinct of {} scored records, {} re-published (replay {})",
+            seen.scored_records,
+            seen.scored_records - seen.scored_pairs.len() as u64,
+            r.aggregated
+        ),
+    );
+    check(
+        seen.dead_other == 0,
+        format!("other dead letters (bad_stage_record, unknown_entity, ...): {}", seen.dead_other),
+    );
     // Events.
     let mut got: BTreeMap<(String, u64), &serde_json::Value> = BTreeMap::new();
     let mut dup = 0;
@@ -639,7 +710,12 @@ fn verdict(n: u64, seen: &Seen, r: &Reference, diff_to: Option<&Path>) -> (Vec<S
             writeln!(f, "{k:?}").unwrap();
             for (field, wv) in v.as_object().unwrap() {
                 if g.get(field) != Some(wv) {
-                    writeln!(f, "  {field}: replay {wv}\n  {field}: cluster {}", g.get(field).unwrap_or(&serde_json::Value::Null)).unwrap();
+                    writeln!(
+                        f,
+                        "  {field}: replay {wv}\n  {field}: cluster {}",
+                        g.get(field).unwrap_or(&serde_json::Value::Null)
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -648,7 +724,10 @@ fn verdict(n: u64, seen: &Seen, r: &Reference, diff_to: Option<&Path>) -> (Vec<S
     let finals = |m: &BTreeMap<(String, u64), &serde_json::Value>| -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
         for ((id, _), e) in m {
-            f.insert(id.clone(), format!("{}/{}", e["kind"].as_str().unwrap_or("?"), e["severity"].as_str().unwrap_or("?")));
+            f.insert(
+                id.clone(),
+                format!("{}/{}", e["kind"].as_str().unwrap_or("?"), e["severity"].as_str().unwrap_or("?")),
+            );
         }
         f
     };
@@ -658,7 +737,10 @@ fn verdict(n: u64, seen: &Seen, r: &Reference, diff_to: Option<&Path>) -> (Vec<S
     );
     check(inexact == 0, format!("duplicate events that are not exact replays: {inexact}"));
     check(finals(&got) == finals(&want), format!("final incident states equal replay's: {:?}", finals(&want)));
-    check(seen.event_header_mismatch == 0, format!("events whose incident-id header differs from the body: {}", seen.event_header_mismatch));
+    check(
+        seen.event_header_mismatch == 0,
+        format!("events whose incident-id header differs from the body: {}", seen.event_header_mismatch),
+    );
     report.insert(0, format!("  records in: {n}; scored topic: {} post records + {} ticks; dead-letter topic: {} records ({} score-stage, {} late pairs); spikes topic: {} events", seen.scored_records, seen.ticks, seen.dead_records, seen.dead_score.len(), seen.dead_late.len(), seen.events.len()));
     (report, fail)
 }
@@ -732,7 +814,8 @@ fn setup(o: &Opts, name: &str, brokers: &str, records: Option<Arc<Vec<Vec<u8>>>>
 }
 
 fn records_differ(s: &Setup) -> bool {
-    std::fs::metadata(&s.stream).map(|m| m.len()).unwrap_or(0) != s.records.iter().map(|r| r.len() as u64 + 1).sum::<u64>()
+    std::fs::metadata(&s.stream).map(|m| m.len()).unwrap_or(0)
+        != s.records.iter().map(|r| r.len() as u64 + 1).sum::<u64>()
 }
 
 /// Waits until the score group committed every input record and the aggregate group committed every
@@ -780,7 +863,16 @@ struct Totals {
 
 impl Totals {
     fn new() -> Totals {
-        Totals { consumed_score: 0.0, consumed_aggregate: 0.0, scored: 0.0, aggregated: 0.0, duplicates: 0.0, dead: 0.0, spikes: 0.0, peak_rss: 0 }
+        Totals {
+            consumed_score: 0.0,
+            consumed_aggregate: 0.0,
+            scored: 0.0,
+            aggregated: 0.0,
+            duplicates: 0.0,
+            dead: 0.0,
+            spikes: 0.0,
+            peak_rss: 0,
+        }
     }
     fn add(&mut self, s: &Scrape, peak: u64) {
         self.consumed_score += s.consumed_score;
@@ -876,7 +968,10 @@ fn scenario_kill(o: &Opts) -> bool {
     let (code, last) = w.term();
     totals.add(&last, peak);
     let mut extra = kills;
-    extra.push(format!("{n} records processed in {elapsed:.0} s with {} kills; last worker exit code {code}", extra.len()));
+    extra.push(format!(
+        "{n} records processed in {elapsed:.0} s with {} kills; last worker exit code {code}",
+        extra.len()
+    ));
     finish("kill", n, &s, col, &totals, extra, done && code == 0)
 }
 
@@ -900,7 +995,9 @@ fn scenario_broker(o: &Opts) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     extra.push(format!("ready (200) {:.1} s after start", t0.elapsed().as_secs_f64()));
-    while (acked.load(Ordering::Relaxed) < n / 3 || w.scrape().consumed_score < (n / 4) as f64) && t0.elapsed() < Duration::from_secs(600) {
+    while (acked.load(Ordering::Relaxed) < n / 3 || w.scrape().consumed_score < (n / 4) as f64)
+        && t0.elapsed() < Duration::from_secs(600)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     let before = w.scrape();
@@ -934,7 +1031,10 @@ fn scenario_broker(o: &Opts) -> bool {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    extra.push(format!("/readyz back to 200 {} s after the broker restart", back.map_or("never (within 120 s)".into(), |t| format!("{t:.1}"))));
+    extra.push(format!(
+        "/readyz back to 200 {} s after the broker restart",
+        back.map_or("never (within 120 s)".into(), |t| format!("{t:.1}"))
+    ));
     producer.join().unwrap();
     let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     let peak = w.peak_rss.load(Ordering::Relaxed);
@@ -974,7 +1074,10 @@ fn scenario_rebalance(o: &Opts) -> bool {
         ws.push(Worker::start(&s.cfg, &s.dir, &format!("w{next}")));
         next += 1;
     }
-    extra.push(format!("{} workers stopped with SIGTERM and replaced, 3 running at any time; {bad_exits} unclean exits", o.kills));
+    extra.push(format!(
+        "{} workers stopped with SIGTERM and replaced, 3 running at any time; {bad_exits} unclean exits",
+        o.kills
+    ));
     producer.join().unwrap();
     let done = wait_done(&b, &s, n, &col.seen, Duration::from_secs(600));
     for w in ws {
@@ -1018,7 +1121,11 @@ fn scenario_pause(o: &Opts) -> bool {
         }
         let c1 = w.scrape().consumed_score;
         broker.signal("CONT");
-        extra.push(format!("pause {}: records consumed while frozen {} (backpressure stops reading)", round + 1, c1 - c0));
+        extra.push(format!(
+            "pause {}: records consumed while frozen {} (backpressure stops reading)",
+            round + 1,
+            c1 - c0
+        ));
         std::thread::sleep(Duration::from_secs(10));
     }
     // A freeze longer than the session timeout expires the worker's group sessions. On Tansu 0.6.0 the
@@ -1039,7 +1146,10 @@ fn scenario_pause(o: &Opts) -> bool {
     }
     let mut helper = None;
     if w.ready() != Some(200) {
-        extra.push(format!("not ready 20 s after the broker resumed ({:?}): a second worker joined to trigger a rebalance", w.ready()));
+        extra.push(format!(
+            "not ready 20 s after the broker resumed ({:?}): a second worker joined to trigger a rebalance",
+            w.ready()
+        ));
         log("worker not ready after the pauses; starting a second worker");
         helper = Some(Worker::start(&s.cfg, &s.dir, "w1"));
     } else {
@@ -1131,7 +1241,8 @@ fn scenario_soak(o: &Opts) -> bool {
     let w = Worker::start(&s.cfg, &s.dir, "w0");
     let csv_path = o.csv.clone().unwrap_or_else(|| o.dir.join("soak.csv"));
     let mut csv = std::fs::File::create(&csv_path).unwrap();
-    writeln!(csv, "elapsed_s,produced,consumed,records_per_s,rss_mib,dead_lettered,spike_events,broker_rss_mib").unwrap();
+    writeln!(csv, "elapsed_s,produced,consumed,records_per_s,rss_mib,dead_lettered,spike_events,broker_rss_mib")
+        .unwrap();
     let t0 = Instant::now();
     let mut rows: Vec<(f64, f64, f64, f64)> = Vec::new(); // (elapsed, rate, rss, backlog)
     let mut prev = (0.0, 0.0);
@@ -1148,10 +1259,22 @@ fn scenario_soak(o: &Opts) -> bool {
         let produced = acked.load(Ordering::Relaxed) as f64;
         let broker_rss = std::fs::read_to_string(format!("/proc/{}/status", broker.pid()))
             .ok()
-            .and_then(|t| t.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
             .unwrap_or(0.0)
             / 1024.0;
-        writeln!(csv, "{el:.0},{produced},{},{rate:.0},{:.1},{},{},{broker_rss:.0}", sc.consumed_score, sc.rss / 1048576.0, sc.dead, sc.spikes).unwrap();
+        writeln!(
+            csv,
+            "{el:.0},{produced},{},{rate:.0},{:.1},{},{},{broker_rss:.0}",
+            sc.consumed_score,
+            sc.rss / 1048576.0,
+            sc.dead,
+            sc.spikes
+        )
+        .unwrap();
         log(format!("soak {el:.0}s: produced {produced}, consumed {}, {rate:.0}/s, RSS {:.1} MiB, broker RSS {broker_rss:.0} MiB", sc.consumed_score, sc.rss / 1048576.0));
         rows.push((el, rate, sc.rss, produced - sc.consumed_score));
     }
@@ -1171,8 +1294,16 @@ fn scenario_soak(o: &Opts) -> bool {
     let behind = backlog_end > 10.0 * o.rate as f64;
     println!("== soak: {} ==", if !grows && !decays && !behind && code == 0 { "PASS" } else { "FAIL" });
     println!("  {} min at a target {} posts/s; CSV: {}", o.minutes, o.rate, csv_path.display());
-    println!("  consumed {} records, mean {:.0}/s, last third {:.0}/s; backlog at the end {}", last.consumed_score, mean_rate, late_rate, backlog_end);
-    println!("  worker RSS: peak {:.1} MiB, middle third peak {:.1} MiB, last third peak {:.1} MiB", peak(&rows) / 1048576.0, mid / 1048576.0, late / 1048576.0);
+    println!(
+        "  consumed {} records, mean {:.0}/s, last third {:.0}/s; backlog at the end {}",
+        last.consumed_score, mean_rate, late_rate, backlog_end
+    );
+    println!(
+        "  worker RSS: peak {:.1} MiB, middle third peak {:.1} MiB, last third peak {:.1} MiB",
+        peak(&rows) / 1048576.0,
+        mid / 1048576.0,
+        late / 1048576.0
+    );
     println!("  dead-lettered {}, spike events {}, exit code {code}", last.dead, last.spikes);
     !grows && !decays && !behind && code == 0
 }
@@ -1184,7 +1315,18 @@ fn main() {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let mut o = Opts { posts: 1_000_000, seed: 7, kills: 10, rate: 0, minutes: 10.0, csv: None, dir: std::env::temp_dir().join(format!("flashpoint-faults-{}", std::process::id())), checkpoint_ms: 1000, broker_signal: "KILL".into(), librdkafka: String::new() };
+    let mut o = Opts {
+        posts: 1_000_000,
+        seed: 7,
+        kills: 10,
+        rate: 0,
+        minutes: 10.0,
+        csv: None,
+        dir: std::env::temp_dir().join(format!("flashpoint-faults-{}", std::process::id())),
+        checkpoint_ms: 1000,
+        broker_signal: "KILL".into(),
+        librdkafka: String::new(),
+    };
     let mut i = 1;
     while i < args.len() {
         let v = args.get(i + 1).cloned().unwrap_or_default();
@@ -1214,7 +1356,10 @@ fn main() {
         "rebalance" => scenario_rebalance(&o),
         "pause" => scenario_pause(&o),
         "soak" => scenario_soak(&o),
-        "all" => [scenario_kill, scenario_broker, scenario_rebalance, scenario_pause].iter().map(|f| f(&o)).fold(true, |a, b| a & b),
+        "all" => [scenario_kill, scenario_broker, scenario_rebalance, scenario_pause]
+            .iter()
+            .map(|f| f(&o))
+            .fold(true, |a, b| a & b),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);

@@ -29,5 +29,8 @@ fn main() {
         }
     }
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    println!("{{\"records\":{got},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_second\":{:.0}}}", got as f64 / secs.max(1e-9));
+    println!(
+        "{{\"records\":{got},\"bytes\":{bytes},\"seconds\":{secs:.3},\"records_per_second\":{:.0}}}",
+        got as f64 / secs.max(1e-9)
+    );
 }

@@ -28,5 +28,8 @@ fn main() {
         n += refs.len() as u64;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{{\"tweets_per_s\": {:.1}, \"texts\": {n}, \"seconds\": {secs:.3}, \"checksum\": {checksum:.4}}}", n as f64 / secs);
+    println!(
+        "{{\"tweets_per_s\": {:.1}, \"texts\": {n}, \"seconds\": {secs:.3}, \"checksum\": {checksum:.4}}}",
+        n as f64 / secs
+    );
 }

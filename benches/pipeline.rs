@@ -28,8 +28,20 @@ fn posts() -> Vec<Post> {
 
 fn entities() -> Vec<EntityConfig> {
     vec![
-        EntityConfig { name: "Acme Air".into(), terms: vec!["acme air".into()], handles: vec![], hashtags: vec![], exclude: vec![] },
-        EntityConfig { name: "Globex".into(), terms: vec!["globex".into()], handles: vec![], hashtags: vec![], exclude: vec![] },
+        EntityConfig {
+            name: "Acme Air".into(),
+            terms: vec!["acme air".into()],
+            handles: vec![],
+            hashtags: vec![],
+            exclude: vec![],
+        },
+        EntityConfig {
+            name: "Globex".into(),
+            terms: vec!["globex".into()],
+            handles: vec![],
+            hashtags: vec![],
+            exclude: vec![],
+        },
     ]
 }
 
@@ -60,7 +72,8 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("match+score+window+detect", |b| {
         b.iter(|| {
-            let mut p = Pipeline::new(Box::new(LexiconScorer::default()), &entities(), &AggregatorConfig::default()).unwrap();
+            let mut p =
+                Pipeline::new(Box::new(LexiconScorer::default()), &entities(), &AggregatorConfig::default()).unwrap();
             let mut out = Vec::new();
             for chunk in posts.chunks(512) {
                 p.process_batch(chunk, &mut out).unwrap();

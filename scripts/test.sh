@@ -11,6 +11,12 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust with rustup first" >&2; exit 1; }
 cargo --version
+# Formatting (rustfmt.toml): rustup's default profile ships rustfmt; a minimal toolchain without it is told so.
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check || { echo "test.sh: code is not formatted; run \`cargo fmt --all\`" >&2; exit 1; }
+else
+  echo "test.sh: NOTE: rustfmt is not installed (rustup component add rustfmt); formatting not checked" >&2
+fi
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
 # --- Deploy files (issue 6): Dockerfile, deploy/compose, deploy/k8s; check-config uses the binary just built.

@@ -35,7 +35,10 @@ fn check(name: &str, expected_count: usize) {
         if d.iter().all(|&x| x <= 1e-4) {
             within += 1;
         } else {
-            diffs.push(format!("  id {}: ref ({}, {}, {}, {}) got ({}, {}, {}, {}): {:?}", r.id, r.neg, r.neu, r.pos, r.compound, g.neg, g.neu, g.pos, g.compound, r.text));
+            diffs.push(format!(
+                "  id {}: ref ({}, {}, {}, {}) got ({}, {}, {}, {}): {:?}",
+                r.id, r.neg, r.neu, r.pos, r.compound, g.neg, g.neu, g.pos, g.compound, r.text
+            ));
         }
         if d.iter().all(|&x| x == 0.0) {
             exact += 1;

@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(head) = std::str::from_utf8(&data[..nl]) else { return };
     let mut f = head.split('|').map(str::to_string);
     let mut next = || f.next().unwrap_or_default();
-    let paths = FieldPaths { id: next(), text: next(), created_at: next(), author: next(), followers: next(), lang: next() };
+    let paths =
+        FieldPaths { id: next(), text: next(), created_at: next(), author: next(), followers: next(), lang: next() };
     let d = Decoder { max_record_bytes: 1 << 16, ..Decoder::new(Format::Generic, paths) };
     let _ = d.decode(&data[nl + 1..]);
 });

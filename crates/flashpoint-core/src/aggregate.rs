@@ -145,8 +145,12 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(cfg: &AggregatorConfig) -> Result<Aggregator, String> {
         let w = &cfg.window;
-        let spec = WindowSpec::new(w.size_secs as Millis * 1000, w.slide_secs as Millis * 1000, w.offset_secs as Millis * 1000)
-            .map_err(|e| format!("window: {e}"))?;
+        let spec = WindowSpec::new(
+            w.size_secs as Millis * 1000,
+            w.slide_secs as Millis * 1000,
+            w.offset_secs as Millis * 1000,
+        )
+        .map_err(|e| format!("window: {e}"))?;
         let th = cfg.detection.resolve(spec.slide).map_err(|e| format!("detection: {e}"))?;
         if cfg.limits.max_entities == 0 {
             return Err("limits.max_entities must be at least 1".into());
@@ -155,7 +159,10 @@ impl Aggregator {
             spec,
             lateness: w.allowed_lateness_secs as Millis * 1000,
             th,
-            pane_limits: PaneLimits { evidence_posts: cfg.limits.evidence_posts, max_terms: cfg.limits.max_terms_per_pane },
+            pane_limits: PaneLimits {
+                evidence_posts: cfg.limits.evidence_posts,
+                max_terms: cfg.limits.max_terms_per_pane,
+            },
             limits: cfg.limits.clone(),
             states: FxHashMap::default(),
             max_seen: None,
@@ -192,7 +199,11 @@ impl Aggregator {
 
     /// Restores a snapshot taken by `snapshot`. Entity ids are re-resolved by name (`resolve`), so a snapshot
     /// survives a watchlist edit; entities no longer watched are dropped.
-    pub fn restore(&mut self, snap: &AggregatorSnapshot, resolve: impl Fn(&str) -> Option<EntityId>) -> Result<(), String> {
+    pub fn restore(
+        &mut self,
+        snap: &AggregatorSnapshot,
+        resolve: impl Fn(&str) -> Option<EntityId>,
+    ) -> Result<(), String> {
         let states: Vec<EntityState> =
             serde_json::from_value(snap.entities.clone()).map_err(|e| format!("aggregator snapshot: {e}"))?;
         self.states.clear();
@@ -364,11 +375,8 @@ impl Aggregator {
     }
 
     fn evict_one(&mut self) {
-        let victim = self
-            .states
-            .iter()
-            .min_by_key(|(id, s)| (!s.detector.is_quiet(), s.last_event, **id))
-            .map(|(id, _)| *id);
+        let victim =
+            self.states.iter().min_by_key(|(id, s)| (!s.detector.is_quiet(), s.last_event, **id)).map(|(id, _)| *id);
         if let Some(v) = victim {
             self.states.remove(&v);
             self.last_window.remove(&v);
@@ -414,8 +422,22 @@ mod tests {
         fn post(&mut self, entity: EntityId, t: Millis, compound: f64) {
             self.n += 1;
             let id = format!("p{}", self.n);
-            let label = if compound <= -0.05 { Label::Negative } else if compound >= 0.05 { Label::Positive } else { Label::Neutral };
-            let v = PostView { id: &id, text: "bags lost again", created_at: t, author: None, followers: Some(self.n), compound, label };
+            let label = if compound <= -0.05 {
+                Label::Negative
+            } else if compound >= 0.05 {
+                Label::Positive
+            } else {
+                Label::Neutral
+            };
+            let v = PostView {
+                id: &id,
+                text: "bags lost again",
+                created_at: t,
+                author: None,
+                followers: Some(self.n),
+                compound,
+                label,
+            };
             self.agg.process(entity, &format!("e{entity}"), &[], &v, &mut self.out);
         }
         /// `per_min` posts in each minute of [from, to), evenly spaced, with the given compound.
@@ -469,7 +491,8 @@ mod tests {
         f.post(3, 75_000, 0.0); // watermark 70 s: on time
         f.post(3, 69_999, 0.0); // behind the watermark: late
         f.post(3, 100_000 + 3_600_001, 0.0); // over an hour ahead of the newest post
-        let diverted: Vec<_> = f.out.iter().filter_map(|o| if let Output::Diverted(d) = o { Some(d) } else { None }).collect();
+        let diverted: Vec<_> =
+            f.out.iter().filter_map(|o| if let Output::Diverted(d) = o { Some(d) } else { None }).collect();
         assert_eq!(diverted.len(), 2);
         assert_eq!(diverted[0].reason, DivertReason::Late);
         assert_eq!(diverted[0].post_id, "p3");

@@ -125,7 +125,12 @@ impl Matcher {
             // Evidence terms are single words, so the entity's own words are what must be left out.
             let mut words: Vec<String> = terms
                 .iter()
-                .flat_map(|t| t.split(|c: char| !is_word(c) && c != '\'').filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>())
+                .flat_map(|t| {
+                    t.split(|c: char| !is_word(c) && c != '\'')
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             words.sort();
             words.dedup();

@@ -16,7 +16,12 @@
 use std::borrow::Cow;
 
 fn needs_work(text: &str) -> bool {
-    text.bytes().any(|b| matches!(b, b'&' | b'@' | b'#' | b'w' | b'W' | b'h' | b'H') || b >= 0x80 || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+    text.bytes().any(|b| {
+        matches!(b, b'&' | b'@' | b'#' | b'w' | b'W' | b'h' | b'H')
+            || b >= 0x80
+            || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            || b == 0x7f
+    })
 }
 
 fn is_removed_control(c: char) -> bool {

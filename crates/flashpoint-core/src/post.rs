@@ -225,10 +225,13 @@ impl Decoder {
                 }])
             }
             Format::TwitterV1 => {
-                let text = as_text(get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")))
-                    .ok_or_else(|| DecodeError::NoText("text".into()))?;
+                let text = as_text(
+                    get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")),
+                )
+                .ok_or_else(|| DecodeError::NoText("text".into()))?;
                 Ok(vec![Post {
-                    id: as_text(get(v, "id_str").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::NoId("id_str".into()))?,
+                    id: as_text(get(v, "id_str").or_else(|| get(v, "id")))
+                        .ok_or_else(|| DecodeError::NoId("id_str".into()))?,
                     text,
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
                     author: as_text(get(v, "user.screen_name")),
@@ -276,7 +279,8 @@ impl Decoder {
                 let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::NoId("commit.rkey".into()))?;
                 Ok(vec![Post {
                     id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
-                    text: as_text(get(v, "commit.record.text")).ok_or_else(|| DecodeError::NoText("commit.record.text".into()))?,
+                    text: as_text(get(v, "commit.record.text"))
+                        .ok_or_else(|| DecodeError::NoText("commit.record.text".into()))?,
                     created_at: match get(v, "commit.record.createdAt") {
                         Some(t) => parse_time(Some(t), "commit.record.createdAt")?,
                         None => parse_time(get(v, "time_us"), "time_us")?,
@@ -289,7 +293,8 @@ impl Decoder {
             Format::Reddit => {
                 let d = get(v, "data").filter(|d| d.is_object()).unwrap_or(v);
                 Ok(vec![Post {
-                    id: as_text(get(d, "name").or_else(|| get(d, "id"))).ok_or_else(|| DecodeError::NoId("data.name".into()))?,
+                    id: as_text(get(d, "name").or_else(|| get(d, "id")))
+                        .ok_or_else(|| DecodeError::NoId("data.name".into()))?,
                     text: as_text(get(d, "body")).ok_or_else(|| DecodeError::NoText("data.body".into()))?,
                     created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
                     author: as_text(get(d, "author")),
@@ -300,7 +305,8 @@ impl Decoder {
             Format::Mastodon => {
                 let html = as_text(get(v, "content")).ok_or_else(|| DecodeError::NoText("content".into()))?;
                 Ok(vec![Post {
-                    id: as_text(get(v, "uri").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::NoId("uri".into()))?,
+                    id: as_text(get(v, "uri").or_else(|| get(v, "id")))
+                        .ok_or_else(|| DecodeError::NoId("uri".into()))?,
                     text: strip_html(&html),
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
                     author: as_text(get(v, "account.acct")),
@@ -347,7 +353,10 @@ mod tests {
         // 8k posts joined against 30k users in under 1 MB: was quadratic (seconds).
         let mut rec = String::from(r#"{"data":["#);
         for i in 0..8_000 {
-            rec.push_str(&format!(r#"{}{{"id":"{i}","text":"t","created_at":1,"author_id":"zz"}}"#, if i > 0 { "," } else { "" }));
+            rec.push_str(&format!(
+                r#"{}{{"id":"{i}","text":"t","created_at":1,"author_id":"zz"}}"#,
+                if i > 0 { "," } else { "" }
+            ));
         }
         rec.push_str(r#"],"includes":{"users":["#);
         for i in 0..30_000 {

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn log_escape_cannot_forge_a_line_or_drive_a_terminal() {
-        let hostile = "great flight\n2026-01-01T00:00:00Z ERROR fake alarm \x1b[31mred\x1b[0m \u{9b}2J \u{202e}olleh\u{2028}x\\n";
+        let hostile =
+            "great flight\n2026-01-01T00:00:00Z ERROR fake alarm \x1b[31mred\x1b[0m \u{9b}2J \u{202e}olleh\u{2028}x\\n";
         let safe = for_log(hostile);
         assert_eq!(
             safe,

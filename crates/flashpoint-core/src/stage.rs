@@ -82,13 +82,23 @@ impl ScoreStage {
         }
         let texts: Vec<Cow<str>> = spans
             .iter()
-            .map(|&(i, _, _)| if self.normalize { normalize::for_scoring(&posts[i].text) } else { Cow::Borrowed(posts[i].text.as_str()) })
+            .map(|&(i, _, _)| {
+                if self.normalize {
+                    normalize::for_scoring(&posts[i].text)
+                } else {
+                    Cow::Borrowed(posts[i].text.as_str())
+                }
+            })
             .collect();
         let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
         let mut sentiments = Vec::with_capacity(refs.len());
         self.scorer.score_batch(&refs, &mut sentiments)?;
         if sentiments.len() != refs.len() {
-            return Err(ScoreError::Backend(format!("scorer returned {} results for {} texts", sentiments.len(), refs.len())));
+            return Err(ScoreError::Backend(format!(
+                "scorer returned {} results for {} texts",
+                sentiments.len(),
+                refs.len()
+            )));
         }
         for (k, &(i, from, to)) in spans.iter().enumerate() {
             for &e in &matches[from..to] {
@@ -193,7 +203,13 @@ impl AggregateStage {
         let matcher = Matcher::new(entities).map_err(|e| format!("entities: {e}"))?;
         let ids = matcher.names().iter().enumerate().map(|(i, n)| (n.clone(), i as EntityId)).collect();
         let own_terms = (0..matcher.len()).map(|i| matcher.own_terms(i as EntityId).to_vec()).collect();
-        Ok(AggregateStage { aggregator: Aggregator::new(cfg)?, ids, names: matcher.names().to_vec(), own_terms, applied: FxHashMap::default() })
+        Ok(AggregateStage {
+            aggregator: Aggregator::new(cfg)?,
+            ids,
+            names: matcher.names().to_vec(),
+            own_terms,
+            applied: FxHashMap::default(),
+        })
     }
 
     pub fn entity_name(&self, id: EntityId) -> &str {
@@ -271,8 +287,20 @@ mod tests {
 
     fn entities() -> Vec<EntityConfig> {
         vec![
-            EntityConfig { name: "Acme".into(), terms: vec!["acme".into()], handles: vec![], hashtags: vec![], exclude: vec![] },
-            EntityConfig { name: "Globex".into(), terms: vec!["globex".into()], handles: vec![], hashtags: vec![], exclude: vec![] },
+            EntityConfig {
+                name: "Acme".into(),
+                terms: vec!["acme".into()],
+                handles: vec![],
+                hashtags: vec![],
+                exclude: vec![],
+            },
+            EntityConfig {
+                name: "Globex".into(),
+                terms: vec!["globex".into()],
+                handles: vec![],
+                hashtags: vec![],
+                exclude: vec![],
+            },
         ]
     }
 
@@ -393,8 +421,16 @@ mod tests {
     #[test]
     fn score_stage_scores_only_matched_posts() {
         let stage = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &entities()).unwrap();
-        let post = |id: &str, text: &str| Post { id: id.into(), text: text.into(), created_at: 0, author: None, followers: None, lang: None };
-        let posts = vec![post("1", "acme and globex are terrible"), post("2", "nothing here"), post("3", "I love acme")];
+        let post = |id: &str, text: &str| Post {
+            id: id.into(),
+            text: text.into(),
+            created_at: 0,
+            author: None,
+            followers: None,
+            lang: None,
+        };
+        let posts =
+            vec![post("1", "acme and globex are terrible"), post("2", "nothing here"), post("3", "I love acme")];
         let mut out = Vec::new();
         assert_eq!(stage.score(&posts, &mut out).unwrap(), 2);
         let got: Vec<(usize, EntityId, Label)> = out.iter().map(|s| (s.post, s.entity, s.sentiment.label)).collect();

@@ -50,7 +50,14 @@ fn num(s: &str) -> Option<u32> {
 fn compose(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac_ms: i64, offset_min: i64) -> Option<Millis> {
     // Four-digit years only: Twitter's form carries an unbounded year, and year 4e9 overflows the millisecond
     // arithmetic below.
-    if !(0..=9999).contains(&y) || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || d == 0
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + (h * 3600 + mi * 60 + s.min(59)) as i64 - offset_min * 60;
@@ -191,7 +198,14 @@ mod tests {
 
     #[test]
     fn rejects_invalid() {
-        for s in ["", "yesterday", "2020-02-30T00:00:00Z", "2020-13-01T00:00:00Z", "2020-01-01T25:00:00Z", "2020-01-01T00:00:00+5"] {
+        for s in [
+            "",
+            "yesterday",
+            "2020-02-30T00:00:00Z",
+            "2020-13-01T00:00:00Z",
+            "2020-01-01T25:00:00Z",
+            "2020-01-01T00:00:00+5",
+        ] {
             assert_eq!(parse_any(s), None, "{s}");
         }
         assert_eq!(from_epoch_number(f64::NAN), None);

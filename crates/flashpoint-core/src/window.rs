@@ -84,7 +84,12 @@ fn evidence(p: &PostView) -> EvidencePost {
 }
 
 /// Keeps the `k` best items by `better` (a strict order, ties broken by id so replays are deterministic).
-fn keep_top(list: &mut Vec<EvidencePost>, k: usize, item: EvidencePost, better: impl Fn(&EvidencePost, &EvidencePost) -> bool) {
+fn keep_top(
+    list: &mut Vec<EvidencePost>,
+    k: usize,
+    item: EvidencePost,
+    better: impl Fn(&EvidencePost, &EvidencePost) -> bool,
+) {
     if k == 0 {
         return;
     }
@@ -106,7 +111,12 @@ fn more_reach(a: &EvidencePost, b: &EvidencePost) -> bool {
 }
 
 /// Would `p` enter a top-k list whose current worst is `worst`? Checked before building the evidence copy.
-fn qualifies(list: &[EvidencePost], k: usize, cand: (f64, &str), worse_than: impl Fn((f64, &str), &EvidencePost) -> bool) -> bool {
+fn qualifies(
+    list: &[EvidencePost],
+    k: usize,
+    cand: (f64, &str),
+    worse_than: impl Fn((f64, &str), &EvidencePost) -> bool,
+) -> bool {
     k > 0 && (list.len() < k || list.last().is_some_and(|w| worse_than(cand, w)))
 }
 
@@ -114,11 +124,11 @@ fn qualifies(list: &[EvidencePost], k: usize, cand: (f64, &str), worse_than: imp
 const STOPWORDS: &[&str] = &[
     "the", "and", "for", "you", "your", "are", "was", "were", "but", "not", "this", "that", "with", "have", "has",
     "had", "they", "them", "their", "what", "when", "who", "why", "how", "all", "any", "can", "could", "would",
-    "should", "will", "just", "from", "out", "about", "into", "our", "ours", "his", "her", "she", "him", "its",
-    "it's", "i'm", "don't", "can't", "didn't", "doesn't", "won't", "isn't", "wasn't", "aren't", "there", "here",
-    "than", "then", "too", "very", "more", "most", "some", "such", "only", "own", "same", "also", "been", "being",
-    "does", "did", "doing", "again", "still", "even", "get", "got", "now", "one", "via", "amp", "http", "https",
-    "rt", "which", "while", "where", "these", "those", "over", "after", "before", "because", "off", "today",
+    "should", "will", "just", "from", "out", "about", "into", "our", "ours", "his", "her", "she", "him", "its", "it's",
+    "i'm", "don't", "can't", "didn't", "doesn't", "won't", "isn't", "wasn't", "aren't", "there", "here", "than",
+    "then", "too", "very", "more", "most", "some", "such", "only", "own", "same", "also", "been", "being", "does",
+    "did", "doing", "again", "still", "even", "get", "got", "now", "one", "via", "amp", "http", "https", "rt", "which",
+    "while", "where", "these", "those", "over", "after", "before", "because", "off", "today",
 ];
 
 /// Lower-case word tokens worth counting as terms.
@@ -284,7 +294,8 @@ impl WindowStats {
         }
         let mut tv: Vec<(&str, u32)> = terms.into_iter().collect();
         tv.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        self.top_terms = tv.into_iter().take(n_terms).map(|(t, c)| TermCount { term: t.to_string(), count: c }).collect();
+        self.top_terms =
+            tv.into_iter().take(n_terms).map(|(t, c)| TermCount { term: t.to_string(), count: c }).collect();
     }
 }
 
@@ -293,7 +304,13 @@ mod tests {
     use super::*;
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
-        let label = if compound <= -0.05 { Label::Negative } else if compound >= 0.05 { Label::Positive } else { Label::Neutral };
+        let label = if compound <= -0.05 {
+            Label::Negative
+        } else if compound >= 0.05 {
+            Label::Positive
+        } else {
+            Label::Neutral
+        };
         PostView { id, text, created_at: t, author: None, followers, compound, label }
     }
 

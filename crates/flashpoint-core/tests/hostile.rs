@@ -63,7 +63,11 @@ fn config(cases: u32) -> ProptestConfig {
     let d = ProptestConfig::default();
     ProptestConfig {
         cases: if std::env::var_os("PROPTEST_CASES").is_some() { d.cases } else { cases },
-        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() { d.rng_seed } else { RngSeed::Fixed(0x5eed_f1a5) },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            d.rng_seed
+        } else {
+            RngSeed::Fixed(0x5eed_f1a5)
+        },
         ..d
     }
 }
@@ -92,9 +96,42 @@ fn hostile_char() -> impl Strategy<Value = char> {
 fn hostile_words() -> impl Strategy<Value = String> {
     let word = prop_oneof![
         proptest::sample::select(vec![
-            "good", "bad", "not", "but", "very", "kind", "of", "no", "never", "so", "least", "at", "GREAT", "sux", ":)",
-            "&amp;", "&lt;3", "&#x202E;", "&#128512;", "&#99999999;", "@acmeair", "#fail", "#AcmeAir", "http://t.co/x",
-            "www.x.y", "acme", "air", "acme air", "apple", "pie", "recipe", "big", "café", "ÉTÉ", "n't", "don't",
+            "good",
+            "bad",
+            "not",
+            "but",
+            "very",
+            "kind",
+            "of",
+            "no",
+            "never",
+            "so",
+            "least",
+            "at",
+            "GREAT",
+            "sux",
+            ":)",
+            "&amp;",
+            "&lt;3",
+            "&#x202E;",
+            "&#128512;",
+            "&#99999999;",
+            "@acmeair",
+            "#fail",
+            "#AcmeAir",
+            "http://t.co/x",
+            "www.x.y",
+            "acme",
+            "air",
+            "acme air",
+            "apple",
+            "pie",
+            "recipe",
+            "big",
+            "café",
+            "ÉTÉ",
+            "n't",
+            "don't",
         ])
         .prop_map(str::to_string),
         proptest::collection::vec(hostile_char(), 0..12).prop_map(|v| v.into_iter().collect::<String>()),
@@ -106,10 +143,45 @@ fn hostile_words() -> impl Strategy<Value = String> {
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     use serde_json::Value;
     let key = proptest::sample::select(vec![
-        "id", "id_str", "text", "full_text", "extended_tweet", "created_at", "createdAt", "created_utc", "time_us",
-        "user", "screen_name", "followers_count", "lang", "data", "includes", "users", "author_id", "username",
-        "public_metrics", "kind", "commit", "operation", "collection", "rkey", "record", "did", "langs", "name",
-        "body", "author", "content", "uri", "account", "acct", "language", "followers", "0", "1", "",
+        "id",
+        "id_str",
+        "text",
+        "full_text",
+        "extended_tweet",
+        "created_at",
+        "createdAt",
+        "created_utc",
+        "time_us",
+        "user",
+        "screen_name",
+        "followers_count",
+        "lang",
+        "data",
+        "includes",
+        "users",
+        "author_id",
+        "username",
+        "public_metrics",
+        "kind",
+        "commit",
+        "operation",
+        "collection",
+        "rkey",
+        "record",
+        "did",
+        "langs",
+        "name",
+        "body",
+        "author",
+        "content",
+        "uri",
+        "account",
+        "acct",
+        "language",
+        "followers",
+        "0",
+        "1",
+        "",
     ]);
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -117,8 +189,16 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         proptest::sample::select(vec![
-            "2020-06-24T16:28:14.000Z", "Fri Jul 12 23:40:37 +0000 2019", "1467590690", "2020-01-01T00:00:00+1é1",
-            "commit", "create", "app.bsky.feed.post", "t1", "<p>a<br>b</p>", "9999-12-31T23:59:60Z",
+            "2020-06-24T16:28:14.000Z",
+            "Fri Jul 12 23:40:37 +0000 2019",
+            "1467590690",
+            "2020-01-01T00:00:00+1é1",
+            "commit",
+            "create",
+            "app.bsky.feed.post",
+            "t1",
+            "<p>a<br>b</p>",
+            "9999-12-31T23:59:60Z",
         ])
         .prop_map(Value::from),
         hostile_words().prop_map(Value::from),
@@ -300,7 +380,8 @@ fn deep_nesting_is_a_decode_error_not_a_stack_overflow() {
         .stack_size(512 << 10)
         .spawn(|| {
             let d = Decoder::default();
-            for deep in ["[".repeat(100_000), "{\"a\":".repeat(100_000), format!("{{\"text\":{}", "[".repeat(100_000))] {
+            for deep in ["[".repeat(100_000), "{\"a\":".repeat(100_000), format!("{{\"text\":{}", "[".repeat(100_000))]
+            {
                 let (r, bytes) = allocated_by(|| d.decode(deep.as_bytes()).map(|_| ()).unwrap_err());
                 assert_eq!(r.reason(), "not_json");
                 assert!(bytes < 64 << 10, "{bytes} bytes allocated for a nesting error");
@@ -317,7 +398,12 @@ fn deep_nesting_is_a_decode_error_not_a_stack_overflow() {
 #[test]
 fn invalid_utf8_is_refused() {
     let d = Decoder::default();
-    for bad in [&b"\xff"[..], b"{\"id\":1,\"text\":\"\xc3\x28\",\"created_at\":0}", b"{\"text\":\"\xed\xa0\x80\"}", b"\xef\xbb\xbf{}"] {
+    for bad in [
+        &b"\xff"[..],
+        b"{\"id\":1,\"text\":\"\xc3\x28\",\"created_at\":0}",
+        b"{\"text\":\"\xed\xa0\x80\"}",
+        b"\xef\xbb\xbf{}",
+    ] {
         let e = d.decode(bad).unwrap_err().reason();
         assert!(e == "not_utf8" || e == "not_json", "{e}");
     }
@@ -341,7 +427,15 @@ fn zero_width_and_bidi_controls() {
     // Evidence shown to people carries none of them; terms are plain words.
     let text = "lost my bag\n\x1b[31mREFUND\x1b[0m \u{202E}won\u{202C} \u{2028}#AcmeAir \u{9b}2J";
     let mut pane = Pane::new(0);
-    let view = PostView { id: "p1", text, created_at: 1, author: Some("a\u{202E}b"), followers: Some(5), compound: -0.7, label: Label::Negative };
+    let view = PostView {
+        id: "p1",
+        text,
+        created_at: 1,
+        author: Some("a\u{202E}b"),
+        followers: Some(5),
+        compound: -0.7,
+        label: Label::Negative,
+    };
     pane.add(&view, &PaneLimits { evidence_posts: 3, max_terms: 100 }, &[]);
     let ev = &pane.most_negative[0].text;
     assert_eq!(ev, "lost my bag  [31mREFUND [0m won  #AcmeAir  2J");
@@ -404,7 +498,15 @@ fn a_hundred_thousand_hashtags_a_minute_stay_within_the_term_cap() {
         for i in 0..n {
             let id = format!("p{i}");
             let text = format!("#tag{i} awful");
-            let v = PostView { id: &id, text: &text, created_at: (i * 60_000 / n) as i64, author: None, followers: Some(i), compound: -0.5, label: Label::Negative };
+            let v = PostView {
+                id: &id,
+                text: &text,
+                created_at: (i * 60_000 / n) as i64,
+                author: None,
+                followers: Some(i),
+                compound: -0.5,
+                label: Label::Negative,
+            };
             a.process(0, "Acme Air", &[], &v, &mut out);
         }
     });
@@ -422,7 +524,15 @@ fn entities_beyond_the_cap_are_evicted_and_counted() {
     let mut a = agg(Limits { max_entities: 100, ..Limits::default() });
     let mut out = Vec::new();
     for e in 0..10_000u32 {
-        let v = PostView { id: "p", text: "meh", created_at: 1_000 + e as i64, author: None, followers: None, compound: 0.0, label: Label::Neutral };
+        let v = PostView {
+            id: "p",
+            text: "meh",
+            created_at: 1_000 + e as i64,
+            author: None,
+            followers: None,
+            compound: 0.0,
+            label: Label::Neutral,
+        };
         a.process(e, &format!("e{e}"), &[], &v, &mut out);
         assert!(a.tracked_entities() <= 100);
     }

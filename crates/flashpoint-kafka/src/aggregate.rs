@@ -56,7 +56,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
         ],
     )?;
     debug!(config = %describe(&cc), "aggregate consumer");
-    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(StageContext::new("aggregate", shared.metrics.clone()))?);
+    let consumer: Arc<Consumer_> =
+        Arc::new(cc.create_with_context(StageContext::new("aggregate", shared.metrics.clone()))?);
     consumer.subscribe(&[&cfg.scored_topic])?;
     // Reads snapshots; no group, so it never disturbs the stage's own consumer.
     let reader_group = format!("{}-state-reader", cfg.group_id);
@@ -162,7 +163,15 @@ fn admit(part: &Part, offset: i64) -> Admit {
 }
 
 /// Applies one internal-topic record to its partition's stage and publishes what it produced.
-async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, payload: &[u8], pending: &mut Vec<DeliveryFuture>, outputs: &mut Vec<Output>) {
+async fn apply_record(
+    shared: &Shared,
+    part: &mut Part,
+    p: i32,
+    offset: i64,
+    payload: &[u8],
+    pending: &mut Vec<DeliveryFuture>,
+    outputs: &mut Vec<Output>,
+) {
     part.next_offset = offset + 1;
     let rec: StageRecord = match serde_json::from_slice(payload) {
         Ok(r) => r,
@@ -178,7 +187,14 @@ async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, pay
         Applied::Duplicate => shared.metrics.duplicates.inc(),
         Applied::Tick => {}
         Applied::UnknownEntity => {
-            let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &shared.kafka.scored_topic, p, offset, payload);
+            let d = dead_letter(
+                "unknown_entity",
+                "entity not in this worker's watchlist".into(),
+                &shared.kafka.scored_topic,
+                p,
+                offset,
+                payload,
+            );
             pending.push(send_dead(shared, &d).await);
         }
     }
@@ -192,7 +208,13 @@ async fn apply_record(shared: &Shared, part: &mut Part, p: i32, offset: i64, pay
 /// can come early. Tansu 0.6.0 answers a fetch from inside a producer batch with the batches after it only
 /// (it selects batches by base offset), so a hole in what arrives makes the read start earlier, until the
 /// batch holding `from` is included.
-fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
+fn read_range(
+    reader: &BaseConsumer<QuietEof>,
+    topic: &str,
+    p: i32,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
     let mut back = 0i64;
     loop {
         let start = (from - back).max(0);
@@ -206,7 +228,9 @@ fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, t
         while next < to {
             if Instant::now() > deadline {
                 reader.unassign()?;
-                return Err(WorkerError::Internal(format!("timed out re-reading {topic}/{p} from {from} to {to} (at {next})")));
+                return Err(WorkerError::Internal(format!(
+                    "timed out re-reading {topic}/{p} from {from} to {to} (at {next})"
+                )));
             }
             match reader.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) if m.topic() == topic && m.partition() == p => {
@@ -231,11 +255,21 @@ fn read_range(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, t
             return Err(WorkerError::Internal(format!("{topic}/{p}: records from {next} on cannot be read")));
         }
         back = (back * 2).max(64);
-        warn!(partition = p, from = start, missing = next, "the broker skipped records; reading again from further back");
+        warn!(
+            partition = p,
+            from = start,
+            missing = next,
+            "the broker skipped records; reading again from further back"
+        );
     }
 }
 
-async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, first_offset: i64) -> Result<Part, WorkerError> {
+async fn restore(
+    shared: &Shared,
+    reader: &Arc<BaseConsumer<QuietEof>>,
+    p: i32,
+    first_offset: i64,
+) -> Result<Part, WorkerError> {
     let mut stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
     let (r, topic) = (reader.clone(), shared.kafka.state_topic.clone());
     let snap = tokio::task::spawn_blocking(move || load_snapshot(&r, &topic, p, first_offset))
@@ -261,7 +295,12 @@ async fn restore(shared: &Shared, reader: &Arc<BaseConsumer<QuietEof>>, p: i32, 
 /// 0.6.0 answers ListOffsets(latest) with the base offset of the last batch (8 for a partition holding
 /// offsets 0..=8), while its fetch responses carry the right high watermark. So the watermark is only a
 /// hint for where to start, and the end is what the fetch says.
-fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, resume_at: i64) -> Result<Option<StageSnapshot>, WorkerError> {
+fn load_snapshot(
+    reader: &BaseConsumer<QuietEof>,
+    topic: &str,
+    p: i32,
+    resume_at: i64,
+) -> Result<Option<StageSnapshot>, WorkerError> {
     let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
     let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN), hi)?;
     // Every commit follows a durable snapshot at or after it, so a best snapshot behind the group's resume
@@ -274,7 +313,13 @@ fn load_snapshot(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, resume_at
 }
 
 /// Scans from `from` to the partition's end; `hi` is the high watermark seen before (possibly low on Tansu).
-fn scan_snapshots(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64, hi: i64) -> Result<Option<StageSnapshot>, WorkerError> {
+fn scan_snapshots(
+    reader: &BaseConsumer<QuietEof>,
+    topic: &str,
+    p: i32,
+    from: i64,
+    hi: i64,
+) -> Result<Option<StageSnapshot>, WorkerError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
     reader.assign(&tpl)?;
@@ -309,7 +354,12 @@ fn scan_snapshots(reader: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i6
 }
 
 /// Makes every output so far durable, writes changed partitions' snapshots, then commits their offsets.
-async fn checkpoint(shared: &Shared, consumer: &Arc<Consumer_>, parts: &mut FxHashMap<i32, Part>, pending: &mut Vec<DeliveryFuture>) -> Result<(), WorkerError> {
+async fn checkpoint(
+    shared: &Shared,
+    consumer: &Arc<Consumer_>,
+    parts: &mut FxHashMap<i32, Part>,
+    pending: &mut Vec<DeliveryFuture>,
+) -> Result<(), WorkerError> {
     let started = Instant::now();
     await_all(shared, pending).await?;
     let mut tpl = TopicPartitionList::new();
@@ -326,7 +376,9 @@ async fn checkpoint(shared: &Shared, consumer: &Arc<Consumer_>, parts: &mut FxHa
     await_all(shared, pending).await?;
     if tpl.count() > 0 {
         let c = consumer.clone();
-        let done = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync)).await.map_err(|e| WorkerError::Internal(e.to_string()))?;
+        let done = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| WorkerError::Internal(e.to_string()))?;
         match done {
             Ok(()) => {
                 for part in parts.values_mut() {
@@ -379,7 +431,16 @@ fn update_gauges(shared: &Shared, parts: &mut FxHashMap<i32, Part>) {
 }
 
 fn dead_letter(reason: &'static str, detail: String, topic: &str, p: i32, offset: i64, payload: &[u8]) -> DeadLetter {
-    DeadLetter { reason, detail, stage: "aggregate", key: None, payload: payload.to_vec(), topic: topic.into(), partition: p, offset }
+    DeadLetter {
+        reason,
+        detail,
+        stage: "aggregate",
+        key: None,
+        payload: payload.to_vec(),
+        topic: topic.into(),
+        partition: p,
+        offset,
+    }
 }
 
 async fn send_dead(shared: &Shared, d: &DeadLetter) -> DeliveryFuture {
@@ -407,7 +468,10 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
                 _ => {}
             }
             if let Some(end) = e.window_end_ms() {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
                 m.event_lag_seconds.observe(((now - end) as f64 / 1000.0).max(0.0));
             }
             let body = serde_json::to_vec(&e).expect("events serialise");
@@ -416,7 +480,10 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
                 .insert(Header { key: "flashpoint.incident_id", value: Some(&e.incident_id) })
                 .insert(Header { key: "flashpoint.seq", value: Some(&seq) })
                 .insert(Header { key: "flashpoint.kind", value: Some(kind) });
-            let rec = FutureRecord::to(&shared.kafka.spikes_topic).key(e.entity.as_bytes()).payload(&body[..]).headers(headers);
+            let rec = FutureRecord::to(&shared.kafka.spikes_topic)
+                .key(e.entity.as_bytes())
+                .payload(&body[..])
+                .headers(headers);
             send(shared, rec).await
         }
         Output::Diverted(d) => {

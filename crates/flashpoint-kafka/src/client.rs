@@ -9,8 +9,8 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::statistics::Statistics;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,7 +109,14 @@ impl StageContext {
                 Offset::Offset(o) if o > 0 => {
                     let start = batch_start(probe, topic, p, o);
                     if start < o {
-                        info!(stage = self.stage, topic, partition = p, committed = o, from = start, "resuming from the start of the broker batch holding the committed offset");
+                        info!(
+                            stage = self.stage,
+                            topic,
+                            partition = p,
+                            committed = o,
+                            from = start,
+                            "resuming from the start of the broker batch holding the committed offset"
+                        );
                         floors.push((topic.to_string(), p, o));
                     }
                     Offset::Offset(start)
@@ -363,7 +370,11 @@ pub async fn create_topic(cfg: &KafkaConfig, topic: &str, partitions: i32) -> Re
 
 /// Partition count of `topic`, waiting up to `wait` for it to appear in metadata (a topic just created
 /// takes a moment to propagate).
-pub fn partition_count<X: ConsumerContext>(c: &impl Consumer<X>, topic: &str, wait: Duration) -> Result<i32, WorkerError> {
+pub fn partition_count<X: ConsumerContext>(
+    c: &impl Consumer<X>,
+    topic: &str,
+    wait: Duration,
+) -> Result<i32, WorkerError> {
     let deadline = std::time::Instant::now() + wait;
     loop {
         let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;

@@ -155,7 +155,9 @@ impl KafkaConfig {
         }
         for k in self.librdkafka.keys() {
             if k.starts_with("sasl.password") || k == "ssl.key.password" {
-                return Err(format!("kafka.librdkafka.{k}: put secrets in a file or an environment variable (kafka.security)"));
+                return Err(format!(
+                    "kafka.librdkafka.{k}: put secrets in a file or an environment variable (kafka.security)"
+                ));
             }
         }
         Ok(())

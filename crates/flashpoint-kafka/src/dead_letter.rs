@@ -98,7 +98,9 @@ mod tests {
             offset: 42,
         };
         let h = d.headers();
-        let get = |k: &str| h.iter().find(|x| x.key == k).and_then(|x| x.value).map(|v| String::from_utf8(v.to_vec()).unwrap());
+        let get = |k: &str| {
+            h.iter().find(|x| x.key == k).and_then(|x| x.value).map(|v| String::from_utf8(v.to_vec()).unwrap())
+        };
         assert_eq!(get(H_REASON).as_deref(), Some("not_json"));
         assert_eq!(get(H_PARTITION).as_deref(), Some("3"));
         assert_eq!(get(H_OFFSET).as_deref(), Some("42"));

@@ -75,7 +75,13 @@ pub struct WorkerSettings {
 
 /// Runs the worker until `shutdown` turns true (then drains, commits and leaves the groups) or a stage
 /// fails.
-pub async fn run(role: Role, s: WorkerSettings, scorer: Arc<dyn Scorer>, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+pub async fn run(
+    role: Role,
+    s: WorkerSettings,
+    scorer: Arc<dyn Scorer>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
     s.kafka.validate().map_err(WorkerError::Config)?;
     let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
     score.normalize = s.normalize;
@@ -97,7 +103,8 @@ pub async fn run(role: Role, s: WorkerSettings, scorer: Arc<dyn Scorer>, metrics
             ("statistics.interval.ms", "1000"),
         ],
     )?;
-    let producer: FutureProducer<ProducerContext> = pc.create_with_context(ProducerContext { metrics: metrics.clone() })?;
+    let producer: FutureProducer<ProducerContext> =
+        pc.create_with_context(ProducerContext { metrics: metrics.clone() })?;
     let shared = Arc::new(Shared {
         kafka: s.kafka,
         decoder: s.decoder,

@@ -91,7 +91,10 @@ impl Health {
         }
         let last = self.last_stats_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) > STATS_STALE_MS {
-            return Err(format!("no librdkafka statistics for {} s (client stuck?)", now_ms.saturating_sub(last) / 1000));
+            return Err(format!(
+                "no librdkafka statistics for {} s (client stuck?)",
+                now_ms.saturating_sub(last) / 1000
+            ));
         }
         let mut running = 0;
         for (run, assigned, name) in [
@@ -101,7 +104,9 @@ impl Health {
             if run.load(Ordering::Relaxed) {
                 running += 1;
                 if !assigned.load(Ordering::Relaxed) {
-                    return Err(format!("{name} stage has no partitions assigned (not joined yet, or more workers than partitions)"));
+                    return Err(format!(
+                        "{name} stage has no partitions assigned (not joined yet, or more workers than partitions)"
+                    ));
                 }
             }
         }
@@ -163,35 +168,140 @@ impl Metrics {
             unmatched: counter(&r, "flashpoint_posts_unmatched_total", "Posts mentioning no watched entity"),
             scored: counter(&r, "flashpoint_posts_scored_total", "Posts scored for sentiment"),
             aggregated: counter(&r, "flashpoint_posts_aggregated_total", "(post, entity) pairs added to windows"),
-            duplicates: counter(&r, "flashpoint_duplicate_records_total", "Re-delivered stage records dropped by de-duplication"),
-            dead_lettered: counter_vec(&r, "flashpoint_dead_letter_records_total", "Records sent to the dead-letter topic, by reason", &["reason"]),
+            duplicates: counter(
+                &r,
+                "flashpoint_duplicate_records_total",
+                "Re-delivered stage records dropped by de-duplication",
+            ),
+            dead_lettered: counter_vec(
+                &r,
+                "flashpoint_dead_letter_records_total",
+                "Records sent to the dead-letter topic, by reason",
+                &["reason"],
+            ),
             late: counter_vec(&r, "flashpoint_late_posts_total", "Posts behind the watermark, by entity", &["entity"]),
             evicted: counter(&r, "flashpoint_evicted_entities_total", "Entity states evicted by the state cap"),
-            terms_dropped: counter(&r, "flashpoint_terms_dropped_total", "Terms not counted because a pane hit its term cap"),
-            batch_size: histogram(&r, "flashpoint_score_batch_size", "Posts per scoring batch",
-                vec![1.0, 8.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0]),
-            score_seconds: histogram(&r, "flashpoint_score_batch_duration_seconds", "Time to decode, match and score one batch",
-                vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            event_lag_seconds: histogram(&r, "flashpoint_spike_event_lag_seconds", "Wall-clock delay from window end to spike event publication",
-                vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 86400.0]),
-            checkpoint_seconds: histogram(&r, "flashpoint_checkpoint_duration_seconds", "Time to make outputs durable, write state and commit",
-                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-            consumer_lag: int_gauge_vec(&r, "flashpoint_consumer_lag_messages", "Messages behind the partition's end, from librdkafka statistics",
-                &["stage", "topic", "partition"]),
-            rebalances: counter_vec(&r, "flashpoint_rebalances_total", "Consumer group rebalances, by stage and kind", &["stage", "kind"]),
-            commit_failures: counter_vec(&r, "flashpoint_commit_failures_total", "Failed offset commits, by stage", &["stage"]),
-            produce_failures: counter(&r, "flashpoint_produce_failures_total", "Records librdkafka failed to deliver (the worker stops without committing)"),
-            spike_events: counter_vec(&r, "flashpoint_spike_events_total", "Spike events published, by kind", &["kind"]),
-            incidents_opened: counter_vec(&r, "flashpoint_incidents_opened_total", "Incidents opened, by entity", &["entity"]),
-            incidents_resolved: counter_vec(&r, "flashpoint_incidents_resolved_total", "Incidents resolved, by entity", &["entity"]),
-            window_volume: gauge_vec(&r, "flashpoint_entity_window_volume", "Posts in the entity's last closed window", &["entity"]),
-            negative_share: gauge_vec(&r, "flashpoint_entity_negative_share", "Negative share of the last closed window", &["entity"]),
-            mean_compound: gauge_vec(&r, "flashpoint_entity_mean_compound", "Mean compound sentiment of the last closed window", &["entity"]),
-            baseline_volume: gauge_vec(&r, "flashpoint_entity_baseline_volume", "Expected window volume from the baseline", &["entity"]),
-            baseline_negative_share: gauge_vec(&r, "flashpoint_entity_baseline_negative_share", "Baseline negative share", &["entity"]),
-            anomaly_score: gauge_vec(&r, "flashpoint_entity_anomaly_score", "Highest signal score (z) of the last closed window", &["entity"]),
-            open_incidents: int_gauge_vec(&r, "flashpoint_open_incidents", "Open incidents, by entity and severity", &["entity", "severity"]),
-            assigned_partitions: int_gauge_vec(&r, "flashpoint_assigned_partitions", "Partitions this worker owns, by stage", &["stage"]),
+            terms_dropped: counter(
+                &r,
+                "flashpoint_terms_dropped_total",
+                "Terms not counted because a pane hit its term cap",
+            ),
+            batch_size: histogram(
+                &r,
+                "flashpoint_score_batch_size",
+                "Posts per scoring batch",
+                vec![1.0, 8.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0],
+            ),
+            score_seconds: histogram(
+                &r,
+                "flashpoint_score_batch_duration_seconds",
+                "Time to decode, match and score one batch",
+                vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ],
+            ),
+            event_lag_seconds: histogram(
+                &r,
+                "flashpoint_spike_event_lag_seconds",
+                "Wall-clock delay from window end to spike event publication",
+                vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 86400.0],
+            ),
+            checkpoint_seconds: histogram(
+                &r,
+                "flashpoint_checkpoint_duration_seconds",
+                "Time to make outputs durable, write state and commit",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            ),
+            consumer_lag: int_gauge_vec(
+                &r,
+                "flashpoint_consumer_lag_messages",
+                "Messages behind the partition's end, from librdkafka statistics",
+                &["stage", "topic", "partition"],
+            ),
+            rebalances: counter_vec(
+                &r,
+                "flashpoint_rebalances_total",
+                "Consumer group rebalances, by stage and kind",
+                &["stage", "kind"],
+            ),
+            commit_failures: counter_vec(
+                &r,
+                "flashpoint_commit_failures_total",
+                "Failed offset commits, by stage",
+                &["stage"],
+            ),
+            produce_failures: counter(
+                &r,
+                "flashpoint_produce_failures_total",
+                "Records librdkafka failed to deliver (the worker stops without committing)",
+            ),
+            spike_events: counter_vec(
+                &r,
+                "flashpoint_spike_events_total",
+                "Spike events published, by kind",
+                &["kind"],
+            ),
+            incidents_opened: counter_vec(
+                &r,
+                "flashpoint_incidents_opened_total",
+                "Incidents opened, by entity",
+                &["entity"],
+            ),
+            incidents_resolved: counter_vec(
+                &r,
+                "flashpoint_incidents_resolved_total",
+                "Incidents resolved, by entity",
+                &["entity"],
+            ),
+            window_volume: gauge_vec(
+                &r,
+                "flashpoint_entity_window_volume",
+                "Posts in the entity's last closed window",
+                &["entity"],
+            ),
+            negative_share: gauge_vec(
+                &r,
+                "flashpoint_entity_negative_share",
+                "Negative share of the last closed window",
+                &["entity"],
+            ),
+            mean_compound: gauge_vec(
+                &r,
+                "flashpoint_entity_mean_compound",
+                "Mean compound sentiment of the last closed window",
+                &["entity"],
+            ),
+            baseline_volume: gauge_vec(
+                &r,
+                "flashpoint_entity_baseline_volume",
+                "Expected window volume from the baseline",
+                &["entity"],
+            ),
+            baseline_negative_share: gauge_vec(
+                &r,
+                "flashpoint_entity_baseline_negative_share",
+                "Baseline negative share",
+                &["entity"],
+            ),
+            anomaly_score: gauge_vec(
+                &r,
+                "flashpoint_entity_anomaly_score",
+                "Highest signal score (z) of the last closed window",
+                &["entity"],
+            ),
+            open_incidents: int_gauge_vec(
+                &r,
+                "flashpoint_open_incidents",
+                "Open incidents, by entity and severity",
+                &["entity", "severity"],
+            ),
+            assigned_partitions: int_gauge_vec(
+                &r,
+                "flashpoint_assigned_partitions",
+                "Partitions this worker owns, by stage",
+                &["stage"],
+            ),
             ready,
             entity_labels: Mutex::new(FxHashMap::default()),
             max_entity_labels,
@@ -243,12 +353,26 @@ impl Metrics {
         windows: impl Iterator<Item = (&'a str, &'a WindowSummary)>,
         open: impl Iterator<Item = (&'a str, Severity)>,
     ) {
-        let gauges = [&self.window_volume, &self.negative_share, &self.mean_compound, &self.baseline_volume, &self.baseline_negative_share, &self.anomaly_score];
+        let gauges = [
+            &self.window_volume,
+            &self.negative_share,
+            &self.mean_compound,
+            &self.baseline_volume,
+            &self.baseline_negative_share,
+            &self.anomaly_score,
+        ];
         let mut seen: FxHashMap<String, [f64; 6]> = FxHashMap::default();
         let mut other_n = 0.0;
         for (name, w) in windows {
             let label = self.entity_label(name);
-            let v = [w.volume as f64, w.negative_share, w.mean_compound, w.baseline_volume, w.baseline_negative_share, w.score];
+            let v = [
+                w.volume as f64,
+                w.negative_share,
+                w.mean_compound,
+                w.baseline_volume,
+                w.baseline_negative_share,
+                w.score,
+            ];
             if label == "other" {
                 // Sums for volumes, means for shares would need weights; keep `other` simple: totals and maxima.
                 let e = seen.entry(label).or_insert([0.0, 0.0, 0.0, 0.0, 0.0, f64::MIN]);
@@ -367,13 +491,22 @@ mod tests {
         m.set_consumer_lag("score", &[("posts", 0, 5), ("posts", 1, 7)]);
         m.set_consumer_lag("aggregate", &[("scored", 0, 3)]);
         let text = m.render();
-        assert!(text.contains(r#"flashpoint_consumer_lag_messages{partition="1",stage="score",topic="posts"} 7"#), "{text}");
+        assert!(
+            text.contains(r#"flashpoint_consumer_lag_messages{partition="1",stage="score",topic="posts"} 7"#),
+            "{text}"
+        );
         // Partition 1 moved to another worker: its series goes, the other stage's stays.
         m.set_consumer_lag("score", &[("posts", 0, 2)]);
         let text = m.render();
-        assert!(text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="score",topic="posts"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="score",topic="posts"} 2"#),
+            "{text}"
+        );
         assert!(!text.contains(r#"partition="1",stage="score""#), "{text}");
-        assert!(text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="aggregate",topic="scored"} 3"#), "{text}");
+        assert!(
+            text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="aggregate",topic="scored"} 3"#),
+            "{text}"
+        );
         m.set_consumer_lag("score", &[]);
         assert!(!m.render().contains(r#"stage="score",topic="posts""#));
     }

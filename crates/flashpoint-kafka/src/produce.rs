@@ -38,11 +38,19 @@ impl ProducerContext for Acks {
 
 /// Sends every line of `input` to `topic` (unkeyed, so librdkafka spreads them over partitions); at most
 /// `rate` lines per second when set. Returns the number of records acknowledged.
-pub fn produce_lines(cfg: &KafkaConfig, topic: &str, input: impl BufRead, rate: Option<u64>) -> Result<u64, WorkerError> {
+pub fn produce_lines(
+    cfg: &KafkaConfig,
+    topic: &str,
+    input: impl BufRead,
+    rate: Option<u64>,
+) -> Result<u64, WorkerError> {
     // Fail fast on a missing topic: librdkafka would otherwise hold the records until they time out.
     let probe: BaseConsumer = base_config(cfg, &[])?.create()?;
     partition_count(&probe, topic, Duration::from_secs(3))?;
-    let pc = base_config(cfg, &[("linger.ms", "20"), ("batch.num.messages", "10000"), ("queue.buffering.max.messages", "1000000")])?;
+    let pc = base_config(
+        cfg,
+        &[("linger.ms", "20"), ("batch.num.messages", "10000"), ("queue.buffering.max.messages", "1000000")],
+    )?;
     let producer: ThreadedProducer<Acks> = pc.create_with_context(Acks::default())?;
     let started = Instant::now();
     let mut n: u64 = 0;
@@ -77,7 +85,9 @@ pub fn produce_lines(cfg: &KafkaConfig, topic: &str, input: impl BufRead, rate: 
     let (ok, failed) = (acks.ok.load(Ordering::Relaxed), acks.failed.load(Ordering::Relaxed));
     if ok != n {
         let first = acks.first_error.lock().expect("not poisoned").clone().unwrap_or_default();
-        return Err(WorkerError::Delivery(format!("{ok} of {n} records acknowledged, {failed} failed (first error: {first})")));
+        return Err(WorkerError::Delivery(format!(
+            "{ok} of {n} records acknowledged, {failed} failed (first error: {first})"
+        )));
     }
     Ok(n)
 }

@@ -11,7 +11,7 @@ use crate::client::{base_config, describe, partition_count, resume_probe, StageC
 use crate::dead_letter::DeadLetter;
 use crate::{Shared, WorkerError};
 use flashpoint_core::post::Post;
-use flashpoint_core::stage::{ScoredPost, Scored, StageRecord};
+use flashpoint_core::stage::{Scored, ScoredPost, StageRecord};
 use flashpoint_core::time::Millis;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -77,7 +77,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     let scored_partitions = {
         let c = consumer.clone();
         let t = cfg.scored_topic.clone();
-        tokio::task::spawn_blocking(move || partition_count(c.as_ref(), &t, Duration::from_secs(30))).await.map_err(join)??
+        tokio::task::spawn_blocking(move || partition_count(c.as_ref(), &t, Duration::from_secs(30)))
+            .await
+            .map_err(join)??
     };
     shared.metrics.health.score_running.store(true, Ordering::Relaxed);
     info!(topics = ?cfg.input_topics, scored_partitions, "score stage started");
@@ -296,7 +298,12 @@ fn dead_letter(r: &InRecord, reason: &'static str, detail: String) -> DeadLetter
 }
 
 /// Enqueues a batch's outputs (in order) and hands their delivery futures to the committer.
-async fn publish(shared: &Shared, out: BatchOut, max_matched: &mut Option<Millis>, commit_tx: &mpsc::Sender<Pending>) -> Result<(), WorkerError> {
+async fn publish(
+    shared: &Shared,
+    out: BatchOut,
+    max_matched: &mut Option<Millis>,
+    commit_tx: &mpsc::Sender<Pending>,
+) -> Result<(), WorkerError> {
     let m = &shared.metrics;
     m.decoded.inc_by(out.decoded);
     m.skipped.inc_by(out.skipped);
@@ -345,7 +352,8 @@ pub(crate) async fn send<'a>(shared: &Shared, mut rec: FutureRecord<'a, [u8], [u
 fn send_ticks(shared: &Shared, partitions: i32, t: Millis) {
     let payload = serde_json::to_vec(&StageRecord::Tick { max_event_time: t }).expect("serialises");
     for p in 0..partitions {
-        let rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&shared.kafka.scored_topic).partition(p).payload(&payload);
+        let rec: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&shared.kafka.scored_topic).partition(p).payload(&payload);
         if let Err((e, _)) = shared.producer.send_result(rec) {
             debug!(error = %e, partition = p, "tick not enqueued");
         }
@@ -353,7 +361,12 @@ fn send_ticks(shared: &Shared, partitions: i32, t: Millis) {
 }
 
 /// Awaits each published batch's acknowledgements in order, then stores its offsets for the auto-commit.
-async fn commit_loop(consumer: Arc<Consumer_>, mut rx: mpsc::Receiver<Pending>, fail: watch::Sender<Option<String>>, shared: Arc<Shared>) {
+async fn commit_loop(
+    consumer: Arc<Consumer_>,
+    mut rx: mpsc::Receiver<Pending>,
+    fail: watch::Sender<Option<String>>,
+    shared: Arc<Shared>,
+) {
     while let Some(p) = rx.recv().await {
         for d in p.deliveries {
             let err = match d.await {

@@ -57,15 +57,16 @@ impl Linear {
                     .iter()
                     .enumerate()
                     .map(|(b, &len)| {
-                        let y = x.get(b as i64).narrow(0, 0, len).contiguous().fbgemm_linear_int8_weight_fp32_activation(
-                            weight,
-                            packed,
-                            col_offsets,
-                            // The op wants a floating scale and an integral zero point (one generic type for both).
-                            tch::Scalar::float(*scale),
-                            tch::Scalar::int(*zero_point),
-                            bias,
-                        );
+                        let y =
+                            x.get(b as i64).narrow(0, 0, len).contiguous().fbgemm_linear_int8_weight_fp32_activation(
+                                weight,
+                                packed,
+                                col_offsets,
+                                // The op wants a floating scale and an integral zero point (one generic type for both).
+                                tch::Scalar::float(*scale),
+                                tch::Scalar::int(*zero_point),
+                                bias,
+                            );
                         if len < t {
                             y.constant_pad_nd([0, 0, 0, t - len])
                         } else {
@@ -135,7 +136,10 @@ impl Encoder {
         let bad = |path: &Path, msg: String| LoadError::BadFile { path: path.to_path_buf(), msg };
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| bad(&cfg_path, e.to_string()))?;
         let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| bad(&cfg_path, e.to_string()))?;
-        if cfg.hidden_act != "gelu" || cfg.position_embedding_type != "absolute" || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.hidden_act != "gelu"
+            || cfg.position_embedding_type != "absolute"
+            || cfg.hidden_size % cfg.num_attention_heads != 0
+        {
             return Err(bad(
                 &cfg_path,
                 format!(
@@ -155,17 +159,26 @@ impl Encoder {
                 key: w.linear(&format!("{p}.attention.self.key"))?,
                 value: w.linear(&format!("{p}.attention.self.value"))?,
                 attention_out: w.linear(&format!("{p}.attention.output.dense"))?,
-                attention_norm: LayerNorm { weight: w.take(&format!("{p}.attention.output.LayerNorm.weight"))?, bias: w.take(&format!("{p}.attention.output.LayerNorm.bias"))? },
+                attention_norm: LayerNorm {
+                    weight: w.take(&format!("{p}.attention.output.LayerNorm.weight"))?,
+                    bias: w.take(&format!("{p}.attention.output.LayerNorm.bias"))?,
+                },
                 intermediate: w.linear(&format!("{p}.intermediate.dense"))?,
                 output: w.linear(&format!("{p}.output.dense"))?,
-                output_norm: LayerNorm { weight: w.take(&format!("{p}.output.LayerNorm.weight"))?, bias: w.take(&format!("{p}.output.LayerNorm.bias"))? },
+                output_norm: LayerNorm {
+                    weight: w.take(&format!("{p}.output.LayerNorm.weight"))?,
+                    bias: w.take(&format!("{p}.output.LayerNorm.bias"))?,
+                },
             });
         }
         Ok(Encoder {
             word: w.take("embeddings.word_embeddings.weight")?,
             position: w.take("embeddings.position_embeddings.weight")?,
             token_type: w.take("embeddings.token_type_embeddings.weight")?,
-            embedding_norm: LayerNorm { weight: w.take("embeddings.LayerNorm.weight")?, bias: w.take("embeddings.LayerNorm.bias")? },
+            embedding_norm: LayerNorm {
+                weight: w.take("embeddings.LayerNorm.weight")?,
+                bias: w.take("embeddings.LayerNorm.bias")?,
+            },
             layers,
             heads: cfg.num_attention_heads,
             eps: cfg.layer_norm_eps,
@@ -177,20 +190,27 @@ impl Encoder {
         tch::no_grad(|| {
             let (b, t) = (ids.size()[0], ids.size()[1]);
             let positions = Tensor::arange(t, (Kind::Int64, ids.device()));
-            let x = ids.embedding_ext(&self.word) + positions.embedding_ext(&self.position).unsqueeze(0) + self.token_type.get(0);
+            let x = ids.embedding_ext(&self.word)
+                + positions.embedding_ext(&self.position).unsqueeze(0)
+                + self.token_type.get(0);
             let mut x = self.embedding_norm.forward(&x, self.eps);
             let hidden = x.size()[2];
             let d = hidden / self.heads;
             // Padding keys get a large negative score, as in BERT: they vanish in the softmax.
             let key_mask = ((mask.to_kind(Kind::Float) - 1.0) * 10000.0).view([b, 1, 1, t]);
             let scale = 1.0 / (d as f64).sqrt();
-            let lengths: Vec<i64> = Vec::<i64>::try_from(mask.sum_dim_intlist(Some(&[1i64][..]), false, Kind::Int64)).expect("a 2-d mask");
+            let lengths: Vec<i64> =
+                Vec::<i64>::try_from(mask.sum_dim_intlist(Some(&[1i64][..]), false, Kind::Int64)).expect("a 2-d mask");
             // A text of no tokens cannot happen (the tokenizer adds [CLS] and [SEP]), but one row of zero length
             // would make an empty matrix: give it one.
             let lengths: Vec<i64> = lengths.into_iter().map(|n| n.max(1)).collect();
             for l in &self.layers {
                 let split = |y: Tensor| y.view([b, t, self.heads, d]).transpose(1, 2);
-                let (q, k, v) = (split(l.query.forward(&x, &lengths)), split(l.key.forward(&x, &lengths)), split(l.value.forward(&x, &lengths)));
+                let (q, k, v) = (
+                    split(l.query.forward(&x, &lengths)),
+                    split(l.key.forward(&x, &lengths)),
+                    split(l.value.forward(&x, &lengths)),
+                );
                 let probs = (q.matmul(&k.transpose(-1, -2)) * scale + &key_mask).softmax(-1, Kind::Float);
                 let context = probs.matmul(&v).transpose(1, 2).contiguous().view([b, t, hidden]);
                 let a = l.attention_norm.forward(&(l.attention_out.forward(&context, &lengths) + &x), self.eps);
@@ -198,7 +218,8 @@ impl Encoder {
                 x = l.output_norm.forward(&(l.output.forward(&i, &lengths) + &a), self.eps);
             }
             let m = mask.to_kind(Kind::Float).unsqueeze(-1);
-            let pooled = (x * &m).sum_dim_intlist(Some(&[1i64][..]), false, Kind::Float) / m.sum_dim_intlist(Some(&[1i64][..]), false, Kind::Float).clamp_min(1e-9);
+            let pooled = (x * &m).sum_dim_intlist(Some(&[1i64][..]), false, Kind::Float)
+                / m.sum_dim_intlist(Some(&[1i64][..]), false, Kind::Float).clamp_min(1e-9);
             let norm = pooled.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
             pooled / norm
         })
@@ -219,7 +240,10 @@ impl Weights<'_> {
             .remove(name)
             .or_else(|| self.by_name.remove(&format!("bert.{name}")))
             .map(|t| t.to_kind(Kind::Float))
-            .ok_or_else(|| LoadError::BadFile { path: self.path.to_path_buf(), msg: format!("no tensor named `{name}`") })
+            .ok_or_else(|| LoadError::BadFile {
+                path: self.path.to_path_buf(),
+                msg: format!("no tensor named `{name}`"),
+            })
     }
 
     fn linear(&mut self, prefix: &str) -> Result<Linear, LoadError> {

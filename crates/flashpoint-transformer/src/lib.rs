@@ -110,12 +110,17 @@ pub struct HeadMeta {
 
 pub fn read_head_meta(dir: &Path) -> Result<HeadMeta, LoadError> {
     let path = dir.join("head.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::BadFile { path: path.clone(), msg: e.to_string() })?;
-    let meta: HeadMeta = serde_json::from_str(&text).map_err(|e| LoadError::BadFile { path: path.clone(), msg: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| LoadError::BadFile { path: path.clone(), msg: e.to_string() })?;
+    let meta: HeadMeta =
+        serde_json::from_str(&text).map_err(|e| LoadError::BadFile { path: path.clone(), msg: e.to_string() })?;
     if meta.labels != ["negative", "neutral", "positive"] {
         return Err(LoadError::BadFile {
             path,
-            msg: format!("labels must be [\"negative\", \"neutral\", \"positive\"] in that order, found {:?}", meta.labels),
+            msg: format!(
+                "labels must be [\"negative\", \"neutral\", \"positive\"] in that order, found {:?}",
+                meta.labels
+            ),
         });
     }
     Ok(meta)

@@ -1,7 +1,9 @@
 //! The libtorch half: loading the encoder and head, and scoring batches.
 
 use crate::int8::Encoder;
-use crate::{check_model_dir, length_order, read_head_meta, to_sentiment, DeviceChoice, LoadError, Precision, TransformerConfig};
+use crate::{
+    check_model_dir, length_order, read_head_meta, to_sentiment, DeviceChoice, LoadError, Precision, TransformerConfig,
+};
 use flashpoint_core::sentiment::{ScoreError, Scorer, Sentiment};
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{SentenceEmbeddingsConfig, SentenceEmbeddingsModel};
@@ -36,7 +38,10 @@ fn resource(dir: &Path, file: &str) -> Box<LocalResource> {
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 /// Keeps libtorch's activation buffers in the malloc heap.
@@ -52,7 +57,10 @@ fn tune_malloc_for_libtorch() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             // SAFETY: mallopt only changes allocator parameters; it is called once, before the model allocates.
-            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1 };
+            let ok = unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                    && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1
+            };
             if !ok {
                 tracing::debug!("mallopt refused the thresholds; scoring works, with more page faults");
             }
@@ -101,18 +109,25 @@ impl TransformerScorer {
         let encoder = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SentenceEmbeddingsModel::new(config)))
             .map_err(|p| LoadError::Encoder { dir: dir.to_path_buf(), msg: panic_message(p) })?
             .map_err(|e| LoadError::Encoder { dir: dir.to_path_buf(), msg: e.to_string() })?;
-        let dim = encoder.get_embedding_dim().map_err(|e| LoadError::Encoder { dir: dir.to_path_buf(), msg: e.to_string() })?;
+        let dim = encoder
+            .get_embedding_dim()
+            .map_err(|e| LoadError::Encoder { dir: dir.to_path_buf(), msg: e.to_string() })?;
         if dim as usize != meta.embedding_dim {
             return Err(LoadError::BadFile {
                 path: dir.join("head.json"),
-                msg: format!("the head was trained on {}-dimensional embeddings but the encoder produces {dim}", meta.embedding_dim),
+                msg: format!(
+                    "the head was trained on {}-dimensional embeddings but the encoder produces {dim}",
+                    meta.embedding_dim
+                ),
             });
         }
         let (weight_t, bias) = load_head(&dir.join("head.safetensors"), dim, device)?;
         let precision = match (cfg.precision, device) {
             (Precision::Int8, Device::Cpu) => Precision::Int8,
             (Precision::Int8, _) => {
-                tracing::info!("scorer.precision = \"int8\" is for the CPU (FBGEMM); the encoder runs in fp32 on the GPU");
+                tracing::info!(
+                    "scorer.precision = \"int8\" is for the CPU (FBGEMM); the encoder runs in fp32 on the GPU"
+                );
                 Precision::Fp32
             }
             (Precision::Fp32, _) => Precision::Fp32,
@@ -122,7 +137,13 @@ impl TransformerScorer {
             Precision::Fp32 => None,
         };
         tracing::info!(model_dir = %dir.display(), ?device, ?precision, batch_size = cfg.batch_size, threads = tch::get_num_threads(), encoder = %meta.encoder, "transformer scorer loaded");
-        Ok(TransformerScorer { model: Mutex::new(Model { encoder, int8, weight_t, bias }), batch_size: cfg.batch_size, device, precision, model_dir: dir.to_path_buf() })
+        Ok(TransformerScorer {
+            model: Mutex::new(Model { encoder, int8, weight_t, bias }),
+            batch_size: cfg.batch_size,
+            device,
+            precision,
+            model_dir: dir.to_path_buf(),
+        })
     }
 
     pub fn device(&self) -> Device {
@@ -138,7 +159,8 @@ impl TransformerScorer {
     /// quantised or not), for tests that pin the one to the other.
     pub fn compare_encoders(&self, texts: &[&str], int8: bool) -> Result<(Tensor, Tensor), ScoreError> {
         let model = self.model.lock().map_err(|_| ScoreError::Backend("poisoned".into()))?;
-        let reference = model.encoder.encode_as_tensor(texts).map_err(|e| ScoreError::Backend(e.to_string()))?.embeddings;
+        let reference =
+            model.encoder.encode_as_tensor(texts).map_err(|e| ScoreError::Backend(e.to_string()))?.embeddings;
         let own = Encoder::load(&self.model_dir, int8).map_err(|e| ScoreError::Backend(e.to_string()))?;
         let (ids, mask) = tokens(&model.encoder, texts);
         Ok((reference, own.embed(&ids, &mask)))
@@ -157,10 +179,11 @@ impl TransformerScorer {
             None => model.encoder.encode_as_tensor(texts).map(|o| o.embeddings).map_err(|e| backend(&e)),
         }))
         .map_err(|p| ScoreError::Backend(panic_message(p)))??;
-        let probs = tch::no_grad(|| (emb.to_kind(Kind::Float).matmul(&model.weight_t) + &model.bias).softmax(-1, Kind::Float))
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]);
+        let probs =
+            tch::no_grad(|| (emb.to_kind(Kind::Float).matmul(&model.weight_t) + &model.bias).softmax(-1, Kind::Float))
+                .to_device(Device::Cpu)
+                .contiguous()
+                .view([-1]);
         let flat = Vec::<f32>::try_from(&probs).map_err(|e| backend(&e))?;
         if flat.len() != texts.len() * 3 {
             return Err(ScoreError::Backend(format!("model returned {} values for {} texts", flat.len(), texts.len())));
@@ -179,11 +202,19 @@ fn load_head(path: &Path, dim: i64, device: Device) -> Result<(Tensor, Tensor), 
     let bad = |msg: String| LoadError::BadFile { path: path.to_path_buf(), msg };
     let tensors = Tensor::read_safetensors(path).map_err(|e| bad(e.to_string()))?;
     let get = |name: &str| {
-        tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.shallow_clone()).ok_or_else(|| bad(format!("no tensor named `{name}`")))
+        tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+            .ok_or_else(|| bad(format!("no tensor named `{name}`")))
     };
     let (weight, bias) = (get("weight")?, get("bias")?);
     if weight.size() != [3, dim] || bias.size() != [3] {
-        return Err(bad(format!("expected weight [3, {dim}] and bias [3], found {:?} and {:?}", weight.size(), bias.size())));
+        return Err(bad(format!(
+            "expected weight [3, {dim}] and bias [3], found {:?} and {:?}",
+            weight.size(),
+            bias.size()
+        )));
     }
     // Shipped as fp16 to stay small; computed in fp32 because the logits feed a softmax whose small differences
     // are the neg/pos scores.
@@ -199,7 +230,10 @@ impl Scorer for TransformerScorer {
         if texts.is_empty() {
             return Ok(());
         }
-        let model = self.model.lock().map_err(|_| ScoreError::Backend("the model lock is poisoned by an earlier panic".into()))?;
+        let model = self
+            .model
+            .lock()
+            .map_err(|_| ScoreError::Backend("the model lock is poisoned by an earlier panic".into()))?;
         let start = out.len();
         out.resize(start + texts.len(), to_sentiment([0.0, 1.0, 0.0]));
         let order = length_order(texts);

@@ -18,7 +18,12 @@ fn model_dir() -> PathBuf {
 }
 
 fn config(dir: &Path, batch_size: usize) -> TransformerConfig {
-    TransformerConfig { model_dir: dir.to_path_buf(), device: DeviceChoice::Cpu, precision: Precision::default(), batch_size }
+    TransformerConfig {
+        model_dir: dir.to_path_buf(),
+        device: DeviceChoice::Cpu,
+        precision: Precision::default(),
+        batch_size,
+    }
 }
 
 /// One loaded model for the tests that only score (loading takes about a second).
@@ -87,7 +92,10 @@ fn batch_results_come_back_in_input_order() {
     for (text, got) in texts.iter().zip(&batch) {
         let alone = s.score_one(text).unwrap();
         // Padding changes the arithmetic slightly; the order is what is checked.
-        assert!((alone.compound - got.compound).abs() < 1e-3 && alone.label == got.label, "{text:?}: {alone:?} vs {got:?}");
+        assert!(
+            (alone.compound - got.compound).abs() < 1e-3 && alone.label == got.label,
+            "{text:?}: {alone:?} vs {got:?}"
+        );
     }
     // Appends after what the caller already has.
     let mut out = vec![batch[0]];
@@ -166,7 +174,9 @@ fn own_forward_pass_in_fp32_equals_rust_berts() {
 #[test]
 fn int8_embeddings_stay_close_to_fp32() {
     let (reference, int8) = scorer().compare_encoders(SAMPLE, true).unwrap();
-    let cos: Vec<f64> = Vec::<f64>::try_from((&reference * &int8).sum_dim_intlist(Some(&[1i64][..]), false, tch::Kind::Double)).unwrap();
+    let cos: Vec<f64> =
+        Vec::<f64>::try_from((&reference * &int8).sum_dim_intlist(Some(&[1i64][..]), false, tch::Kind::Double))
+            .unwrap();
     assert_eq!(cos.len(), SAMPLE.len());
     // Measured: 0.977-0.987 for sentences, 0.93 for one-word texts (few tokens, coarser activation scales).
     for (c, t) in cos.iter().zip(SAMPLE) {
@@ -184,14 +194,18 @@ fn int8_scores_do_not_depend_on_the_batch() {
     s.score_batch(SAMPLE, &mut batch).unwrap();
     for (t, got) in SAMPLE.iter().zip(&batch) {
         let alone = s.score_one(t).unwrap();
-        assert!((alone.compound - got.compound).abs() < 1e-5 && alone.label == got.label, "{t:?}: {alone:?} vs {got:?}");
+        assert!(
+            (alone.compound - got.compound).abs() < 1e-5 && alone.label == got.label,
+            "{t:?}: {alone:?} vs {got:?}"
+        );
     }
 }
 
 /// Both precisions load, report what they run, and agree on the labels of clear texts.
 #[test]
 fn both_precisions_agree_on_clear_texts() {
-    let fp32 = TransformerScorer::load(&TransformerConfig { precision: Precision::Fp32, ..config(&model_dir(), 4) }).unwrap();
+    let fp32 =
+        TransformerScorer::load(&TransformerConfig { precision: Precision::Fp32, ..config(&model_dir(), 4) }).unwrap();
     assert_eq!((fp32.precision(), scorer().precision()), (Precision::Fp32, Precision::Int8));
     let (mut a, mut b) = (Vec::new(), Vec::new());
     fp32.score_batch(SAMPLE, &mut a).unwrap();

@@ -216,11 +216,13 @@ mod tests {
         let e = Config::from_toml(&format!("{MIN}[window]\nslide_sec = 5\n"), std::iter::empty()).unwrap_err();
         assert!(format!("{e:#}").contains("window"), "{e:#}");
         assert!(format!("{e:#}").contains("slide_sec"), "{e:#}");
-        let e = Config::from_toml(&format!("{MIN}[detection]\nsensitivity = \"extreme\"\n"), std::iter::empty()).unwrap_err();
+        let e = Config::from_toml(&format!("{MIN}[detection]\nsensitivity = \"extreme\"\n"), std::iter::empty())
+            .unwrap_err();
         assert!(format!("{e:#}").contains("detection.sensitivity"), "{e:#}");
         let e = Config::from_toml("", std::iter::empty()).unwrap_err();
         assert!(format!("{e:#}").contains("entities"), "{e:#}");
-        let e = Config::from_toml(&format!("{MIN}[window]\nsize_secs = 300\nslide_secs = 70\n"), std::iter::empty()).unwrap_err();
+        let e = Config::from_toml(&format!("{MIN}[window]\nsize_secs = 300\nslide_secs = 70\n"), std::iter::empty())
+            .unwrap_err();
         assert!(format!("{e:#}").contains("window"), "{e:#}");
     }
 
@@ -246,7 +248,10 @@ mod tests {
             std::iter::empty(),
         )
         .unwrap();
-        assert_eq!((c.scorer.kind, c.scorer.device, c.scorer.batch_size), (ScorerKind::Transformer, ScorerDevice::Cuda, 64));
+        assert_eq!(
+            (c.scorer.kind, c.scorer.device, c.scorer.batch_size),
+            (ScorerKind::Transformer, ScorerDevice::Cuda, 64)
+        );
         assert_eq!(c.scorer.precision, ScorerPrecision::Fp32);
         assert_eq!(c.scorer.model_dir.as_deref(), Some(Path::new("/m")));
         let c = Config::from_toml(&format!("{MIN}[scorer]\nkind = \"transformer\"\n"), std::iter::empty()).unwrap();

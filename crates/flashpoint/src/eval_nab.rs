@@ -101,7 +101,8 @@ fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
-        let (ts, v) = line.split_once(',').with_context(|| format!("{}:{}: expected timestamp,value", path.display(), n + 1))?;
+        let (ts, v) =
+            line.split_once(',').with_context(|| format!("{}:{}: expected timestamp,value", path.display(), n + 1))?;
         let t = parse_rfc3339(ts).with_context(|| format!("{}:{}: bad timestamp {ts}", path.display(), n + 1))?;
         let v: f64 = v.trim().parse().with_context(|| format!("{}:{}: bad value", path.display(), n + 1))?;
         rows.push((t, v.max(0.0).round() as u64));
@@ -109,7 +110,12 @@ fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
     Ok(rows)
 }
 
-pub fn evaluate_series(name: &str, rows: &[(Millis, u64)], windows: &[(Millis, Millis)], cfg: &Config) -> Result<SeriesScore> {
+pub fn evaluate_series(
+    name: &str,
+    rows: &[(Millis, u64)],
+    windows: &[(Millis, Millis)],
+    cfg: &Config,
+) -> Result<SeriesScore> {
     let mut cfg = cfg.clone();
     let first = rows.first().context("empty series")?.0;
     cfg.window.size_secs = 300;
@@ -176,9 +182,14 @@ pub fn evaluate_series(name: &str, rows: &[(Millis, u64)], windows: &[(Millis, M
 /// Evaluates every `data/*.csv` of a NAB corpus folder that has labelled windows.
 pub fn run(dir: &Path, cfg: &Config) -> Result<(Vec<SeriesScore>, f64)> {
     let wtext = std::fs::read_to_string(dir.join("combined_windows.json")).context("reading combined_windows.json")?;
-    let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&wtext).context("parsing combined_windows.json")?;
+    let all: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&wtext).context("parsing combined_windows.json")?;
     let mut scores = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("data")).context("listing data/")?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("data"))
+        .context("listing data/")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "csv")) {
         let fname = path.file_name().unwrap().to_string_lossy().to_string();

@@ -22,7 +22,11 @@ pub struct Report {
 impl Report {
     pub fn recall(&self, c: usize) -> f64 {
         let (ok, n) = self.per_class[c];
-        if n == 0 { 0.0 } else { ok as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            ok as f64 / n as f64
+        }
     }
 
     pub fn macro_recall(&self) -> f64 {
@@ -39,9 +43,20 @@ impl fmt::Display for Report {
         writeln!(f, "scorer          {}", self.scorer)?;
         writeln!(f, "texts           {}", self.n)?;
         writeln!(f, "macro recall    {:.4}", self.macro_recall())?;
-        writeln!(f, "recall          negative {:.4}  neutral {:.4}  positive {:.4}", self.recall(0), self.recall(1), self.recall(2))?;
+        writeln!(
+            f,
+            "recall          negative {:.4}  neutral {:.4}  positive {:.4}",
+            self.recall(0),
+            self.recall(1),
+            self.recall(2)
+        )?;
         writeln!(f, "accuracy        {:.4}", self.accuracy())?;
-        writeln!(f, "seconds         {:.2} ({:.0} texts/s, model load excluded)", self.seconds, self.n as f64 / self.seconds.max(1e-9))
+        writeln!(
+            f,
+            "seconds         {:.2} ({:.0} texts/s, model load excluded)",
+            self.seconds,
+            self.n as f64 / self.seconds.max(1e-9)
+        )
     }
 }
 

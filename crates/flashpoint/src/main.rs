@@ -10,11 +10,11 @@ mod score;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use config::{Config, ScorerConfig, ScorerDevice, ScorerKind, ScorerPrecision};
-use std::io::{IsTerminal, Write};
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer, Scorer};
 #[cfg(feature = "transformer")]
 use flashpoint_transformer::{DeviceChoice, Precision, TransformerConfig, TransformerScorer};
 use std::io::BufRead;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +31,6 @@ struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
-
 
 /// Scorer selection shared by the commands that score. Each flag overrides its `scorer.*` config key.
 #[derive(clap::Args)]
@@ -254,7 +253,9 @@ fn open_input(path: &str) -> Result<Box<dyn BufRead>> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLASHPOINT_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLASHPOINT_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match real_main() {
@@ -345,12 +346,9 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
             scorer.apply(&mut cfg.scorer)?;
-            let mut pipeline = flashpoint_core::pipeline::Pipeline::new(
-                build_scorer(&cfg.scorer)?,
-                &cfg.entities,
-                &cfg.aggregator(),
-            )
-            .map_err(anyhow::Error::msg)?;
+            let mut pipeline =
+                flashpoint_core::pipeline::Pipeline::new(build_scorer(&cfg.scorer)?, &cfg.entities, &cfg.aggregator())
+                    .map_err(anyhow::Error::msg)?;
             pipeline.score.normalize = cfg.scorer.normalize;
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
@@ -361,12 +359,20 @@ fn real_main() -> Result<ExitCode> {
                 Some(p) => create(p)?,
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let dl_path = dead_letter.or_else(|| output.as_ref().map(|o| PathBuf::from(format!("{}.dead-letter.jsonl", o.display()))));
+            let dl_path = dead_letter
+                .or_else(|| output.as_ref().map(|o| PathBuf::from(format!("{}.dead-letter.jsonl", o.display()))));
             let mut dead: Box<dyn Write> = match &dl_path {
                 Some(p) => create(p)?,
                 None => Box::new(std::io::stderr()),
             };
-            let summary = replay::run(&cfg, &mut pipeline, open_input(&input)?, &mut *events, &mut *dead, &replay::Options { flush, progress })?;
+            let summary = replay::run(
+                &cfg,
+                &mut pipeline,
+                open_input(&input)?,
+                &mut *events,
+                &mut *dead,
+                &replay::Options { flush, progress },
+            )?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(ExitCode::SUCCESS)
         }

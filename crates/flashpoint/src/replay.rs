@@ -32,7 +32,12 @@ pub struct Summary {
     pub posts_per_second: f64,
 }
 
-fn write_outputs(outputs: &mut Vec<Output>, events: &mut dyn Write, dead: &mut dyn Write, n_events: &mut u64) -> Result<()> {
+fn write_outputs(
+    outputs: &mut Vec<Output>,
+    events: &mut dyn Write,
+    dead: &mut dyn Write,
+    n_events: &mut u64,
+) -> Result<()> {
     for o in outputs.drain(..) {
         match o {
             // JsonSafe: evidence and ids are untrusted and both outputs may be a terminal.
@@ -50,7 +55,14 @@ fn write_outputs(outputs: &mut Vec<Output>, events: &mut dyn Write, dead: &mut d
     Ok(())
 }
 
-pub fn run(cfg: &Config, pipeline: &mut Pipeline, input: Box<dyn BufRead>, events: &mut dyn Write, dead: &mut dyn Write, opts: &Options) -> Result<Summary> {
+pub fn run(
+    cfg: &Config,
+    pipeline: &mut Pipeline,
+    input: Box<dyn BufRead>,
+    events: &mut dyn Write,
+    dead: &mut dyn Write,
+    opts: &Options,
+) -> Result<Summary> {
     let decoder = cfg.input.decoder();
     let started = std::time::Instant::now();
     let bar = opts.progress.map(|len| {

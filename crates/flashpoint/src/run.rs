@@ -24,7 +24,9 @@ pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCo
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::new(cfg.metrics.max_entity_labels));
-        let listener = TcpListener::bind(&cfg.metrics.listen).await.with_context(|| format!("metrics.listen: binding {}", cfg.metrics.listen))?;
+        let listener = TcpListener::bind(&cfg.metrics.listen)
+            .await
+            .with_context(|| format!("metrics.listen: binding {}", cfg.metrics.listen))?;
         info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
         tokio::spawn(serve(listener, metrics.clone()));
 
@@ -59,7 +61,8 @@ pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCo
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -106,7 +109,10 @@ async fn answer(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
         (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
     };
-    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     conn.write_all(head.as_bytes()).await?;
     conn.write_all(body.as_bytes()).await?;
     conn.shutdown().await
@@ -149,7 +155,10 @@ mod tests {
         let r = get("/healthz");
         assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("ok\n"), "{r}");
         let r = get("/readyz");
-        assert!(r.starts_with("HTTP/1.1 503 Service Unavailable") && r.contains("not ready: no broker reachable"), "{r}");
+        assert!(
+            r.starts_with("HTTP/1.1 503 Service Unavailable") && r.contains("not ready: no broker reachable"),
+            "{r}"
+        );
 
         let h = &metrics.health;
         h.broker_up.store(true, Ordering::Relaxed);

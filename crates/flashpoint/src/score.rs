@@ -37,7 +37,8 @@ fn parse_line(bytes: &[u8]) -> Result<Item, String> {
     let line = std::str::from_utf8(bytes).map_err(|e| format!("line is not valid UTF-8: {e}"))?;
     let rec: In = serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
     let text_raw = rec.text.ok_or_else(|| "missing field `text`".to_string())?;
-    let text: Cow<str> = serde_json::from_str(text_raw.get()).map_err(|_| "field `text` is not a string".to_string())?;
+    let text: Cow<str> =
+        serde_json::from_str(text_raw.get()).map_err(|_| "field `text` is not a string".to_string())?;
     let id = match rec.id {
         Some(r) => r.to_owned(),
         None => RawValue::from_string("null".into()).expect("null is JSON"),

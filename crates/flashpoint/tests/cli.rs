@@ -13,7 +13,8 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A command that refuses its arguments exits before reading stdin; the pipe closing then is its answer, not a
     // failure of the test.
     match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
@@ -34,12 +35,15 @@ fn score_matches_the_reference_example() {
 
 #[test]
 fn score_reports_bad_lines_and_keeps_going() {
-    let input = "{\"id\":\"a\",\"text\":\"great\"}\nnot json\n{\"id\":2,\"text\":7}\n{\"id\":3}\n{\"text\":\"awful\"}\n";
+    let input =
+        "{\"id\":\"a\",\"text\":\"great\"}\nnot json\n{\"id\":2,\"text\":7}\n{\"id\":3}\n{\"text\":\"awful\"}\n";
     let (code, out, err) = run_with_stdin(&["score"], input);
     assert_eq!(code, 1, "exit status says a line failed");
-    let ids: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].clone()).collect();
+    let ids: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].clone()).collect();
     assert_eq!(ids, vec![serde_json::json!("a"), serde_json::Value::Null]);
-    let errs: Vec<serde_json::Value> = err.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let errs: Vec<serde_json::Value> =
+        err.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     let lines: Vec<u64> = errs.iter().map(|e| e["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, vec![2, 3, 4]);
     assert!(errs[1]["error"].as_str().unwrap().contains("text"));
@@ -49,7 +53,13 @@ fn score_reports_bad_lines_and_keeps_going() {
 
 #[test]
 fn every_command_explains_itself() {
-    for args in [vec!["--help"], vec!["score", "--help"], vec!["replay", "--help"], vec!["check-config", "--help"], vec!["eval-nab", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["score", "--help"],
+        vec!["replay", "--help"],
+        vec!["check-config", "--help"],
+        vec!["eval-nab", "--help"],
+    ] {
         let out = bin().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).len() > 200, "{args:?} explains itself");
@@ -61,7 +71,8 @@ fn check_config_names_the_bad_key() {
     let dir = std::env::temp_dir().join(format!("fp-cc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("bad.toml");
-    std::fs::write(&p, "[window]\nsize_secs = 300\nslide_sec = 60\n[[entities]]\nname = \"a\"\nterms = [\"a\"]\n").unwrap();
+    std::fs::write(&p, "[window]\nsize_secs = 300\nslide_sec = 60\n[[entities]]\nname = \"a\"\nterms = [\"a\"]\n")
+        .unwrap();
     let out = bin().args(["check-config", "-c", p.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -73,7 +84,13 @@ fn check_config_names_the_bad_key() {
 fn replay_sample(dir: &std::path::Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<u8>) {
     let out = dir.join("events.jsonl");
     let st = bin()
-        .args(["replay", "-i", repo("data/sample/stream.jsonl").to_str().unwrap(), "-c", repo("config/flashpoint.toml").to_str().unwrap()])
+        .args([
+            "replay",
+            "-i",
+            repo("data/sample/stream.jsonl").to_str().unwrap(),
+            "-c",
+            repo("config/flashpoint.toml").to_str().unwrap(),
+        ])
         .args(["-o", out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -108,7 +125,8 @@ fn replay_finds_the_sample_incident_and_dead_letters_bad_input() {
     let dir = std::env::temp_dir().join(format!("fp-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (events, dead, bytes) = replay_sample(&dir);
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo("schema/spike-event.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("schema/spike-event.schema.json")).unwrap()).unwrap();
     for e in &events {
         conforms(e, &schema);
     }
@@ -123,7 +141,8 @@ fn replay_finds_the_sample_incident_and_dead_letters_bad_input() {
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>());
     assert!(events.iter().any(|e| e["severity"] == "critical"));
-    let terms: Vec<&str> = events[2]["evidence"]["top_terms"].as_array().unwrap().iter().map(|t| t["term"].as_str().unwrap()).collect();
+    let terms: Vec<&str> =
+        events[2]["evidence"]["top_terms"].as_array().unwrap().iter().map(|t| t["term"].as_str().unwrap()).collect();
     assert!(terms.contains(&"luggage") && terms.contains(&"lost"), "{terms:?}");
     assert!(!terms.contains(&"acme"), "the entity's own words are not evidence");
     // The malformed line and the post two hours late, each with its reason.

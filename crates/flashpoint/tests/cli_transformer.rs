@@ -31,7 +31,10 @@ fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
 #[cfg(not(feature = "transformer"))]
 #[test]
 fn transformer_not_built_says_how_to_build_it() {
-    for args in [&["score", "--scorer", "transformer", "--model-dir", "/nonexistent"][..], &["score", "--scorer", "transformer"]] {
+    for args in [
+        &["score", "--scorer", "transformer", "--model-dir", "/nonexistent"][..],
+        &["score", "--scorer", "transformer"],
+    ] {
         let (code, out, err) = run_with_stdin(args, "{\"id\":1,\"text\":\"hi\"}\n");
         assert_eq!((code, out.as_str()), (2, ""), "{err}");
         assert!(err.contains("--features transformer") && err.contains("scripts/libtorch.sh"), "{err}");
@@ -68,7 +71,10 @@ mod with_backend {
 
     #[test]
     fn wrong_model_dir_fails_at_start_naming_the_path() {
-        let (code, out, err) = run_with_stdin(&["score", "--scorer", "transformer", "--model-dir", "/nonexistent/m"], "{\"text\":\"x\"}\n");
+        let (code, out, err) = run_with_stdin(
+            &["score", "--scorer", "transformer", "--model-dir", "/nonexistent/m"],
+            "{\"text\":\"x\"}\n",
+        );
         assert_eq!((code, out.as_str()), (2, ""), "{err}");
         assert!(err.contains("scorer.model_dir") && err.contains("/nonexistent/m"), "{err}");
     }
@@ -77,7 +83,8 @@ mod with_backend {
     fn score_keeps_its_contract() {
         let input = "{\"id\":1,\"text\":\"I love this so much, thank you!\"}\nnot json\n{\"id\":\"b\",\"text\":\"@acme you lost my bag AGAIN. worst airline ever\"}\n";
         let m = model_dir();
-        let (code, out, err) = run_with_stdin(&["score", "--scorer", "transformer", "--model-dir", &m, "--batch-size", "1"], input);
+        let (code, out, err) =
+            run_with_stdin(&["score", "--scorer", "transformer", "--model-dir", &m, "--batch-size", "1"], input);
         assert_eq!(code, 1, "the bad line is reported: {err}");
         let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(recs.len(), 2);
@@ -97,7 +104,13 @@ mod with_backend {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("events.jsonl");
         let st = bin()
-            .args(["replay", "-i", repo("data/sample/stream.jsonl").to_str().unwrap(), "-c", repo("config/flashpoint.toml").to_str().unwrap()])
+            .args([
+                "replay",
+                "-i",
+                repo("data/sample/stream.jsonl").to_str().unwrap(),
+                "-c",
+                repo("config/flashpoint.toml").to_str().unwrap(),
+            ])
             .args(["-o", out.to_str().unwrap(), "--scorer", "transformer", "--model-dir", &model_dir()])
             .output()
             .unwrap();

@@ -46,13 +46,19 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let expected: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with('{')).last().unwrap()).unwrap();
+    let expected: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with('{')).last().unwrap(),
+    )
+    .unwrap();
     let matched = summary["stages"]["matched"].as_u64().unwrap();
     let decode_errors = summary["decode_errors"].as_u64().unwrap();
     let late = summary["aggregator"]["late"].as_u64().unwrap();
-    assert!(!expected.is_empty() && late > 0 && decode_errors > 0, "the sample has an incident, a late post and a bad line");
+    assert!(
+        !expected.is_empty() && late > 0 && decode_errors > 0,
+        "the sample has an incident, a late post and a bad line"
+    );
 
     // Kill points: random fractions of the input, in increasing order, printed so a failure can be rerun.
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1;
@@ -65,7 +71,9 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
     };
     let mut points: Vec<f64> = (0..3).map(|i| (i as f64 + 0.15 + 0.7 * next()) / 3.0).collect();
     points.sort_by(f64::total_cmp);
-    eprintln!("kill points (fractions of the input consumed by the score stage, per worker life): {points:?} (seed {seed})");
+    eprintln!(
+        "kill points (fractions of the input consumed by the score stage, per worker life): {points:?} (seed {seed})"
+    );
 
     produce(&t.input, &input);
     let mut port = free_port();
@@ -119,8 +127,11 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
         pairs.insert((off, r["sub"].as_u64().unwrap_or(0), r["entity"].as_str().unwrap().to_string()));
     }
     let dead = read_all(&t.dead, Duration::from_secs(2));
-    let dead_score: HashSet<i64> =
-        dead.iter().filter(|r| r.header("flashpoint.stage") == Some("score")).map(|r| r.header("flashpoint.source.offset").unwrap().parse().unwrap()).collect();
+    let dead_score: HashSet<i64> = dead
+        .iter()
+        .filter(|r| r.header("flashpoint.stage") == Some("score"))
+        .map(|r| r.header("flashpoint.source.offset").unwrap().parse().unwrap())
+        .collect();
     let dead_late: HashSet<(i64, u64, String)> = dead
         .iter()
         .filter(|r| r.header("flashpoint.reason") == Some("late"))
@@ -198,7 +209,8 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
         tpl.add_partition_offset(&t.scored, p, Offset::Offset(to)).unwrap();
     }
     assert!(moved > 1000, "a real gap: {moved} records");
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &agg_group).create().unwrap();
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &agg_group).create().unwrap();
     c.commit(&tpl, CommitMode::Sync).unwrap();
     drop(c);
     // 4. An aggregator restores the older snapshots and must apply the gap before going on.
@@ -217,10 +229,17 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
             assert_eq!(prev, e, "a duplicate event must be an exact replay");
         }
     }
-    let brief = |m: &BTreeMap<(String, u64), serde_json::Value>| m.values().map(|e| format!("{} {} {} {}", e["incident_id"], e["seq"], e["kind"], e["baseline"])).collect::<Vec<_>>();
+    let brief = |m: &BTreeMap<(String, u64), serde_json::Value>| {
+        m.values()
+            .map(|e| format!("{} {} {} {}", e["incident_id"], e["seq"], e["kind"], e["baseline"]))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(brief(&events), brief(&want), "events equal replay's");
     assert_eq!(events, want, "events equal replay's");
-    assert!(log.contains("re-reading the records between the snapshot and the committed offset"), "the gap was seen; log:\n{log}");
+    assert!(
+        log.contains("re-reading the records between the snapshot and the committed offset"),
+        "the gap was seen; log:\n{log}"
+    );
 }
 
 /// A stage that fails must take the process down (non-zero exit, for the supervisor to restart it) instead
@@ -234,7 +253,8 @@ fn a_failing_stage_stops_the_whole_worker() {
     create_topic(&t.input, 1);
     create_topic(&t.state, 4);
     // Parses as a snapshot, but its aggregator state is not one: restoring it fails.
-    let bogus = br#"{"next_offset":0,"applied":{},"aggregator":{"max_seen":null,"next_end":null,"entities":"bogus"}}"#.to_vec();
+    let bogus =
+        br#"{"next_offset":0,"applied":{},"aggregator":{"max_seen":null,"next_end":null,"entities":"bogus"}}"#.to_vec();
     produce(&t.state, &[bogus]);
     let cfg = write_config(&dir, &t, "", "");
     produce(&t.input, &lines(&repo("data/sample/stream.jsonl"))[..2000]);
@@ -250,12 +270,12 @@ fn a_failing_stage_stops_the_whole_worker() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let log = w.log_text();
-    let status = status.unwrap_or_else(|| panic!("the worker is still running 60 s after its aggregate stage failed; log:\n{log}"));
+    let status = status
+        .unwrap_or_else(|| panic!("the worker is still running 60 s after its aggregate stage failed; log:\n{log}"));
     assert!(!status.success(), "non-zero exit; log:\n{log}");
     assert!(log.contains("aggregate stage failed"), "log:\n{log}");
     w.child.take();
 }
-
 
 /// A score worker that resumes from a committed offset inside a producer batch must read every record from
 /// that offset on. Kafka serves the whole batch and the client drops the records before the offset; Tansu
@@ -277,7 +297,8 @@ fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
     let n = input.len() as i64;
     let start = n / 2 + 7;
     let score_group = format!("{}-score", t.group);
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &score_group).create().unwrap();
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &score_group).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&t.input, 0, Offset::Offset(start)).unwrap();
     c.commit(&tpl, CommitMode::Sync).unwrap();

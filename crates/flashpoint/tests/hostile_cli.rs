@@ -33,12 +33,16 @@ fn assert_inert_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
     let text = std::str::from_utf8(bytes).expect("output is UTF-8");
     for c in text.chars() {
         assert!(
-            c == '\n' || !(c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+            c == '\n'
+                || !(c.is_control()
+                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
             "raw {:?} in output: {text:?}",
             c
         );
     }
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: forged or broken line {l:?}"))).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: forged or broken line {l:?}")))
+        .collect()
 }
 
 #[test]
@@ -51,11 +55,14 @@ fn replay_dead_letters_hostile_records_without_raw_controls() {
     // forge or recolour a line if echoed raw.
     input.extend_from_slice("\rINFO forged \x1b[31mred\x1b[0m \u{9b}2J \u{2028}x \u{202e}txet\n".as_bytes());
     // Valid JSON whose time is hostile: the bad_time message quotes it.
-    input.extend_from_slice("{\"id\":\"t\",\"text\":\"acme air\",\"created_at\":\"\\u001b[2J\\r\\nERROR x\"}\n".as_bytes());
+    input.extend_from_slice(
+        "{\"id\":\"t\",\"text\":\"acme air\",\"created_at\":\"\\u001b[2J\\r\\nERROR x\"}\n".as_bytes(),
+    );
     input.extend_from_slice(b"{\"id\":\"u\",\"text\":\"\xff\xfe acme air\"}\n");
     input.extend_from_slice("[".repeat(100_000).as_bytes());
     input.push(b'\n');
-    let mut huge = format!(r#"{{"id":"h","created_at":"2026-03-04T10:00:01Z","text":"acme air {}"}}"#, "a".repeat(2 << 20));
+    let mut huge =
+        format!(r#"{{"id":"h","created_at":"2026-03-04T10:00:01Z","text":"acme air {}"}}"#, "a".repeat(2 << 20));
     huge.push('\n');
     input.extend_from_slice(huge.as_bytes());
     input.extend_from_slice(ok.as_bytes());
@@ -91,7 +98,10 @@ fn score_errors_on_stderr_are_inert() {
 
 #[test]
 fn cli_errors_escape_controls() {
-    let (code, _, err) = run(&["replay", "-i", "no-such-file\n\x1b[31mERROR forged", "-c", repo("config/flashpoint.toml").to_str().unwrap()], b"");
+    let (code, _, err) = run(
+        &["replay", "-i", "no-such-file\n\x1b[31mERROR forged", "-c", repo("config/flashpoint.toml").to_str().unwrap()],
+        b"",
+    );
     assert_eq!(code, 2);
     let err = String::from_utf8(err).unwrap();
     assert!(!err.contains('\x1b'), "{err:?}");

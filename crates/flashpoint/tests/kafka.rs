@@ -13,7 +13,11 @@ fn sample() -> std::path::PathBuf {
 }
 
 /// Asserts two event sets are equal, printing only their keys when they are not (events are large).
-fn assert_same_events(got: &BTreeMap<(String, u64), serde_json::Value>, want: &BTreeMap<(String, u64), serde_json::Value>, what: &str) {
+fn assert_same_events(
+    got: &BTreeMap<(String, u64), serde_json::Value>,
+    want: &BTreeMap<(String, u64), serde_json::Value>,
+    what: &str,
+) {
     let (gk, wk): (Vec<_>, Vec<_>) = (got.keys().collect(), want.keys().collect());
     assert_eq!(gk, wk, "{what}: (incident id, seq) differ");
     for (k, v) in want {
@@ -70,7 +74,10 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("max_record_bytes = 1048576"));
     std::fs::write(&cfg, text.replace("max_record_bytes = 1048576", "max_record_bytes = 4096")).unwrap();
-    let valid = |i: u32| format!(r#"{{"id":"v{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60).into_bytes();
+    let valid = |i: u32| {
+        format!(r#"{{"id":"v{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60)
+            .into_bytes()
+    };
     let mut bad: Vec<(&str, Vec<u8>)> = vec![
         ("not_json", b"this is not json".to_vec()),
         ("not_utf8", vec![b'{', 0xff, 0xfe, b'}']),
@@ -78,7 +85,10 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
         ("no_id", br#"{"text":"Acme Air","created_at":"2026-03-04T10:00:00Z"}"#.to_vec()),
         ("no_time", br#"{"id":"x2","text":"Acme Air"}"#.to_vec()),
         ("bad_time", br#"{"id":"x3","text":"Acme Air","created_at":"yesterday-ish"}"#.to_vec()),
-        ("oversize", format!(r#"{{"id":"x4","text":"{}","created_at":"2026-03-04T10:00:00Z"}}"#, "a".repeat(5000)).into_bytes()),
+        (
+            "oversize",
+            format!(r#"{{"id":"x4","text":"{}","created_at":"2026-03-04T10:00:00Z"}}"#, "a".repeat(5000)).into_bytes(),
+        ),
         ("not_json", Vec::new()),
     ];
     // Deeply nested JSON: a parse error, never a stack overflow.
@@ -97,7 +107,9 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     produce(&t.input, &payloads);
     let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= expected_bad.len());
-    let scored = read_until(&t.scored, Duration::from_secs(60), |r| r.iter().filter(|x| x.json()["t"] == "post").count() >= n_valid);
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
+        r.iter().filter(|x| x.json()["t"] == "post").count() >= n_valid
+    });
     assert!(w.alive(), "bad input never crashes the worker; log:\n{}", w.log_text());
     assert_eq!(w.stop(), 0);
     let mut got: Vec<(i64, String, Vec<u8>)> = dead
@@ -106,15 +118,26 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
             assert_eq!(r.header("flashpoint.source.topic"), Some(t.input.as_str()));
             assert_eq!(r.header("flashpoint.source.partition"), Some("0"));
             assert_eq!(r.header("flashpoint.stage"), Some("score"));
-            (r.header("flashpoint.source.offset").unwrap().parse().unwrap(), r.header("flashpoint.reason").unwrap().to_string(), r.payload.clone())
+            (
+                r.header("flashpoint.source.offset").unwrap().parse().unwrap(),
+                r.header("flashpoint.reason").unwrap().to_string(),
+                r.payload.clone(),
+            )
         })
         .collect();
     got.sort();
-    let want: Vec<(i64, String, Vec<u8>)> = expected_bad.iter().map(|(o, r, b)| (*o, r.to_string(), b.clone())).collect();
-    let brief = |v: &[(i64, String, Vec<u8>)]| v.iter().map(|(o, r, b)| format!("{o}:{r}:{}B", b.len())).collect::<Vec<_>>();
+    let want: Vec<(i64, String, Vec<u8>)> =
+        expected_bad.iter().map(|(o, r, b)| (*o, r.to_string(), b.clone())).collect();
+    let brief =
+        |v: &[(i64, String, Vec<u8>)]| v.iter().map(|(o, r, b)| format!("{o}:{r}:{}B", b.len())).collect::<Vec<_>>();
     assert_eq!(brief(&got), brief(&want), "offsets and reasons");
     assert_eq!(got, want, "every bad record, with its reason, source offset and original bytes");
-    let posts: Vec<String> = scored.iter().map(Record::json).filter(|j| j["t"] == "post").map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    let posts: Vec<String> = scored
+        .iter()
+        .map(Record::json)
+        .filter(|j| j["t"] == "post")
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(posts.len(), n_valid, "every valid record scored and republished once");
 }
 
@@ -160,5 +183,9 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
     assert_eq!(b.stop(), 0, "survivor exits cleanly; log:\n{log}");
     let log = c.log_text();
     assert_eq!(c.stop(), 0, "replacement exits cleanly; log:\n{log}");
-    assert_same_events(&dedupe(&events), &dedupe(&expected), "no incident lost or changed; duplicates only as exact replays");
+    assert_same_events(
+        &dedupe(&events),
+        &dedupe(&expected),
+        "no incident lost or changed; duplicates only as exact replays",
+    );
 }

@@ -33,7 +33,10 @@ const FAULT_ONLY: &[(&str, &[&str])] = &[
     // Healthy: the lag does not grow and stays under 1000.
     (
         "FlashpointConsumerLagGrowing",
-        &["sum by (stage, topic) (deriv(flashpoint_consumer_lag_messages[10m]))", "sum by (stage, topic) (flashpoint_consumer_lag_messages)"],
+        &[
+            "sum by (stage, topic) (deriv(flashpoint_consumer_lag_messages[10m]))",
+            "sum by (stage, topic) (flashpoint_consumer_lag_messages)",
+        ],
     ),
     // Healthy: one malformed record, far below one per second.
     ("FlashpointDeadLetterRateHigh", &["sum by (reason) (rate(flashpoint_dead_letter_records_total[5m]))"]),
@@ -61,10 +64,15 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
         })
         .collect();
     let input = dir.join("cut.jsonl");
-    std::fs::write(&input, cut.iter().map(|l| format!("{}\n", String::from_utf8_lossy(l))).collect::<String>()).unwrap();
+    std::fs::write(&input, cut.iter().map(|l| format!("{}\n", String::from_utf8_lossy(l))).collect::<String>())
+        .unwrap();
     let expected = replay(&cfg, &input);
     let last = expected.last().expect("the cut stream holds the incident");
-    assert_eq!((last["kind"].as_str(), last["severity"].as_str()), (Some("updated"), Some("critical")), "incident still open at critical: {last}");
+    assert_eq!(
+        (last["kind"].as_str(), last["severity"].as_str()),
+        (Some("updated"), Some("critical")),
+        "incident still open at critical: {last}"
+    );
 
     let metrics_port = free_port();
     let worker_addr = format!("127.0.0.1:{metrics_port}");
@@ -74,31 +82,64 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     // Wait for the first scrape before producing, so the counters' increases fall between samples and
     // every rate() and histogram_quantile() has something to show.
     let up = wait_for(&prom, r#"up{job="flashpoint"} == 1"#, Duration::from_secs(30));
-    assert!(up.is_some(), "Prometheus never scraped the worker at {worker_addr}; worker log:\n{}\nprometheus log:\n{}", worker.log_text(), prom.log_text());
+    assert!(
+        up.is_some(),
+        "Prometheus never scraped the worker at {worker_addr}; worker log:\n{}\nprometheus log:\n{}",
+        worker.log_text(),
+        prom.log_text()
+    );
     assert_eq!(http_get(&worker_addr, "/healthz").0, 200);
     produce(&t.input, &cut);
     let spikes = read_until(&t.spikes, Duration::from_secs(40), |r| r.len() >= expected.len());
-    assert!(spikes.len() >= expected.len(), "worker published {} of {} spike events; log:\n{}", spikes.len(), expected.len(), worker.log_text());
+    assert!(
+        spikes.len() >= expected.len(),
+        "worker published {} of {} spike events; log:\n{}",
+        spikes.len(),
+        expected.len(),
+        worker.log_text()
+    );
 
     // The gauges follow the checkpoint after the last event; Prometheus scrapes it within a second.
-    let critical = wait_for(&prom, r#"sum by (entity) (flashpoint_open_incidents{severity="critical"}) == 1"#, Duration::from_secs(15));
-    assert!(critical.is_some(), "no critical incident in Prometheus; /metrics:\n{}", http_get(&worker_addr, "/metrics").1);
+    let critical = wait_for(
+        &prom,
+        r#"sum by (entity) (flashpoint_open_incidents{severity="critical"}) == 1"#,
+        Duration::from_secs(15),
+    );
+    assert!(
+        critical.is_some(),
+        "no critical incident in Prometheus; /metrics:\n{}",
+        http_get(&worker_addr, "/metrics").1
+    );
     assert_eq!(critical.unwrap()[0]["metric"]["entity"], "Acme Air");
     // Consumer lag is known once a group has committed (librdkafka reports -1 before, and the worker exports
     // no series for an unknown lag): wait until both stages' lag series have two samples, as deriv() needs.
-    let lag = wait_for(&prom, "count(count by (stage) (deriv(flashpoint_consumer_lag_messages[1m]))) == 2", Duration::from_secs(20));
-    assert!(lag.is_some(), "consumer lag of both stages in Prometheus: {}", prom.query("flashpoint_consumer_lag_messages"));
+    let lag = wait_for(
+        &prom,
+        "count(count by (stage) (deriv(flashpoint_consumer_lag_messages[1m]))) == 2",
+        Duration::from_secs(20),
+    );
+    assert!(
+        lag.is_some(),
+        "consumer lag of both stages in Prometheus: {}",
+        prom.query("flashpoint_consumer_lag_messages")
+    );
     let (status, body) = http_get(&worker_addr, "/readyz");
     assert_eq!(status, 200, "worker ready: {body}");
 
     // The critical-incident alert fires (no `for`: the detector already debounces), in ALERTS and the API.
-    let firing = wait_for(&prom, &format!(r#"ALERTS{{alertname="{CRITICAL_ALERT}",alertstate="firing"}}"#), Duration::from_secs(10));
+    let firing = wait_for(
+        &prom,
+        &format!(r#"ALERTS{{alertname="{CRITICAL_ALERT}",alertstate="firing"}}"#),
+        Duration::from_secs(10),
+    );
     assert!(firing.is_some(), "{CRITICAL_ALERT} is not firing; rules: {}", prom.api("/api/v1/rules"));
     assert_eq!(firing.unwrap()[0]["metric"]["entity"], "Acme Air");
     let alerts = prom.api("/api/v1/alerts");
     let alerts = alerts["data"]["alerts"].as_array().unwrap();
     assert!(
-        alerts.iter().any(|a| a["labels"]["alertname"] == CRITICAL_ALERT && a["labels"]["entity"] == "Acme Air" && a["state"] == "firing"),
+        alerts.iter().any(|a| a["labels"]["alertname"] == CRITICAL_ALERT
+            && a["labels"]["entity"] == "Acme Air"
+            && a["state"] == "firing"),
         "{alerts:?}"
     );
     // Nothing else fires on a healthy run.
@@ -106,7 +147,9 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     assert!(others.is_empty(), "only the incident alert should be active: {others:?}");
 
     // Every dashboard query, for one entity and for "All".
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/dashboards/flashpoint.json")).unwrap()).unwrap();
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("deploy/grafana/dashboards/flashpoint.json")).unwrap())
+            .unwrap();
     let entities = prom.entity_values(&dashboard);
     assert!(entities.iter().any(|e| e == "Acme Air"), "the entity variable's query lists the watchlist: {entities:?}");
     let queries = dashboard_queries(&dashboard);
@@ -125,7 +168,8 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
 
     // Every alert rule, as Prometheus loaded it from deploy/prometheus/rules.yml.
     let rules = prom.api("/api/v1/rules");
-    let rules: Vec<&Value> = rules["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+    let rules: Vec<&Value> =
+        rules["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
     let names: Vec<&str> = rules.iter().map(|r| r["name"].as_str().unwrap()).collect();
     for want in FAULT_ONLY.iter().map(|(n, _)| *n).chain([CRITICAL_ALERT]) {
         assert!(names.contains(&want), "rule {want} not loaded: {names:?}");
@@ -138,19 +182,30 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
         match FAULT_ONLY.iter().find(|(n, _)| *n == name) {
             Some((_, parts)) => {
                 for part in *parts {
-                    assert!(expr.contains(part), "rule {name}: {part:?} is not part of its expression {expr:?} (update FAULT_ONLY)");
+                    assert!(
+                        expr.contains(part),
+                        "rule {name}: {part:?} is not part of its expression {expr:?} (update FAULT_ONLY)"
+                    );
                     // Polled: the lag series appear at a group's first commit, and deriv() needs two
                     // samples of them (1 s apart here).
                     let r = wait_for(&prom, part, Duration::from_secs(15));
                     assert!(r.is_some(), "rule {name}: its selector {part} returns no data: {}", prom.query(part));
                 }
             }
-            None => assert!(has_data(&res), "rule {name} returns no data on a run with an open critical incident: {expr}: {res}"),
+            None => assert!(
+                has_data(&res),
+                "rule {name} returns no data on a run with an open critical incident: {expr}: {res}"
+            ),
         }
     }
 
     assert_eq!(worker.stop(), 0);
-    eprintln!("prometheus test: {} dashboard queries, {} rules checked in {:.1} s", queries.len(), rules.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "prometheus test: {} dashboard queries, {} rules checked in {:.1} s",
+        queries.len(),
+        rules.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The `prometheus` binary: `$FLASHPOINT_PROMETHEUS`, or on PATH. Never skipped: without it the test fails
@@ -181,7 +236,10 @@ struct Prometheus {
 impl Prometheus {
     fn start(bin: &str, dir: &Path, target: &str) -> Prometheus {
         let deploy = std::fs::read_to_string(repo("deploy/prometheus/prometheus.yml")).unwrap();
-        assert!(deploy.contains("job_name: flashpoint"), "the deployment's job is `flashpoint`, as the rules and dashboard expect");
+        assert!(
+            deploy.contains("job_name: flashpoint"),
+            "the deployment's job is `flashpoint`, as the rules and dashboard expect"
+        );
         let rules = repo("deploy/prometheus/rules.yml").canonicalize().unwrap();
         let config = dir.join("prometheus.yml");
         std::fs::write(
@@ -224,9 +282,15 @@ impl Prometheus {
 
     /// Resolves the dashboard's `entity` variable as Grafana does: `label_values(METRIC, LABEL)`.
     fn entity_values(&self, dashboard: &Value) -> Vec<String> {
-        let var = dashboard["templating"]["list"].as_array().unwrap().iter().find(|v| v["name"] == "entity").expect("an entity variable");
+        let var = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "entity")
+            .expect("an entity variable");
         let q = var["query"]["query"].as_str().or_else(|| var["query"].as_str()).unwrap();
-        let inner = q.strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')).expect("label_values(metric, label)");
+        let inner =
+            q.strip_prefix("label_values(").and_then(|s| s.strip_suffix(')')).expect("label_values(metric, label)");
         let (metric, label) = inner.split_once(',').unwrap();
         let v = self.api(&format!("/api/v1/label/{}/values?match[]={}", label.trim(), urlencode(metric.trim())));
         v["data"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
@@ -279,7 +343,8 @@ fn has_data(r: &Value) -> bool {
 /// (panel title, expr) for every target of every panel, rows' nested panels included; each panel and target
 /// must use the `${datasource}` variable.
 fn dashboard_queries(d: &Value) -> Vec<(String, String)> {
-    let vars: Vec<&str> = d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let vars: Vec<&str> =
+        d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(vars, ["datasource", "entity"]);
     let ds = d["templating"]["list"][0].clone();
     assert_eq!((ds["type"].as_str(), ds["query"].as_str()), (Some("datasource"), Some("prometheus")));
@@ -298,7 +363,10 @@ fn dashboard_queries(d: &Value) -> Vec<(String, String)> {
         assert!(!targets.is_empty(), "panel {title} has no queries");
         for t in targets {
             assert_eq!(t["datasource"]["uid"], "${datasource}", "panel {title}");
-            out.push((title.clone(), t["expr"].as_str().unwrap_or_else(|| panic!("panel {title}: a target without expr")).to_string()));
+            out.push((
+                title.clone(),
+                t["expr"].as_str().unwrap_or_else(|| panic!("panel {title}: a target without expr")).to_string(),
+            ));
         }
     }
     out
