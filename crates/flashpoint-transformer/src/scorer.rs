@@ -166,29 +166,26 @@ impl TransformerScorer {
         Ok((reference, own.embed(&ids, &mask)))
     }
 
-    /// Class probabilities for one sub-batch, in the order given.
-    fn probabilities(model: &Model, texts: &[&str]) -> Result<Vec<[f32; 3]>, ScoreError> {
+    /// Class probabilities [texts, 3] for one sub-batch, in the order given, left on the model's device: the
+    /// caller copies every sub-batch's at once, so on a GPU the next sub-batch is tokenised while the kernels
+    /// of the previous ones still run (a copy per sub-batch would wait for each).
+    fn probabilities(model: &Model, texts: &[&str]) -> Result<Tensor, ScoreError> {
         let backend = |e: &dyn std::fmt::Display| ScoreError::Backend(e.to_string());
         // tch's tensor operations panic on a libtorch error; one bad batch must come back as an error, not
         // unwind through the worker (and poison the model's lock).
-        let emb = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &model.int8 {
-            Some(enc) => {
-                let (ids, mask) = tokens(&model.encoder, texts);
-                Ok(enc.embed(&ids, &mask))
-            }
-            None => model.encoder.encode_as_tensor(texts).map(|o| o.embeddings).map_err(|e| backend(&e)),
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let emb = match &model.int8 {
+                Some(enc) => {
+                    let (ids, mask) = tokens(&model.encoder, texts);
+                    enc.embed(&ids, &mask)
+                }
+                None => model.encoder.encode_as_tensor(texts).map(|o| o.embeddings).map_err(|e| backend(&e))?,
+            };
+            Ok(tch::no_grad(|| {
+                (emb.to_kind(Kind::Float).matmul(&model.weight_t) + &model.bias).softmax(-1, Kind::Float)
+            }))
         }))
-        .map_err(|p| ScoreError::Backend(panic_message(p)))??;
-        let probs =
-            tch::no_grad(|| (emb.to_kind(Kind::Float).matmul(&model.weight_t) + &model.bias).softmax(-1, Kind::Float))
-                .to_device(Device::Cpu)
-                .contiguous()
-                .view([-1]);
-        let flat = Vec::<f32>::try_from(&probs).map_err(|e| backend(&e))?;
-        if flat.len() != texts.len() * 3 {
-            return Err(ScoreError::Backend(format!("model returned {} values for {} texts", flat.len(), texts.len())));
-        }
-        Ok(flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+        .map_err(|p| ScoreError::Backend(panic_message(p)))?
     }
 }
 
@@ -234,25 +231,27 @@ impl Scorer for TransformerScorer {
             .model
             .lock()
             .map_err(|_| ScoreError::Backend("the model lock is poisoned by an earlier panic".into()))?;
-        let start = out.len();
-        out.resize(start + texts.len(), to_sentiment([0.0, 1.0, 0.0]));
         let order = length_order(texts);
         let mut sub: Vec<&str> = Vec::with_capacity(self.batch_size);
+        let mut parts: Vec<Tensor> = Vec::with_capacity(order.len().div_ceil(self.batch_size));
         for chunk in order.chunks(self.batch_size) {
             sub.clear();
             sub.extend(chunk.iter().map(|&i| texts[i]));
-            match Self::probabilities(&model, &sub) {
-                Ok(probs) => {
-                    for (&i, p) in chunk.iter().zip(probs) {
-                        out[start + i] = to_sentiment(p);
-                    }
-                }
-                Err(e) => {
-                    // The contract is all or nothing: no partial batch is left for the caller to misalign.
-                    out.truncate(start);
-                    return Err(e);
-                }
-            }
+            parts.push(Self::probabilities(&model, &sub)?);
+        }
+        let flat = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Tensor::cat(&parts, 0).to_device(Device::Cpu).contiguous().view([-1])
+        }))
+        .map_err(|p| ScoreError::Backend(panic_message(p)))?;
+        let flat = Vec::<f32>::try_from(&flat).map_err(|e| ScoreError::Backend(e.to_string()))?;
+        if flat.len() != texts.len() * 3 {
+            return Err(ScoreError::Backend(format!("model returned {} values for {} texts", flat.len(), texts.len())));
+        }
+        // Nothing is appended before every sub-batch succeeded: all or nothing, never a misaligned partial batch.
+        let start = out.len();
+        out.resize(start + texts.len(), to_sentiment([0.0, 1.0, 0.0]));
+        for (&i, p) in order.iter().zip(flat.chunks_exact(3)) {
+            out[start + i] = to_sentiment([p[0], p[1], p[2]]);
         }
         Ok(())
     }
