@@ -1,29 +1,9 @@
 //! The command-line contracts, run against the real binary.
 
-use std::io::Write;
+mod common;
+
+use common::{bin, repo, run_with_stdin};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flashpoint"))
-}
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
-
-fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child =
-        bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // A command that refuses its arguments exits before reading stdin; the pipe closing then is its answer, not a
-    // failure of the test.
-    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing stdin: {e}"),
-        _ => {}
-    }
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
 
 #[test]
 fn score_matches_the_reference_example() {

@@ -2,31 +2,10 @@
 //! with how to build it; with it, `score` and `replay` keep the lexicon scorer's output contracts. The feature tests
 //! need the model that `scripts/libtorch.sh` installs (scripts/test.sh provides it) and fail saying so without it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flashpoint"))
-}
-
-fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = bin()
-        .args(args)
-        .env_remove("FLASHPOINT_MODEL_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that refuses its arguments exits before reading stdin; the pipe closing then is its answer, not a
-    // failure of the test.
-    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing stdin: {e}"),
-        _ => {}
-    }
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-}
+#[cfg(not(feature = "transformer"))]
+use common::run_with_stdin;
 
 #[cfg(not(feature = "transformer"))]
 #[test]
@@ -43,12 +22,8 @@ fn transformer_not_built_says_how_to_build_it() {
 
 #[cfg(feature = "transformer")]
 mod with_backend {
-    use super::*;
+    use super::common::{bin, repo, run_with_stdin};
     use std::path::PathBuf;
-
-    fn repo(rel: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-    }
 
     fn model_dir() -> String {
         let dir = std::env::var_os("FLASHPOINT_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {

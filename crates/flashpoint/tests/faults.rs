@@ -21,10 +21,6 @@ fn consumed(port: u16, stage: &str) -> f64 {
     body.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
     let dir = tempdir("kill");

@@ -221,10 +221,6 @@ fn prometheus_binary() -> String {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A Prometheus server on 127.0.0.1 with a temp data dir, scraping `target` every second with the
 /// deployment's job name and rule file; killed when dropped.
 struct Prometheus {

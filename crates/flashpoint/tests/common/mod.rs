@@ -1,5 +1,6 @@
-//! Harness for tests against the real local broker (Tansu, started by scripts/test.sh): unique topics per
-//! test, raw produce, read-back with headers, worker processes, configs.
+//! Harness for the binary's integration tests: running the binary, and for tests against the real local broker
+//! (Tansu, started by scripts/test.sh) unique topics per test, raw produce, read-back with headers, worker
+//! processes, configs.
 #![allow(dead_code)]
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -16,6 +17,36 @@ use std::time::{Duration, Instant};
 
 pub fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flashpoint"))
+}
+
+/// Runs the binary with `args`, `stdin` piped in, and returns (exit code, stdout, stderr). FLASHPOINT_MODEL_DIR
+/// is removed so a test sees only the model directory it passes.
+pub fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .env_remove("FLASHPOINT_MODEL_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that refuses its arguments exits before reading stdin; the pipe closing then is its answer, not a
+    // failure of the test.
+    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing stdin: {e}"),
+        _ => {}
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The broker the tests use. Never skipped: without it the test fails and says how to get one.
