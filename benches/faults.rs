@@ -386,24 +386,7 @@ fn spawn_producer(
         let mut sent: u64 = 0;
         let mut last_flush = 0;
         for pl in records.iter() {
-            let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(&topic).payload(&pl[..]).partition(0);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-            sent += 1;
-            p.poll(Duration::ZERO);
-            if rate > 0 {
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                if let Some(w) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(w);
-                }
-            }
+            send_paced(&p, &topic, pl, &mut sent, rate, started);
             if sent - last_flush >= 5000 {
                 last_flush = sent;
                 acked.store(sent - p.in_flight_count() as u64, Ordering::Relaxed);
@@ -412,6 +395,30 @@ fn spawn_producer(
         p.flush(Duration::from_secs(3600)).expect("every input record acknowledged");
         acked.store(sent, Ordering::Relaxed);
     })
+}
+
+/// Enqueues `payload` to partition 0 of `topic`, waiting while the producer's queue is full (backpressure, never
+/// a dropped record), counts it in `sent`, and then sleeps as needed to hold `rate` records a second since
+/// `started` (0: no pacing).
+fn send_paced(p: &BaseProducer, topic: &str, payload: &[u8], sent: &mut u64, rate: u64, started: Instant) {
+    let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(payload).partition(0);
+    loop {
+        match p.send(rec) {
+            Ok(()) => break,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(10));
+            }
+        }
+    }
+    *sent += 1;
+    p.poll(Duration::ZERO);
+    if rate > 0 {
+        let due = Duration::from_secs_f64(*sent as f64 / rate as f64);
+        if let Some(w) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(w);
+        }
+    }
 }
 
 /// What the collectors saw on the output topics (all partitions, from the beginning).
@@ -1217,22 +1224,7 @@ fn scenario_soak(o: &Opts) -> bool {
                 }
                 v["id"] = format!("s{sent}").into();
                 let pl = serde_json::to_vec(&v).unwrap();
-                let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(&topic).payload(&pl[..]).partition(0);
-                loop {
-                    match p.send(rec) {
-                        Ok(()) => break,
-                        Err((_, r)) => {
-                            rec = r;
-                            p.poll(Duration::from_millis(10));
-                        }
-                    }
-                }
-                sent += 1;
-                p.poll(Duration::ZERO);
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                if let Some(w) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(w);
-                }
+                send_paced(&p, &topic, &pl, &mut sent, rate, started);
                 acked.store(sent, Ordering::Relaxed);
             }
             let _ = p.flush(Duration::from_secs(60));
