@@ -390,7 +390,7 @@ mod tests {
     use super::*;
     use crate::detect::{Severity, Signal};
     use crate::event::{EventKind, SpikeEvent};
-    use crate::sentiment::Label;
+    use crate::sentiment::LabelThresholds;
 
     const MIN: Millis = 60_000;
 
@@ -422,13 +422,7 @@ mod tests {
         fn post(&mut self, entity: EntityId, t: Millis, compound: f64) {
             self.n += 1;
             let id = format!("p{}", self.n);
-            let label = if compound <= -0.05 {
-                Label::Negative
-            } else if compound >= 0.05 {
-                Label::Positive
-            } else {
-                Label::Neutral
-            };
+            let label = LabelThresholds::default().label(compound);
             let v = PostView {
                 id: &id,
                 text: "bags lost again",

@@ -304,13 +304,7 @@ mod tests {
     use super::*;
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
-        let label = if compound <= -0.05 {
-            Label::Negative
-        } else if compound >= 0.05 {
-            Label::Positive
-        } else {
-            Label::Neutral
-        };
+        let label = crate::sentiment::LabelThresholds::default().label(compound);
         PostView { id, text, created_at: t, author: None, followers, compound, label }
     }
 
