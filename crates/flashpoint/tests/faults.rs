@@ -153,10 +153,6 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
 /// test pins down the replacement: the gap is re-read and the events still equal replay's.
 #[test]
 fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
     let dir = tempdir("gap");
     let t = Topics::new("gap");
     create_topic(&t.input, 1);
@@ -195,20 +191,17 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     assert_eq!(w.stop(), 0);
     // 3. Move the aggregate commits halfway into those records, past every snapshot.
     let scored = read_all(&t.scored, Duration::from_secs(2));
-    let mut tpl = TopicPartitionList::new();
+    let mut offsets = Vec::new();
     let mut moved = 0;
     for p in 0..4 {
         let end = scored.iter().filter(|r| r.partition == p).map(|r| r.offset + 1).max().unwrap_or(0);
         let from = committed(&agg_group, &t.scored, p).unwrap_or(0);
         let to = from + (end - from) / 2;
         moved += to - from;
-        tpl.add_partition_offset(&t.scored, p, Offset::Offset(to)).unwrap();
+        offsets.push((p, to));
     }
     assert!(moved > 1000, "a real gap: {moved} records");
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &agg_group).create().unwrap();
-    c.commit(&tpl, CommitMode::Sync).unwrap();
-    drop(c);
+    commit(&agg_group, &t.scored, &offsets);
     // 4. An aggregator restores the older snapshots and must apply the gap before going on.
     let w = Worker::start(&cfg, "aggregate", "127.0.0.1:0", dir.join("w3.log"));
     let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
@@ -279,10 +272,6 @@ fn a_failing_stage_stops_the_whole_worker() {
 /// never be scored.
 #[test]
 fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
     let dir = tempdir("midbatch");
     let t = Topics::new("midbatch");
     create_topic(&t.input, 1);
@@ -293,12 +282,7 @@ fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
     let n = input.len() as i64;
     let start = n / 2 + 7;
     let score_group = format!("{}-score", t.group);
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", &score_group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&t.input, 0, Offset::Offset(start)).unwrap();
-    c.commit(&tpl, CommitMode::Sync).unwrap();
-    drop(c);
+    commit(&score_group, &t.input, &[(0, start)]);
 
     let port = free_port();
     let w = Worker::start(&cfg, "score", &format!("127.0.0.1:{port}"), dir.join("w.log"));

@@ -6,7 +6,7 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -326,6 +326,17 @@ pub fn replay(config: &Path, input: &Path) -> Vec<serde_json::Value> {
 
 pub fn event_key(e: &serde_json::Value) -> (String, u64) {
     (e["incident_id"].as_str().unwrap().to_string(), e["seq"].as_u64().unwrap())
+}
+
+/// Commits `offsets` ((partition, next offset to read) pairs of `topic`) for `group`, as if its members had.
+pub fn commit(group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for &(p, o) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o)).unwrap();
+    }
+    c.commit(&tpl, CommitMode::Sync).unwrap();
 }
 
 /// Committed offset of `group` on `topic`/`partition`.
