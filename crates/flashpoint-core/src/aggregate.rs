@@ -8,7 +8,7 @@
 //! State is bounded: at most `max_entities` entity states (the least recently active quiet one is evicted
 //! first), panes only for windows the watermark has not passed, and capped term maps.
 
-use crate::detect::{DetectionConfig, Detector, Thresholds};
+use crate::detect::{DetectionConfig, Detector, Step, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertReason, DivertedPost, Output, SpikeEvent};
 use crate::time::{format_rfc3339, Millis};
@@ -105,10 +105,19 @@ struct EntityState {
     last_event: Millis,
 }
 
+/// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
+/// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
+/// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
+/// z-score detector); 2 is the CUSUM detector.
+pub const STATE_VERSION: u32 = 2;
+
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AggregatorSnapshot {
+    /// `STATE_VERSION` of the build that wrote it; absent (0) in snapshots of unversioned builds.
+    #[serde(default)]
+    pub version: u32,
     pub max_seen: Option<Millis>,
     pub next_end: Option<Millis>,
     pub entities: serde_json::Value,
@@ -151,7 +160,7 @@ impl Aggregator {
             w.offset_secs as Millis * 1000,
         )
         .map_err(|e| format!("window: {e}"))?;
-        let th = cfg.detection.resolve(spec.slide).map_err(|e| format!("detection: {e}"))?;
+        let th = cfg.detection.resolve(spec.slide, spec.size).map_err(|e| format!("detection: {e}"))?;
         if cfg.limits.max_entities == 0 {
             return Err("limits.max_entities must be at least 1".into());
         }
@@ -190,6 +199,7 @@ impl Aggregator {
         let mut entities: Vec<(&EntityId, &EntityState)> = self.states.iter().collect();
         entities.sort_unstable_by_key(|(id, _)| **id);
         AggregatorSnapshot {
+            version: STATE_VERSION,
             max_seen: self.max_seen,
             next_end: self.next_end,
             entities: serde_json::to_value(entities.into_iter().map(|(_, s)| s).collect::<Vec<_>>())
@@ -204,6 +214,14 @@ impl Aggregator {
         snap: &AggregatorSnapshot,
         resolve: impl Fn(&str) -> Option<EntityId>,
     ) -> Result<(), String> {
+        if snap.version != STATE_VERSION {
+            return Err(format!(
+                "aggregator snapshot has state version {} but this build reads version {STATE_VERSION} (the \
+                 detector changed); refusing to misread it. Delete the state topic's snapshots for this group \
+                 (or use a new kafka.state_topic) to rebuild the state from the input, or run the older build",
+                snap.version
+            ));
+        }
         let states: Vec<EntityState> =
             serde_json::from_value(snap.entities.clone()).map_err(|e| format!("aggregator snapshot: {e}"))?;
         self.states.clear();
@@ -339,12 +357,19 @@ impl Aggregator {
             let st = self.states.get_mut(&id).expect("listed");
             let in_window = |p: &&Pane| p.start >= start && p.start < end;
             let mut w = WindowStats::from_panes(start, end, st.panes.iter().filter(in_window));
-            if let Some(d) = st.detector.on_window(&st.name, &w, &self.th) {
+            // The newest pane is the part of the window no earlier window held: the detector's step.
+            let step = st
+                .panes
+                .iter()
+                .rev()
+                .find(|p| p.start == end - self.spec.slide)
+                .map_or(Step::default(), |p| Step { volume: p.volume, negative: p.negative, reach: p.reach });
+            if let Some(d) = st.detector.on_window(&st.name, &w, &step, &self.th) {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
                 match d.transition {
                     crate::detect::Transition::Opened => self.counters.opened += 1,
                     crate::detect::Transition::Updated => self.counters.updated += 1,
-                    crate::detect::Transition::Resolved => self.counters.resolved += 1,
+                    crate::detect::Transition::Resolved(_) => self.counters.resolved += 1,
                 }
                 out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d)));
             }
@@ -399,8 +424,7 @@ mod tests {
             window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
             detection: DetectionConfig {
                 warmup_secs: 3600,
-                daily_profile_half_life_secs: 0,
-                sustained_secs: 600,
+                seasonal_half_life_days: 0.0,
                 resolve_after_secs: 600,
                 cooldown_secs: 1800,
                 ..DetectionConfig::default()
@@ -524,8 +548,8 @@ mod tests {
         // A complaint storm: 60, then 150 negative posts a minute.
         f.steady(0, 120, 122, 60, -0.7);
         f.steady(0, 122, 125, 150, -0.8);
-        // Back to normal for 30 minutes. The 10-minute sustained span holds storm windows until 02:15; ten calm
-        // windows after that resolve the incident at 02:24.
+        // Back to normal for 30 minutes. The storm leaves the windows at 02:10; the evidence for "back at
+        // baseline" builds over a few minutes, then ten calm windows resolve the incident at 02:30.
         for m in 125..155 {
             for j in 0..10 {
                 f.post(0, m * MIN + j * 6_000, if j < 2 { -0.5 } else { 0.3 });
@@ -540,12 +564,20 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (EventKind::Opened, 0, Severity::Critical, "1970-01-01T02:01:00.000Z".to_string()),
+                // 60 negatives where ~2 were expected: 58 excess negative posts make it a warning at once...
+                (EventKind::Opened, 0, Severity::Warning, "1970-01-01T02:01:00.000Z".to_string()),
+                // ...and 150 a minute pass 250 excess two minutes later.
                 (EventKind::Updated, 1, Severity::Critical, "1970-01-01T02:03:00.000Z".to_string()),
-                (EventKind::Resolved, 2, Severity::Critical, "1970-01-01T02:24:00.000Z".to_string()),
+                (EventKind::Resolved, 2, Severity::Critical, "1970-01-01T02:30:00.000Z".to_string()),
             ]
         );
         let opened = f.spikes()[0];
+        assert_eq!((opened.open_secs, opened.resolution), (0, None));
+        let resolved = f.spikes()[2];
+        assert_eq!(resolved.open_secs, 29 * 60);
+        assert_eq!(resolved.resolution, Some(crate::detect::Resolution::Calm));
+        assert_eq!((resolved.peak.volume, resolved.peak.negative), (150, 150));
+        assert!(resolved.impact.excess_negative > 500, "{:?}", resolved.impact);
         assert_eq!(opened.counts.volume, 60);
         assert_eq!(opened.counts.negative, 60);
         assert_eq!(opened.evidence.most_negative.len(), 3);

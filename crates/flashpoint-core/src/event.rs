@@ -5,12 +5,12 @@
 //! input always yields byte-identical events (what lets consumers de-duplicate replays by `incident_id` and
 //! `seq`).
 
-use crate::detect::{Decision, Severity, Signal, Transition};
+use crate::detect::{Decision, Resolution, Severity, Signal, Transition};
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{EvidencePost, TermCount, WindowStats};
 use serde::{Deserialize, Serialize};
 
-pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v1";
+pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v2";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +35,24 @@ pub struct Evidence {
     pub top_terms: Vec<TermCount>,
 }
 
+/// The incident's largest windows so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    pub volume: u64,
+    pub negative: u64,
+    /// Largest negative share of a window with at least 10 posts (or of the opening window).
+    pub negative_share: f64,
+}
+
+/// What the incident has cost so far: what its severity is judged on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    /// Negative posts above the baseline since the incident opened (the opening window's excess included).
+    pub excess_negative: u64,
+    /// Followers reached by those negative posts (estimated per pane as reach × negative share).
+    pub negative_reach: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpikeEvent {
     pub schema: String,
@@ -44,6 +62,8 @@ pub struct SpikeEvent {
     pub kind: EventKind,
     pub entity: String,
     pub incident_start: String,
+    /// Seconds since the incident opened (0 on `opened`).
+    pub open_secs: u64,
     pub window_start: String,
     pub window_end: String,
     pub signal: Signal,
@@ -51,6 +71,11 @@ pub struct SpikeEvent {
     pub baseline: f64,
     pub score: f64,
     pub severity: Severity,
+    pub peak: Peak,
+    pub impact: Impact,
+    /// On `resolved` only: `calm` (back near baseline) or `reassessed` (a watch that neither grew nor faded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     pub counts: Counts,
     pub negative_share: f64,
     pub mean_compound: f64,
@@ -75,10 +100,11 @@ impl SpikeEvent {
             kind: match d.transition {
                 Transition::Opened => EventKind::Opened,
                 Transition::Updated => EventKind::Updated,
-                Transition::Resolved => EventKind::Resolved,
+                Transition::Resolved(_) => EventKind::Resolved,
             },
             entity: entity.to_string(),
             incident_start: format_rfc3339(d.incident.started),
+            open_secs: ((w.end - d.incident.opened_at).max(0) / 1000) as u64,
             window_start: format_rfc3339(w.start),
             window_end: format_rfc3339(w.end),
             signal: d.reading.signal,
@@ -86,6 +112,19 @@ impl SpikeEvent {
             baseline: r4(d.reading.baseline),
             score: r4(d.reading.score),
             severity: d.incident.severity,
+            peak: Peak {
+                volume: d.incident.peak_volume,
+                negative: d.incident.peak_negative,
+                negative_share: r4(d.incident.peak_negative_share),
+            },
+            impact: Impact {
+                excess_negative: d.incident.excess_negative.max(0.0).round() as u64,
+                negative_reach: d.incident.negative_reach.max(0.0).round() as u64,
+            },
+            resolution: match d.transition {
+                Transition::Resolved(r) => Some(r),
+                _ => None,
+            },
             counts: Counts { volume: w.volume, negative: w.negative, neutral: w.neutral, positive: w.positive },
             negative_share: r4(w.negative_share),
             mean_compound: r4(w.mean_compound),

@@ -85,19 +85,20 @@ pub fn nab_score(n_rows: usize, det: &[usize], windows: &[(usize, usize)], c: &C
     (raw, hits, fps)
 }
 
-/// Moves the window ends of `opened` events out of `out` (the detection times).
-fn collect_opened(out: &mut Vec<Output>, ends: &mut Vec<Millis>) -> Result<()> {
+/// Moves the window ends of `opened` events out of `out` (the detection times), with what fired.
+fn collect_opened(out: &mut Vec<Output>, ends: &mut Vec<(Millis, String)>) -> Result<()> {
     for o in out.drain(..) {
         if let Output::Spike(e) = o {
             if e.kind == EventKind::Opened {
-                ends.push(e.window_end_ms().context("event time")?);
+                let why = format!("{} {} vs {} (score {})", e.signal.as_str(), e.observed, e.baseline, e.score);
+                ends.push((e.window_end_ms().context("event time")?, why));
             }
         }
     }
     Ok(())
 }
 
-fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
+pub fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
@@ -156,7 +157,7 @@ pub fn evaluate_series(
     pipe.aggregator.flush(&mut out);
     collect_opened(&mut out, &mut ends)?;
     let row_at = |t: Millis| rows.partition_point(|r| r.0 < t);
-    let det: Vec<usize> = ends.iter().map(|&t| row_at(t)).filter(|&i| i < rows.len()).collect();
+    let det: Vec<usize> = ends.iter().map(|&(t, _)| row_at(t)).filter(|&i| i < rows.len()).collect();
     let win_rows: Vec<(usize, usize)> = windows
         .iter()
         .filter_map(|&(a, b)| {
@@ -175,23 +176,26 @@ pub fn evaluate_series(
         false_positives: fps,
         raw,
         normalized: if w > 0.0 { 100.0 * (raw + w * STANDARD.fn_) / (w * STANDARD.tp + w * STANDARD.fn_) } else { 0.0 },
-        detections: ends.iter().map(|&t| flashpoint_core::time::format_rfc3339(t)).collect(),
+        detections: ends
+            .iter()
+            .map(|(t, why)| format!("{} {why}", flashpoint_core::time::format_rfc3339(*t)))
+            .collect(),
     })
 }
 
-/// Evaluates every `data/*.csv` of a NAB corpus folder that has labelled windows.
-pub fn run(dir: &Path, cfg: &Config) -> Result<(Vec<SeriesScore>, f64)> {
+/// The labelled series of a NAB corpus folder: each `data/*.csv` with its windows in `combined_windows.json`.
+pub fn corpus(dir: &Path) -> Result<Vec<(std::path::PathBuf, Vec<(Millis, Millis)>)>> {
     let wtext = std::fs::read_to_string(dir.join("combined_windows.json")).context("reading combined_windows.json")?;
     let all: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&wtext).context("parsing combined_windows.json")?;
-    let mut scores = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(dir.join("data"))
         .context("listing data/")?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .collect();
     files.sort();
-    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "csv")) {
+    let mut out = Vec::new();
+    for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "csv")) {
         let fname = path.file_name().unwrap().to_string_lossy().to_string();
         let Some((_, wins)) = all.iter().find(|(k, _)| k.ends_with(&format!("/{fname}"))) else { continue };
         let windows: Vec<(Millis, Millis)> = wins
@@ -204,11 +208,21 @@ pub fn run(dir: &Path, cfg: &Config) -> Result<(Vec<SeriesScore>, f64)> {
                 a.zip(b).context("window bounds")
             })
             .collect::<Result<_>>()?;
-        let rows = read_series(path)?;
-        scores.push(evaluate_series(&fname, &rows, &windows, cfg)?);
+        out.push((path, windows));
     }
-    if scores.is_empty() {
+    if out.is_empty() {
         bail!("no labelled series found under {}", dir.display());
+    }
+    Ok(out)
+}
+
+/// Evaluates every `data/*.csv` of a NAB corpus folder that has labelled windows.
+pub fn run(dir: &Path, cfg: &Config) -> Result<(Vec<SeriesScore>, f64)> {
+    let mut scores = Vec::new();
+    for (path, windows) in corpus(dir)? {
+        let fname = path.file_name().unwrap().to_string_lossy().to_string();
+        let rows = read_series(&path)?;
+        scores.push(evaluate_series(&fname, &rows, &windows, cfg)?);
     }
     let raw: f64 = scores.iter().map(|s| s.raw).sum();
     let w: f64 = scores.iter().map(|s| s.windows as f64).sum();

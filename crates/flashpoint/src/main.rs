@@ -1,6 +1,7 @@
 //! The `flashpoint` binary: command line, configuration and wiring. The logic lives in `flashpoint-core`.
 
 mod config;
+mod eval_detect;
 mod eval_nab;
 mod eval_sentiment;
 mod replay;
@@ -193,6 +194,31 @@ enum Cmd {
         #[arg(long)]
         verbose: bool,
     },
+    /// Evaluate detection as a whole (README "Evaluating detection"): NAB standard score, false alarms per
+    /// entity-week on real backgrounds, and recall / time to detect of seeded incidents injected into them.
+    /// Deterministic for a seed. Heavy: build with --release.
+    EvalDetect {
+        /// NAB corpus folder with data/*.csv and combined_windows.json (e.g. ../shared/data/nab_realTweets).
+        #[arg(long)]
+        nab: PathBuf,
+        /// SemEval 2017 task 4A folder with twitter-*.txt (e.g. ../shared/data/semeval2017_task4A): the texts.
+        #[arg(long)]
+        texts: PathBuf,
+        /// Config whose [window], [detection] and [limits] to use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the recall/delay grid as SVG here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Write the full results (every injection's delay) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Only the injection kinds whose name contains this (e.g. "x3", "share"); all by default.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -294,10 +320,38 @@ fn real_main() -> Result<ExitCode> {
                     s.series, s.windows, s.detected_windows, s.false_positives, s.raw, s.normalized
                 );
                 if verbose {
-                    println!("    detections: {}", s.detections.join(", "));
+                    for d in &s.detections {
+                        println!("    {d}");
+                    }
                 }
             }
             println!("{:<28} NAB standard profile, normalised: {total:.1}", "TOTAL");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::EvalDetect { nab, texts, config, seed, svg, json, only } => {
+            let mut cfg = match config {
+                Some(p) => Config::load(&p)?,
+                None => Config::default(),
+            };
+            cfg.entities.clear();
+            let cells: Option<Vec<eval_detect::Cell>> =
+                only.map(|o| eval_detect::cells().into_iter().filter(|c| c.kind.name().contains(o.as_str())).collect());
+            let report = eval_detect::run(&nab, &texts, &cfg, seed, cells.as_deref())?;
+            print!("{}", eval_detect::markdown(&report, &cfg));
+            if let Some(p) = svg {
+                std::fs::write(&p, eval_detect::svg(&report)).with_context(|| format!("writing {}", p.display()))?;
+            }
+            if let Some(p) = json {
+                let v = serde_json::json!({
+                    "seed": seed,
+                    "nab_total": report.nab_total,
+                    "nab": report.nab,
+                    "false_alarms": report.false_alarms,
+                    "cells": report.cells,
+                });
+                std::fs::write(&p, serde_json::to_string_pretty(&v)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { config, role, brokers, metrics_listen, scorer } => {

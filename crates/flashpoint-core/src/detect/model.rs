@@ -1,0 +1,426 @@
+//! The count and share models behind detection, and the CUSUM statistics that run on them.
+//!
+//! Counts are negative binomial around a seasonal baseline: `mean = level × hour-of-day factor`, with a
+//! relative excess variance `v` (`var = mean + v·mean²`) learned from the prediction residuals themselves, at
+//! the step scale and at the hour scale (errors of the baseline that persist for an hour make a sum of steps
+//! more variable than independent steps would; the larger of the two is used, so a CUSUM summing many steps
+//! is not over-confident). The negative share is binomial around a learned share, with a quasi-likelihood
+//! dispersion `φ` learned the same way. Everything updates online, with residuals winsorised before they
+//! teach anything, so a surge does not teach the baseline that surges are normal.
+//!
+//! A CUSUM of the log-likelihood ratio of "rate × r" (or "share + δ") against the baseline accumulates
+//! evidence over however many steps a change lasts: one statistic covers a burst of minutes and a drift over
+//! a day. By Lorden's bound a CUSUM on an exact likelihood ratio with threshold `h` raises a false alarm at
+//! most once per `e^h` steps on average, which is how the thresholds are set from a false-alarm budget.
+
+use serde::{Deserialize, Serialize};
+
+/// Upper winsorising bound, in predictive standard deviations: what a step may teach the baseline.
+const CLIP_SD: f64 = 3.0;
+/// Pseudo-counts that shrink an hour-of-day factor towards 1 until that hour has seen enough posts.
+const SEASON_PRIOR: f64 = 20.0;
+/// Prior relative excess variance and its weight (in units of squared expected counts).
+const V_PRIOR: f64 = 0.05;
+const V_PRIOR_WEIGHT: f64 = 4.0;
+const V_MAX: f64 = 4.0;
+
+/// EWMA weight with start-up bias correction: a plain mean over the first `1/alpha` observations.
+pub(crate) fn weight(alpha: f64, n: u64) -> f64 {
+    alpha.max(1.0 / n.max(1) as f64)
+}
+
+/// Per-step decay for a half-life measured in steps.
+pub(crate) fn decay_for(half_life_steps: f64) -> f64 {
+    if half_life_steps <= 0.0 {
+        0.0
+    } else {
+        0.5f64.powf(1.0 / half_life_steps.max(1.0))
+    }
+}
+
+/// log NB(x; r·mu, k) − log NB(x; mu, k), k = 1/v: the evidence one step gives for "rate × r".
+pub fn nb_llr(x: f64, mu: f64, v: f64, r: f64) -> f64 {
+    let mu = mu.max(1e-9);
+    if v <= 1e-9 {
+        return x * r.ln() - (r - 1.0) * mu;
+    }
+    let k = 1.0 / v;
+    k * ((k + mu) / (k + r * mu)).ln() + x * (r * (k + mu) / (k + r * mu)).ln()
+}
+
+/// Binomial log-likelihood ratio of share `p1` against `p0` for `y` negatives out of `n`.
+pub fn binom_llr(y: f64, n: f64, p0: f64, p1: f64) -> f64 {
+    y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
+}
+
+/// Online negative-binomial baseline of one count per step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CountModel {
+    /// Deseasonalised rate per step.
+    level: f64,
+    /// Decayed sums of (count, level) per hour of day: the factor is their ratio, shrunk towards 1.
+    season_num: [f64; 24],
+    season_den: [f64; 24],
+    /// The same per day of the week, over what the hour-of-day profile expects.
+    week_num: [f64; 7],
+    week_den: [f64; 7],
+    /// Decayed steps seen per weekday: a weekday's factor is trusted in proportion to the days behind it.
+    week_seen: [f64; 7],
+    /// Weighted moment estimate of v at the step scale: Σ((x−μ)²−μ) / Σμ².
+    v_num: f64,
+    v_den: f64,
+    /// The same at the hour scale, over blocks of steps.
+    vb_num: f64,
+    vb_den: f64,
+    block_x: f64,
+    block_mu: f64,
+    block_n: u64,
+    seen: u64,
+    /// Steps per day (from the rates), kept so `predict` needs no rates.
+    day_steps: f64,
+}
+
+impl Default for CountModel {
+    fn default() -> Self {
+        CountModel {
+            level: 0.0,
+            season_num: [0.0; 24],
+            season_den: [0.0; 24],
+            week_num: [0.0; 7],
+            week_den: [0.0; 7],
+            week_seen: [0.0; 7],
+            v_num: 0.0,
+            v_den: 0.0,
+            vb_num: 0.0,
+            vb_den: 0.0,
+            block_x: 0.0,
+            block_mu: 0.0,
+            block_n: 0,
+            seen: 0,
+            day_steps: 1.0,
+        }
+    }
+}
+
+/// Learning rates of the models, resolved from half-lives and the step length.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub alpha_level: f64,
+    /// Decay of an hour-of-day bin's sums, per step that falls in that hour.
+    pub season_decay: f64,
+    /// Decay of a day-of-week bin's sums, per step that falls on that day (0 disables the profile).
+    pub week_decay: f64,
+    pub steps_per_day: f64,
+    pub dispersion_decay: f64,
+    /// Steps per dispersion block (an hour).
+    pub block_steps: u64,
+}
+
+/// The model's prediction for one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Prediction {
+    pub mean: f64,
+    /// Relative excess variance: var = mean + v·mean².
+    pub v: f64,
+}
+
+impl Prediction {
+    pub fn sd(&self) -> f64 {
+        (self.mean + self.v * self.mean * self.mean).sqrt()
+    }
+}
+
+impl CountModel {
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The seasonal factor of a step in hour-of-day `h`, day-of-week `d`.
+    fn season(&self, h: usize, d: usize) -> f64 {
+        let hod = (self.season_num[h] + SEASON_PRIOR) / (self.season_den[h] + SEASON_PRIOR);
+        hod * self.weekday(d)
+    }
+
+    /// A weekday's factor, shrunk towards 1 until that weekday has been seen for about a day: one day's
+    /// ratio is mostly the level's lag, not a weekly cycle.
+    fn weekday(&self, d: usize) -> f64 {
+        let raw = (self.week_num[d] + SEASON_PRIOR) / (self.week_den[d] + SEASON_PRIOR);
+        let trust = self.week_seen[d] / (self.week_seen[d] + self.steps_per_day_seen());
+        1.0 + (raw - 1.0) * trust
+    }
+
+    fn steps_per_day_seen(&self) -> f64 {
+        // Stored implicitly: week_seen counts steps, and a weekday bin gets one day of steps a week.
+        self.day_steps.max(1.0)
+    }
+
+    pub fn predict(&self, h: usize, d: usize) -> Prediction {
+        let mean = self.level * self.season(h, d);
+        let v_step = (self.v_num + V_PRIOR * V_PRIOR_WEIGHT) / (self.v_den + V_PRIOR_WEIGHT);
+        let v_block = (self.vb_num + V_PRIOR * V_PRIOR_WEIGHT) / (self.vb_den + V_PRIOR_WEIGHT);
+        Prediction { mean, v: v_step.max(v_block).clamp(0.0, V_MAX) }
+    }
+
+    /// Learns from count `x` observed in hour `h` of weekday `d`, after it has been scored against `predict`.
+    pub fn learn(&mut self, x: f64, h: usize, d: usize, rates: &Rates) {
+        let p = self.predict(h, d);
+        self.seen += 1;
+        if self.seen == 1 {
+            self.level = x / self.season(h, d);
+            return;
+        }
+        let xc = x.min(p.mean + CLIP_SD * p.sd().max(1.0));
+        let s = self.season(h, d);
+        self.level += weight(rates.alpha_level, self.seen) * (xc / s - self.level);
+        // Each profile learns what the level and the other profile do not explain.
+        self.day_steps = rates.steps_per_day;
+        let dow = self.weekday(d);
+        let hod = s / dow;
+        if rates.season_decay > 0.0 {
+            self.season_num[h] = self.season_num[h] * rates.season_decay + xc / dow;
+            self.season_den[h] = self.season_den[h] * rates.season_decay + self.level;
+        }
+        if rates.week_decay > 0.0 {
+            self.week_num[d] = self.week_num[d] * rates.week_decay + xc / hod;
+            self.week_den[d] = self.week_den[d] * rates.week_decay + self.level;
+            self.week_seen[d] = self.week_seen[d] * rates.week_decay + 1.0;
+        }
+        let d = rates.dispersion_decay;
+        let r = xc - p.mean;
+        self.v_num = self.v_num * d + (r * r - p.mean);
+        self.v_den = self.v_den * d + p.mean * p.mean;
+        self.block_x += xc;
+        self.block_mu += p.mean;
+        self.block_n += 1;
+        if self.block_n >= rates.block_steps {
+            let r = self.block_x - self.block_mu;
+            let db = d.powf(rates.block_steps as f64);
+            self.vb_num = self.vb_num * db + (r * r - self.block_mu);
+            self.vb_den = self.vb_den * db + self.block_mu * self.block_mu;
+            self.block_x = 0.0;
+            self.block_mu = 0.0;
+            self.block_n = 0;
+        }
+        self.v_num = self.v_num.max(0.0);
+        self.vb_num = self.vb_num.max(0.0);
+    }
+}
+
+/// Online quasi-binomial baseline of the negative share.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShareModel {
+    /// Decayed negatives and posts: the share is their ratio.
+    neg: f64,
+    vol: f64,
+    /// Σ(y − n·p)² / Σ n·p(1−p), at the step and at the block scale.
+    phi_num: f64,
+    phi_den: f64,
+    phib_num: f64,
+    phib_den: f64,
+    block_y: f64,
+    block_e: f64,
+    block_var: f64,
+    block_n: u64,
+}
+
+/// Prior posts behind the share (at 15% negative) and behind φ = 1.
+const SHARE_PRIOR_POSTS: f64 = 20.0;
+const SHARE_PRIOR: f64 = 0.15;
+const PHI_PRIOR_WEIGHT: f64 = 30.0;
+const PHI_MAX: f64 = 50.0;
+
+impl ShareModel {
+    pub fn share(&self) -> f64 {
+        ((self.neg + SHARE_PRIOR * SHARE_PRIOR_POSTS) / (self.vol + SHARE_PRIOR_POSTS)).clamp(0.005, 0.95)
+    }
+
+    pub fn phi(&self) -> f64 {
+        let s = (self.phi_num + PHI_PRIOR_WEIGHT) / (self.phi_den + PHI_PRIOR_WEIGHT);
+        let b = (self.phib_num + PHI_PRIOR_WEIGHT) / (self.phib_den + PHI_PRIOR_WEIGHT);
+        s.max(b).clamp(1.0, PHI_MAX)
+    }
+
+    /// Learns from `y` negatives out of `n` posts; `decay` is per step, `block_steps` the block length.
+    pub fn learn(&mut self, y: f64, n: f64, rates: &Rates) {
+        if n <= 0.0 {
+            return;
+        }
+        let p = self.share();
+        let var = n * p * (1.0 - p);
+        let yc = y.min(n * p + CLIP_SD * (var * self.phi()).sqrt().max(1.0));
+        // The share learns at the level's pace, weighted by volume: a busy hour counts more than a quiet one.
+        let a = rates.alpha_level;
+        self.neg = self.neg * (1.0 - a) + yc;
+        self.vol = self.vol * (1.0 - a) + n;
+        let d = rates.dispersion_decay;
+        let r = yc - n * p;
+        self.phi_num = self.phi_num * d + r * r;
+        self.phi_den = self.phi_den * d + var;
+        self.block_y += yc;
+        self.block_e += n * p;
+        self.block_var += var;
+        self.block_n += 1;
+        if self.block_n >= rates.block_steps {
+            let r = self.block_y - self.block_e;
+            let db = d.powf(rates.block_steps as f64);
+            self.phib_num = self.phib_num * db + r * r;
+            self.phib_den = self.phib_den * db + self.block_var;
+            self.block_y = 0.0;
+            self.block_e = 0.0;
+            self.block_var = 0.0;
+            self.block_n = 0;
+        }
+    }
+}
+
+/// Excursions of a CUSUM above this many nats are the sample its empirical calibration learns from.
+pub const CALIB_BASE: f64 = 5.0;
+/// An excursion's excess over `CALIB_BASE` counts at most this much (a real incident is not a tail sample).
+const CALIB_EXCESS_CAP: f64 = 100.0;
+
+/// One CUSUM: `max(0, S + llr)`, with the totals of its current run (since it last left zero), which
+/// estimate where the change began and how big it is, and its own empirical calibration.
+///
+/// Calibration (peaks over threshold): on an exact likelihood ratio, the maximum of an excursion exceeds
+/// `CALIB_BASE + x` with probability about `e^{-x}` once it exceeds `CALIB_BASE`. Real data have heavier tails
+/// (the model is never exact), so each statistic measures its own: the rate `λ` of excursions past
+/// `CALIB_BASE` per step, and the exponential rate `θ` of their excesses. The threshold that keeps alarms at
+/// `e^{-h₀}` per step (`h₀` the theoretical threshold) is then `CALIB_BASE + (ln λ + h₀) / θ`; both are
+/// seeded with a day's worth of the theoretical values (`λ = e^{-CALIB_BASE}`, `θ = 1`, which give `h₀`
+/// back), and the threshold is never below `h₀`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Cusum {
+    pub s: f64,
+    /// Steps, observed and expected totals since the run began.
+    pub run_steps: u64,
+    pub run_observed: f64,
+    pub run_expected: f64,
+    excursion_max: f64,
+    /// Decayed steps, excursions past `CALIB_BASE`, and the sum of their (capped) excesses.
+    cal_steps: f64,
+    cal_exceed: f64,
+    cal_excess: f64,
+}
+
+impl Cusum {
+    pub fn step(&mut self, llr: f64, observed: f64, expected: f64, calib_decay: f64) {
+        self.cal_steps = self.cal_steps * calib_decay + 1.0;
+        self.cal_exceed *= calib_decay;
+        self.cal_excess *= calib_decay;
+        let s = self.s + llr;
+        if s <= 0.0 {
+            self.reset();
+        } else {
+            self.s = s;
+            self.excursion_max = self.excursion_max.max(s);
+            self.run_steps += 1;
+            self.run_observed += observed;
+            self.run_expected += expected;
+        }
+    }
+
+    /// Ends the current run (an excursion's maximum joins the calibration sample); keeps the calibration.
+    pub fn reset(&mut self) {
+        if self.excursion_max > CALIB_BASE {
+            self.cal_exceed += 1.0;
+            self.cal_excess += (self.excursion_max - CALIB_BASE).min(CALIB_EXCESS_CAP);
+        }
+        self.s = 0.0;
+        self.excursion_max = 0.0;
+        self.run_steps = 0;
+        self.run_observed = 0.0;
+        self.run_expected = 0.0;
+    }
+
+    /// The alarm threshold for a theoretical threshold `h0`, with `prior_steps` steps of prior weight.
+    pub fn threshold(&self, h0: f64, prior_steps: f64) -> f64 {
+        let lambda = (self.cal_exceed + prior_steps * (-CALIB_BASE).exp()) / (self.cal_steps + prior_steps);
+        let prior_n = prior_steps * (-CALIB_BASE).exp();
+        let theta = (self.cal_exceed + prior_n) / (self.cal_excess + prior_n);
+        h0.max(CALIB_BASE + (lambda.ln() + h0) / theta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nb_llr_reduces_to_poisson_and_saturates_with_dispersion() {
+        // v → 0: Poisson, x·ln r − (r−1)·μ.
+        let p = nb_llr(10.0, 4.0, 0.0, 2.0);
+        assert!((p - (10.0 * 2f64.ln() - 4.0)).abs() < 1e-12);
+        assert!((nb_llr(10.0, 4.0, 1e-7, 2.0) - p).abs() < 1e-4);
+        // Overdispersion shrinks the evidence of the same excess.
+        assert!(nb_llr(10.0, 4.0, 0.5, 2.0) < p);
+        // At the baseline mean the evidence is negative.
+        assert!(nb_llr(4.0, 4.0, 0.2, 2.0) < 0.0);
+    }
+
+    #[test]
+    fn binomial_llr_sign() {
+        assert!(binom_llr(30.0, 100.0, 0.15, 0.35) > 0.0);
+        assert!(binom_llr(15.0, 100.0, 0.15, 0.35) < 0.0);
+    }
+
+    #[test]
+    fn count_model_learns_level_season_and_dispersion() {
+        let rates = Rates {
+            alpha_level: 0.01,
+            season_decay: decay_for(600.0),
+            week_decay: 0.0,
+            steps_per_day: 288.0,
+            dispersion_decay: decay_for(3000.0),
+            block_steps: 12,
+        };
+        let mut m = CountModel::default();
+        let mut rng = 12345u64;
+        for t in 0..20_000u64 {
+            let h = ((t / 12) % 24) as usize;
+            let mean = if h < 12 { 10.0 } else { 30.0 };
+            // Gamma-ish overdispersion: a multiplicative factor uniform in [0.5, 1.5] (v ≈ 1/12).
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let f = 0.5 + (rng >> 11) as f64 / (1u64 << 53) as f64;
+            let x = (mean * f).round();
+            m.learn(x, h, 0, &rates);
+        }
+        let lo = m.predict(3, 0);
+        let hi = m.predict(15, 0);
+        assert!((lo.mean - 10.0).abs() < 1.5, "{lo:?}");
+        assert!((hi.mean - 30.0).abs() < 4.0, "{hi:?}");
+        assert!(hi.v > 0.04 && hi.v < 0.2, "{hi:?}");
+    }
+
+    #[test]
+    fn cusum_tracks_its_run() {
+        let mut c = Cusum::default();
+        c.step(-1.0, 1.0, 1.0, 1.0);
+        assert_eq!((c.s, c.run_steps), (0.0, 0));
+        c.step(2.0, 5.0, 1.0, 1.0);
+        c.step(1.0, 4.0, 1.0, 1.0);
+        assert_eq!((c.s, c.run_steps, c.run_observed, c.run_expected), (3.0, 2, 9.0, 2.0));
+        c.step(-5.0, 0.0, 1.0, 1.0);
+        assert_eq!(c.s, 0.0);
+        c.step(1.0, 3.0, 1.0, 1.0);
+        assert_eq!((c.run_steps, c.run_observed), (1, 3.0));
+    }
+
+    #[test]
+    fn calibration_starts_at_the_theoretical_threshold_and_rises_with_heavy_tails() {
+        let c = Cusum::default();
+        assert!((c.threshold(12.0, 1440.0) - 12.0).abs() < 1e-9);
+        // A statistic whose excursions past 5 nats are frequent (one every 50 steps) and large (excess 10):
+        // the tail is heavier than the model claims, so the threshold rises.
+        let mut c = Cusum::default();
+        for i in 0..20_000 {
+            if i % 50 == 0 {
+                c.step(15.0, 0.0, 0.0, 1.0);
+                c.step(-100.0, 0.0, 0.0, 1.0);
+            } else {
+                c.step(-1.0, 0.0, 0.0, 1.0);
+            }
+        }
+        let h = c.threshold(12.0, 1440.0);
+        assert!(h > 30.0, "{h}");
+    }
+}

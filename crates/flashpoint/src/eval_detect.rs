@@ -1,0 +1,554 @@
+//! `flashpoint eval-detect`: how well detection keeps its promise (warn early, do not cry wolf) on real
+//! backgrounds, with seeded, deterministic injections.
+//!
+//! 1. NAB standard score on a NAB corpus folder (`eval_nab`), one configuration for all series.
+//! 2. Backgrounds: each NAB series' 5-minute counts expanded into posts (evenly spread, as in `eval-nab`),
+//!    each post a real labelled tweet drawn from a SemEval folder so that the negative share is the corpus's
+//!    own (its share of gold-negative tweets); the pipeline's label of a post is its VADER label, as in a
+//!    replay. Posts go straight into the aggregator with the configured windows (matching and scoring are
+//!    tested elsewhere and would only cost time).
+//! 3. False alarms per entity-week: `opened` events on the un-injected backgrounds, outside NAB's labelled
+//!    windows (those are real anomalies) and after the warm-up.
+//! 4. Injections, one cell per (kind, size, duration): volume × m (extra posts at m − 1 times the trailing
+//!    day's mean rate, same sentiment mix), negative share + d points (posts re-drawn, volume unchanged), and
+//!    negative posts × 2 (extra negative posts at the trailing day's negative rate). Each ramps in and out
+//!    over a tenth of its duration (at most an hour). Incidents are placed every `duration + 2 days` from day
+//!    8, at a seeded time of day, away from labelled windows. An injection counts as detected by the first
+//!    `opened` (or `updated`, escalating an open incident) event whose window ends inside it or up to 15
+//!    minutes after; the delay is from the injection's start.
+
+use crate::config::Config;
+use crate::eval_nab;
+use anyhow::{bail, Context, Result};
+use flashpoint_core::aggregate::Aggregator;
+use flashpoint_core::detect::sim::Rng;
+use flashpoint_core::event::{EventKind, Output};
+use flashpoint_core::normalize::for_scoring;
+use flashpoint_core::sentiment::{Label, LexiconScorer, Scorer};
+use flashpoint_core::time::Millis;
+use flashpoint_core::window::PostView;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const MIN: Millis = 60_000;
+const HOUR: Millis = 3_600_000;
+const DAY: Millis = 86_400_000;
+const STEP: Millis = 300_000;
+
+/// A pool of real texts, split by the pipeline's label.
+pub struct Texts {
+    pub negative: Vec<(String, f64)>,
+    pub other: Vec<(String, f64, Label)>,
+    /// Share of gold-negative tweets in the corpus: the background's negative share.
+    pub gold_negative_share: f64,
+}
+
+/// Reads `twitter-*.txt` of a SemEval 2017 task 4A folder (`id \t label \t text`) and labels each text with
+/// VADER (normalised as the pipeline does).
+pub fn load_texts(dir: &Path, scorer: &LexiconScorer) -> Result<Texts> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("twitter-")))
+        .collect();
+    files.sort();
+    let mut seen = std::collections::HashSet::new();
+    let (mut texts, mut gold_neg) = (Vec::new(), 0usize);
+    for f in &files {
+        let body = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        for line in body.lines() {
+            let mut it = line.splitn(3, '\t');
+            let (Some(id), Some(label), Some(text)) = (it.next(), it.next(), it.next()) else { continue };
+            if !matches!(label, "positive" | "negative" | "neutral") || !seen.insert(id.to_string()) {
+                continue;
+            }
+            gold_neg += usize::from(label == "negative");
+            texts.push(text.trim_end_matches('\t').to_string());
+        }
+    }
+    if texts.len() < 1000 {
+        bail!("{}: found {} labelled tweets, expected a SemEval 2017 task 4A folder", dir.display(), texts.len());
+    }
+    let norm: Vec<String> = texts.iter().map(|t| for_scoring(t).into_owned()).collect();
+    let refs: Vec<&str> = norm.iter().map(String::as_str).collect();
+    let mut scores = Vec::new();
+    scorer.score_batch(&refs, &mut scores).map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    let gold_negative_share = gold_neg as f64 / texts.len() as f64;
+    let (mut negative, mut other) = (Vec::new(), Vec::new());
+    for (t, s) in texts.into_iter().zip(scores) {
+        if s.label == Label::Negative {
+            negative.push((t, s.compound));
+        } else {
+            other.push((t, s.compound, s.label));
+        }
+    }
+    Ok(Texts { negative, other, gold_negative_share })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Volume(f64),
+    Share(f64),
+    NegativeTimes2,
+}
+
+impl Kind {
+    pub fn name(&self) -> String {
+        match self {
+            Kind::Volume(m) => format!("volume x{m}"),
+            Kind::Share(d) => format!("share +{:.0}", d * 100.0),
+            Kind::NegativeTimes2 => "negatives x2".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Cell {
+    pub kind: Kind,
+    pub duration: Millis,
+}
+
+/// One series' background: 5-minute counts and labelled windows.
+pub struct Series {
+    pub name: String,
+    pub rows: Vec<(Millis, u64)>,
+    pub windows: Vec<(Millis, Millis)>,
+}
+
+impl Series {
+    fn labelled(&self, t: Millis, margin: Millis) -> bool {
+        self.windows.iter().any(|&(a, b)| t >= a - margin && t <= b + margin)
+    }
+}
+
+/// Where a series' injections of `duration` go: every `duration + 2 days` from day 8, at a seeded time of
+/// day, skipping labelled windows (with a day's margin).
+pub fn placements(s: &Series, duration: Millis, rng: &mut Rng) -> Vec<Millis> {
+    let (first, last) = (s.rows[0].0, s.rows.last().unwrap().0);
+    let mut out = Vec::new();
+    let mut t = first + 8 * DAY;
+    while t + duration + DAY < last {
+        let at = t + (rng.below(288) as Millis) * STEP;
+        if !s.labelled(at, DAY) && !s.labelled(at + duration, DAY) {
+            out.push(at);
+        }
+        t += duration + 2 * DAY;
+    }
+    out
+}
+
+/// Ramp in and out over a tenth of the duration, at most an hour.
+fn ramp(t: Millis, start: Millis, duration: Millis) -> f64 {
+    let r = (duration / 10).min(HOUR).max(1) as f64;
+    let (a, b) = ((t - start) as f64, (start + duration - t) as f64);
+    (a / r).min(b / r).clamp(0.0, 1.0)
+}
+
+/// Replays `s` with `injections` of `kind` (starts; empty for the background) and returns the window ends of
+/// opened events and of updated events.
+pub fn run_series(
+    s: &Series,
+    texts: &Texts,
+    cfg: &Config,
+    cell: Option<(Cell, &[Millis])>,
+    seed: u64,
+) -> Result<(Vec<Millis>, Vec<Millis>)> {
+    let mut agg = Aggregator::new(&cfg.aggregator()).map_err(anyhow::Error::msg)?;
+    let mut rng = Rng::new(seed);
+    let p_bg = texts.gold_negative_share;
+    let mut out = Vec::new();
+    let (mut opened, mut updated) = (Vec::new(), Vec::new());
+    let mut id = String::new();
+    let mut n = 0u64;
+    // Trailing day's mean count per 5-minute row: the reference rate a surge multiplies.
+    let mut trail: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+    let mut trail_sum = 0u64;
+    let mut emit = |agg: &mut Aggregator, t: Millis, negative: bool, rng: &mut Rng, out: &mut Vec<Output>| {
+        let (text, compound, label) = if negative {
+            let (t, c) = &texts.negative[rng.below(texts.negative.len())];
+            (t.as_str(), *c, Label::Negative)
+        } else {
+            let (t, c, l) = &texts.other[rng.below(texts.other.len())];
+            (t.as_str(), *c, *l)
+        };
+        n += 1;
+        id.clear();
+        let _ = write!(id, "p{n}");
+        let v = PostView { id: &id, text, created_at: t, author: None, followers: Some(100), compound, label };
+        agg.process(0, "ticker", &[], &v, out);
+    };
+    for &(t, count) in &s.rows {
+        let reference = if trail.is_empty() { count as f64 } else { trail_sum as f64 / trail.len() as f64 };
+        let (mut extra, mut extra_neg, mut share) = (0u64, 0u64, p_bg);
+        if let Some((cell, starts)) = cell {
+            let mid = t + STEP / 2;
+            if let Some(&st) = starts.iter().find(|&&st| mid >= st && mid < st + cell.duration) {
+                let r = ramp(mid, st, cell.duration);
+                match cell.kind {
+                    Kind::Volume(m) => extra = rng.poisson((m - 1.0) * reference * r),
+                    Kind::Share(d) => share = (p_bg + d * r).min(1.0),
+                    Kind::NegativeTimes2 => extra_neg = rng.poisson(p_bg * reference * r),
+                }
+            }
+        }
+        // Spread the row's posts evenly over its 5 minutes, the extra negatives interleaved in time order.
+        let n_bg = count + extra;
+        let mut posts: Vec<(Millis, bool)> = (0..n_bg)
+            .map(|j| (t + (j as Millis * STEP) / n_bg as Millis, rng.uniform() < share))
+            .chain((0..extra_neg).map(|j| (t + (j as Millis * STEP) / extra_neg as Millis, true)))
+            .collect();
+        posts.sort_by_key(|p| p.0);
+        for (at, negative) in posts {
+            emit(&mut agg, at, negative, &mut rng, &mut out);
+        }
+        for o in out.drain(..) {
+            if let Output::Spike(e) = o {
+                let end = e.window_end_ms().context("event time")?;
+                match e.kind {
+                    EventKind::Opened => opened.push(end),
+                    EventKind::Updated => updated.push(end),
+                    EventKind::Resolved => {}
+                }
+            }
+        }
+        trail.push_back(count);
+        trail_sum += count;
+        if trail.len() > (DAY / STEP) as usize {
+            trail_sum -= trail.pop_front().unwrap();
+        }
+    }
+    Ok((opened, updated))
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct CellResult {
+    pub kind: String,
+    pub duration_min: i64,
+    pub injected: usize,
+    pub detected: usize,
+    /// Per injection, minutes to detection (None: missed), with the series' mean posts per hour.
+    pub delays: Vec<(f64, Option<f64>)>,
+}
+
+impl CellResult {
+    pub fn recall(&self) -> f64 {
+        if self.injected == 0 {
+            0.0
+        } else {
+            self.detected as f64 / self.injected as f64
+        }
+    }
+    pub fn median_delay(&self) -> Option<f64> {
+        median(self.delays.iter().filter_map(|d| d.1).collect())
+    }
+}
+
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Minutes from each start to the first opened/updated event within its duration + 15 minutes.
+pub fn delays(starts: &[Millis], duration: Millis, opened: &[Millis], updated: &[Millis]) -> Vec<Option<f64>> {
+    starts
+        .iter()
+        .map(|&st| {
+            opened
+                .iter()
+                .chain(updated)
+                .filter(|&&e| e > st && e <= st + duration + 15 * MIN)
+                .min()
+                .map(|&e| (e - st) as f64 / MIN as f64)
+        })
+        .collect()
+}
+
+pub fn cells() -> Vec<Cell> {
+    let durations = [15 * MIN, HOUR, 6 * HOUR, DAY];
+    let mut v = Vec::new();
+    for m in [1.5, 2.0, 3.0, 5.0, 10.0] {
+        for d in durations {
+            v.push(Cell { kind: Kind::Volume(m), duration: d });
+        }
+    }
+    for s in [0.10, 0.20, 0.30] {
+        for d in durations {
+            v.push(Cell { kind: Kind::Share(s), duration: d });
+        }
+    }
+    v.push(Cell { kind: Kind::NegativeTimes2, duration: DAY });
+    v
+}
+
+pub struct Report {
+    pub nab: Vec<eval_nab::SeriesScore>,
+    pub nab_total: f64,
+    /// (series, opened outside labelled windows, entity-weeks).
+    pub false_alarms: Vec<(String, usize, f64)>,
+    pub cells: Vec<CellResult>,
+}
+
+pub fn load_series(nab: &Path) -> Result<Vec<Series>> {
+    let mut out = Vec::new();
+    for (path, windows) in eval_nab::corpus(nab)? {
+        out.push(Series {
+            name: path.file_name().unwrap().to_string_lossy().to_string(),
+            rows: eval_nab::read_series(&path)?,
+            windows,
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(nab: &Path, semeval: &Path, cfg: &Config, seed: u64, only: Option<&[Cell]>) -> Result<Report> {
+    let (nab_scores, nab_total) = eval_nab::run(nab, cfg)?;
+    let scorer = LexiconScorer::new(cfg.scorer.thresholds);
+    let texts = load_texts(semeval, &scorer)?;
+    let series = load_series(nab)?;
+    let mut false_alarms = Vec::new();
+    for (i, s) in series.iter().enumerate() {
+        let (opened, _) = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32)?;
+        let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
+        let fa = opened.iter().filter(|&&t| t > warm && !s.labelled(t, 0)).count();
+        let span = (s.rows.last().unwrap().0 - warm) as f64;
+        let labelled: f64 = s.windows.iter().map(|&(a, b)| (b - a) as f64).sum();
+        false_alarms.push((s.name.clone(), fa, (span - labelled) / (7.0 * DAY as f64)));
+    }
+    let all_cells = cells();
+    let grid = only.unwrap_or(&all_cells);
+    let mut results = Vec::new();
+    for (c, cell) in grid.iter().enumerate() {
+        let mut r = CellResult { kind: cell.kind.name(), duration_min: cell.duration / MIN, ..Default::default() };
+        for (i, s) in series.iter().enumerate() {
+            let run_seed = seed ^ ((i as u64) << 32) ^ ((c as u64 + 1) << 40);
+            let starts = placements(s, cell.duration, &mut Rng::new(run_seed ^ 0xabc));
+            let (opened, updated) = run_series(s, &texts, cfg, Some((*cell, &starts)), run_seed)?;
+            let per_hour = s.rows.iter().map(|r| r.1).sum::<u64>() as f64 / (s.rows.len() as f64 / 12.0);
+            for d in delays(&starts, cell.duration, &opened, &updated) {
+                r.injected += 1;
+                r.detected += usize::from(d.is_some());
+                r.delays.push((per_hour, d));
+            }
+        }
+        results.push(r);
+    }
+    Ok(Report { nab: nab_scores, nab_total, false_alarms, cells: results })
+}
+
+fn fmt_delay(d: Option<f64>) -> String {
+    d.map_or("–".into(), |d| format!("{d:.0}"))
+}
+
+/// The report as Markdown tables.
+pub fn markdown(r: &Report, cfg: &Config) -> String {
+    let mut s = String::new();
+    let fa_target = cfg.detection.target_false_alarms_per_week();
+    let _ = writeln!(s, "## NAB standard profile (one configuration; nothing is fitted to these series)\n");
+    let _ = writeln!(s, "| series | windows | detected | false positives | NAB |\n|---|---|---|---|---|");
+    for x in &r.nab {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.1} |",
+            x.series, x.windows, x.detected_windows, x.false_positives, x.normalized
+        );
+    }
+    let _ = writeln!(s, "| **total** | | | | **{:.1}** |\n", r.nab_total);
+    let _ = writeln!(
+        s,
+        "## False alarms on the un-injected backgrounds (outside labelled windows; target {fa_target}/entity-week)\n"
+    );
+    let _ = writeln!(s, "| series | opened | entity-weeks | per entity-week |\n|---|---|---|---|");
+    let (mut fa, mut wk) = (0, 0.0);
+    for (n, c, w) in &r.false_alarms {
+        let _ = writeln!(s, "| {n} | {c} | {w:.1} | {:.2} |", *c as f64 / w);
+        fa += c;
+        wk += w;
+    }
+    let _ = writeln!(s, "| **all** | {fa} | {wk:.1} | **{:.2}** |\n", fa as f64 / wk.max(1e-9));
+    let _ = writeln!(s, "## Injected incidents: recall / median minutes to detect\n");
+    let durs: Vec<i64> = {
+        let mut d: Vec<i64> = r.cells.iter().map(|c| c.duration_min).collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    };
+    let _ = write!(s, "| injection |");
+    for d in &durs {
+        let _ = write!(s, " {} |", dur_name(*d));
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in &durs {
+        let _ = write!(s, "---|");
+    }
+    let _ = writeln!(s);
+    let mut kinds: Vec<String> = r.cells.iter().map(|c| c.kind.clone()).collect();
+    kinds.dedup();
+    for k in &kinds {
+        let _ = write!(s, "| {k} |");
+        for d in &durs {
+            match r.cells.iter().find(|c| &c.kind == k && c.duration_min == *d) {
+                Some(c) => {
+                    let _ =
+                        write!(s, " {:.0}% / {} ({}) |", 100.0 * c.recall(), fmt_delay(c.median_delay()), c.injected);
+                }
+                None => {
+                    let _ = write!(s, " |");
+                }
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "\nEach cell: recall / median minutes from the injection's start to detection (injections).\n");
+    // The issue's targets.
+    let pooled = |kind: &str, min_dur: i64, min_rate: f64| {
+        let mut n = 0;
+        let mut hit = Vec::new();
+        for c in r.cells.iter().filter(|c| c.kind == kind && c.duration_min >= min_dur) {
+            for &(rate, d) in c.delays.iter().filter(|d| d.0 >= min_rate) {
+                n += 1;
+                if let Some(d) = d {
+                    hit.push(d);
+                }
+                let _ = rate;
+            }
+        }
+        let rec = if n > 0 { hit.len() as f64 / n as f64 } else { 0.0 };
+        (n, rec, median(hit))
+    };
+    let _ = writeln!(s, "## Targets\n\n| target | injections | recall | median delay (min) |\n|---|---|---|---|");
+    for (label, kind, dur, rate) in [
+        ("volume x3, >= 30 min (1 h, 6 h, 24 h)", "volume x3", 60, 0.0),
+        ("share +20, >= 1 h, series >= 30 posts/h", "share +20", 60, 30.0),
+        ("negatives x2 for a day (target: within 180 min)", "negatives x2", 1440, 0.0),
+    ] {
+        let (n, rec, med) = pooled(kind, dur, rate);
+        let _ = writeln!(s, "| {label} | {n} | {:.0}% | {} |", 100.0 * rec, fmt_delay(med));
+    }
+    s
+}
+
+fn dur_name(min: i64) -> String {
+    if min % 1440 == 0 {
+        format!("{} d", min / 1440)
+    } else if min % 60 == 0 {
+        format!("{} h", min / 60)
+    } else {
+        format!("{min} min")
+    }
+}
+
+/// The recall/delay grid as a self-contained SVG: one row per injection kind, one column per duration; the
+/// fill is the recall (red 0% to green 100%), the text recall and median delay.
+pub fn svg(r: &Report) -> String {
+    let mut durs: Vec<i64> = r.cells.iter().map(|c| c.duration_min).collect();
+    durs.sort_unstable();
+    durs.dedup();
+    let mut kinds: Vec<String> = r.cells.iter().map(|c| c.kind.clone()).collect();
+    kinds.dedup();
+    let (cw, ch, left, top) = (130.0, 34.0, 120.0, 60.0);
+    let w = left + cw * durs.len() as f64 + 20.0;
+    let h = top + ch * kinds.len() as f64 + 40.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="22" font-size="14" font-weight="bold">flashpoint eval-detect: recall / median minutes to detect</text>"#
+    );
+    for (j, d) in durs.iter().enumerate() {
+        let x = left + cw * j as f64 + cw / 2.0;
+        let _ = writeln!(s, r#"<text x="{x}" y="{}" text-anchor="middle">{}</text>"#, top - 8.0, dur_name(*d));
+    }
+    for (i, k) in kinds.iter().enumerate() {
+        let y = top + ch * i as f64;
+        let _ = writeln!(s, r#"<text x="10" y="{}">{k}</text>"#, y + ch / 2.0 + 4.0);
+        for (j, d) in durs.iter().enumerate() {
+            let Some(c) = r.cells.iter().find(|c| &c.kind == k && c.duration_min == *d) else { continue };
+            let x = left + cw * j as f64;
+            let rec = c.recall();
+            let (red, green) = ((255.0 * (1.0 - rec)).round(), (200.0 * rec + 55.0).round());
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x}" y="{y}" width="{}" height="{}" fill="rgb({red},{green},90)" stroke="white"/>"#,
+                cw - 2.0,
+                ch - 2.0
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}" text-anchor="middle">{:.0}% / {} min</text>"#,
+                x + cw / 2.0,
+                y + ch / 2.0 + 4.0,
+                100.0 * rec,
+                fmt_delay(c.median_delay())
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="{}" font-size="11">Injected on the NAB realTweets backgrounds with SemEval tweets; see README.</text>"#,
+        h - 12.0
+    );
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_take_the_first_event_inside_the_injection() {
+        let st = [10 * HOUR, 40 * HOUR];
+        let d = delays(&st, HOUR, &[9 * HOUR, 10 * HOUR + 7 * MIN, 41 * HOUR + 16 * MIN], &[10 * HOUR + 3 * MIN]);
+        assert_eq!(d, vec![Some(3.0), None]);
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+    }
+
+    #[test]
+    fn ramps_and_placements() {
+        assert_eq!(ramp(0, 0, 10 * HOUR), 0.0);
+        assert_eq!(ramp(HOUR / 2, 0, 10 * HOUR), 0.5);
+        assert_eq!(ramp(5 * HOUR, 0, 10 * HOUR), 1.0);
+        assert_eq!(ramp(10 * HOUR - HOUR / 4, 0, 10 * HOUR), 0.25);
+        let rows: Vec<(Millis, u64)> = (0..(40 * DAY / STEP)).map(|i| (i * STEP, 5)).collect();
+        let s = Series { name: "x".into(), rows, windows: vec![(20 * DAY, 21 * DAY)] };
+        let p = placements(&s, DAY, &mut Rng::new(1));
+        // From day 8 every 3 days, at a time of day, none within a day of the labelled window.
+        assert!(!p.is_empty());
+        assert!(p.iter().all(|&t| t >= 8 * DAY && !s.labelled(t, DAY) && !s.labelled(t + DAY, DAY)));
+        assert!(p.windows(2).all(|w| w[1] - w[0] >= 2 * DAY));
+        assert_eq!(p, placements(&s, DAY, &mut Rng::new(1)), "seeded");
+    }
+
+    /// The machinery end to end on a small synthetic background: a flat 40 posts per 5 minutes for 14 days
+    /// with synthetic texts; a 10× volume surge must be found and the run must be deterministic.
+    #[test]
+    fn a_large_injection_is_found_deterministically() {
+        let texts = Texts {
+            negative: vec![("awful delay again".into(), -0.6)],
+            other: vec![("boarding now".into(), 0.0, Label::Neutral), ("great crew".into(), 0.6, Label::Positive)],
+            gold_negative_share: 0.15,
+        };
+        let rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP)).map(|i| (i * STEP, 40)).collect();
+        let s = Series { name: "flat".into(), rows, windows: vec![] };
+        let cfg = Config::default();
+        let cell = Cell { kind: Kind::Volume(10.0), duration: HOUR };
+        let starts = placements(&s, cell.duration, &mut Rng::new(3));
+        assert_eq!(starts.len(), 2);
+        let a = run_series(&s, &texts, &cfg, Some((cell, &starts)), 9).unwrap();
+        let b = run_series(&s, &texts, &cfg, Some((cell, &starts)), 9).unwrap();
+        assert_eq!(a, b);
+        let d = delays(&starts, cell.duration, &a.0, &a.1);
+        assert!(d.iter().all(|d| d.is_some_and(|m| m <= 15.0)), "{d:?}");
+        let (bg, _) = run_series(&s, &texts, &cfg, None, 9).unwrap();
+        assert!(bg.is_empty(), "{bg:?}");
+    }
+}
