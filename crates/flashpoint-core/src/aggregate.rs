@@ -586,6 +586,27 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_another_state_version_is_refused_not_misread() {
+        let mut f = Feeder::new(cfg(10));
+        f.steady(0, 0, 30, 5, 0.2);
+        let snap = f.agg.snapshot();
+        assert_eq!(snap.version, STATE_VERSION);
+        // Round trip through JSON (as in the state topic) restores.
+        let json = serde_json::to_value(&snap).unwrap();
+        let mut g = Aggregator::new(&cfg(10)).unwrap();
+        g.restore(&serde_json::from_value(json.clone()).unwrap(), |n| (n == "e0").then_some(0)).unwrap();
+        assert_eq!(g.snapshot(), snap);
+        // A snapshot written before versioning (no `version` key) or by another version fails with a message.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("version");
+        let e = g.restore(&serde_json::from_value(old).unwrap(), |_| Some(0)).unwrap_err();
+        assert!(e.contains("state version 0") && e.contains("rebuild"), "{e}");
+        let mut newer = json;
+        newer["version"] = serde_json::json!(STATE_VERSION + 1);
+        assert!(g.restore(&serde_json::from_value(newer).unwrap(), |_| Some(0)).is_err());
+    }
+
+    #[test]
     fn low_counts_never_alert() {
         let mut f = Feeder::new(cfg(10));
         // A quiet entity: one post every ten minutes for six hours...

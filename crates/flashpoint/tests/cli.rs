@@ -121,6 +121,20 @@ fn replay_finds_the_sample_incident_and_dead_letters_bad_input() {
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>());
     assert!(events.iter().any(|e| e["severity"] == "critical"));
+    // The lifecycle reads right: opened at watch, escalated (severity never falls), resolved once calm; each
+    // event says how long the incident has been open and its peak so far.
+    let rank =
+        |e: &serde_json::Value| ["watch", "warning", "critical"].iter().position(|s| e["severity"] == *s).unwrap();
+    assert_eq!(events[0]["severity"], "watch");
+    assert!(events.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])));
+    assert!(events[1..events.len() - 1].iter().all(|e| e["kind"] == "updated"));
+    assert_eq!(events.last().unwrap()["resolution"], "calm");
+    assert_eq!(events[0]["open_secs"], 0);
+    let open: Vec<u64> = events.iter().map(|e| e["open_secs"].as_u64().unwrap()).collect();
+    assert!(open.windows(2).all(|w| w[0] < w[1]), "{open:?}");
+    let peaks: Vec<u64> = events.iter().map(|e| e["peak"]["negative"].as_u64().unwrap()).collect();
+    assert!(peaks.windows(2).all(|w| w[0] <= w[1]) && peaks[peaks.len() - 1] > 100, "{peaks:?}");
+    assert!(events.last().unwrap()["impact"]["excess_negative"].as_u64().unwrap() > 1000);
     let terms: Vec<&str> =
         events[2]["evidence"]["top_terms"].as_array().unwrap().iter().map(|t| t["term"].as_str().unwrap()).collect();
     assert!(terms.contains(&"luggage") && terms.contains(&"lost"), "{terms:?}");
