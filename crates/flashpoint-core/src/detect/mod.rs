@@ -17,7 +17,7 @@
 //! silent needs about `h / ln 10` posts within a short span to open an incident.
 //!
 //! The lifecycle: `opened` when a statistic crosses `h`; `updated` when the incident escalates (its
-//! severity rises, or its signal's smoothed rate doubles since the last event); `resolved` when every window
+//! severity rises, its signal's smoothed rate doubles since the last event, or another signal fires); `resolved` when every window
 //! has been near baseline for `resolve_after_secs`, or, for a `watch` incident that has neither grown nor
 //! faded for `reassess_after_secs`, on re-assessment (the baseline has had time to learn the new level; if
 //! the surge grows again it re-opens). Severity comes from impact: excess negative posts since opening and
@@ -286,6 +286,9 @@ pub struct OpenIncident {
     pub severity: Severity,
     /// The signal that opened it; its smoothed rate drives escalation.
     pub signal: Signal,
+    /// Signals whose statistic has crossed its threshold during the incident (bit `Signal as u8`): a signal
+    /// that joins later (a share shift during a volume surge) is news, and escalates the incident.
+    pub signals_fired: u8,
     pub peak_volume: u64,
     pub peak_negative: u64,
     pub peak_negative_share: f64,
@@ -471,6 +474,7 @@ impl Detector {
                     seq: 0,
                     severity: Severity::Watch,
                     signal: r.signal,
+                    signals_fired: readings.iter().filter(|r| r.fired).fold(0, |m, r| m | 1 << r.signal as u8),
                     peak_volume: w.volume,
                     peak_negative: w.negative,
                     peak_negative_share: w.negative_share,
@@ -502,7 +506,9 @@ impl Detector {
                 }
                 let x = count_of(inc.signal, step.volume, step.negative);
                 inc.intensity += th.alpha_intensity * (x - inc.intensity);
-                let reading = readings[inc.signal as usize];
+                let mut reading = readings[inc.signal as usize];
+                let joined =
+                    readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
                 for (c, l) in inc.calm_evidence.iter_mut().zip(e.calm_llr) {
                     *c = (*c + l).max(0.0);
                 }
@@ -530,7 +536,11 @@ impl Detector {
                 let noise = 3.0 * (inc.intensity_at_event.max(1.0) * th.alpha_intensity / 2.0).sqrt();
                 let grew = inc.intensity >= th.escalate_ratio * inc.intensity_at_event
                     && inc.intensity - inc.intensity_at_event > noise;
-                if sev != inc.severity || grew {
+                if let Some(j) = joined {
+                    inc.signals_fired |= 1 << j.signal as u8;
+                    reading = j;
+                }
+                if sev != inc.severity || grew || joined.is_some() {
                     inc.seq += 1;
                     inc.severity = sev;
                     inc.steps_since_event = 0;

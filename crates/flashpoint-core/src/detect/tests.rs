@@ -286,3 +286,19 @@ fn incident_ids_are_deterministic_and_distinct() {
     assert_ne!(incident_id("Acme", 1), incident_id("Acme", 2));
     assert_ne!(incident_id("Acme", 1), incident_id("Acm", 1));
 }
+
+#[test]
+fn a_share_shift_during_an_open_volume_incident_escalates_it() {
+    // A neutral volume surge opens an incident; an hour later a third of the posts turn negative: the share
+    // signal joins, and the incident is updated with it.
+    let steps = (0..60).map(|_| (12, 0, 10)).chain((0..60).map(|_| (12, 5, 10)));
+    let d = lifecycle(&DetectionConfig::default(), steps);
+    let k = kinds(&d);
+    assert_eq!(d.events[0].1.reading.signal, Signal::Volume, "{k:?}");
+    let joined = d.events.iter().find(|e| {
+        e.1.transition == Transition::Updated
+            && matches!(e.1.reading.signal, Signal::NegativeShare | Signal::NegativeVolume)
+    });
+    assert!(joined.is_some(), "{k:?}");
+    assert!(joined.unwrap().0 > 2 * 1440 * MIN + 60 * MIN, "after the share shift began");
+}
