@@ -323,7 +323,9 @@ pub fn run(nab: &Path, semeval: &Path, cfg: &Config, seed: u64, only: Option<&[C
     let all_cells = cells();
     let grid = only.unwrap_or(&all_cells);
     let mut results = Vec::new();
-    for (c, cell) in grid.iter().enumerate() {
+    for cell in grid {
+        // Seeded by the cell's place in the full grid, so `--only` reproduces the full run's cells.
+        let c = all_cells.iter().position(|a| a.kind == cell.kind && a.duration == cell.duration).unwrap_or(0);
         let mut r = CellResult { kind: cell.kind.name(), duration_min: cell.duration / MIN, ..Default::default() };
         for (i, s) in series.iter().enumerate() {
             let run_seed = seed ^ ((i as u64) << 32) ^ ((c as u64 + 1) << 40);
