@@ -306,7 +306,16 @@ pub fn load_series(nab: &Path) -> Result<Vec<Series>> {
     Ok(out)
 }
 
-pub fn run(nab: &Path, semeval: &Path, cfg: &Config, seed: u64, only: Option<&[Cell]>) -> Result<Report> {
+/// `isolated`: one injection per replay (the series cut 20 minutes after it), so no injection can teach the
+/// detector's self-calibration what the next one looks like; slower.
+pub fn run(
+    nab: &Path,
+    semeval: &Path,
+    cfg: &Config,
+    seed: u64,
+    only: Option<&[Cell]>,
+    isolated: bool,
+) -> Result<Report> {
     let (nab_scores, nab_total) = eval_nab::run(nab, cfg)?;
     let scorer = LexiconScorer::new(cfg.scorer.thresholds);
     let texts = load_texts(semeval, &scorer)?;
@@ -330,9 +339,26 @@ pub fn run(nab: &Path, semeval: &Path, cfg: &Config, seed: u64, only: Option<&[C
         for (i, s) in series.iter().enumerate() {
             let run_seed = seed ^ ((i as u64) << 32) ^ ((c as u64 + 1) << 40);
             let starts = placements(s, cell.duration, &mut Rng::new(run_seed ^ 0xabc));
-            let (opened, updated) = run_series(s, &texts, cfg, Some((*cell, &starts)), run_seed)?;
             let per_hour = s.rows.iter().map(|r| r.1).sum::<u64>() as f64 / (s.rows.len() as f64 / 12.0);
-            for d in delays(&starts, cell.duration, &opened, &updated) {
+            let found = if isolated {
+                let mut v = Vec::new();
+                for (k, &st) in starts.iter().enumerate() {
+                    let end = st + cell.duration + 20 * MIN;
+                    let cut = Series {
+                        name: s.name.clone(),
+                        rows: s.rows.iter().copied().take_while(|r| r.0 < end).collect(),
+                        windows: s.windows.clone(),
+                    };
+                    let (o, u) =
+                        run_series(&cut, &texts, cfg, Some((*cell, &[st])), run_seed ^ ((k as u64 + 1) << 16))?;
+                    v.extend(delays(&[st], cell.duration, &o, &u));
+                }
+                v
+            } else {
+                let (opened, updated) = run_series(s, &texts, cfg, Some((*cell, &starts)), run_seed)?;
+                delays(&starts, cell.duration, &opened, &updated)
+            };
+            for d in found {
                 r.injected += 1;
                 r.detected += usize::from(d.is_some());
                 r.delays.push((per_hour, d));

@@ -218,6 +218,9 @@ enum Cmd {
         /// Only the injection kinds whose name contains this (e.g. "x3", "share"); all by default.
         #[arg(long)]
         only: Option<String>,
+        /// One injection per replay (no injection can teach the detector about the next); slower.
+        #[arg(long)]
+        isolated: bool,
     },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
@@ -328,7 +331,7 @@ fn real_main() -> Result<ExitCode> {
             println!("{:<28} NAB standard profile, normalised: {total:.1}", "TOTAL");
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::EvalDetect { nab, texts, config, seed, svg, json, only } => {
+        Cmd::EvalDetect { nab, texts, config, seed, svg, json, only, isolated } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?,
                 None => Config::default(),
@@ -336,7 +339,7 @@ fn real_main() -> Result<ExitCode> {
             cfg.entities.clear();
             let cells: Option<Vec<eval_detect::Cell>> =
                 only.map(|o| eval_detect::cells().into_iter().filter(|c| c.kind.name().contains(o.as_str())).collect());
-            let report = eval_detect::run(&nab, &texts, &cfg, seed, cells.as_deref())?;
+            let report = eval_detect::run(&nab, &texts, &cfg, seed, cells.as_deref(), isolated)?;
             print!("{}", eval_detect::markdown(&report, &cfg));
             if let Some(p) = svg {
                 std::fs::write(&p, eval_detect::svg(&report)).with_context(|| format!("writing {}", p.display()))?;
