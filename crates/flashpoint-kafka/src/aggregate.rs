@@ -9,20 +9,21 @@
 
 use crate::client::{base_config, describe, QuietEof, StageContext};
 use crate::dead_letter::DeadLetter;
-use crate::score::send;
-use crate::{Shared, WorkerError};
+use crate::metrics::now_ms;
+use crate::outbox::{Origin, Tracked};
+use crate::shutdown::Shutdown;
+use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
 use flashpoint_core::stage::{AggregateStage, Applied, StageRecord, StageSnapshot};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 type Consumer_ = StreamConsumer<StageContext>;
@@ -42,9 +43,73 @@ struct Part {
 /// snapshots at the same offset are equal, since the stage is deterministic).
 const SNAPSHOT_SCAN: i64 = 16;
 
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+/// The loop's state: the owned partitions and the outputs not yet known durable.
+struct AggregateLoop {
+    shared: Arc<Shared>,
+    consumer: Arc<Consumer_>,
+    reader: Arc<BaseConsumer<QuietEof>>,
+    parts: FxHashMap<i32, Part>,
+    pending: Vec<Tracked>,
+    outputs: Vec<Output>,
+    topic: Arc<str>,
+}
+
+pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), WorkerError> {
+    let (consumer, reader) = clients(&shared)?;
+    shared.metrics.health.aggregate_running.store(true, Ordering::Relaxed);
+    info!(topic = %shared.kafka.scored_topic, "aggregate stage started");
+    let mut l = AggregateLoop {
+        topic: Arc::from(shared.kafka.scored_topic.as_str()),
+        shared: shared.clone(),
+        consumer: consumer.clone(),
+        reader,
+        parts: FxHashMap::default(),
+        pending: Vec::new(),
+        outputs: Vec::new(),
+    };
+    let mut ckpt = tokio::time::interval(Duration::from_millis(shared.kafka.checkpoint_interval_ms));
+    ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let consumed = shared.metrics.consumed.with_label_values(&[Stage::Aggregate.as_str()]);
+    // Every way out of the loop, errors included, goes through the same shutdown path below.
+    let result = loop {
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.recv() => break Ok(()),
+            _ = ckpt.tick() => l.checkpoint().await,
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    consumed.inc();
+                    l.on_message(&m).await
+                }
+                Err(e) => {
+                    warn!(error = %e, "aggregate consumer error");
+                    Ok(())
+                }
+            },
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+    // Shutdown: make everything durable and commit, so a successor re-reads nothing.
+    let last = match result {
+        Ok(()) => l.checkpoint().await,
+        Err(e) => Err(e),
+    };
+    let health = &shared.metrics.health;
+    health.aggregate_running.store(false, Ordering::Relaxed);
+    health.aggregate_progress.acked();
+    let c = consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
+    info!(ok = last.is_ok(), "aggregate stage stopped");
+    last
+}
+
+/// The stage's group consumer, and a group-less reader for snapshots and re-reads (it never disturbs the
+/// group's assignment).
+fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<BaseConsumer<QuietEof>>), WorkerError> {
     let cfg = &shared.kafka;
-    let group = format!("{}-aggregate", cfg.group_id);
+    let group = Stage::Aggregate.group(cfg);
     let cc = base_config(
         cfg,
         &[
@@ -57,9 +122,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
     )?;
     debug!(config = %describe(&cc), "aggregate consumer");
     let consumer: Arc<Consumer_> =
-        Arc::new(cc.create_with_context(StageContext::new("aggregate", shared.metrics.clone()))?);
+        Arc::new(cc.create_with_context(StageContext::new(Stage::Aggregate, shared.metrics.clone()))?);
     consumer.subscribe(&[&cfg.scored_topic])?;
-    // Reads snapshots; no group, so it never disturbs the stage's own consumer.
     let reader_group = format!("{}-state-reader", cfg.group_id);
     let rc: ClientConfig = base_config(
         cfg,
@@ -71,77 +135,129 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
             ("fetch.wait.max.ms", "10"),
         ],
     )?;
-    let reader: Arc<BaseConsumer<QuietEof>> = Arc::new(rc.create_with_context(QuietEof)?);
-    shared.metrics.health.aggregate_running.store(true, Ordering::Relaxed);
-    info!(topic = %cfg.scored_topic, "aggregate stage started");
+    Ok((consumer, Arc::new(rc.create_with_context(QuietEof)?)))
+}
 
-    let mut parts: FxHashMap<i32, Part> = FxHashMap::default();
-    let mut pending: Vec<DeliveryFuture> = Vec::new();
-    let mut outputs: Vec<Output> = Vec::new();
-    let mut ckpt = tokio::time::interval(Duration::from_millis(cfg.checkpoint_interval_ms));
-    ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let consumed = shared.metrics.consumed.with_label_values(&["aggregate"]);
-    let result = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => break Ok(()),
-            _ = ckpt.tick() => {
-                if let Err(e) = checkpoint(&shared, &consumer, &mut parts, &mut pending).await {
-                    break Err(e);
-                }
-            }
-            msg = consumer.recv() => {
-                let m = match msg {
-                    Ok(m) => m,
-                    Err(e) => { warn!(error = %e, "aggregate consumer error"); continue; }
-                };
-                if let Some(revoked) = consumer.context().take_revoked() {
-                    // Another worker owns these now; it restores from the last snapshot. Anything applied
-                    // since is re-applied there, and its events are exact replays.
-                    for p in revoked {
-                        parts.remove(&p);
-                    }
-                }
-                consumed.inc();
-                let p = m.partition();
-                let offset = m.offset();
-                if !parts.contains_key(&p) {
-                    let part = restore(&shared, &reader, p, offset).await?;
-                    parts.insert(p, part);
-                }
-                let part = parts.get_mut(&p).expect("inserted above");
-                match admit(part, offset) {
-                    Admit::Apply => {}
-                    Admit::Skip => continue,
-                    Admit::Gap => {
-                        // Records between the snapshot and the committed offset (or skipped by the broker, see
-                        // `read_range`): read them again through the assign-based reader rather than by seeking
-                        // this consumer (on Tansu 0.6.0 a seek into a producer batch delivers only later
-                        // batches, and the gap was lost).
-                        warn!(partition = p, from = part.next_offset, at = offset, "re-reading the records between the snapshot and the committed offset");
-                        let (r, t, from) = (reader.clone(), shared.kafka.scored_topic.clone(), part.next_offset);
-                        let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
-                            .await
-                            .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                        for (o, payload) in gap {
-                            apply_record(&shared, part, p, o, &payload, &mut pending, &mut outputs).await;
-                        }
-                    }
-                }
-                apply_record(&shared, part, p, offset, m.payload().unwrap_or_default(), &mut pending, &mut outputs).await;
+impl AggregateLoop {
+    async fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
+        if let Some(revoked) = self.consumer.context().take_revoked() {
+            // Another worker owns these now; it restores from the last snapshot. Anything applied since is
+            // re-applied there, and its events are exact replays.
+            for p in revoked {
+                self.parts.remove(&p);
             }
         }
-    };
-    // Shutdown: make everything durable and commit, so a successor re-reads nothing.
-    let last = match result {
-        Ok(()) => checkpoint(&shared, &consumer, &mut parts, &mut pending).await,
-        Err(e) => Err(e),
-    };
-    shared.metrics.health.aggregate_running.store(false, Ordering::Relaxed);
-    let c = consumer.clone();
-    let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
-    info!("aggregate stage stopped");
-    last
+        let (p, offset) = (m.partition(), m.offset());
+        if !self.parts.contains_key(&p) {
+            let part = restore(&self.shared, &self.reader, p, offset).await?;
+            self.parts.insert(p, part);
+        }
+        match admit(&self.parts[&p], offset) {
+            Admit::Apply => {}
+            Admit::Skip => return Ok(()),
+            Admit::Gap => {
+                // Records between the snapshot and the committed offset (or skipped by the broker, see
+                // `read_range`): read them again through the assign-based reader rather than by seeking this
+                // consumer (on Tansu 0.6.0 a seek into a producer batch delivers only later batches, and the
+                // gap was lost).
+                let from = self.parts[&p].next_offset;
+                warn!(
+                    partition = p,
+                    from,
+                    at = offset,
+                    "re-reading the records between the snapshot and the committed offset"
+                );
+                let (r, t) = (self.reader.clone(), self.shared.kafka.scored_topic.clone());
+                let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
+                    .await
+                    .map_err(|e| WorkerError::Internal(e.to_string()))??;
+                for (o, payload) in gap {
+                    self.apply(p, o, &payload).await?;
+                }
+            }
+        }
+        self.apply(p, offset, m.payload().unwrap_or_default()).await
+    }
+
+    /// Applies one internal-topic record to its partition's stage and publishes what it produced.
+    async fn apply(&mut self, p: i32, offset: i64, payload: &[u8]) -> Result<(), WorkerError> {
+        let shared = self.shared.clone();
+        let part = self.parts.get_mut(&p).expect("restored before applying");
+        part.next_offset = offset + 1;
+        let origin = Origin { stage: Stage::Aggregate, topic: self.topic.clone(), partition: p, offset };
+        let rec: StageRecord = match serde_json::from_slice(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let d = dead_letter("bad_stage_record", e.to_string(), &origin, payload);
+                self.pending.push(shared.outbox.dead_letter(&d).await?);
+                return Ok(());
+            }
+        };
+        self.outputs.clear();
+        match part.stage.apply(&rec, &mut self.outputs) {
+            Applied::Aggregated => shared.metrics.aggregated.inc(),
+            Applied::Duplicate => shared.metrics.duplicates.inc(),
+            Applied::Tick => {}
+            Applied::UnknownEntity => {
+                let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &origin, payload);
+                self.pending.push(shared.outbox.dead_letter(&d).await?);
+            }
+        }
+        for o in self.outputs.drain(..) {
+            self.pending.push(emit(&shared, o, &origin, payload).await?);
+        }
+        Ok(())
+    }
+
+    /// Makes every output so far durable, writes changed partitions' snapshots, then commits their offsets.
+    async fn checkpoint(&mut self) -> Result<(), WorkerError> {
+        let (started, shared) = (Instant::now(), self.shared.clone());
+        let progress = shared.metrics.health.progress(Stage::Aggregate);
+        progress.unacked_since(now_ms());
+        self.settle().await?;
+        let mut tpl = TopicPartitionList::new();
+        for (p, part) in self.parts.iter_mut() {
+            if part.next_offset == part.checkpointed {
+                continue;
+            }
+            let snap = serde_json::to_vec(&part.stage.snapshot(part.next_offset)).expect("snapshots serialise");
+            let key = p.to_string();
+            let rec = FutureRecord::to(&shared.kafka.state_topic).partition(*p).key(key.as_bytes()).payload(&snap[..]);
+            self.pending.push(shared.outbox.send_plain(rec, Stage::Aggregate).await?);
+            tpl.add_partition_offset(&shared.kafka.scored_topic, *p, Offset::Offset(part.next_offset))?;
+        }
+        self.settle().await?;
+        progress.acked();
+        if tpl.count() > 0 {
+            let c = self.consumer.clone();
+            let done = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(|e| WorkerError::Internal(e.to_string()))?;
+            match done {
+                Ok(()) => {
+                    for part in self.parts.values_mut() {
+                        part.checkpointed = part.next_offset;
+                    }
+                }
+                // A partition revoked meanwhile, or the group rebalancing: the snapshot is durable anyway,
+                // and the next owner starts from it.
+                Err(e) => {
+                    shared.metrics.commit_failures.with_label_values(&[Stage::Aggregate.as_str()]).inc();
+                    warn!(error = %e, "aggregate commit failed");
+                }
+            }
+            shared.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        update_gauges(&shared, &mut self.parts);
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<(), WorkerError> {
+        for d in self.pending.drain(..) {
+            self.shared.outbox.settle(d).await?;
+        }
+        Ok(())
+    }
 }
 
 /// What to do with the record at `offset` of a partition whose state covers everything before `next_offset`.
@@ -159,47 +275,6 @@ fn admit(part: &Part, offset: i64) -> Admit {
         std::cmp::Ordering::Less => Admit::Skip,
         std::cmp::Ordering::Equal => Admit::Apply,
         std::cmp::Ordering::Greater => Admit::Gap,
-    }
-}
-
-/// Applies one internal-topic record to its partition's stage and publishes what it produced.
-async fn apply_record(
-    shared: &Shared,
-    part: &mut Part,
-    p: i32,
-    offset: i64,
-    payload: &[u8],
-    pending: &mut Vec<DeliveryFuture>,
-    outputs: &mut Vec<Output>,
-) {
-    part.next_offset = offset + 1;
-    let rec: StageRecord = match serde_json::from_slice(payload) {
-        Ok(r) => r,
-        Err(e) => {
-            let d = dead_letter("bad_stage_record", e.to_string(), &shared.kafka.scored_topic, p, offset, payload);
-            pending.push(send_dead(shared, &d).await);
-            return;
-        }
-    };
-    outputs.clear();
-    match part.stage.apply(&rec, outputs) {
-        Applied::Aggregated => shared.metrics.aggregated.inc(),
-        Applied::Duplicate => shared.metrics.duplicates.inc(),
-        Applied::Tick => {}
-        Applied::UnknownEntity => {
-            let d = dead_letter(
-                "unknown_entity",
-                "entity not in this worker's watchlist".into(),
-                &shared.kafka.scored_topic,
-                p,
-                offset,
-                payload,
-            );
-            pending.push(send_dead(shared, &d).await);
-        }
-    }
-    for o in outputs.drain(..) {
-        pending.push(emit(shared, o, &shared.kafka.scored_topic, p, offset, payload).await);
     }
 }
 
@@ -353,66 +428,6 @@ fn scan_snapshots(
     Ok(best)
 }
 
-/// Makes every output so far durable, writes changed partitions' snapshots, then commits their offsets.
-async fn checkpoint(
-    shared: &Shared,
-    consumer: &Arc<Consumer_>,
-    parts: &mut FxHashMap<i32, Part>,
-    pending: &mut Vec<DeliveryFuture>,
-) -> Result<(), WorkerError> {
-    let started = Instant::now();
-    await_all(shared, pending).await?;
-    let mut tpl = TopicPartitionList::new();
-    for (p, part) in parts.iter_mut() {
-        if part.next_offset == part.checkpointed {
-            continue;
-        }
-        let snap = serde_json::to_vec(&part.stage.snapshot(part.next_offset)).expect("snapshots serialise");
-        let key = p.to_string();
-        let rec = FutureRecord::to(&shared.kafka.state_topic).partition(*p).key(key.as_bytes()).payload(&snap[..]);
-        pending.push(send(shared, rec).await);
-        tpl.add_partition_offset(&shared.kafka.scored_topic, *p, Offset::Offset(part.next_offset))?;
-    }
-    await_all(shared, pending).await?;
-    if tpl.count() > 0 {
-        let c = consumer.clone();
-        let done = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| WorkerError::Internal(e.to_string()))?;
-        match done {
-            Ok(()) => {
-                for part in parts.values_mut() {
-                    part.checkpointed = part.next_offset;
-                }
-            }
-            // A partition revoked meanwhile, or the group rebalancing: the snapshot is durable anyway, and
-            // the next owner starts from it.
-            Err(e) => {
-                shared.metrics.commit_failures.with_label_values(&["aggregate"]).inc();
-                warn!(error = %e, "aggregate commit failed");
-            }
-        }
-        shared.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
-    }
-    update_gauges(shared, parts);
-    Ok(())
-}
-
-async fn await_all(shared: &Shared, pending: &mut Vec<DeliveryFuture>) -> Result<(), WorkerError> {
-    for d in pending.drain(..) {
-        let err = match d.await {
-            Ok(Ok(_)) => None,
-            Ok(Err((e, _))) => Some(e.to_string()),
-            Err(_) => Some("producer dropped the record".into()),
-        };
-        if let Some(e) = err {
-            shared.metrics.produce_failures.inc();
-            return Err(WorkerError::Delivery(format!("delivery failed: {e}")));
-        }
-    }
-    Ok(())
-}
-
 fn update_gauges(shared: &Shared, parts: &mut FxHashMap<i32, Part>) {
     let m = &shared.metrics;
     for part in parts.values_mut() {
@@ -430,28 +445,22 @@ fn update_gauges(shared: &Shared, parts: &mut FxHashMap<i32, Part>) {
     m.set_entity_gauges(windows, open);
 }
 
-fn dead_letter(reason: &'static str, detail: String, topic: &str, p: i32, offset: i64, payload: &[u8]) -> DeadLetter {
+fn dead_letter(reason: &'static str, detail: String, origin: &Origin, payload: &[u8]) -> DeadLetter {
     DeadLetter {
         reason,
         detail,
-        stage: "aggregate",
+        stage: Stage::Aggregate,
         key: None,
         payload: payload.to_vec(),
-        topic: topic.into(),
-        partition: p,
-        offset,
+        topic: origin.topic.to_string(),
+        partition: origin.partition,
+        offset: origin.offset,
     }
-}
-
-async fn send_dead(shared: &Shared, d: &DeadLetter) -> DeliveryFuture {
-    shared.metrics.dead_lettered.with_label_values(&[d.reason]).inc();
-    let rec = FutureRecord::to(&shared.kafka.dead_letter_topic).payload(&d.payload[..]).headers(d.headers());
-    send(shared, rec).await
 }
 
 /// Publishes one aggregator output: spike events to the spikes topic (keyed by entity, so an incident's
 /// events stay in order), diverted posts to the dead-letter topic.
-async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payload: &[u8]) -> DeliveryFuture {
+async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Result<Tracked, WorkerError> {
     let m = &shared.metrics;
     match o {
         Output::Spike(e) => {
@@ -468,11 +477,7 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
                 _ => {}
             }
             if let Some(end) = e.window_end_ms() {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                m.event_lag_seconds.observe(((now - end) as f64 / 1000.0).max(0.0));
+                m.event_lag_seconds.observe((now_ms() as f64 / 1000.0 - end as f64 / 1000.0).max(0.0));
             }
             let body = serde_json::to_vec(&e).expect("events serialise");
             let seq = e.seq.to_string();
@@ -484,7 +489,7 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
                 .key(e.entity.as_bytes())
                 .payload(&body[..])
                 .headers(headers);
-            send(shared, rec).await
+            shared.outbox.send(rec, origin).await
         }
         Output::Diverted(d) => {
             let reason = match d.reason {
@@ -495,7 +500,7 @@ async fn emit(shared: &Shared, o: Output, topic: &str, p: i32, offset: i64, payl
                 m.late.with_label_values(&[&m.entity_label(&d.entity)]).inc();
             }
             let detail = format!("post {} at {} is behind/ahead of watermark {}", d.post_id, d.created_at, d.watermark);
-            send_dead(shared, &dead_letter(reason, detail, topic, p, offset, payload)).await
+            shared.outbox.dead_letter(&dead_letter(reason, detail, origin, payload)).await
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::{is_secret_key, KafkaConfig};
 use crate::metrics::Metrics;
-use crate::WorkerError;
+use crate::{Stage, WorkerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
@@ -46,7 +46,7 @@ pub fn describe(c: &ClientConfig) -> String {
 
 /// Callbacks shared by a stage's consumer: metrics, health and the partitions revoked since last asked.
 pub struct StageContext {
-    pub stage: &'static str,
+    pub stage: Stage,
     pub metrics: Arc<Metrics>,
     revoked: Mutex<Vec<i32>>,
     /// Set at every rebalance, read (and cleared) by the stage loop.
@@ -60,7 +60,7 @@ pub struct StageContext {
 }
 
 impl StageContext {
-    pub fn new(stage: &'static str, metrics: Arc<Metrics>) -> StageContext {
+    pub fn new(stage: Stage, metrics: Arc<Metrics>) -> StageContext {
         StageContext {
             stage,
             metrics,
@@ -97,7 +97,7 @@ impl StageContext {
         let committed = match c.committed_offsets(assigned.clone(), Duration::from_secs(10)) {
             Ok(t) => t,
             Err(e) => {
-                warn!(stage = self.stage, error = %e, "could not read committed offsets to check the resume points");
+                warn!(stage = self.stage.as_str(), error = %e, "could not read committed offsets to check the resume points");
                 return;
             }
         };
@@ -110,7 +110,7 @@ impl StageContext {
                     let start = batch_start(probe, topic, p, o);
                     if start < o {
                         info!(
-                            stage = self.stage,
+                            stage = self.stage.as_str(),
                             topic,
                             partition = p,
                             committed = o,
@@ -124,7 +124,7 @@ impl StageContext {
                 other => other,
             };
             if let Err(e) = tpl.add_partition_offset(topic, p, at) {
-                warn!(stage = self.stage, error = %e, "resume check skipped");
+                warn!(stage = self.stage.as_str(), error = %e, "resume check skipped");
                 return;
             }
         }
@@ -133,7 +133,7 @@ impl StageContext {
         }
         // Replaces the assignment just made, before the stage has received anything from it.
         if let Err(e) = c.assign(&tpl) {
-            warn!(stage = self.stage, error = %e, "could not re-assign from the batch starts; records may be skipped");
+            warn!(stage = self.stage.as_str(), error = %e, "could not re-assign from the batch starts; records may be skipped");
             return;
         }
         self.floors.lock().expect("not poisoned").extend(floors);
@@ -149,10 +149,9 @@ impl StageContext {
     }
 
     fn assigned_flag(&self) -> &std::sync::atomic::AtomicBool {
-        if self.stage == "score" {
-            &self.metrics.health.score_assigned
-        } else {
-            &self.metrics.health.aggregate_assigned
+        match self.stage {
+            Stage::Score => &self.metrics.health.score_assigned,
+            Stage::Aggregate => &self.metrics.health.aggregate_assigned,
         }
     }
 }
@@ -169,7 +168,7 @@ impl ClientContext for StageContext {
                 }
             }
         }
-        self.metrics.set_consumer_lag(self.stage, &lags);
+        self.metrics.set_consumer_lag(self.stage.as_str(), &lags);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -181,18 +180,18 @@ impl ConsumerContext for StageContext {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         match r {
             Rebalance::Revoke(tpl) => {
-                self.metrics.rebalances.with_label_values(&[self.stage, "revoke"]).inc();
+                self.metrics.rebalances.with_label_values(&[self.stage.as_str(), "revoke"]).inc();
                 let mut v = self.revoked.lock().expect("not poisoned");
                 v.extend(tpl.elements().iter().map(|e| e.partition()));
                 self.assigned_flag().store(false, Ordering::Relaxed);
-                self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(0);
-                info!(stage = self.stage, partitions = tpl.count(), "partitions revoked");
+                self.metrics.assigned_partitions.with_label_values(&[self.stage.as_str()]).set(0);
+                info!(stage = self.stage.as_str(), partitions = tpl.count(), "partitions revoked");
             }
             Rebalance::Assign(tpl) => {
-                self.metrics.rebalances.with_label_values(&[self.stage, "assign"]).inc();
-                info!(stage = self.stage, partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
+                self.metrics.rebalances.with_label_values(&[self.stage.as_str(), "assign"]).inc();
+                info!(stage = self.stage.as_str(), partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
             }
-            Rebalance::Error(e) => warn!(stage = self.stage, error = %e, "rebalance error"),
+            Rebalance::Error(e) => warn!(stage = self.stage.as_str(), error = %e, "rebalance error"),
         }
         self.rebalanced.store(true, Ordering::Release);
     }
@@ -205,7 +204,7 @@ impl ConsumerContext for StageContext {
         }
         let n = c.assignment().map(|a| a.count()).unwrap_or(0);
         self.assigned_flag().store(n > 0, Ordering::Relaxed);
-        self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(n as i64);
+        self.metrics.assigned_partitions.with_label_values(&[self.stage.as_str()]).set(n as i64);
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -216,10 +215,10 @@ impl ConsumerContext for StageContext {
             Err(e) => {
                 // The aggregate stage commits synchronously and counts its own failures; counting them
                 // here too (librdkafka reports manual commits to this callback as well) would double them.
-                if self.stage == "score" {
-                    self.metrics.commit_failures.with_label_values(&[self.stage]).inc();
+                if self.stage == Stage::Score {
+                    self.metrics.commit_failures.with_label_values(&[self.stage.as_str()]).inc();
                 }
-                warn!(stage = self.stage, error = %e, "offset commit failed (records after the last good commit will be re-read)");
+                warn!(stage = self.stage.as_str(), error = %e, "offset commit failed (records after the last good commit will be re-read)");
             }
         }
     }
@@ -335,13 +334,15 @@ fn note_error(m: &Metrics, e: &KafkaError, reason: &str) {
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
     let admin: AdminClient<DefaultClientContext> = base_config(cfg, &[])?.create()?;
     let n = cfg.internal_partitions;
-    let rf = || TopicReplication::Fixed(cfg.replication_factor);
+    // Topics take what the producer may send (Kafka's broker default is about 1 MB).
+    let max = cfg.max_message_bytes.to_string();
+    let new = |t| NewTopic::new(t, n, TopicReplication::Fixed(cfg.replication_factor)).set("max.message.bytes", &max);
     let topics = [
-        NewTopic::new(&cfg.scored_topic, n, rf()),
-        NewTopic::new(&cfg.spikes_topic, n, rf()),
-        NewTopic::new(&cfg.dead_letter_topic, n, rf()),
+        new(&cfg.scored_topic),
+        new(&cfg.spikes_topic),
+        new(&cfg.dead_letter_topic),
         // One state partition per scored partition; only the latest snapshots matter, so compact it.
-        NewTopic::new(&cfg.state_topic, n, rf()).set("cleanup.policy", "compact"),
+        new(&cfg.state_topic).set("cleanup.policy", "compact"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in admin.create_topics(topics.iter(), &opts).await? {

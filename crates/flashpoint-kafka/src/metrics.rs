@@ -17,6 +17,10 @@ use std::sync::Mutex;
 /// reporting is stuck (reports come every `statistics.interval.ms`, 1 s by default).
 pub const STATS_STALE_MS: u64 = 30_000;
 
+/// `/readyz` fails once a running stage has had an output waiting this long (not enqueued, or enqueued and
+/// not acknowledged): the stage cannot make progress and commits nothing.
+pub const STALL_MS: u64 = 60_000;
+
 pub struct Metrics {
     pub registry: Registry,
     /// Records read from Kafka, by stage.
@@ -56,6 +60,8 @@ pub struct Metrics {
     pub anomaly_score: GaugeVec,
     pub open_incidents: IntGaugeVec,
     pub assigned_partitions: IntGaugeVec,
+    /// Seconds a stage's oldest output has waited (0 when nothing waits): see `Progress`.
+    pub stalled_seconds: IntGaugeVec,
     pub ready: IntGauge,
     entity_labels: Mutex<FxHashMap<String, String>>,
     max_entity_labels: usize,
@@ -76,6 +82,42 @@ pub struct Health {
     pub aggregate_running: AtomicBool,
     /// Unix ms of the last librdkafka statistics report (a stuck client stops reporting).
     pub last_stats_ms: AtomicU64,
+    pub score_progress: Progress,
+    pub aggregate_progress: Progress,
+}
+
+/// Whether a stage's outputs are moving: since when one has waited to be enqueued (a full queue) and since
+/// when the oldest enqueued one has waited for its acknowledgement. 0 means nothing waits.
+#[derive(Default)]
+pub struct Progress {
+    blocked_since_ms: AtomicU64,
+    unacked_since_ms: AtomicU64,
+}
+
+impl Progress {
+    pub fn blocked(&self) {
+        self.blocked_since_ms.store(now_ms(), Ordering::Relaxed);
+    }
+    pub fn unblocked(&self) {
+        self.blocked_since_ms.store(0, Ordering::Relaxed);
+    }
+    /// The oldest output awaiting acknowledgement was enqueued at `since_ms`.
+    pub fn unacked_since(&self, since_ms: u64) {
+        self.unacked_since_ms.store(since_ms, Ordering::Relaxed);
+    }
+    pub fn acked(&self) {
+        self.unacked_since_ms.store(0, Ordering::Relaxed);
+    }
+    /// How long the oldest waiting output has waited at `now_ms`.
+    pub fn stalled_ms(&self, now_ms: u64) -> u64 {
+        [&self.blocked_since_ms, &self.unacked_since_ms]
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&t| t > 0)
+            .map(|t| now_ms.saturating_sub(t))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl Health {
@@ -97,9 +139,9 @@ impl Health {
             ));
         }
         let mut running = 0;
-        for (run, assigned, name) in [
-            (&self.score_running, &self.score_assigned, "score"),
-            (&self.aggregate_running, &self.aggregate_assigned, "aggregate"),
+        for (run, assigned, progress, name) in [
+            (&self.score_running, &self.score_assigned, &self.score_progress, "score"),
+            (&self.aggregate_running, &self.aggregate_assigned, &self.aggregate_progress, "aggregate"),
         ] {
             if run.load(Ordering::Relaxed) {
                 running += 1;
@@ -108,12 +150,28 @@ impl Health {
                         "{name} stage has no partitions assigned (not joined yet, or more workers than partitions)"
                     ));
                 }
+                let stalled = progress.stalled_ms(now_ms);
+                if stalled > STALL_MS {
+                    return Err(format!(
+                        "{name} stage cannot make progress: an output has waited {} s to be accepted by the broker",
+                        stalled / 1000
+                    ));
+                }
             }
         }
         if running == 0 {
             return Err("no stage running (starting or stopping)".into());
         }
         Ok(())
+    }
+}
+
+impl Health {
+    pub fn progress(&self, stage: crate::Stage) -> &Progress {
+        match stage {
+            crate::Stage::Score => &self.score_progress,
+            crate::Stage::Aggregate => &self.aggregate_progress,
+        }
     }
 }
 
@@ -296,6 +354,12 @@ impl Metrics {
                 "Open incidents, by entity and severity",
                 &["entity", "severity"],
             ),
+            stalled_seconds: int_gauge_vec(
+                &r,
+                "flashpoint_stage_stalled_seconds",
+                "Seconds the stage's oldest output has waited to be enqueued or acknowledged (0: none waits)",
+                &["stage"],
+            ),
             assigned_partitions: int_gauge_vec(
                 &r,
                 "flashpoint_assigned_partitions",
@@ -432,7 +496,12 @@ impl Metrics {
 
     /// The text exposition for `/metrics`.
     pub fn render(&self) -> String {
-        self.ready.set(self.health.ready().is_ok() as i64);
+        let now = now_ms();
+        self.ready.set(self.health.ready_at(now).is_ok() as i64);
+        for stage in crate::Stage::ALL {
+            let s = self.health.progress(stage).stalled_ms(now) / 1000;
+            self.stalled_seconds.with_label_values(&[stage.as_str()]).set(s as i64);
+        }
         let mut buf = Vec::new();
         prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
@@ -475,6 +544,13 @@ mod tests {
         assert!(h.ready_at(now).unwrap_err().contains("aggregate stage has no partitions"));
         h.aggregate_assigned.store(true, Ordering::Relaxed);
         assert_eq!(h.ready_at(now), Ok(()));
+        // An output waiting for the broker longer than STALL_MS means the stage is stuck.
+        h.aggregate_progress.unacked_since(now - STALL_MS - 1_000);
+        assert!(h.ready_at(now).unwrap_err().contains("aggregate stage cannot make progress"));
+        h.aggregate_progress.acked();
+        h.score_progress.unacked_since(now - 1_000);
+        assert_eq!(h.ready_at(now), Ok(()));
+        h.score_progress.acked();
         // A client that stopped reporting statistics is stuck.
         assert!(h.ready_at(now + STATS_STALE_MS + 1_000).unwrap_err().contains("statistics"));
         // A score-only worker does not wait for an aggregate assignment.

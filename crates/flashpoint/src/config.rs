@@ -197,6 +197,17 @@ impl Config {
             bail!("input.max_record_bytes: must be positive");
         }
         self.kafka.validate().map_err(anyhow::Error::msg)?;
+        // A valid input record must fit the producer once scored, or it could only ever be dead-lettered.
+        let room = self.kafka.max_message_bytes.saturating_sub(flashpoint_kafka::config::RECORD_ENVELOPE);
+        if self.input.max_record_bytes > room {
+            bail!(
+                "input.max_record_bytes: {} leaves no room under kafka.max_message_bytes ({}) for the {} byte \
+                 envelope of a scored record; lower it or raise kafka.max_message_bytes (and the broker's limit)",
+                self.input.max_record_bytes,
+                self.kafka.max_message_bytes,
+                flashpoint_kafka::config::RECORD_ENVELOPE
+            );
+        }
         self.metrics
             .listen
             .parse::<std::net::SocketAddr>()
@@ -239,6 +250,18 @@ mod tests {
         let bad = vec![("FLASHPOINT__WINDOW__NOPE".to_string(), "1".to_string())];
         let e = Config::from_toml(MIN, bad.into_iter()).unwrap_err();
         assert!(format!("{e:#}").contains("window.nope") || format!("{e:#}").contains("nope"), "{e:#}");
+    }
+
+    #[test]
+    fn the_input_limit_must_fit_the_producer_limit() {
+        let e = Config::from_toml(
+            &format!("{MIN}[input]\nmax_record_bytes = 2000000\n[kafka]\nmax_message_bytes = 1000000\n"),
+            std::iter::empty(),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").starts_with("input.max_record_bytes: 2000000"), "{e:#}");
+        assert!(format!("{e:#}").contains("kafka.max_message_bytes (1000000)"), "{e:#}");
+        Config::from_toml(&format!("{MIN}[input]\nmax_record_bytes = 900000\n"), std::iter::empty()).unwrap();
     }
 
     #[test]

@@ -150,7 +150,7 @@ enum Cmd {
         config: PathBuf,
         /// Which stages to run: `score` (posts -> scored), `aggregate` (scored -> spike events) or `all`.
         #[arg(long, value_enum, default_value = "all")]
-        role: run::RoleArg,
+        role: flashpoint_kafka::Role,
         /// Bootstrap servers (overrides kafka.brokers).
         #[arg(long, env = "FLASHPOINT_BROKERS")]
         brokers: Option<String>,

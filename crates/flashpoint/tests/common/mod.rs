@@ -15,6 +15,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// A plain HTTP/1.0 GET of the worker's endpoint (no chunked encoding to undo; the server closes the connection).
+pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    c.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    try_http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
+}
+
+/// The value of one series in a Prometheus text exposition (`name{labels}` exactly as rendered).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 pub fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
 }
@@ -87,6 +110,8 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
         .set("bootstrap.servers", brokers())
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
+        // Tests send records over the worker's limits on purpose.
+        .set("message.max.bytes", "10000000")
         .create()
         .unwrap();
     for pl in payloads {
@@ -94,10 +119,11 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
         loop {
             match p.send(rec) {
                 Ok(()) => break,
-                Err((_, r)) => {
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
                     rec = r;
                     p.poll(Duration::from_millis(10));
                 }
+                Err((e, _)) => panic!("producing {} bytes to {topic}: {e}", pl.len()),
             }
         }
         p.poll(Duration::ZERO);
