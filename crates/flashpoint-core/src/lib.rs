@@ -9,6 +9,7 @@ pub mod detect;
 pub mod entity;
 pub mod event;
 pub mod normalize;
+pub mod partition;
 pub mod pipeline;
 pub mod post;
 pub mod sanitize;

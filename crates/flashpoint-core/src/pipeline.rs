@@ -1,10 +1,10 @@
 //! The whole pure pipeline for one input: match, score, aggregate, detect.
 //!
-//! `flashpoint replay` drives it directly; the Kafka worker drives the same two pieces (`stage::ScoreStage`
-//! and the aggregator) split over two stages with a topic between them.
+//! The evaluation commands and benchmarks drive it; `flashpoint replay` and the Kafka worker drive the
+//! per-record machines of `partition` instead, which add the worker's de-duplication and offsets.
 
 use crate::aggregate::{Aggregator, AggregatorConfig};
-use crate::entity::{EntityConfig, Matcher};
+use crate::entity::EntityConfig;
 use crate::event::Output;
 use crate::post::Post;
 use crate::sentiment::{ScoreError, Scorer};
@@ -37,10 +37,6 @@ impl Pipeline {
             counters: StageCounters::default(),
             scored: Vec::new(),
         })
-    }
-
-    pub fn matcher(&self) -> &Matcher {
-        self.score.matcher()
     }
 
     pub fn scorer_name(&self) -> &'static str {

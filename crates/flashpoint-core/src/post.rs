@@ -48,15 +48,7 @@ pub enum DecodeError {
 impl DecodeError {
     /// Stable, low-cardinality reason code for headers and metric labels.
     pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::Oversize { .. } => "oversize",
-            DecodeError::NotUtf8 => "not_utf8",
-            DecodeError::NotJson(_) => "not_json",
-            DecodeError::NoText(_) => "no_text",
-            DecodeError::NoId(_) => "no_id",
-            DecodeError::NoTime(_) => "no_time",
-            DecodeError::BadTime(_) => "bad_time",
-        }
+        crate::partition::Rejection::from(self).reason()
     }
 }
 

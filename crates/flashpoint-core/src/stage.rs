@@ -122,6 +122,18 @@ pub enum StageRecord<'a> {
     Tick { max_event_time: Millis },
 }
 
+impl<'a> StageRecord<'a> {
+    /// The record's bytes on the internal topic.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("stage records serialise")
+    }
+
+    /// Reads a record from the internal topic, borrowing from `bytes` where it can.
+    pub fn decode(bytes: &'a [u8]) -> Result<StageRecord<'a>, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoredPost<'a> {
     #[serde(borrow)]
@@ -214,10 +226,6 @@ impl AggregateStage {
 
     pub fn entity_name(&self, id: EntityId) -> &str {
         &self.names[id as usize]
-    }
-
-    pub fn entity_id(&self, name: &str) -> Option<EntityId> {
-        self.ids.get(name).copied()
     }
 
     pub fn apply(&mut self, rec: &StageRecord, out: &mut Vec<Output>) -> Applied {

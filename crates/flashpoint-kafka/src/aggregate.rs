@@ -14,7 +14,8 @@ use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
-use flashpoint_core::stage::{AggregateStage, Applied, StageRecord, StageSnapshot};
+use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, Rejection, Step};
+use flashpoint_core::stage::{AggregateStage, Applied, StageSnapshot};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
@@ -28,12 +29,9 @@ use tracing::{debug, info, warn};
 
 type Consumer_ = StreamConsumer<StageContext>;
 
+/// An owned partition: its state machine, and the counters already added to the metrics.
 struct Part {
-    stage: AggregateStage,
-    /// Next internal-topic offset to apply; anything below is already in `stage`.
-    next_offset: i64,
-    /// Offset the last durable snapshot covers.
-    checkpointed: i64,
+    machine: AggregatePartition,
     evicted: u64,
     terms_dropped: u64,
 }
@@ -152,61 +150,51 @@ impl AggregateLoop {
             let part = restore(&self.shared, &self.reader, p, offset).await?;
             self.parts.insert(p, part);
         }
-        match admit(&self.parts[&p], offset) {
-            Admit::Apply => {}
-            Admit::Skip => return Ok(()),
-            Admit::Gap => {
-                // Records between the snapshot and the committed offset (or skipped by the broker, see
-                // `read_range`): read them again through the assign-based reader rather than by seeking this
-                // consumer (on Tansu 0.6.0 a seek into a producer batch delivers only later batches, and the
-                // gap was lost).
-                let from = self.parts[&p].next_offset;
-                warn!(
-                    partition = p,
-                    from,
-                    at = offset,
-                    "re-reading the records between the snapshot and the committed offset"
-                );
-                let (r, t) = (self.reader.clone(), self.shared.kafka.scored_topic.clone());
-                let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
-                    .await
-                    .map_err(|e| WorkerError::Internal(e.to_string()))??;
-                for (o, payload) in gap {
-                    self.apply(p, o, &payload).await?;
-                }
-            }
+        let payload = m.payload().unwrap_or_default();
+        let Some(from) = self.take(p, offset, payload).await? else { return Ok(()) };
+        // Records between the snapshot and the committed offset (or skipped by the broker, see `read_range`):
+        // read them again through the assign-based reader rather than by seeking this consumer (on Tansu
+        // 0.6.0 a seek into a producer batch delivers only later batches, and the gap was lost).
+        warn!(partition = p, from, at = offset, "re-reading the records between the snapshot and the committed offset");
+        let (r, t) = (self.reader.clone(), self.shared.kafka.scored_topic.clone());
+        let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
+            .await
+            .map_err(|e| WorkerError::Internal(e.to_string()))??;
+        for (o, bytes) in gap {
+            self.take(p, o, &bytes).await?;
         }
-        self.apply(p, offset, m.payload().unwrap_or_default()).await
+        match self.take(p, offset, payload).await? {
+            None => Ok(()),
+            Some(at) => Err(WorkerError::Internal(format!("partition {p}: still a gap at {at} after re-reading"))),
+        }
     }
 
-    /// Applies one internal-topic record to its partition's stage and publishes what it produced.
-    async fn apply(&mut self, p: i32, offset: i64, payload: &[u8]) -> Result<(), WorkerError> {
+    /// Feeds one internal-topic record to its partition's machine and publishes what it produced; returns
+    /// where a gap before it starts, if the machine reports one.
+    async fn take(&mut self, p: i32, offset: i64, payload: &[u8]) -> Result<Option<i64>, WorkerError> {
         let shared = self.shared.clone();
-        let part = self.parts.get_mut(&p).expect("restored before applying");
-        part.next_offset = offset + 1;
-        let origin = Origin { stage: Stage::Aggregate, topic: self.topic.clone(), partition: p, offset };
-        let rec: StageRecord = match serde_json::from_slice(payload) {
-            Ok(r) => r,
-            Err(e) => {
-                let d = dead_letter("bad_stage_record", e.to_string(), &origin, payload);
-                self.pending.push(shared.outbox.dead_letter(&d).await?);
-                return Ok(());
-            }
-        };
+        let part = self.parts.get_mut(&p).expect("restored before taking records");
         self.outputs.clear();
-        match part.stage.apply(&rec, &mut self.outputs) {
-            Applied::Aggregated => shared.metrics.aggregated.inc(),
-            Applied::Duplicate => shared.metrics.duplicates.inc(),
-            Applied::Tick => {}
-            Applied::UnknownEntity => {
-                let d = dead_letter("unknown_entity", "entity not in this worker's watchlist".into(), &origin, payload);
+        let origin = Origin { stage: Stage::Aggregate, topic: self.topic.clone(), partition: p, offset };
+        match part.machine.on_record(offset, payload, &mut self.outputs) {
+            Step::Gap { from } => return Ok(Some(from)),
+            Step::Skipped | Step::Applied(Applied::Tick) => {}
+            Step::Applied(Applied::Aggregated) => shared.metrics.aggregated.inc(),
+            Step::Applied(Applied::Duplicate) => shared.metrics.duplicates.inc(),
+            Step::Rejected(r) => {
+                let detail = match r {
+                    Rejection::UnknownEntity => "entity not in this worker's watchlist",
+                    _ => "not a stage record this version can read",
+                };
+                let d = dead_letter(r, detail.into(), &origin, payload);
                 self.pending.push(shared.outbox.dead_letter(&d).await?);
             }
+            Step::Applied(Applied::UnknownEntity) => unreachable!("the machine rejects unknown entities"),
         }
         for o in self.outputs.drain(..) {
             self.pending.push(emit(&shared, o, &origin, payload).await?);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Makes every output so far durable, writes changed partitions' snapshots, then commits their offsets.
@@ -216,15 +204,15 @@ impl AggregateLoop {
         progress.unacked_since(now_ms());
         self.settle().await?;
         let mut tpl = TopicPartitionList::new();
-        for (p, part) in self.parts.iter_mut() {
-            if part.next_offset == part.checkpointed {
-                continue;
-            }
-            let snap = serde_json::to_vec(&part.stage.snapshot(part.next_offset)).expect("snapshots serialise");
+        let mut written = Vec::new();
+        for (p, part) in self.parts.iter() {
+            let Some(snap) = part.machine.checkpoint_due() else { continue };
+            let bytes = serde_json::to_vec(&snap).expect("snapshots serialise");
             let key = p.to_string();
-            let rec = FutureRecord::to(&shared.kafka.state_topic).partition(*p).key(key.as_bytes()).payload(&snap[..]);
+            let rec = FutureRecord::to(&shared.kafka.state_topic).partition(*p).key(key.as_bytes()).payload(&bytes[..]);
             self.pending.push(shared.outbox.send_plain(rec, Stage::Aggregate).await?);
-            tpl.add_partition_offset(&shared.kafka.scored_topic, *p, Offset::Offset(part.next_offset))?;
+            tpl.add_partition_offset(&shared.kafka.scored_topic, *p, Offset::Offset(snap.next_offset))?;
+            written.push((*p, snap.next_offset));
         }
         self.settle().await?;
         progress.acked();
@@ -235,8 +223,10 @@ impl AggregateLoop {
                 .map_err(|e| WorkerError::Internal(e.to_string()))?;
             match done {
                 Ok(()) => {
-                    for part in self.parts.values_mut() {
-                        part.checkpointed = part.next_offset;
+                    for (p, at) in written {
+                        if let Some(part) = self.parts.get_mut(&p) {
+                            part.machine.checkpointed(at);
+                        }
                     }
                 }
                 // A partition revoked meanwhile, or the group rebalancing: the snapshot is durable anyway,
@@ -257,24 +247,6 @@ impl AggregateLoop {
             self.shared.outbox.settle(d).await?;
         }
         Ok(())
-    }
-}
-
-/// What to do with the record at `offset` of a partition whose state covers everything before `next_offset`.
-#[derive(Debug, PartialEq, Eq)]
-enum Admit {
-    Apply,
-    /// Already reflected in the state (a restored snapshot ahead of the committed offset).
-    Skip,
-    /// The state ends before `offset`: the records from `next_offset` up to it must be applied first.
-    Gap,
-}
-
-fn admit(part: &Part, offset: i64) -> Admit {
-    match offset.cmp(&part.next_offset) {
-        std::cmp::Ordering::Less => Admit::Skip,
-        std::cmp::Ordering::Equal => Admit::Apply,
-        std::cmp::Ordering::Greater => Admit::Gap,
     }
 }
 
@@ -345,23 +317,17 @@ async fn restore(
     p: i32,
     first_offset: i64,
 ) -> Result<Part, WorkerError> {
-    let mut stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
+    let stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
     let (r, topic) = (reader.clone(), shared.kafka.state_topic.clone());
     let snap = tokio::task::spawn_blocking(move || load_snapshot(&r, &topic, p, first_offset))
         .await
         .map_err(|e| WorkerError::Internal(e.to_string()))??;
-    let next_offset = match &snap {
-        Some(s) => {
-            stage.restore(s).map_err(WorkerError::Internal)?;
-            info!(partition = p, next_offset = s.next_offset, first_offset, "restored partition state");
-            s.next_offset
-        }
-        None => {
-            info!(partition = p, first_offset, "no snapshot: starting partition state empty");
-            first_offset
-        }
-    };
-    Ok(Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 })
+    let machine = AggregatePartition::start(stage, snap.as_ref(), first_offset).map_err(WorkerError::Internal)?;
+    match &snap {
+        Some(s) => info!(partition = p, next_offset = s.next_offset, first_offset, "restored partition state"),
+        None => info!(partition = p, first_offset, "no snapshot: starting partition state empty"),
+    }
+    Ok(Part { machine, evicted: 0, terms_dropped: 0 })
 }
 
 /// The most advanced snapshot among the newest records of state partition `p`, if any.
@@ -378,9 +344,8 @@ fn load_snapshot(
 ) -> Result<Option<StageSnapshot>, WorkerError> {
     let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
     let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN), hi)?;
-    // Every commit follows a durable snapshot at or after it, so a best snapshot behind the group's resume
-    // offset means the newest records were missed (a wrong high watermark): scan the whole partition.
-    if best.as_ref().map_or(resume_at > 0, |b| b.next_offset < resume_at) && lo < hi - SNAPSHOT_SCAN {
+    // The newest records were missed (a wrong high watermark): scan the whole partition.
+    if needs_full_scan(best.as_ref(), resume_at) && lo < hi - SNAPSHOT_SCAN {
         warn!(partition = p, resume_at, "newest snapshot not found near the end; scanning the whole state partition");
         return scan_snapshots(reader, topic, p, lo, hi);
     }
@@ -413,8 +378,7 @@ fn scan_snapshots(
             Some(Ok(m)) => {
                 last = last.max(m.offset());
                 match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
-                    Ok(s) if best.as_ref().map_or(true, |b| s.next_offset >= b.next_offset) => best = Some(s),
-                    Ok(_) => {}
+                    Ok(s) => best = choose_snapshot(best.into_iter().chain([s])),
                     Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
                 }
             }
@@ -431,23 +395,25 @@ fn scan_snapshots(
 fn update_gauges(shared: &Shared, parts: &mut FxHashMap<i32, Part>) {
     let m = &shared.metrics;
     for part in parts.values_mut() {
-        let c = &part.stage.aggregator.counters;
+        let c = &part.machine.stage.aggregator.counters;
         m.evicted.inc_by(c.evicted_entities - part.evicted);
         m.terms_dropped.inc_by(c.terms_dropped - part.terms_dropped);
         part.evicted = c.evicted_entities;
         part.terms_dropped = c.terms_dropped;
     }
     let windows = parts.values().flat_map(|part| {
-        let st = &part.stage;
+        let st = &part.machine.stage;
         st.aggregator.last_window.iter().map(move |(id, w)| (st.entity_name(*id), w))
     });
-    let open = parts.values().flat_map(|part| part.stage.aggregator.open_incidents().map(|(_, name, sev)| (name, sev)));
+    let open = parts
+        .values()
+        .flat_map(|part| part.machine.stage.aggregator.open_incidents().map(|(_, name, sev)| (name, sev)));
     m.set_entity_gauges(windows, open);
 }
 
-fn dead_letter(reason: &'static str, detail: String, origin: &Origin, payload: &[u8]) -> DeadLetter {
+fn dead_letter(r: Rejection, detail: String, origin: &Origin, payload: &[u8]) -> DeadLetter {
     DeadLetter {
-        reason,
+        reason: r,
         detail,
         stage: Stage::Aggregate,
         key: None,
@@ -492,34 +458,12 @@ async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Re
             shared.outbox.send(rec, origin).await
         }
         Output::Diverted(d) => {
-            let reason = match d.reason {
-                flashpoint_core::event::DivertReason::Late => "late",
-                flashpoint_core::event::DivertReason::TooFarAhead => "too_far_ahead",
-            };
-            if reason == "late" {
+            let reason = Rejection::from(d.reason);
+            if reason == Rejection::Late {
                 m.late.with_label_values(&[&m.entity_label(&d.entity)]).inc();
             }
             let detail = format!("post {} at {} is behind/ahead of watermark {}", d.post_id, d.created_at, d.watermark);
             shared.outbox.dead_letter(&dead_letter(reason, detail, origin, payload)).await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flashpoint_core::aggregate::AggregatorConfig;
-
-    fn part(next_offset: i64) -> Part {
-        let stage = AggregateStage::new(&[], &AggregatorConfig::default()).unwrap();
-        Part { stage, next_offset, checkpointed: next_offset, evicted: 0, terms_dropped: 0 }
-    }
-
-    #[test]
-    fn offsets_before_the_state_are_skipped_and_after_it_are_a_gap() {
-        let p = part(100);
-        assert_eq!(admit(&p, 99), Admit::Skip);
-        assert_eq!(admit(&p, 100), Admit::Apply);
-        assert_eq!(admit(&p, 150), Admit::Gap);
     }
 }

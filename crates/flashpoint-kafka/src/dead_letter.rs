@@ -3,32 +3,12 @@
 //! Everything is in headers so the payload stays byte-identical to the input (a fixed record can be
 //! re-published as is), unless the record is too large for the dead-letter topic itself: then the payload is
 //! its head, `flashpoint.truncated` says so and `flashpoint.size` keeps the original size. Reasons are a
-//! fixed set: they are also the `reason` label of `flashpoint_dead_letter_records_total`.
+//! fixed set, `flashpoint_core::partition::Rejection`: they are also the `reason` label of
+//! `flashpoint_dead_letter_records_total`.
 
 use crate::Stage;
+use flashpoint_core::partition::Rejection;
 use rdkafka::message::{Header, OwnedHeaders};
-
-/// Every reason a record can be dead-lettered for.
-pub const REASONS: [&str; 13] = [
-    // The decoder's reasons (`DecodeError::reason`).
-    "oversize",
-    "not_utf8",
-    "not_json",
-    "no_text",
-    "no_id",
-    "no_time",
-    "bad_time",
-    // The scoring backend failed on the batch holding the record.
-    "score_failed",
-    // The aggregator's diverted posts.
-    "late",
-    "too_far_ahead",
-    // Internal-topic records this version cannot read, or for entities missing from this watchlist.
-    "bad_stage_record",
-    "unknown_entity",
-    // An output (scored record, spike event) larger than the producer or the broker accepts.
-    "output_too_large",
-];
 
 pub const H_REASON: &str = "flashpoint.reason";
 pub const H_DETAIL: &str = "flashpoint.detail";
@@ -50,7 +30,7 @@ const KEY_HEAD: usize = 1024;
 const DETAIL_CHARS: usize = 512;
 
 pub struct DeadLetter {
-    pub reason: &'static str,
+    pub reason: Rejection,
     pub detail: String,
     pub stage: Stage,
     pub key: Option<Vec<u8>>,
@@ -77,7 +57,7 @@ impl DeadLetter {
             .iter()
             .map(|h| h.len() + 8)
             .sum::<usize>()
-            + self.reason.len()
+            + self.reason.reason().len()
             + detail.len()
             + self.topic.len()
             + 64;
@@ -93,7 +73,7 @@ impl DeadLetter {
         let (partition, offset, size) =
             (self.partition.to_string(), self.offset.to_string(), self.payload.len().to_string());
         let headers = OwnedHeaders::new_with_capacity(8)
-            .insert(Header { key: H_REASON, value: Some(self.reason) })
+            .insert(Header { key: H_REASON, value: Some(self.reason.reason()) })
             .insert(Header { key: H_DETAIL, value: Some(&detail) })
             .insert(Header { key: H_STAGE, value: Some(self.stage.as_str()) })
             .insert(Header { key: H_TOPIC, value: Some(&self.topic) })
@@ -131,7 +111,7 @@ mod tests {
     #[test]
     fn headers_carry_source_and_reason_with_escaped_detail() {
         let d = DeadLetter {
-            reason: "not_json",
+            reason: Rejection::NotJson,
             detail: "bad\n\x1b[31mFAKE LOG LINE\u{202e}".into(),
             stage: Stage::Score,
             key: None,
@@ -159,7 +139,7 @@ mod tests {
     #[test]
     fn a_record_larger_than_the_limit_is_cut_to_its_head_and_says_so() {
         let d = DeadLetter {
-            reason: "oversize",
+            reason: Rejection::Oversize,
             detail: "record of 1071070 bytes".into(),
             stage: Stage::Score,
             key: Some(vec![b'k'; 5000]),

@@ -379,7 +379,7 @@ impl Metrics {
             m.commit_failures.with_label_values(&[s]);
             m.assigned_partitions.with_label_values(&[s]);
         }
-        for reason in crate::dead_letter::REASONS {
+        for reason in flashpoint_core::partition::Rejection::ALL.map(|r| r.reason()) {
             m.dead_lettered.with_label_values(&[reason]);
         }
         for kind in ["opened", "updated", "resolved"] {

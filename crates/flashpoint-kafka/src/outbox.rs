@@ -12,6 +12,7 @@ use crate::client::ProducerContext;
 use crate::dead_letter::DeadLetter;
 use crate::metrics::{Metrics, Progress};
 use crate::{Stage, WorkerError};
+use flashpoint_core::partition::Rejection;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -108,14 +109,14 @@ impl Outbox {
 
     /// Sends a dead letter, cut to fit the producer's limit, and counts it by reason.
     pub async fn dead_letter(&self, d: &DeadLetter) -> Result<Tracked, WorkerError> {
-        self.metrics.dead_lettered.with_label_values(&[d.reason]).inc();
+        self.metrics.dead_lettered.with_label_values(&[d.reason.reason()]).inc();
         self.send_dead(d, self.max_bytes).await
     }
 
     async fn send_dead(&self, d: &DeadLetter, limit: usize) -> Result<Tracked, WorkerError> {
         let f = d.fit(limit);
         if f.truncated {
-            warn!(reason = d.reason, size = d.payload.len(), topic = %d.topic, partition = d.partition, offset = d.offset, "dead letter larger than the topic accepts: sending its head");
+            warn!(reason = d.reason.reason(), size = d.payload.len(), topic = %d.topic, partition = d.partition, offset = d.offset, "dead letter larger than the topic accepts: sending its head");
         }
         let mut rec = FutureRecord::to(&self.dead_topic).payload(f.payload).headers(f.headers);
         if let Some(k) = f.key {
@@ -141,7 +142,7 @@ impl Outbox {
         if let (Refusal::TooLarge, Some(o), Some(m)) = (classify(&e), &t.origin, &msg) {
             if m.topic() != self.dead_topic {
                 let d = refused(o, m, self.max_bytes / 4);
-                self.metrics.dead_lettered.with_label_values(&[d.reason]).inc();
+                self.metrics.dead_lettered.with_label_values(&[d.reason.reason()]).inc();
                 let dead = self.send_dead(&d, self.max_bytes / 4).await?;
                 return match dead.fut.await {
                     Ok(Ok(_)) => Ok(()),
@@ -195,7 +196,7 @@ impl Outbox {
 
 fn too_large(origin: &Origin, topic: &str, key: Option<Vec<u8>>, payload: &[u8], limit: usize) -> DeadLetter {
     DeadLetter {
-        reason: "output_too_large",
+        reason: Rejection::OutputTooLarge,
         detail: format!(
             "a {} byte record for {topic} exceeds the producer's message.max.bytes ({limit})",
             payload.len()

@@ -13,8 +13,8 @@ use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
 use crate::{Shared, Stage, WorkerError};
-use flashpoint_core::post::Post;
-use flashpoint_core::stage::{Scored, ScoredPost, StageRecord};
+use flashpoint_core::partition::{Rejection, ResumeFloors, ScoreBatch, SourceRecord};
+use flashpoint_core::stage::StageRecord;
 use flashpoint_core::time::Millis;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -72,10 +72,8 @@ struct ScoreLoop {
     max_matched: Option<Millis>,
     last_tick: Option<Millis>,
     topic_names: Vec<Arc<str>>,
-    /// Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`):
-    /// records below the floor were scored before the restart and are dropped, as a Kafka client drops the
-    /// start of a batch fetched from its middle.
-    floors: Vec<(String, i32, i64)>,
+    /// Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`).
+    floors: ResumeFloors,
 }
 
 pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerError> {
@@ -103,7 +101,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerEr
         max_matched: None,
         last_tick: None,
         topic_names: Vec::new(),
-        floors: Vec::new(),
+        floors: ResumeFloors::default(),
     };
     // Every way out of the loop, errors included, goes through the same shutdown path below.
     let mut result = l.run(shutdown, fail_rx.clone()).await;
@@ -205,19 +203,10 @@ impl ScoreLoop {
 
     /// False for a record below its partition's resume floor (already scored before a restart).
     fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
-        if let Some(f) = self.consumer.context().take_floors() {
-            for (t, p, o) in f {
-                self.floors.retain(|x| !(x.0 == t && x.1 == p));
-                self.floors.push((t, p, o));
-            }
+        for (t, p, o) in self.consumer.context().take_floors().unwrap_or_default() {
+            self.floors.set(t, p, o);
         }
-        if let Some(i) = self.floors.iter().position(|x| x.1 == m.partition() && x.0 == m.topic()) {
-            if m.offset() < self.floors[i].2 {
-                return false;
-            }
-            self.floors.swap_remove(i);
-        }
-        true
+        self.floors.admit(m.topic(), m.partition(), m.offset())
     }
 
     fn push(&mut self, m: &BorrowedMessage<'_>, max_records: usize, max_wait_ms: u64) {
@@ -278,7 +267,7 @@ impl ScoreLoop {
     /// tick only delays window closing until the next one.
     fn tick(&mut self) {
         let Some(t) = self.max_matched.filter(|_| self.max_matched > self.last_tick) else { return };
-        let payload = serde_json::to_vec(&StageRecord::Tick { max_event_time: t }).expect("serialises");
+        let payload = StageRecord::Tick { max_event_time: t }.encode();
         for p in 0..self.scored_partitions {
             let rec = FutureRecord::to(&self.shared.kafka.scored_topic).partition(p).payload(&payload[..]);
             if !self.shared.outbox.try_send(rec) {
@@ -293,90 +282,57 @@ fn join(e: tokio::task::JoinError) -> WorkerError {
     WorkerError::Internal(format!("task failed: {e}"))
 }
 
-/// Decode, match, score one batch: pure CPU work, run on a blocking thread.
+/// Decode, match, score one batch (all decided by `ScoreStage::process`): CPU work, run on a blocking thread.
 fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
     let started = Instant::now();
+    let sources: Vec<SourceRecord<'_>> = batch
+        .iter()
+        .map(|r| SourceRecord { topic: &r.topic, partition: r.partition, offset: r.offset, payload: &r.payload })
+        .collect();
+    let mut b = ScoreBatch::default();
+    shared.score.process(&shared.decoder, &sources, &mut b);
     let mut out = BatchOut {
-        scored: Vec::new(),
+        scored: Vec::with_capacity(b.scored.len()),
         origins: Vec::new(),
-        dead: Vec::new(),
+        dead: Vec::with_capacity(b.rejected.len()),
         offsets: Vec::new(),
-        max_matched_time: None,
-        decoded: 0,
-        skipped: 0,
-        matched: 0,
-        unmatched: 0,
+        max_matched_time: b.max_matched_time,
+        decoded: b.posts.len() as u64,
+        skipped: b.skipped,
+        matched: b.matched,
+        unmatched: b.unmatched,
     };
-    let mut posts: Vec<Post> = Vec::with_capacity(batch.len());
-    // For each post: (index of its record, index within the record).
-    let mut origin: Vec<(usize, u32)> = Vec::with_capacity(batch.len());
-    for (i, r) in batch.iter().enumerate() {
+    for r in &batch {
         match out.offsets.iter_mut().find(|(t, p, _)| *p == r.partition && *t == r.topic) {
             Some(o) => o.2 = o.2.max(r.offset),
             None => out.offsets.push((r.topic.clone(), r.partition, r.offset)),
         }
-        match shared.decoder.decode(&r.payload) {
-            Ok(ps) if ps.is_empty() => out.skipped += 1,
-            Ok(ps) => {
-                for (k, p) in ps.into_iter().enumerate() {
-                    posts.push(p);
-                    origin.push((i, k as u32));
-                }
-            }
-            Err(e) => out.dead.push(dead_letter(r, e.reason(), e.to_string())),
-        }
     }
-    out.decoded = posts.len() as u64;
-    let mut scored: Vec<Scored> = Vec::new();
-    match shared.score.score(&posts, &mut scored) {
-        Ok(matched) => {
-            out.matched = matched as u64;
-            out.unmatched = (posts.len() - matched) as u64;
-            let matcher = shared.score.matcher();
-            let mut src = String::new();
-            for s in &scored {
-                let p = &posts[s.post];
-                let (ri, sub) = origin[s.post];
-                let r = &batch[ri];
-                src.clear();
-                src.push_str(&r.topic);
-                src.push('/');
-                src.push_str(&r.partition.to_string());
-                let name = matcher.name(s.entity);
-                let rec = StageRecord::Post(ScoredPost::new(p, name, &s.sentiment, &src, r.offset, sub));
-                let same =
-                    |o: &Origin| o.offset == r.offset && o.partition == r.partition && Arc::ptr_eq(&o.topic, &r.topic);
-                if !out.origins.last().is_some_and(same) {
-                    out.origins.push(Origin {
-                        stage: Stage::Score,
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                    });
-                }
-                let json = serde_json::to_vec(&rec).expect("stage records serialise");
-                out.scored.push((name.to_string(), json, out.origins.len() - 1));
-                out.max_matched_time = out.max_matched_time.max(Some(p.created_at));
-            }
+    let mut last = usize::MAX;
+    for (ri, entity, rec) in b.records(&shared.score) {
+        if ri != last {
+            let r = &batch[ri];
+            out.origins.push(Origin {
+                stage: Stage::Score,
+                topic: r.topic.clone(),
+                partition: r.partition,
+                offset: r.offset,
+            });
+            last = ri;
         }
-        Err(e) => {
-            // The backend failed: every record that yielded a post goes to the dead-letter topic, once.
-            let mut seen = Vec::new();
-            for &(ri, _) in &origin {
-                if seen.last() != Some(&ri) {
-                    seen.push(ri);
-                    out.dead.push(dead_letter(&batch[ri], "score_failed", e.to_string()));
-                }
-            }
-        }
+        let name = shared.score.matcher().name(entity).to_string();
+        out.scored.push((name, rec.encode(), out.origins.len() - 1));
+    }
+    for r in &b.rejected {
+        out.dead.push(dead_letter(&batch[r.record], r.rejection, r.detail.clone()));
     }
     let m = &shared.metrics;
-    m.batch_size.observe(posts.len() as f64);
+    m.batch_size.observe(b.posts.len() as f64);
     m.score_seconds.observe(started.elapsed().as_secs_f64());
     out
 }
 
-fn dead_letter(r: &InRecord, reason: &'static str, detail: String) -> DeadLetter {
+fn dead_letter(r: &InRecord, reason: Rejection, detail: String) -> DeadLetter {
     DeadLetter {
         reason,
         detail,

@@ -346,10 +346,16 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
             scorer.apply(&mut cfg.scorer)?;
-            let mut pipeline =
-                flashpoint_core::pipeline::Pipeline::new(build_scorer(&cfg.scorer)?, &cfg.entities, &cfg.aggregator())
-                    .map_err(anyhow::Error::msg)?;
-            pipeline.score.normalize = cfg.scorer.normalize;
+            let mut score = flashpoint_core::stage::ScoreStage::new(
+                std::sync::Arc::from(build_scorer(&cfg.scorer)?),
+                &cfg.entities,
+            )
+            .map_err(anyhow::Error::msg)?;
+            score.normalize = cfg.scorer.normalize;
+            let stage = flashpoint_core::stage::AggregateStage::new(&cfg.entities, &cfg.aggregator())
+                .map_err(anyhow::Error::msg)?;
+            let partition =
+                flashpoint_core::partition::AggregatePartition::start(stage, None, 0).map_err(anyhow::Error::msg)?;
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
             } else {
@@ -367,7 +373,8 @@ fn real_main() -> Result<ExitCode> {
             };
             let summary = replay::run(
                 &cfg,
-                &mut pipeline,
+                score,
+                partition,
                 open_input(&input)?,
                 &mut *events,
                 &mut *dead,
