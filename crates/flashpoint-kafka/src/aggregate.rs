@@ -7,17 +7,17 @@
 //! worker that gains a partition restores the newest snapshot and resumes exactly where it was taken:
 //! the events it re-emits are byte-identical replays (same incident id, same sequence number).
 
-use crate::client::{base_config, describe, QuietEof, StageContext};
+use crate::client::{base_config, describe, StageContext};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
+use crate::side_reader::SideReader;
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
 use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, Rejection, Step};
 use flashpoint_core::stage::{AggregateStage, Applied, StageSnapshot};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -45,7 +45,7 @@ const SNAPSHOT_SCAN: i64 = 16;
 struct AggregateLoop {
     shared: Arc<Shared>,
     consumer: Arc<Consumer_>,
-    reader: Arc<BaseConsumer<QuietEof>>,
+    reader: Arc<SideReader>,
     parts: FxHashMap<i32, Part>,
     pending: Vec<Tracked>,
     outputs: Vec<Output>,
@@ -105,7 +105,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
 
 /// The stage's group consumer, and a group-less reader for snapshots and re-reads (it never disturbs the
 /// group's assignment).
-fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<BaseConsumer<QuietEof>>), WorkerError> {
+fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<SideReader>), WorkerError> {
     let cfg = &shared.kafka;
     let group = Stage::Aggregate.group(cfg);
     let cc = base_config(
@@ -122,18 +122,7 @@ fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<BaseConsumer<QuietEof
     let consumer: Arc<Consumer_> =
         Arc::new(cc.create_with_context(StageContext::new(Stage::Aggregate, shared.metrics.clone()))?);
     consumer.subscribe(&[&cfg.scored_topic])?;
-    let reader_group = format!("{}-state-reader", cfg.group_id);
-    let rc: ClientConfig = base_config(
-        cfg,
-        &[
-            ("group.id", &reader_group),
-            ("enable.auto.commit", "false"),
-            ("enable.partition.eof", "true"),
-            // An empty state partition should answer "end of partition" at once, not after a long poll.
-            ("fetch.wait.max.ms", "10"),
-        ],
-    )?;
-    Ok((consumer, Arc::new(rc.create_with_context(QuietEof)?)))
+    Ok((consumer, Arc::new(SideReader::new(cfg, "state-reader")?)))
 }
 
 impl AggregateLoop {
@@ -157,7 +146,7 @@ impl AggregateLoop {
         // 0.6.0 a seek into a producer batch delivers only later batches, and the gap was lost).
         warn!(partition = p, from, at = offset, "re-reading the records between the snapshot and the committed offset");
         let (r, t) = (self.reader.clone(), self.shared.kafka.scored_topic.clone());
-        let gap = tokio::task::spawn_blocking(move || read_range(&r, &t, p, from, offset))
+        let gap = tokio::task::spawn_blocking(move || r.read_range(&t, p, from, offset))
             .await
             .map_err(|e| WorkerError::Internal(e.to_string()))??;
         for (o, bytes) in gap {
@@ -250,73 +239,7 @@ impl AggregateLoop {
     }
 }
 
-/// The records of `topic`/`p` with offsets in `[from, to)`, read with the (group-less) reader. They exist:
-/// the stage consumer has already delivered `to`. End-of-partition events are ignored here, since Tansu's
-/// can come early. Tansu 0.6.0 answers a fetch from inside a producer batch with the batches after it only
-/// (it selects batches by base offset), so a hole in what arrives makes the read start earlier, until the
-/// batch holding `from` is included.
-fn read_range(
-    reader: &BaseConsumer<QuietEof>,
-    topic: &str,
-    p: i32,
-    from: i64,
-    to: i64,
-) -> Result<Vec<(i64, Vec<u8>)>, WorkerError> {
-    let mut back = 0i64;
-    loop {
-        let start = (from - back).max(0);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
-        reader.assign(&tpl)?;
-        let mut out = Vec::with_capacity((to - from) as usize);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut next = from;
-        let mut hole = false;
-        while next < to {
-            if Instant::now() > deadline {
-                reader.unassign()?;
-                return Err(WorkerError::Internal(format!(
-                    "timed out re-reading {topic}/{p} from {from} to {to} (at {next})"
-                )));
-            }
-            match reader.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) if m.topic() == topic && m.partition() == p => {
-                    let o = m.offset();
-                    if o > next {
-                        hole = true;
-                        break;
-                    }
-                    if o == next {
-                        out.push((o, m.payload().unwrap_or_default().to_vec()));
-                        next = o + 1;
-                    }
-                }
-                _ => {}
-            }
-        }
-        reader.unassign()?;
-        if !hole {
-            return Ok(out);
-        }
-        if start == 0 {
-            return Err(WorkerError::Internal(format!("{topic}/{p}: records from {next} on cannot be read")));
-        }
-        back = (back * 2).max(64);
-        warn!(
-            partition = p,
-            from = start,
-            missing = next,
-            "the broker skipped records; reading again from further back"
-        );
-    }
-}
-
-async fn restore(
-    shared: &Shared,
-    reader: &Arc<BaseConsumer<QuietEof>>,
-    p: i32,
-    first_offset: i64,
-) -> Result<Part, WorkerError> {
+async fn restore(shared: &Shared, reader: &Arc<SideReader>, p: i32, first_offset: i64) -> Result<Part, WorkerError> {
     let stage = AggregateStage::new(&shared.entities, &shared.aggregator).map_err(WorkerError::Config)?;
     let (r, topic) = (reader.clone(), shared.kafka.state_topic.clone());
     let snap = tokio::task::spawn_blocking(move || load_snapshot(&r, &topic, p, first_offset))
@@ -330,65 +253,29 @@ async fn restore(
     Ok(Part { machine, evicted: 0, terms_dropped: 0 })
 }
 
-/// The most advanced snapshot among the newest records of state partition `p`, if any.
-///
-/// Reads to the end-of-partition event of a fetch rather than to the ListOffsets high watermark: Tansu
-/// 0.6.0 answers ListOffsets(latest) with the base offset of the last batch (8 for a partition holding
-/// offsets 0..=8), while its fetch responses carry the right high watermark. So the watermark is only a
-/// hint for where to start, and the end is what the fetch says.
+/// The snapshot to restore for state partition `p`, read from its newest records (and from all of them if
+/// those cannot hold the newest: `needs_full_scan`). The end is what the fetch reports, the watermark only
+/// where to start (`tansu::LIST_OFFSETS`).
 fn load_snapshot(
-    reader: &BaseConsumer<QuietEof>,
+    reader: &SideReader,
     topic: &str,
     p: i32,
     resume_at: i64,
 ) -> Result<Option<StageSnapshot>, WorkerError> {
-    let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-    let best = scan_snapshots(reader, topic, p, lo.max(hi - SNAPSHOT_SCAN), hi)?;
-    // The newest records were missed (a wrong high watermark): scan the whole partition.
+    let (lo, hi) = reader.watermarks(topic, p)?;
+    let scan = |from: i64| -> Result<Option<StageSnapshot>, WorkerError> {
+        let mut found = Vec::new();
+        reader.scan(topic, p, from, hi, |o, bytes| match serde_json::from_slice::<StageSnapshot>(bytes) {
+            Ok(s) => found.push(s),
+            Err(e) => warn!(partition = p, offset = o, error = %e, "unreadable snapshot skipped"),
+        })?;
+        Ok(choose_snapshot(found))
+    };
+    let best = scan(lo.max(hi - SNAPSHOT_SCAN))?;
     if needs_full_scan(best.as_ref(), resume_at) && lo < hi - SNAPSHOT_SCAN {
         warn!(partition = p, resume_at, "newest snapshot not found near the end; scanning the whole state partition");
-        return scan_snapshots(reader, topic, p, lo, hi);
+        return scan(lo);
     }
-    Ok(best)
-}
-
-/// Scans from `from` to the partition's end; `hi` is the high watermark seen before (possibly low on Tansu).
-fn scan_snapshots(
-    reader: &BaseConsumer<QuietEof>,
-    topic: &str,
-    p: i32,
-    from: i64,
-    hi: i64,
-) -> Result<Option<StageSnapshot>, WorkerError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-    reader.assign(&tpl)?;
-    let mut best: Option<StageSnapshot> = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // The reader is reused: an end-of-partition event left from an earlier assignment must not end this scan
-    // before the newest snapshot (that chose an older snapshot than the committed offset's). So the scan
-    // ends only at this partition's end and once it has read at least up to the (possibly low) watermark.
-    let mut last = from - 1;
-    loop {
-        if Instant::now() > deadline {
-            return Err(WorkerError::Internal(format!("timed out reading state partition {topic}/{p} from {from}")));
-        }
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.topic() != topic || m.partition() != p => {}
-            Some(Ok(m)) => {
-                last = last.max(m.offset());
-                match serde_json::from_slice::<StageSnapshot>(m.payload().unwrap_or_default()) {
-                    Ok(s) => best = choose_snapshot(best.into_iter().chain([s])),
-                    Err(e) => warn!(partition = p, offset = m.offset(), error = %e, "unreadable snapshot skipped"),
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(q))) if q == p && last >= hi - 1 => break,
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) => warn!(error = %e, "state reader error"),
-            None => {}
-        }
-    }
-    reader.unassign()?;
     Ok(best)
 }
 

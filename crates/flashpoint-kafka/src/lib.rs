@@ -13,11 +13,14 @@ pub mod aggregate;
 pub mod client;
 pub mod config;
 pub mod dead_letter;
+pub mod health;
 pub mod metrics;
 pub mod outbox;
 pub mod produce;
 pub mod score;
 pub mod shutdown;
+pub mod side_reader;
+pub mod tansu;
 
 use crate::client::{base_config, ProducerContext};
 pub use crate::config::KafkaConfig;

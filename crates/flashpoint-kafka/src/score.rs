@@ -7,11 +7,12 @@
 //! A crash therefore re-reads at most the unacknowledged tail, and the aggregate stage drops the
 //! re-deliveries by source offset.
 
-use crate::client::{base_config, describe, partition_count, resume_probe, StageContext};
+use crate::client::{base_config, describe, partition_count, StageContext};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
+use crate::side_reader::SideReader;
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::partition::{Rejection, ResumeFloors, ScoreBatch, SourceRecord};
 use flashpoint_core::stage::StageRecord;
@@ -146,7 +147,8 @@ fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
         ],
     )?;
     debug!(config = %describe(&cc), "score consumer");
-    let ctx = StageContext::new(Stage::Score, shared.metrics.clone()).with_resume_probe(resume_probe(cfg, &group)?);
+    let ctx = StageContext::new(Stage::Score, shared.metrics.clone())
+        .with_resume_probe(SideReader::new(cfg, &format!("{}-resume-probe", Stage::Score.as_str()))?);
     let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
     let topics: Vec<&str> = cfg.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
