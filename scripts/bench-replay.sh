@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000000}
-cargo build -q --release -p flashpoint -p flashpoint-benches --bin flashpoint --bin stream-gen
+cargo build -q --release -p flashpoint -p flashpoint-tools --bin flashpoint --bin stream-gen
 f=$(mktemp -d)/stream.jsonl
 target/release/stream-gen "$n" > "$f"
 cpu=$(( $(nproc) - 1 ))

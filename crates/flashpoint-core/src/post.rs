@@ -343,6 +343,8 @@ mod tests {
         assert_eq!(p[0].author.as_deref(), Some("first"));
         assert_eq!(p[1].author.as_deref(), Some("8"));
         // 8k posts joined against 30k users in under 1 MB: was quadratic (seconds).
+        // No wall-clock limit (a debug build on a shared CI core is no timer): a quadratic regression shows
+        // as this test taking seconds; speed itself is measured by the benchmarks.
         let mut rec = String::from(r#"{"data":["#);
         for i in 0..8_000 {
             rec.push_str(&format!(
@@ -355,9 +357,7 @@ mod tests {
             rec.push_str(&format!(r#"{}{{"id":"{i}"}}"#, if i > 0 { "," } else { "" }));
         }
         rec.push_str("]}}");
-        let t = std::time::Instant::now();
         assert_eq!(d.decode(rec.as_bytes()).unwrap().len(), 8_000);
-        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub async fn run(
                     Stage::Aggregate => aggregate::run(shared, stop.subscribe()).await,
                 };
                 if let Err(e) = &r {
-                    warn!(stage = stage.as_str(), error = %e, "stage failed; stopping the worker");
+                    warn!(error = %e, "{} stage failed; stopping the worker", stage.as_str());
                     stop.fire();
                 }
                 r

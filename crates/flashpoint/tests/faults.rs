@@ -56,8 +56,9 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
         "the sample has an incident, a late post and a bad line"
     );
 
-    // Kill points: random fractions of the input, in increasing order, printed so a failure can be rerun.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1;
+    // Kill points: random fractions of the input, in increasing order; the seed comes from FLASHPOINT_TEST_SEED
+    // when set (to rerun a failure), else from the clock, and is printed either way.
+    let seed = seed_from_env("FLASHPOINT_TEST_SEED") | 1;
     let mut x = seed;
     let mut next = || {
         x ^= x << 13;

@@ -3,10 +3,10 @@
 //! processes, configs.
 #![allow(dead_code)]
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+pub use flashpoint_testkit::*;
+
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -14,33 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// A plain HTTP/1.0 GET of the worker's endpoint (no chunked encoding to undo; the server closes the connection).
-pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    c.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-pub fn http_get(addr: &str, path: &str) -> (u16, String) {
-    try_http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
-}
-
-/// The value of one series in a Prometheus text exposition (`name{labels}` exactly as rendered).
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-pub fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
 
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flashpoint"))
@@ -68,10 +41,6 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The broker the tests use. Never skipped: without it the test fails and says how to get one.
 pub fn brokers() -> String {
     std::env::var("FLASHPOINT_TEST_BROKERS").unwrap_or_else(|_| {
@@ -91,16 +60,7 @@ pub fn unique(name: &str) -> String {
 }
 
 pub fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let r = rt.block_on(admin.create_topics(
-        &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ));
-    for t in r.expect("create_topics") {
-        t.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
+    create_topic_on(&brokers(), name, partitions)
 }
 
 /// Produces raw payloads (in order, to partition 0 unless the topic has more and `partition` is None),
@@ -350,30 +310,12 @@ pub fn replay(config: &Path, input: &Path) -> Vec<serde_json::Value> {
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-pub fn event_key(e: &serde_json::Value) -> (String, u64) {
-    (e["incident_id"].as_str().unwrap().to_string(), e["seq"].as_u64().unwrap())
-}
-
 /// Commits `offsets` ((partition, next offset to read) pairs of `topic`) for `group`, as if its members had.
 pub fn commit(group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for &(p, o) in offsets {
-        tpl.add_partition_offset(topic, p, Offset::Offset(o)).unwrap();
-    }
-    c.commit(&tpl, CommitMode::Sync).unwrap();
+    commit_on(&brokers(), group, topic, offsets)
 }
 
 /// Committed offset of `group` on `topic`/`partition`.
 pub fn committed(group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    match got.find_partition(topic, partition).unwrap().offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
-    }
+    committed_on(&brokers(), group, topic, partition)
 }
