@@ -18,6 +18,7 @@
 //! Events are keyed by (incident id, seq); a duplicate must be byte-for-byte the same event (an exact
 //! replay), and the de-duplicated set must equal replay's.
 
+use flashpoint_core::stage::StageRecord;
 use flashpoint_testkit::{committed_on, create_topic_on, event_key, flashpoint_bin, free_port, repo, try_http_get};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -488,18 +489,14 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
             0 => {
                 let e = s.scored_end.entry(m.partition()).or_insert(0);
                 *e = (*e).max(m.offset() + 1);
-                let j: serde_json::Value = serde_json::from_slice(payload).unwrap();
-                if j["t"] == "tick" {
-                    s.ticks += 1;
-                } else {
-                    s.scored_records += 1;
-                    let off = j["off"].as_i64().unwrap();
-                    s.scored_sources.insert(off);
-                    s.scored_pairs.insert((
-                        off,
-                        j["sub"].as_u64().unwrap_or(0) as u32,
-                        j["entity"].as_str().unwrap().to_string(),
-                    ));
+                // Read with the worker's own decoder: the internal topic's format is core's.
+                match StageRecord::decode(payload).expect("a stage record") {
+                    StageRecord::Tick { .. } => s.ticks += 1,
+                    StageRecord::Post(p) => {
+                        s.scored_records += 1;
+                        s.scored_sources.insert(p.off);
+                        s.scored_pairs.insert((p.off, p.sub, p.entity.into_owned()));
+                    }
                 }
             }
             1 => {
@@ -510,14 +507,12 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
                         let off: i64 = header("flashpoint.source.offset").unwrap().parse().unwrap();
                         s.dead_score.insert(off, reason);
                     }
-                    _ if reason == "late" => {
-                        let j: serde_json::Value = serde_json::from_slice(payload).unwrap();
-                        s.dead_late.insert((
-                            j["off"].as_i64().unwrap(),
-                            j["sub"].as_u64().unwrap_or(0) as u32,
-                            j["entity"].as_str().unwrap().to_string(),
-                        ));
-                    }
+                    _ if reason == "late" => match StageRecord::decode(payload).expect("a late stage record") {
+                        StageRecord::Post(p) => {
+                            s.dead_late.insert((p.off, p.sub, p.entity.into_owned()));
+                        }
+                        StageRecord::Tick { .. } => s.dead_other += 1,
+                    },
                     _ => s.dead_other += 1,
                 }
             }

@@ -118,7 +118,7 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
     let scored = read_all(&t.scored, Duration::from_secs(2));
     let mut sources = HashSet::new();
     let mut pairs = HashSet::new();
-    for r in scored.iter().map(Record::json).filter(|j| j["t"] == "post") {
+    for r in scored.iter().map(Record::stage_json).filter(|j| j["t"] == "post") {
         let off = r["off"].as_i64().unwrap();
         sources.insert(off);
         pairs.insert((off, r["sub"].as_u64().unwrap_or(0), r["entity"].as_str().unwrap().to_string()));
@@ -133,7 +133,7 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
         .iter()
         .filter(|r| r.header("flashpoint.reason") == Some("late"))
         .map(|r| {
-            let j = r.json();
+            let j = r.stage_json();
             (j["off"].as_i64().unwrap(), j["sub"].as_u64().unwrap_or(0), j["entity"].as_str().unwrap().to_string())
         })
         .collect();

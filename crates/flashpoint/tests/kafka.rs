@@ -108,7 +108,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= expected_bad.len());
     let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
-        r.iter().filter(|x| x.json()["t"] == "post").count() >= n_valid
+        r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= n_valid
     });
     assert!(w.alive(), "bad input never crashes the worker; log:\n{}", w.log_text());
     assert_eq!(w.stop(), 0);
@@ -134,7 +134,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     assert_eq!(got, want, "every bad record, with its reason, source offset and original bytes");
     let posts: Vec<String> = scored
         .iter()
-        .map(Record::json)
+        .map(Record::stage_json)
         .filter(|j| j["t"] == "post")
         .map(|j| j["id"].as_str().unwrap().to_string())
         .collect();
@@ -247,9 +247,10 @@ fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it(
     assert_eq!(d.header("flashpoint.size"), Some("1071070"));
     assert!(big.starts_with(&d.payload) && !d.payload.is_empty(), "the payload is the record or its head");
     assert_eq!(d.header("flashpoint.truncated") == Some("true"), d.payload.len() < big.len());
-    let scored =
-        read_until(&t.scored, Duration::from_secs(60), |r| r.iter().filter(|x| x.json()["t"] == "post").count() >= 102);
-    assert_eq!(scored.iter().filter(|x| x.json()["t"] == "post").count(), 102, "every small post scored once");
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
+        r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= 102
+    });
+    assert_eq!(scored.iter().filter(|x| x.stage_json()["t"] == "post").count(), 102, "every small post scored once");
     // The auto-commit runs every second: wait for it to pass the poison record.
     let group = format!("{}-score", t.group);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -110,6 +110,11 @@ impl Record {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).unwrap()
     }
+    /// An internal-topic record (core's stage-record format), as the JSON of its fields.
+    pub fn stage_json(&self) -> serde_json::Value {
+        let rec = flashpoint_core::stage::StageRecord::decode(&self.payload).expect("a stage record");
+        serde_json::to_value(&rec).unwrap()
+    }
 }
 
 /// Reads every partition of `topic` from the start until `want(records)` holds or `timeout` passes;
