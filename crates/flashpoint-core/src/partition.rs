@@ -365,47 +365,16 @@ pub fn needs_full_scan(best: Option<&StageSnapshot>, resume_at: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{AggregatorConfig, WindowConfig};
-    use crate::entity::EntityConfig;
-    use crate::sentiment::{Label, LabelThresholds, LexiconScorer, ScoreError, Scorer, Sentiment};
+    use crate::sentiment::{LabelThresholds, LexiconScorer, ScoreError, Scorer, Sentiment};
+    use crate::stage::tests::{cfg, entities};
     use std::sync::Arc;
-
-    fn entities() -> Vec<EntityConfig> {
-        let e = |n: &str, t: &str| EntityConfig {
-            name: n.into(),
-            terms: vec![t.into()],
-            handles: vec![],
-            hashtags: vec![],
-            exclude: vec![],
-        };
-        vec![e("Acme", "acme"), e("Globex", "globex")]
-    }
-
-    fn cfg() -> AggregatorConfig {
-        let mut c = AggregatorConfig::default();
-        c.window = WindowConfig { size_secs: 120, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 10 };
-        c.detection.warmup_secs = 0;
-        c
-    }
 
     fn stage() -> AggregateStage {
         AggregateStage::new(&entities(), &cfg()).unwrap()
     }
 
     fn post(entity: &str, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
-        StageRecord::Post(ScoredPost {
-            entity: entity.to_string().into(),
-            id: off.to_string().into(),
-            text: "acme is awful".into(),
-            created_at: t,
-            author: None,
-            followers: None,
-            compound,
-            label: if compound < 0.0 { Label::Negative } else { Label::Neutral },
-            src: "posts/0".into(),
-            off,
-            sub: 0,
-        })
+        crate::stage::tests::rec(entity, off as u32, t, off, compound)
     }
 
     /// The internal topic's records: a quiet baseline, a burst of negative posts (an incident), ticks, and

@@ -409,12 +409,12 @@ impl AggregateStage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aggregate::WindowConfig;
     use crate::sentiment::{LabelThresholds, LexiconScorer};
 
-    fn entities() -> Vec<EntityConfig> {
+    pub(crate) fn entities() -> Vec<EntityConfig> {
         vec![
             EntityConfig {
                 name: "Acme".into(),
@@ -433,14 +433,14 @@ mod tests {
         ]
     }
 
-    fn cfg() -> AggregatorConfig {
+    pub(crate) fn cfg() -> AggregatorConfig {
         let mut c = AggregatorConfig::default();
         c.window = WindowConfig { size_secs: 120, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 10 };
         c.detection.warmup_secs = 0;
         c
     }
 
-    fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
+    pub(crate) fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
         StageRecord::Post(ScoredPost {
             entity: entity.to_string().into(),
             id: id.to_string().into(),

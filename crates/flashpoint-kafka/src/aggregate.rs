@@ -317,17 +317,18 @@ async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Re
     let m = &shared.metrics;
     match o {
         Output::Spike(e) => {
+            use flashpoint_core::event::EventKind;
             let kind = match e.kind {
-                flashpoint_core::event::EventKind::Opened => "opened",
-                flashpoint_core::event::EventKind::Updated => "updated",
-                flashpoint_core::event::EventKind::Resolved => "resolved",
+                EventKind::Opened => "opened",
+                EventKind::Updated => "updated",
+                EventKind::Resolved => "resolved",
             };
             m.spike_events.with_label_values(&[kind]).inc();
             let label = m.entity_label(&e.entity);
-            match kind {
-                "opened" => m.incidents_opened.with_label_values(&[&label]).inc(),
-                "resolved" => m.incidents_resolved.with_label_values(&[&label]).inc(),
-                _ => {}
+            match e.kind {
+                EventKind::Opened => m.incidents_opened.with_label_values(&[&label]).inc(),
+                EventKind::Resolved => m.incidents_resolved.with_label_values(&[&label]).inc(),
+                EventKind::Updated => {}
             }
             if let Some(end) = e.window_end_ms() {
                 m.event_lag_seconds.observe((now_ms() as f64 / 1000.0 - end as f64 / 1000.0).max(0.0));

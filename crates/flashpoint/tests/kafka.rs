@@ -219,6 +219,20 @@ fn wait_ready(addr: &str) -> (u16, String) {
     }
 }
 
+/// Waits (bounded) for the score group to commit `end` on the input partition (the auto-commit runs every
+/// second) and asserts it did, that the worker is ready; returns its metrics.
+fn committed_past_and_ready(t: &Topics, end: i64, addr: &str) -> String {
+    let group = format!("{}-score", t.group);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while committed(&group, &t.input, 0) != Some(end) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(committed(&group, &t.input, 0), Some(end), "committed past the records over the limits");
+    let (code, body) = wait_ready(addr);
+    assert_eq!(code, 200, "ready: {body}");
+    http_get(addr, "/metrics").1
+}
+
 /// The outage this guards against: one input record over `input.max_record_bytes` (1,071,070 bytes, as in the
 /// report, between small posts, `--role all`, one partition). Its dead letter used to exceed librdkafka's
 /// default `message.max.bytes`, the enqueue was retried forever in silence, the score group never committed,
@@ -251,16 +265,7 @@ fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it(
         r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= 102
     });
     assert_eq!(scored.iter().filter(|x| x.stage_json()["t"] == "post").count(), 102, "every small post scored once");
-    // The auto-commit runs every second: wait for it to pass the poison record.
-    let group = format!("{}-score", t.group);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while committed(&group, &t.input, 0) != Some(payloads.len() as i64) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(committed(&group, &t.input, 0), Some(payloads.len() as i64), "committed past the poison record");
-    let (code, body) = wait_ready(&addr);
-    assert_eq!(code, 200, "ready: {body}");
-    let (_, m) = http_get(&addr, "/metrics");
+    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
     assert_eq!(metric(&m, r#"flashpoint_stage_stalled_seconds{stage="score"}"#), Some(0.0));
     let log = w.log_text();
@@ -321,15 +326,7 @@ fn records_over_the_producer_limit_go_to_the_dead_letter_topic_as_heads() {
     assert!(size > 300_000, "{size}");
     assert!(dead.iter().all(|d| d.payload.len() < 300_000));
     assert!(String::from_utf8_lossy(&dead[1].payload).contains("over-output"));
-    let group = format!("{}-score", t.group);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while committed(&group, &t.input, 0) != Some(payloads.len() as i64) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(committed(&group, &t.input, 0), Some(payloads.len() as i64), "committed past both records");
-    let (code, body) = wait_ready(&addr);
-    assert_eq!(code, 200, "ready: {body}");
-    let (_, m) = http_get(&addr, "/metrics");
+    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="output_too_large"}"#), Some(1.0));
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
     let log = w.log_text();
