@@ -47,6 +47,8 @@ struct AggregateLoop {
     consumer: Arc<Consumer_>,
     reader: Arc<SideReader>,
     parts: FxHashMap<i32, Part>,
+    /// Committed offsets of partitions assigned from an earlier batch start, until their first record.
+    floors: FxHashMap<i32, i64>,
     pending: Vec<Tracked>,
     outputs: Vec<Output>,
     topic: Arc<str>,
@@ -62,6 +64,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
         consumer: consumer.clone(),
         reader,
         parts: FxHashMap::default(),
+        floors: FxHashMap::default(),
         pending: Vec::new(),
         outputs: Vec::new(),
     };
@@ -119,8 +122,11 @@ fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<SideReader>), WorkerE
         ],
     )?;
     debug!(config = %describe(&cc), "aggregate consumer");
-    let consumer: Arc<Consumer_> =
-        Arc::new(cc.create_with_context(StageContext::new(Stage::Aggregate, shared.metrics.clone()))?);
+    // A group resuming inside a broker batch must be assigned from the batch start (`tansu::BATCH_FETCH`):
+    // at the end of a partition Tansu would otherwise deliver nothing at all.
+    let probe = SideReader::new(cfg, "aggregate-resume-probe")?;
+    let ctx = StageContext::new(Stage::Aggregate, shared.metrics.clone()).with_resume_probe(probe);
+    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
     consumer.subscribe(&[&cfg.scored_topic])?;
     Ok((consumer, Arc::new(SideReader::new(cfg, "state-reader")?)))
 }
@@ -134,9 +140,15 @@ impl AggregateLoop {
                 self.parts.remove(&p);
             }
         }
+        for (_, fp, committed) in self.consumer.context().take_floors().unwrap_or_default() {
+            self.floors.insert(fp, committed);
+        }
         let (p, offset) = (m.partition(), m.offset());
         if !self.parts.contains_key(&p) {
-            let part = restore(&self.shared, &self.reader, p, offset).await?;
+            // Assigned from a batch start before the committed offset: the group's position is the floor, and
+            // the machine skips what lies below the state it restores.
+            let first = self.floors.remove(&p).map_or(offset, |f| f.max(offset));
+            let part = restore(&self.shared, &self.reader, p, first).await?;
             self.parts.insert(p, part);
         }
         let payload = m.payload().unwrap_or_default();

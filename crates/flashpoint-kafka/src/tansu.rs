@@ -5,8 +5,10 @@
 //!   tansu-storage 0.6.0, src/dynostore.rs, `Storage::fetch` (~line 1040): batches are selected with
 //!   `offsets.split_off(&offset)` over their base offsets. Kafka returns the whole batch and the client drops
 //!   the records before the offset. Workarounds: a group resuming at a committed offset is re-assigned from
-//!   the start of the batch holding it and drops what lies before (`resume_starts` here, the floors of
-//!   `flashpoint_core::partition::ResumeFloors`); a gap re-read that sees a hole steps back
+//!   the start of the batch holding it (`resume_starts` here, both stages) and drops what lies before (the
+//!   score stage through `flashpoint_core::partition::ResumeFloors`, the aggregate stage by starting its
+//!   `AggregatePartition` at the committed offset, which then skips the records below it); without it a
+//!   group resuming inside a partition's last batch receives nothing at all; a gap re-read that sees a hole steps back
 //!   (`SideReader::read_range`). Cost on Kafka: one half-second probe per assigned partition.
 //! - `LIST_OFFSETS`: ListOffsets(latest) answers the base offset of the newest batch plus one, not the high
 //!   watermark. tansu-storage 0.6.0, src/dynostore.rs, `list_offsets` (~line 1273, `ListOffset::Latest =>

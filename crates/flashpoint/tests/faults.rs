@@ -9,16 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 fn consumed(port: u16, stage: &str) -> f64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0.0 };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
-        return 0.0;
-    }
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    let key = format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}} ");
-    body.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+    let series = format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}}");
+    try_http_get(&format!("127.0.0.1:{port}"), "/metrics").and_then(|(_, m)| metric(&m, &series)).unwrap_or(0.0)
 }
 
 #[test]
@@ -296,4 +288,54 @@ fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
     assert_eq!(w.stop(), 0);
     assert_eq!(committed(&score_group, &t.input, 0), Some(n), "log:\n{log}");
     assert_eq!(got as i64, n - start, "records {start}..{n} all consumed by the score stage; log:\n{log}");
+}
+
+/// The same for the aggregate stage, at the end of its partition: a group whose committed offset lies inside
+/// the last producer batch of the scored topic gets nothing at all from Tansu 0.6.0 unless it is assigned from
+/// the batch start. The records from the committed offset on must all be applied, those before it not.
+#[test]
+fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest() {
+    use flashpoint_core::sentiment::Label;
+    use flashpoint_core::stage::{ScoredPost, StageRecord};
+    let dir = tempdir("aggmid");
+    let t = Topics::new("aggmid");
+    create_topic(&t.input, 1);
+    create_topic(&t.scored, 1);
+    let cfg = write_config(&dir, &t, "", "");
+    // One fast burst of stage records: the producer packs it into a few large batches.
+    let n = 3000i64;
+    let records: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            StageRecord::Post(ScoredPost {
+                entity: "Acme Air".into(),
+                id: i.to_string().into(),
+                text: "Acme Air lost my bag".into(),
+                created_at: 1_772_409_600_000 + i * 1000,
+                author: None,
+                followers: None,
+                compound: -0.5,
+                label: Label::Negative,
+                src: format!("{}/0", t.input).into(),
+                off: i,
+                sub: 0,
+            })
+            .encode()
+        })
+        .collect();
+    produce(&t.scored, &records);
+    let start = n - 5;
+    let group = format!("{}-aggregate", t.group);
+    commit(&group, &t.scored, &[(0, start)]);
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let w = Worker::start(&cfg, "aggregate", &addr, dir.join("w.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed(&group, &t.scored, 0) != Some(n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let aggregated = try_http_get(&addr, "/metrics").and_then(|(_, m)| metric(&m, "flashpoint_posts_aggregated_total"));
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0);
+    assert_eq!(committed(&group, &t.scored, 0), Some(n), "log:\n{log}");
+    assert_eq!(aggregated, Some((n - start) as f64), "records {start}..{n} applied, none before; log:\n{log}");
 }
