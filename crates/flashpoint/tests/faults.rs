@@ -218,8 +218,12 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     };
     assert_eq!(brief(&events), brief(&want), "events equal replay's");
     assert_eq!(events, want, "events equal replay's");
+    // The gap was there and was filled: re-read through the side reader, or delivered by the group consumer
+    // itself when it was re-assigned from a broker batch starting at or before the snapshot (Tansu, see the
+    // Kafka crate's `tansu` notes).
     assert!(
-        log.contains("re-reading the records between the snapshot and the committed offset"),
+        log.contains("re-reading the records between the snapshot and the committed offset")
+            || log.contains("resuming from the start of the broker batch holding the committed offset"),
         "the gap was seen; log:\n{log}"
     );
 }
