@@ -71,6 +71,8 @@ pub struct WorkerSettings {
     pub entities: Vec<EntityConfig>,
     pub aggregator: AggregatorConfig,
     pub normalize: bool,
+    /// Which matched posts the scorer reads (`flashpoint_core::lang`).
+    pub language: flashpoint_core::lang::LanguageGate,
 }
 
 /// Runs the worker until `shutdown` turns true (then drains, commits and leaves the groups) or a stage
@@ -85,6 +87,7 @@ pub async fn run(
     s.kafka.validate().map_err(WorkerError::Config)?;
     let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
     score.normalize = s.normalize;
+    score.language = s.language;
     metrics.set_entities(score.matcher().names());
     if s.kafka.create_topics {
         client::ensure_topics(&s.kafka).await?;

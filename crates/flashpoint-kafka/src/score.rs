@@ -46,6 +46,8 @@ struct BatchOut {
     skipped: u64,
     matched: u64,
     unmatched: u64,
+    /// Of the matched posts, those in a language the scorer does not read.
+    unscored: u64,
 }
 
 /// A published batch waiting for its acknowledgements before its offsets may be stored.
@@ -225,6 +227,7 @@ fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
         skipped: 0,
         matched: 0,
         unmatched: 0,
+        unscored: 0,
     };
     let mut posts: Vec<Post> = Vec::with_capacity(batch.len());
     // For each post: (index of its record, index within the record).
@@ -247,9 +250,11 @@ fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
     }
     out.decoded = posts.len() as u64;
     let mut scored: Vec<Scored> = Vec::new();
-    match shared.score.score(&posts, &mut scored) {
-        Ok(matched) => {
+    match shared.score.score_counted(&posts, &mut scored) {
+        Ok(counts) => {
+            let matched = counts.matched;
             out.matched = matched as u64;
+            out.unscored = counts.unscored as u64;
             out.unmatched = (posts.len() - matched) as u64;
             let matcher = shared.score.matcher();
             let mut src = String::new();
@@ -309,7 +314,8 @@ async fn publish(
     m.skipped.inc_by(out.skipped);
     m.matched.inc_by(out.matched);
     m.unmatched.inc_by(out.unmatched);
-    m.scored.inc_by(out.matched);
+    m.scored.inc_by(out.matched - out.unscored);
+    m.unscored.inc_by(out.unscored);
     let cfg = &shared.kafka;
     let mut deliveries = Vec::with_capacity(out.scored.len() + out.dead.len());
     for (key, payload) in &out.scored {

@@ -51,6 +51,10 @@ struct ScorerArgs {
     /// Transformer encoder arithmetic on the CPU (overrides scorer.precision; default int8).
     #[arg(long, value_enum)]
     precision: Option<ScorerPrecision>,
+    /// Languages to score, comma-separated ISO 639-1 codes, or `*` for all (overrides scorer.languages; default
+    /// the scorer's own, English). Posts in other languages are labelled `unscored`.
+    #[arg(long, value_delimiter = ',')]
+    languages: Option<Vec<String>>,
 }
 
 impl ScorerArgs {
@@ -70,6 +74,9 @@ impl ScorerArgs {
         if let Some(p) = self.precision {
             cfg.precision = p;
         }
+        if let Some(l) = &self.languages {
+            cfg.languages = Some(l.clone());
+        }
         // Not validate_complete: a binary without the backend should say so before asking for a model directory.
         cfg.validate()
     }
@@ -80,8 +87,10 @@ enum Cmd {
     /// Score JSON Lines ({"id":..,"text":".."} per line) and print one sentiment record per line, in order.
     ///
     /// Output: {"id":..,"label":"negative|neutral|positive","compound":f,"neg":f,"neu":f,"pos":f}.
-    /// A bad line produces {"line":N,"error":".."} on stderr and the run continues; the exit status is 1
-    /// if any line failed.
+    /// A line may carry the platform's language tag as "lang". A text in a language the scorer does not read
+    /// (see --languages) is not scored: {"id":..,"label":"unscored","compound":0.0,"neg":0.0,"neu":0.0,
+    /// "pos":0.0,"lang":".."}. A bad line produces {"line":N,"error":".."} on stderr and the run continues;
+    /// the exit status is 1 if any line failed.
     Score {
         /// Input file, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
@@ -126,11 +135,17 @@ enum Cmd {
         scorer: ScorerArgs,
     },
     /// Evaluate a sentiment scorer on TweetEval's sentiment validation split (val_text.txt, val_labels.txt)
-    /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput.
+    /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput, plus the
+    /// set's texts per language as the language gate sees them and the recall over the texts it scores.
     EvalSentiment {
-        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment).
+        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment), or a JSON Lines
+        /// file of {"text":..,"label":"negative|neutral|positive"|0|1|2|null,"lang":..} (a mixed-language set).
         #[arg(long)]
         data: PathBuf,
+        /// Evaluate every backend this binary has: the lexicon, and the transformer at int8 and fp32 when built in
+        /// and given a model directory; then one summary line each.
+        #[arg(long)]
+        all_backends: bool,
         /// Config whose [scorer] section to use (flags override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -278,7 +293,8 @@ fn real_main() -> Result<ExitCode> {
             let mut cfg = ScorerConfig { thresholds, ..ScorerConfig::default() };
             scorer.apply(&mut cfg)?;
             let scorer = build_scorer(&cfg)?;
-            let stats = score::run(open_input(&input)?, scorer.as_ref(), raw)?;
+            let gate = cfg.language_gate(scorer.as_ref())?;
+            let stats = score::run(open_input(&input)?, scorer.as_ref(), &gate, raw)?;
             Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::EvalNab { data, config, verbose } => {
@@ -327,15 +343,50 @@ fn real_main() -> Result<ExitCode> {
             eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::EvalSentiment { data, config, raw, scorer } => {
+        Cmd::EvalSentiment { data, all_backends, config, raw, scorer } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?.scorer,
                 None => ScorerConfig::default(),
             };
             scorer.apply(&mut cfg)?;
-            let built = build_scorer(&cfg)?;
-            let r = eval_sentiment::run(&data, built.as_ref(), raw || !cfg.normalize)?;
-            print!("{r}");
+            let sample = eval_sentiment::Sample::load(&data, raw || !cfg.normalize)?;
+            let mut backends = Vec::new();
+            if all_backends {
+                backends.push((ScorerConfig { kind: ScorerKind::Lexicon, ..cfg.clone() }, "lexicon".to_string()));
+                if !cfg!(feature = "transformer") {
+                    println!("transformer     not in this binary (build it: cargo build --profile transformer -p flashpoint --features transformer)\n");
+                } else if cfg.model_dir.is_none() {
+                    println!("transformer     skipped: no model directory (--model-dir or FLASHPOINT_MODEL_DIR)\n");
+                } else {
+                    for (p, n) in
+                        [(ScorerPrecision::Int8, "transformer int8"), (ScorerPrecision::Fp32, "transformer fp32")]
+                    {
+                        let c = ScorerConfig { kind: ScorerKind::Transformer, precision: p, ..cfg.clone() };
+                        backends.push((c, n.to_string()));
+                    }
+                }
+            } else {
+                let name = match cfg.kind {
+                    ScorerKind::Lexicon => "lexicon".to_string(),
+                    ScorerKind::Transformer => format!("transformer {:?}", cfg.precision).to_lowercase(),
+                };
+                backends.push((cfg.clone(), name));
+            }
+            let mut reports = Vec::new();
+            for (i, (c, name)) in backends.iter().enumerate() {
+                let built = build_scorer(c)?;
+                let gate = c.language_gate(built.as_ref())?;
+                let verdicts = sample.judge(&gate);
+                if i == 0 {
+                    println!("{}", eval_sentiment::LanguageTable::new(&gate, &verdicts));
+                }
+                let r = eval_sentiment::run(&sample, &verdicts, built.as_ref(), name)?;
+                println!("{r}");
+                reports.push(r);
+            }
+            if all_backends {
+                print!("{}", eval_sentiment::summary(&reports));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {
@@ -346,10 +397,12 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
             scorer.apply(&mut cfg.scorer)?;
-            let mut pipeline =
-                flashpoint_core::pipeline::Pipeline::new(build_scorer(&cfg.scorer)?, &cfg.entities, &cfg.aggregator())
-                    .map_err(anyhow::Error::msg)?;
+            let built = build_scorer(&cfg.scorer)?;
+            let gate = cfg.scorer.language_gate(built.as_ref())?;
+            let mut pipeline = flashpoint_core::pipeline::Pipeline::new(built, &cfg.entities, &cfg.aggregator())
+                .map_err(anyhow::Error::msg)?;
             pipeline.score.normalize = cfg.scorer.normalize;
+            pipeline.score.language = gate;
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
             } else {

@@ -51,6 +51,7 @@ pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCo
             entities: cfg.entities.clone(),
             aggregator: cfg.aggregator(),
             normalize: cfg.scorer.normalize,
+            language: cfg.scorer.language_gate(scorer.as_ref())?,
         };
         flashpoint_kafka::run(role, settings, scorer, metrics, rx).await.context("worker")?;
         info!("worker stopped cleanly");
