@@ -118,8 +118,8 @@ pub struct LanguageGate {
     detect: bool,
     min_letters: usize,
     min_confidence: f64,
-    /// The function-word lists, packed (see `word_table`).
-    words: Vec<(u64, bool)>,
+    /// The function-word lists, packed (see `WordTable`).
+    words: WordTable,
 }
 
 /// Default: detection needs at least this many letters in a Latin-script text...
@@ -165,7 +165,7 @@ impl LanguageGate {
         if !(0.0..=1.0).contains(&min_confidence) {
             return Err(format!("detection confidence must be in [0, 1] (got {min_confidence})"));
         }
-        Ok(LanguageGate { languages: codes, detect, min_letters, min_confidence, words: word_table() })
+        Ok(LanguageGate { languages: codes, detect, min_letters, min_confidence, words: WordTable::new() })
     }
 
     /// The gate for a scorer's declared languages with the default detection thresholds.
@@ -175,7 +175,13 @@ impl LanguageGate {
 
     /// Scores every post whatever its language (the behaviour before the gate existed).
     pub fn all() -> LanguageGate {
-        LanguageGate { languages: Vec::new(), detect: false, min_letters: 0, min_confidence: 0.0, words: Vec::new() }
+        LanguageGate {
+            languages: Vec::new(),
+            detect: false,
+            min_letters: 0,
+            min_confidence: 0.0,
+            words: WordTable::new(),
+        }
     }
 
     pub fn is_all(&self) -> bool {
@@ -265,18 +271,24 @@ struct Evidence {
     foreign: u32,
 }
 
-/// Once this many English function words are seen without a foreign one, the rest of the text cannot change
-/// the outcome: the scan stops (most English posts end here within a few words).
-const ENGLISH_ENOUGH: u32 = 2;
+/// Once this many English function words are seen before any foreign one (or any letter of another script),
+/// the scan stops and the text is English: most English posts end here within their first few words, which is
+/// what keeps the gate cheap. One is enough because the foreign list holds no English words: a foreign text
+/// would have to open with an English function word and hold none of its own before it.
+const ENGLISH_ENOUGH: u32 = 1;
 
-fn scan(table: &[(u64, bool)], text: &str, english: bool) -> Evidence {
+fn scan(table: &WordTable, text: &str, english: bool) -> Evidence {
     let mut ev = Evidence::default();
     let mut word = [0u8; 8];
     let mut len = 0usize;
     let mut long = false;
-    for c in text.chars() {
-        if c.is_ascii() {
-            let b = c as u8;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // Bytes, not chars: posts are mostly ASCII, and only the rare non-ASCII letter needs decoding.
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            i += 1;
             if b.is_ascii_alphabetic() {
                 ev.letters += 1;
                 if len < word.len() {
@@ -290,45 +302,41 @@ fn scan(table: &[(u64, bool)], text: &str, english: bool) -> Evidence {
             if b == b'\'' {
                 continue;
             }
-        } else if c.is_alphabetic() {
-            ev.letters += 1;
-            if !is_latin(c) {
-                ev.non_latin += 1;
+        } else {
+            let c = text[i..].chars().next().expect("i is at a char boundary");
+            i += c.len_utf8();
+            if c.is_alphabetic() {
+                ev.letters += 1;
+                if !is_latin(c) {
+                    ev.non_latin += 1;
+                }
+                let mut buf = [0u8; 4];
+                let s = c.to_lowercase().next().unwrap_or(c).encode_utf8(&mut buf).len();
+                if len + s <= word.len() {
+                    word[len..len + s].copy_from_slice(&buf[..s]);
+                    len += s;
+                } else {
+                    long = true;
+                }
+                continue;
             }
-            let mut buf = [0u8; 4];
-            let s = c.to_lowercase().next().unwrap_or(c).encode_utf8(&mut buf).len();
-            if len + s <= word.len() {
-                word[len..len + s].copy_from_slice(&buf[..s]);
-                len += s;
-            } else {
-                long = true;
+            if c == '\u{2019}' {
+                continue;
             }
-            continue;
-        } else if c == '\u{2019}' {
-            continue;
         }
-        flush(table, &word, len, long, &mut ev);
+        if len > 0 && !long {
+            table.count(&word[..len], &mut ev);
+            if english && ev.english >= ENGLISH_ENOUGH && ev.foreign == 0 && ev.non_latin == 0 {
+                return ev;
+            }
+        }
         len = 0;
         long = false;
-        if english && ev.english >= ENGLISH_ENOUGH && ev.foreign == 0 && ev.non_latin == 0 {
-            return ev;
-        }
     }
-    flush(table, &word, len, long, &mut ev);
+    if len > 0 && !long {
+        table.count(&word[..len], &mut ev);
+    }
     ev
-}
-
-fn flush(table: &[(u64, bool)], word: &[u8; 8], len: usize, long: bool, ev: &mut Evidence) {
-    if len == 0 || long {
-        return;
-    }
-    if let Ok(i) = table.binary_search_by_key(&pack(&word[..len]), |e| e.0) {
-        if table[i].1 {
-            ev.english += 1;
-        } else {
-            ev.foreign += 1;
-        }
-    }
 }
 
 fn is_latin(c: char) -> bool {
@@ -366,16 +374,59 @@ fn pack(w: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Both lists, packed and sorted for binary search (true = English).
-fn word_table() -> Vec<(u64, bool)> {
-    let mut t: Vec<(u64, bool)> = ENGLISH_WORDS
-        .iter()
-        .map(|w| (pack(w.as_bytes()), true))
-        .chain(FOREIGN_WORDS.iter().map(|w| (pack(w.as_bytes()), false)))
-        .collect();
-    t.sort_unstable();
-    t.dedup_by_key(|e| e.0);
-    t
+/// Both lists in an open-addressing hash table of packed words: a probe or two per word, no string compares.
+#[derive(Clone, Debug, PartialEq)]
+struct WordTable {
+    /// 0 is an empty slot (no word packs to 0).
+    keys: Box<[u64]>,
+    english: Box<[bool]>,
+}
+
+const TABLE_BITS: u32 = 9;
+
+impl WordTable {
+    fn new() -> WordTable {
+        let size = 1usize << TABLE_BITS;
+        assert!(ENGLISH_WORDS.len() + FOREIGN_WORDS.len() < size / 2, "keep the table at most half full");
+        let mut t = WordTable { keys: vec![0; size].into(), english: vec![false; size].into() };
+        for (words, english) in [(ENGLISH_WORDS, true), (FOREIGN_WORDS, false)] {
+            for w in words {
+                assert!(w.len() <= 8, "{w}: words are packed into 8 bytes");
+                let k = pack(w.as_bytes());
+                let mut i = Self::slot(k);
+                while t.keys[i] != 0 && t.keys[i] != k {
+                    i = (i + 1) & (size - 1);
+                }
+                t.keys[i] = k;
+                t.english[i] = english;
+            }
+        }
+        t
+    }
+
+    fn slot(k: u64) -> usize {
+        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+    }
+
+    fn count(&self, word: &[u8], ev: &mut Evidence) {
+        let k = pack(word);
+        let mask = self.keys.len() - 1;
+        let mut i = Self::slot(k);
+        loop {
+            match self.keys[i] {
+                0 => return,
+                x if x == k => {
+                    if self.english[i] {
+                        ev.english += 1;
+                    } else {
+                        ev.foreign += 1;
+                    }
+                    return;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
 }
 
 /// ISO 639-1 for whatlang's ISO 639-3 codes (platforms tag with 639-1).
