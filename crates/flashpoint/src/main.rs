@@ -248,7 +248,7 @@ fn build_transformer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
 fn build_transformer(_: &ScorerConfig) -> Result<Box<dyn Scorer>> {
     anyhow::bail!(
         "scorer.kind = \"transformer\": this flashpoint binary was built without the transformer backend; \
-         install libtorch with `eval \"$(scripts/libtorch.sh)\"`, then build with `cargo build --release -p flashpoint --features transformer`"
+         install libtorch with `eval \"$(scripts/libtorch.sh)\"`, then build with `cargo build --profile transformer -p flashpoint --features transformer` (the binary is target/transformer/flashpoint)"
     )
 }
 
