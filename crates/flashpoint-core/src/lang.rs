@@ -200,11 +200,9 @@ impl LanguageGate {
     /// commas, as the Bluesky decoder keeps `langs`); `text` what the scorer would read.
     pub fn judge(&self, tag: Option<&str>, text: &str) -> Verdict {
         if self.is_all() {
-            return Verdict {
-                lang: tag.and_then(|t| t.split(',').find_map(LangCode::parse)),
-                scored: true,
-                source: Source::Tag,
-            };
+            let lang = tag.and_then(|t| t.split(',').find_map(LangCode::parse));
+            let source = if lang.is_some() { Source::Tag } else { Source::Assumed };
+            return Verdict { lang, scored: true, source };
         }
         let mut first_tag = None;
         for t in tag.into_iter().flat_map(|t| t.split(',')) {
@@ -255,7 +253,8 @@ impl LanguageGate {
         // the exact language), and so are three foreign function words without an English one; otherwise a
         // Latin-script guess must be confident.
         let strong = !latin_text || (english && ev.foreign >= STRONG_FOREIGN && ev.english == 0 && !self.reads(c));
-        if !strong && !(info.is_reliable() && info.confidence() >= self.min_confidence) {
+        let confident = info.is_reliable() && info.confidence() >= self.min_confidence;
+        if !strong && !confident {
             return None;
         }
         Some(Verdict { lang: Some(c), scored: self.reads(c), source: Source::Detected })
