@@ -35,7 +35,9 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
     let pad = ((hi - lo) / 20).max(60_000);
     let (x0, x1) = (lo - pad, hi + pad);
     let vmax = points.iter().map(|p| p.volume).max().unwrap_or(1).max(1) as f64 * 1.15;
-    let bar = ((x1 - x0) / (points.len().max(1) as i64 * 3)).max(1);
+    // Bars no wider than the closest two points allow, so dense stretches do not overlap.
+    let min_gap = points.windows(2).map(|w| w[1].at - w[0].at).filter(|&g| g > 0).min().unwrap_or(x1 - x0);
+    let bar = ((x1 - x0) / (points.len().max(1) as i64 * 3)).min(min_gap * 4 / 5).max(1);
     let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();

@@ -288,8 +288,9 @@ impl Channel {
         Duration::from_millis(exp / 2 + fastrand::u64(0..=exp - exp / 2))
     }
 
-    /// Delivers every request of a message in order, retrying; returns the attempts made, or why it gave up.
-    async fn deliver(&self, msg: &Message, ctx: &Context, metrics: &NotifyMetrics) -> Result<u32, (String, u32)> {
+    /// Delivers every request of a message in order, retrying; returns how many requests there were (0: the
+    /// message means nothing on this channel), or why it gave up and after how many attempts.
+    async fn deliver(&self, msg: &Message, ctx: &Context, metrics: &NotifyMetrics) -> Result<usize, (String, u32)> {
         let requests = self.render(msg, ctx).map_err(|e| (format!("cannot build the message: {e}"), 0))?;
         let mut attempts = 0;
         for req in &requests {
@@ -311,7 +312,7 @@ impl Channel {
                 }
             }
         }
-        Ok(attempts)
+        Ok(requests.len())
     }
 }
 
@@ -353,6 +354,7 @@ async fn worker(
     while let Some(job) = rx.recv().await {
         let labels = [ch.name.as_str(), job.route.route.as_str()];
         match ch.deliver(&job.message, &job.route, &metrics).await {
+            Ok(0) => {}
             Ok(_) => {
                 metrics.sent.with_label_values(&labels).inc();
                 let now = unix_now_ms();
