@@ -530,10 +530,15 @@ impl Engine {
         n
     }
 
-    /// Waits for the next acknowledgement (or returns at once when no worker is left).
-    pub async fn next_ack(&mut self) {
-        if let Some(a) = self.acks.recv().await {
-            self.ack(a);
+    /// Waits for the next acknowledgement and applies it; `false` when none can come any more (every worker
+    /// has stopped, after [`Engine::close`]).
+    pub async fn next_ack(&mut self) -> bool {
+        match self.acks.recv().await {
+            Some(a) => {
+                self.ack(a);
+                true
+            }
+            None => false,
         }
     }
 
@@ -553,18 +558,28 @@ impl Engine {
         self.tracker.outstanding()
     }
 
-    /// End of input: sends every held state and digest at once, lets every queue empty, and waits for the last
-    /// acknowledgement. After it, `outstanding()` is 0.
-    pub async fn finish(&mut self, now: Millis) {
+    /// End of input: sends every held state and digest at once and closes the queues; the workers stop once
+    /// their queues are empty. Follow with [`Engine::next_ack`] until it says `false` (or [`Engine::finish`]).
+    pub fn close(&mut self, now: Millis) {
         let fx = self.router.drain(now);
         self.apply(fx);
         for h in &mut self.channels {
             h.tx = None;
         }
+    }
+
+    /// [`Engine::close`], then waits for every acknowledgement. After it, `outstanding()` is 0.
+    pub async fn finish(&mut self, now: Millis) {
+        self.close(now);
+        while self.next_ack().await {}
+        self.join().await;
+    }
+
+    /// Waits for the worker tasks to end (after the last acknowledgement).
+    pub async fn join(&mut self) {
         for h in &mut self.channels {
             let _ = (&mut h.task).await;
         }
         self.poll_acks();
-        debug_assert_eq!(self.tracker.outstanding(), 0);
     }
 }

@@ -212,6 +212,10 @@ enum Cmd {
         /// The routing clock: the events' own time (replays; deterministic) or the system clock (live).
         #[arg(long, value_enum, default_value = "event")]
         clock: notify::Clock,
+        /// Keep the low-water mark (lines before it are delivered or dead-lettered) in this file, and resume
+        /// from it: a restart after a crash re-sends at most what was in flight.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
@@ -383,7 +387,7 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Notify { config, input, dead_letter, clock } => {
+        Cmd::Notify { config, input, dead_letter, clock, checkpoint } => {
             let cfg = Config::load(&config)?;
             let mut dead: Box<dyn Write> = match &dead_letter {
                 Some(p) => create(p)?,
@@ -395,7 +399,7 @@ fn real_main() -> Result<ExitCode> {
                 let f = std::fs::File::open(&input).with_context(|| format!("opening input {input}"))?;
                 Box::new(std::io::BufReader::new(f))
             };
-            let summary = notify::run(&cfg, input, &mut *dead, clock)?;
+            let summary = notify::run(&cfg, input, &mut *dead, &notify::Options { clock, checkpoint })?;
             dead.flush()?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(if summary.bad_lines > 0 || summary.dead_lettered > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })

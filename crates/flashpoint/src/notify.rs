@@ -7,6 +7,11 @@
 //! every message is delivered or dead-lettered, then prints a summary and exits (1 if anything was
 //! dead-lettered).
 //!
+//! `--checkpoint FILE` makes a restart safe: the low-water mark (every line before it delivered or
+//! dead-lettered on every route) is written to FILE as it advances, and a restart with the same FILE and input
+//! skips the lines before it. Killed at any point, a restart re-sends at most what was in flight: at least
+//! once, with the same idempotency keys, dedup keys and Message-IDs.
+//!
 //! Time: with `--clock event` (default) the router's clock is the events' own window end, so a replay of a
 //! day applies update intervals, rate limits and digests as they would have applied live, and the same input
 //! gives the same messages. `--clock wall` uses the system clock (a live pipe).
@@ -17,6 +22,7 @@ use flashpoint_core::sanitize;
 use flashpoint_core::time::Millis;
 use flashpoint_notify::{parse_event, DeadLetter, Engine, NotifyMetrics, Position};
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
@@ -63,22 +69,67 @@ fn sum(c: &prometheus::IntCounterVec) -> u64 {
     c.collect().iter().flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as u64)).sum()
 }
 
-pub fn run(cfg: &Config, input: Box<dyn BufRead + Send>, dead: &mut dyn Write, clock: Clock) -> Result<Summary> {
+pub struct Options {
+    pub clock: Clock,
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// The line to resume from: what the checkpoint file says, 0 without one.
+fn read_checkpoint(path: &Path) -> Result<i64> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().parse::<i64>().with_context(|| format!("checkpoint {}: not a line number", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("reading checkpoint {}", path.display())),
+    }
+}
+
+/// Writes the mark atomically (a crash leaves the old or the new value, never half of one).
+fn write_checkpoint(path: &Path, mark: i64) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{mark}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+struct Checkpoint {
+    path: Option<PathBuf>,
+    written: i64,
+}
+
+impl Checkpoint {
+    fn update(&mut self, engine: &Engine) -> Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let mark = engine.low_water(0).unwrap_or(self.written);
+        if mark > self.written {
+            write_checkpoint(path, mark)?;
+            self.written = mark;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(cfg: &Config, input: Box<dyn BufRead + Send>, dead: &mut dyn Write, opts: &Options) -> Result<Summary> {
     if cfg.notify.routes.is_empty() {
         anyhow::bail!(
             "notify.routes: no routes configured; add [[notify.channels]] and [[notify.routes]] (see README, Alerts)"
         );
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(run_async(cfg, input, dead, clock))
+    rt.block_on(run_async(cfg, input, dead, opts))
 }
 
 async fn run_async(
     cfg: &Config,
     input: Box<dyn BufRead + Send>,
     dead: &mut dyn Write,
-    clock: Clock,
+    opts: &Options,
 ) -> Result<Summary> {
+    let clock = opts.clock;
+    let resume = match &opts.checkpoint {
+        Some(p) => read_checkpoint(p)?,
+        None => 0,
+    };
+    let mut checkpoint = Checkpoint { path: opts.checkpoint.clone(), written: resume };
     let registry = prometheus::Registry::new();
     let metrics = NotifyMetrics::new(&registry)?;
     let (dead_tx, mut dead_rx) = mpsc::unbounded_channel::<DeadLetter>();
@@ -124,7 +175,7 @@ async fn run_async(
                 let Some((n, line)) = line else { break };
                 let line = line.with_context(|| format!("reading input line {}", n + 1))?;
                 s.lines += 1;
-                if line.trim().is_empty() {
+                if line.trim().is_empty() || (n as i64) < resume {
                     engine.skip(Position::line(n as i64));
                     continue;
                 }
@@ -152,6 +203,7 @@ async fn run_async(
                 if clock == Clock::Wall {
                     engine.tick(wall_ms());
                 }
+                checkpoint.update(&engine)?;
             }
         }
         engine.poll_acks();
@@ -160,7 +212,23 @@ async fn run_async(
         }
     }
     let _ = reader.join();
-    engine.finish(now(event_now).max(if clock == Clock::Wall { wall_ms() } else { Millis::MIN })).await;
+    engine.close(now(event_now).max(if clock == Clock::Wall { wall_ms() } else { Millis::MIN }));
+    loop {
+        let more = match tokio::time::timeout(Duration::from_millis(200), engine.next_ack()).await {
+            Ok(more) => more,
+            Err(_) => true,
+        };
+        engine.poll_acks();
+        checkpoint.update(&engine)?;
+        while let Ok(d) = dead_rx.try_recv() {
+            write_dead(dead, &d)?;
+        }
+        if !more {
+            break;
+        }
+    }
+    engine.join().await;
+    checkpoint.update(&engine)?;
     while let Ok(d) = dead_rx.try_recv() {
         write_dead(dead, &d)?;
     }
@@ -168,6 +236,6 @@ async fn run_async(
     s.dead_lettered = sum(&metrics.failed);
     s.retried = sum(&metrics.retried);
     s.rate_limited = sum(&metrics.rate_limited);
-    s.low_water = engine.low_water(0).unwrap_or(0);
+    s.low_water = engine.low_water(0).unwrap_or(resume);
     Ok(s)
 }

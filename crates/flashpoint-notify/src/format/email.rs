@@ -2,10 +2,13 @@
 //! `multipart/related` with the chart as an inline `image/png` (`Content-ID: <chart>`, shown by
 //! `<img src="cid:chart">`).
 //!
-//! One thread per incident and route: the first message's `Message-ID` is `<{incident}.{route}@{domain}>`; every
-//! later message has its own `<{incident}.{seq}.{route}@{domain}>` and `In-Reply-To` and `References` pointing at
-//! the first, and the same subject with `Re: `. The ids are derived, not random, so a retried or replayed message
-//! carries the same `Message-ID` and mail systems and clients de-duplicate it. `{domain}` is the sender's.
+//! One thread per incident and route: the opening event's (seq 0) `Message-ID` is `<{incident}.{route}@{domain}>`;
+//! every later event's message has its own `<{incident}.{seq}.{route}@{domain}>` and `In-Reply-To` and `References`
+//! pointing at the opening's, and the same subject with `Re: `. The ids depend on the event only (not on what
+//! the notifier remembers), so a retried, replayed or restarted message carries the same `Message-ID` and mail
+//! systems and clients de-duplicate it. `{domain}` is the sender's. (A route that first hears of an incident at a
+//! later event, e.g. once it escalates past its minimum severity, starts with a reply to an opening it never
+//! sent; clients thread it by `References` all the same.)
 //! Post text is HTML-escaped in the HTML part and display-sanitised in both.
 
 use super::{
@@ -28,8 +31,12 @@ pub fn thread_root(incident: &str, route: &str, domain: &str) -> String {
     format!("<{}.{}@{}>", id_part(incident), id_part(route), domain)
 }
 
+fn is_root(n: &Notice) -> bool {
+    n.event.seq == 0
+}
+
 pub fn message_id(n: &Notice, route: &str, domain: &str) -> String {
-    if n.first {
+    if is_root(n) {
         thread_root(&n.event.incident_id, route, domain)
     } else {
         format!("<{}.{}.{}@{}>", id_part(&n.event.incident_id), n.event.seq, id_part(route), domain)
@@ -42,7 +49,7 @@ fn subject(n: &Notice) -> String {
         safe::plain(&n.event.entity, 80),
         safe::plain(&n.event.incident_id, 80)
     );
-    if n.first {
+    if is_root(n) {
         base
     } else {
         format!("Re: {base}")
@@ -143,7 +150,7 @@ pub fn notice(
     for t in to {
         b = b.to(t.clone());
     }
-    if !n.first {
+    if !is_root(n) {
         b = b.in_reply_to(root.clone()).references(root);
     }
     let html = SinglePart::builder().header(ContentType::TEXT_HTML).body(html_body(n, ctx, chart.is_some()));

@@ -121,7 +121,9 @@ impl Receiver {
 
     /// The reply once the script for `prefix` is used up (default 200).
     pub fn default_reply(&self, prefix: &str, r: Reply) {
-        self.state.lock().unwrap().default.push((prefix.into(), r));
+        let mut st = self.state.lock().unwrap();
+        st.default.retain(|(p, _)| p != prefix);
+        st.default.push((prefix.into(), r));
     }
 
     pub fn requests(&self, prefix: &str) -> Vec<Request> {
