@@ -139,6 +139,8 @@ pub struct EmailChannel {
     /// `Flashpoint <alerts@example.com>`; its domain also ends every Message-ID.
     pub from: String,
     pub to: Vec<String>,
+    /// A PEM root certificate to trust besides the public ones (a relay with a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ChannelConfig {

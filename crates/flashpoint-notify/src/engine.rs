@@ -27,6 +27,7 @@ use crate::tracker::Tracker;
 use flashpoint_core::time::{parse_rfc3339, Millis};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Serialize;
 use std::sync::Arc;
@@ -133,6 +134,15 @@ fn build_transport(
                 SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host),
             };
             let mut builder = builder.timeout(Some(timeout));
+            if let (Some(ca), SmtpTls::Starttls | SmtpTls::Tls) = (&e.ca_file, e.tls) {
+                let pem = std::fs::read(ca).map_err(|x| bad(format!("ca_file {}: {x}", ca.display())))?;
+                let cert = Certificate::from_pem(&pem).map_err(|x| bad(format!("ca_file {}: {x}", ca.display())))?;
+                let params = TlsParameters::builder(e.smtp_host.clone())
+                    .add_root_certificate(cert)
+                    .build_rustls()
+                    .map_err(|x| bad(x.to_string()))?;
+                builder = builder.tls(if e.tls == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) });
+            }
             if let Some(p) = e.smtp_port {
                 builder = builder.port(p);
             }
@@ -267,7 +277,13 @@ impl Channel {
             }
             Request::Mail(m) => {
                 let Transport::Email { smtp, .. } = &self.transport else { unreachable!("mail on an email channel") };
-                match smtp.send(m.as_ref().clone()).await {
+                // lettre's own timeout does not cover every read (a server that never answers AUTH hangs it):
+                // the whole exchange gets the request timeout.
+                let limit = Duration::from_secs(self.delivery.timeout_secs);
+                let sent = tokio::time::timeout(limit, smtp.send(m.as_ref().clone())).await.map_err(|_| {
+                    Failure::Retry { after: None, reason: format!("SMTP: no answer within {}s", limit.as_secs()) }
+                })?;
+                match sent {
                     Ok(_) => Ok(()),
                     Err(e) if e.is_permanent() => {
                         Err(Failure::Permanent(format!("SMTP: {}", crate::safe::plain(&e.to_string(), 300))))

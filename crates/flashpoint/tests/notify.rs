@@ -528,6 +528,63 @@ update_interval_secs = 1
     assert_eq!(reqs.len(), want.len() + 1, "the one duplicate is the message in flight at the kill");
 }
 
+#[test]
+fn email_over_starttls_with_auth_and_a_refused_mailbox_dead_letters() {
+    let dir = tempdir("starttls");
+    let (ca, cert, key) = test_certificates(&dir);
+    let smtp = Smtp::start_tls(&dir, &cert, &key, "alerts", "pa55word");
+    let mail = |name: &str, to: &str| {
+        format!(
+            r#"
+[[notify.channels]]
+kind = "email"
+name = "{name}"
+smtp_host = "127.0.0.1"
+smtp_port = {}
+tls = "starttls"
+ca_file = "{}"
+username = {{ env = "FP_SMTP_USER" }}
+password = {{ file = "{}" }}
+from = "Flashpoint <alerts@flashpoint.example>"
+to = ["{to}"]
+"#,
+            smtp.port,
+            ca.display(),
+            dir.join("pw").display()
+        )
+    };
+    std::fs::write(dir.join("pw"), "pa55word\n").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[notify]\n[notify.delivery]\nmax_attempts = 2\ninitial_backoff_ms = 50\n{}{}[[notify.routes]]\nname = \"mail\"\nchannels = [\"good\", \"bad\"]\n",
+            mail("good", "oncall@example.com"),
+            mail("bad", "nobody@example.com")
+        ),
+    );
+    let events = sample_events();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    assert_eq!(run.code, 1, "the refused mailbox is a dead letter: {}", run.stderr);
+    assert_eq!(smtp.mails().len(), 5, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
+    let bad: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "bad").collect();
+    assert_eq!(bad.len(), 5);
+    assert!(bad.iter().all(|d| d["reason"].as_str().unwrap().contains("550") && d["attempts"] == 1), "{bad:?}");
+    assert!(!run.stderr.contains("pa55word") && !serde_json::to_string(&run.dead).unwrap().contains("pa55word"));
+
+    // A wrong password: the server refuses it (535) or, as aiosmtpd 1.4 does, never answers; either way the
+    // message is dead-lettered within the request timeout and retries, nothing is delivered, nothing leaks.
+    let dir2 = tempdir("starttls-badpw");
+    std::fs::write(dir.join("pw"), "wrong\n").unwrap();
+    let cfg2 = std::fs::read_to_string(&cfg).unwrap().replace("max_attempts = 2", "max_attempts = 2\ntimeout_secs = 1");
+    let cfg2_path = dir2.join("flashpoint.toml");
+    std::fs::write(&cfg2_path, cfg2).unwrap();
+    let run = notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    assert_eq!(run.code, 1);
+    assert_eq!(smtp.mails().len(), 5);
+    assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
+    assert!(!run.stderr.contains("pa55word") && !run.stderr.contains("wrong\n"));
+}
+
 /// Quoted-printable (RFC 2045) to text: soft line breaks joined, `=XX` decoded.
 fn qp_decode(s: &str) -> String {
     let s = s.replace("=\r\n", "").replace("=\n", "");

@@ -250,6 +250,51 @@ impl Smtp {
     }
 }
 
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl CLI): (ca.pem, cert.pem, key.pem).
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=flashpoint-test-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out leaf.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' > leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile leaf.ext 2>/dev/null
+"#;
+    let ok = Command::new("bash").arg("-c").arg(script).current_dir(dir).status().is_ok_and(|s| s.success());
+    assert!(ok, "making test certificates needs the openssl command (Debian: apt-get install -y openssl)");
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+impl Smtp {
+    /// STARTTLS and AUTH required (`user`/`password`), `nobody@…` refused with 550 (smtp_server.py).
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path, user: &str, password: &str) -> Smtp {
+        let py = smtp_python();
+        let ok = Command::new(&py).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "the email tests need python3-aiosmtpd for {py}: run scripts/smtp.sh (apt-get install -y python3-aiosmtpd)"
+        );
+        let port = free_port();
+        let maildir = dir.join("maildir");
+        let log = std::fs::File::create(dir.join("smtp.log")).unwrap();
+        let child = Command::new(&py)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify_common/smtp_server.py"))
+            .arg(port.to_string())
+            .arg(cert)
+            .arg(key)
+            .arg(&maildir)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the SMTP server did not start; see {}", dir.join("smtp.log").display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Smtp { port, maildir, child }
+    }
+}
+
 impl Drop for Smtp {
     fn drop(&mut self) {
         let _ = self.child.kill();
