@@ -38,6 +38,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
 rpid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 printf 'k' > "$d/key"
 { cat config/flashpoint.toml; printf '\n[notify]\n[[notify.channels]]\nkind = "webhook"\nname = "bench"\nurl = { env = "FP_BENCH_URL" }\nsigning_key = { file = "%s" }\n[[notify.routes]]\nname = "bench"\nchannels = ["bench"]\n' "$d/key"; } > "$d/cfg.toml"
 python3 - "$n" "$rate" <<'PY' | FP_BENCH_URL="http://127.0.0.1:$port/hook" "$bin" notify --clock wall -c "$d/cfg.toml" -i - 2> "$d/summary"
@@ -57,6 +58,7 @@ for i in range(n):
     sys.stdout.write(json.dumps(e) + "\n"); sys.stdout.flush()
 PY
 for _ in $(seq 1 100); do [ -s "$d/lat.txt" ] && break; sleep 0.1; done
+grep -m3 "retrying" "$d/summary" || true
 tail -1 "$d/summary"
 python3 - "$d/lat.txt" "$rate" <<'PY'
 import sys
