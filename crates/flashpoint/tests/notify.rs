@@ -54,6 +54,13 @@ fn assert_inert(v: &serde_json::Value) {
     let mut all = Vec::new();
     texts(v, &mut all);
     assert!(all.iter().any(|t| t.contains("evil.example")), "the hostile post is quoted, visibly");
+    assert_no_markup(v);
+}
+
+/// No control sequence, link syntax or forged field in any text of `v`.
+fn assert_no_markup(v: &serde_json::Value) {
+    let mut all = Vec::new();
+    texts(v, &mut all);
     for t in &all {
         for bad in [
             "<!",
@@ -583,6 +590,70 @@ to = ["{to}"]
     assert_eq!(smtp.mails().len(), 5);
     assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
     assert!(!run.stderr.contains("pa55word") && !run.stderr.contains("wrong\n"));
+}
+
+#[test]
+fn digests_and_rate_limits_through_the_command() {
+    let dir = tempdir("digest");
+    let rx = Receiver::start();
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+grafana_url = "http://127.0.0.1:3000"
+[[notify.channels]]
+kind = "slack"
+name = "slack"
+url = {{ env = "FP_SLACK_URL" }}
+[[notify.channels]]
+kind = "teams"
+name = "teams"
+url = {{ env = "FP_TEAMS_URL" }}
+[[notify.channels]]
+kind = "webhook"
+name = "limited"
+url = {{ env = "FP_LIMITED_URL" }}
+signing_key = {{ file = "{k}" }}
+[[notify.routes]]
+name = "digest"
+channels = ["slack", "teams"]
+digest = {{ every_secs = 3600, up_to = "critical" }}
+[[notify.routes]]
+name = "limited"
+channels = ["limited"]
+rate_limit = {{ max = 1, per_secs = 86400 }}
+"#,
+            k = dir.join("k").display()
+        ),
+    );
+    let events = hostile_events();
+    let env = [
+        ("FP_SLACK_URL", rx.url("/slack")),
+        ("FP_TEAMS_URL", rx.url("/teams")),
+        ("FP_LIMITED_URL", rx.url("/limited")),
+    ];
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Event time: the digest started at the opening (14:06) is due at 15:06 and goes out at the next event
+    // (15:46) with the incident's newest state; the resolution starts the next digest, sent at the end.
+    let sl = rx.requests("/slack");
+    assert_eq!(sl.len(), 2);
+    for r in &sl {
+        slack::check_limits(&r.json()).unwrap();
+        assert_no_markup(&r.json());
+        assert!(r.json()["text"].as_str().unwrap().starts_with("Flashpoint digest: 1 incident(s)"));
+    }
+    assert!(sl[1].json().to_string().contains("resolved"));
+    let tm = rx.requests("/teams");
+    assert_eq!(tm.len(), 2);
+    tm.iter().for_each(|r| teams::check_limits(&r.json()).unwrap());
+    // Rate limit of one message a day per entity: the opening, then only the newest state, sent at the end.
+    let lim: Vec<u64> = rx.requests("/limited").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(lim, vec![0, 8]);
+    assert!(run.summary["rate_limited"].as_u64().unwrap() >= 1, "{}", run.summary);
+    assert_eq!(run.summary["low_water"], events.len() as u64);
 }
 
 /// Quoted-printable (RFC 2045) to text: soft line breaks joined, `=XX` decoded.
