@@ -238,8 +238,10 @@ update_interval_secs = 1
     let cfg2 = cfg.clone();
     let dir2 = dir.clone();
     let runner = std::thread::spawn(move || notify(&cfg2, &dir2, &input, &[("FP_HOOK_URL", url)]));
-    // Nothing listens for a while: connections are refused and retried.
-    std::thread::sleep(Duration::from_secs(4));
+    // Nothing listens for a while (4 s; FLASHPOINT_NOTIFY_DOWN_SECS=30 for the full outage): connections
+    // are refused and retried.
+    let down: u64 = std::env::var("FLASHPOINT_NOTIFY_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    std::thread::sleep(Duration::from_secs(down));
     // Back, but unwell at first: no answer, a 500, a 429 asking for a second, a 503; then fine.
     let rx = Receiver::start_scripted(
         port,

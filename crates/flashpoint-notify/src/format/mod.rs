@@ -172,7 +172,7 @@ pub fn time_range(from: Millis, to: Millis) -> String {
 pub(crate) mod testing {
     use crate::router::{Notice, NoticeKind, Point};
     use flashpoint_core::detect::{Severity, Signal};
-    use flashpoint_core::event::{Counts, EventKind, Evidence, SpikeEvent, SPIKE_SCHEMA};
+    use flashpoint_core::event::{EventKind, SpikeEvent, SPIKE_SCHEMA};
     use flashpoint_core::window::{EvidencePost, TermCount};
     use std::sync::Arc;
 
@@ -189,34 +189,35 @@ pub(crate) mod testing {
         }
     }
 
+    /// Built from JSON rather than a struct literal, so fields that later versions add to `SpikeEvent` (with
+    /// serde defaults) do not break these tests.
     pub fn event(kind: EventKind, seq: u64, severity: Severity) -> SpikeEvent {
-        SpikeEvent {
-            schema: SPIKE_SCHEMA.into(),
-            incident_id: "inc-1387cae96a0b8ab5".into(),
-            seq,
-            kind,
-            entity: "Acme Air".into(),
-            incident_start: "2026-03-04T14:01:00.000Z".into(),
-            window_start: "2026-03-04T14:01:00.000Z".into(),
-            window_end: "2026-03-04T14:06:00.000Z".into(),
-            signal: Signal::NegativeShare,
-            observed: 0.62,
-            baseline: 0.12,
-            score: 6.1,
-            severity,
-            counts: Counts { volume: 120, negative: 74, neutral: 30, positive: 16 },
-            negative_share: 0.6167,
-            mean_compound: -0.41,
-            reach: 90_000,
-            evidence: Evidence {
-                most_negative: vec![post("p1", HOSTILE), post("p2", "Lost my bag again, 3 hours on hold")],
-                top_reach: vec![post("p1", HOSTILE), post("p3", "Flight AA12 cancelled, no refund")],
-                top_terms: vec![
-                    TermCount { term: "refund".into(), count: 31 },
-                    TermCount { term: "<!here>".into(), count: 4 },
-                ],
+        let post = |id: &str, text: &str| serde_json::to_value(post(id, text)).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "schema": SPIKE_SCHEMA,
+            "incident_id": "inc-1387cae96a0b8ab5",
+            "seq": seq,
+            "kind": kind,
+            "entity": "Acme Air",
+            "incident_start": "2026-03-04T14:01:00.000Z",
+            "window_start": "2026-03-04T14:01:00.000Z",
+            "window_end": "2026-03-04T14:06:00.000Z",
+            "signal": Signal::NegativeShare,
+            "observed": 0.62,
+            "baseline": 0.12,
+            "score": 6.1,
+            "severity": severity,
+            "counts": {"volume": 120, "negative": 74, "neutral": 30, "positive": 16},
+            "negative_share": 0.6167,
+            "mean_compound": -0.41,
+            "reach": 90_000,
+            "evidence": {
+                "most_negative": [post("p1", HOSTILE), post("p2", "Lost my bag again, 3 hours on hold")],
+                "top_reach": [post("p1", HOSTILE), post("p3", "Flight AA12 cancelled, no refund")],
+                "top_terms": [TermCount { term: "refund".into(), count: 31 }, TermCount { term: "<!here>".into(), count: 4 }],
             },
-        }
+        }))
+        .unwrap()
     }
 
     pub fn notice(kind: NoticeKind, e: SpikeEvent) -> Notice {
