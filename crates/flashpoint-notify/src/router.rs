@@ -178,6 +178,24 @@ struct Peak {
     volume: u64,
     negative_share: f64,
     events: u32,
+    /// When the resolution was seen: the entry is kept a while for held closing messages, then dropped.
+    resolved_at: Option<Millis>,
+}
+
+/// How long an incident's peaks outlive its resolution (a closing message held by a rate limit still needs them).
+const PEAK_RETENTION_MS: Millis = 7 * 24 * 3_600_000;
+
+trait Recent {
+    fn is_none_or_recent(&self, now: Millis) -> bool;
+}
+
+impl Recent for Option<Millis> {
+    fn is_none_or_recent(&self, now: Millis) -> bool {
+        match self {
+            None => true,
+            Some(t) => now.saturating_sub(*t) < PEAK_RETENTION_MS,
+        }
+    }
 }
 
 /// How far before an incident's start the history for its chart reaches.
@@ -221,13 +239,17 @@ impl Router {
         e.severity >= route.min_severity && (route.signals.is_empty() || route.signals.contains(&e.signal))
     }
 
-    fn observe(&mut self, e: &SpikeEvent) {
+    fn observe(&mut self, e: &SpikeEvent, now: Millis) {
         let p = self.peaks.entry(e.incident_id.clone()).or_insert(Peak {
             severity: e.severity,
             volume: 0,
             negative_share: 0.0,
             events: 0,
+            resolved_at: None,
         });
+        if e.kind == EventKind::Resolved {
+            p.resolved_at = Some(now);
+        }
         p.severity = p.severity.max(e.severity);
         p.volume = p.volume.max(e.counts.volume);
         p.negative_share = p.negative_share.max(e.negative_share);
@@ -260,6 +282,7 @@ impl Router {
             volume: event.counts.volume,
             negative_share: event.negative_share,
             events: 1,
+            resolved_at: None,
         });
         let start = parse_rfc3339(&event.incident_start).unwrap_or(Millis::MIN);
         let end = parse_rfc3339(&event.window_end).unwrap_or(Millis::MAX);
@@ -324,7 +347,7 @@ impl Router {
     pub fn on_event(&mut self, input: &Input, now: Millis) -> Effects {
         let mut fx = Effects::default();
         let e = &input.event;
-        self.observe(e);
+        self.observe(e, now);
         for r in 0..self.routes.len() {
             let route = &self.routes[r];
             if !Self::matches_static(route, e) {
@@ -425,6 +448,7 @@ impl Router {
 
     fn flush(&mut self, now: Millis, all: bool) -> Effects {
         let mut fx = Effects::default();
+        self.peaks.retain(|_, p| p.resolved_at.is_none_or_recent(now));
         for r in 0..self.routes.len() {
             if let Some(d) = self.state[r].digest.take_if(|d| all || d.due <= now) {
                 let mut positions = Vec::new();
@@ -631,6 +655,19 @@ mod tests {
         let fx = r.drain(2 * MIN);
         assert_eq!(fx.dispatches.len(), 2);
         assert_eq!(r.next_due(), None);
+    }
+
+    #[test]
+    fn resolved_incidents_are_forgotten_after_a_while() {
+        let mut r = router(vec![route("a")]);
+        r.on_event(&input(0, "i1", "Acme", EventKind::Opened, 0, Severity::Watch), 0);
+        r.on_event(&input(1, "i1", "Acme", EventKind::Resolved, 1, Severity::Watch), MIN);
+        r.on_event(&input(2, "i2", "Acme", EventKind::Opened, 0, Severity::Watch), 2 * MIN);
+        r.tick(3 * MIN);
+        assert_eq!(r.peaks.len(), 2);
+        r.tick(MIN + PEAK_RETENTION_MS);
+        assert_eq!(r.peaks.keys().collect::<Vec<_>>(), vec!["i2"], "the open incident stays");
+        assert!(r.state[0].incidents.get("i1").is_none());
     }
 
     #[test]
