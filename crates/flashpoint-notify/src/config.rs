@@ -293,9 +293,7 @@ impl NotifyConfig {
             }
             match c {
                 ChannelConfig::Pagerduty(p) => {
-                    if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-                        return Err(format!("{key}.url: `{}` is not an http(s) URL", p.url));
-                    }
+                    crate::engine::check_url(&p.url).map_err(|e| format!("{key}.url: `{}`: {e}", p.url))?;
                 }
                 ChannelConfig::Email(e) => {
                     e.from.parse::<lettre::message::Mailbox>().map_err(|err| format!("{key}.from: {err}"))?;

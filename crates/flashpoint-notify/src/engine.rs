@@ -104,6 +104,18 @@ struct ChannelHandle {
     task: JoinHandle<()>,
 }
 
+/// HTTPS, or plain HTTP to this machine only: a webhook URL is a credential and alerts quote customers' posts,
+/// neither goes over the network in clear.
+pub fn check_url(u: &str) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(u).map_err(|_| "not a valid URL")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if url.host_str().is_some_and(crate::config::is_localhost) => Ok(()),
+        "http" => Err("plain http is only allowed to localhost; use https"),
+        _ => Err("not an http(s) URL"),
+    }
+}
+
 /// Reads every secret of `cfg` with `env` for environment variables (files are read directly). Fails naming the
 /// channel and key, never the value.
 fn build_transport(
@@ -114,14 +126,23 @@ fn build_transport(
     let secret = |key: &'static str, r: &crate::secret::SecretRef| {
         r.resolve_with(env).map_err(|source| EngineError::Secret { channel: c.name().into(), key, source })
     };
+    // The reason names the key, never the URL (it is the secret).
+    let url = |r: &crate::secret::SecretRef| {
+        let v = secret("url", r)?;
+        check_url(v.expose()).map_err(|reason| EngineError::Channel {
+            channel: c.name().into(),
+            reason: format!("url ({r}): {reason}"),
+        })?;
+        Ok::<Secret, EngineError>(v)
+    };
     Ok(match c {
-        ChannelConfig::Slack(u) => Transport::Slack(secret("url", &u.url)?),
-        ChannelConfig::Teams(u) => Transport::Teams(secret("url", &u.url)?),
+        ChannelConfig::Slack(u) => Transport::Slack(url(&u.url)?),
+        ChannelConfig::Teams(u) => Transport::Teams(url(&u.url)?),
         ChannelConfig::Pagerduty(p) => {
             Transport::PagerDuty { url: p.url.clone(), key: secret("routing_key", &p.routing_key)? }
         }
         ChannelConfig::Webhook(w) => {
-            Transport::Webhook { url: secret("url", &w.url)?, key: secret("signing_key", &w.signing_key)? }
+            Transport::Webhook { url: url(&w.url)?, key: secret("signing_key", &w.signing_key)? }
         }
         ChannelConfig::Email(e) => {
             let bad = |reason: String| EngineError::Channel { channel: c.name().into(), reason };

@@ -129,3 +129,31 @@ async fn low_water_waits_for_the_oldest_undelivered_position() {
         assert!(names.iter().any(|x| x == n), "{n} not registered: {names:?}");
     }
 }
+
+#[tokio::test]
+async fn webhook_urls_must_be_https_unless_local_and_errors_never_show_them() {
+    let cfg = |url_var: &str| NotifyConfig {
+        channels: vec![ChannelConfig::Webhook(WebhookChannel {
+            name: "hook".into(),
+            url: SecretRef::Env(url_var.into()),
+            signing_key: SecretRef::Env("HOOK_KEY".into()),
+        })],
+        ..NotifyConfig::default()
+    };
+    let env = |k: &str| match k {
+        "REMOTE_HTTP" => Some("http://alerts.example.com/hook/T0KEN".to_string()),
+        "REMOTE_HTTPS" => Some("https://alerts.example.com/hook/T0KEN".to_string()),
+        "LOCAL_HTTP" => Some("http://127.0.0.1:9/hook/T0KEN".to_string()),
+        "HOOK_KEY" => Some("key".to_string()),
+        _ => None,
+    };
+    let m = NotifyMetrics::new(&prometheus::Registry::new()).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let err =
+        Engine::start(&cfg("REMOTE_HTTP"), &env, m.clone(), tx.clone()).err().expect("plain http to a remote host");
+    let msg = err.to_string();
+    assert!(msg.contains("hook") && msg.contains("env:REMOTE_HTTP") && msg.contains("https"), "{msg}");
+    assert!(!msg.contains("T0KEN") && !format!("{err:?}").contains("T0KEN"), "{msg}");
+    assert!(Engine::start(&cfg("REMOTE_HTTPS"), &env, m.clone(), tx.clone()).is_ok());
+    assert!(Engine::start(&cfg("LOCAL_HTTP"), &env, m, tx).is_ok());
+}
