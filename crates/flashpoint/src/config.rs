@@ -176,6 +176,8 @@ pub struct Config {
     pub kafka: flashpoint_kafka::KafkaConfig,
     pub metrics: MetricsConfig,
     pub entities: Vec<EntityConfig>,
+    /// `flashpoint notify` (and the notify stage): channels and routes. Empty by default.
+    pub notify: flashpoint_notify::NotifyConfig,
 }
 
 impl Config {
@@ -232,6 +234,7 @@ impl Config {
             bail!("input.max_record_bytes: must be positive");
         }
         self.kafka.validate().map_err(anyhow::Error::msg)?;
+        self.notify.validate().map_err(anyhow::Error::msg)?;
         self.metrics
             .listen
             .parse::<std::net::SocketAddr>()

@@ -3,6 +3,7 @@
 mod config;
 mod eval_nab;
 mod eval_sentiment;
+mod notify;
 mod replay;
 mod run;
 mod score;
@@ -208,6 +209,29 @@ enum Cmd {
         #[arg(long)]
         verbose: bool,
     },
+    /// Deliver spike events (JSON Lines, e.g. from `flashpoint replay`) to the channels of the config's
+    /// [notify] section: Slack, Teams, PagerDuty, signed webhooks, email. No broker needed.
+    ///
+    /// Exits when the input ends and every message is delivered or dead-lettered: 0 if all were delivered,
+    /// 1 if any input line or message was dead-lettered. A summary goes to stderr.
+    Notify {
+        /// TOML config with a [notify] section (secrets come from the environment or files it names).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Spike events as JSON Lines, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        input: String,
+        /// Where bad input lines and undeliverable messages go, with reasons (default: standard error).
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// The routing clock: the events' own time (replays; deterministic) or the system clock (live).
+        #[arg(long, value_enum, default_value = "event")]
+        clock: notify::Clock,
+        /// Keep the low-water mark (lines before it are delivered or dead-lettered) in this file, and resume
+        /// from it: a restart after a crash re-sends at most what was in flight.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -392,7 +416,44 @@ fn real_main() -> Result<ExitCode> {
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} entities)", config.display(), cfg.entities.len());
+            // Where each secret comes from and whether it is readable here; never the value.
+            for c in &cfg.notify.channels {
+                let secrets: Vec<String> = c
+                    .secrets()
+                    .iter()
+                    .map(|(k, r)| {
+                        let state = if r.resolve().is_ok() { "readable" } else { "not readable here" };
+                        format!("{k} = {r} ({state})")
+                    })
+                    .collect();
+                println!("notify channel {} ({}): {}", c.name(), c.kind(), secrets.join(", "));
+            }
+            for r in &cfg.notify.routes {
+                println!(
+                    "notify route {}: min_severity {} -> {}",
+                    r.name,
+                    r.min_severity.as_str(),
+                    r.channels.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Notify { config, input, dead_letter, clock, checkpoint } => {
+            let cfg = Config::load(&config)?;
+            let mut dead: Box<dyn Write> = match &dead_letter {
+                Some(p) => create(p)?,
+                None => Box::new(std::io::stderr()),
+            };
+            let input: Box<dyn BufRead + Send> = if input == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                let f = std::fs::File::open(&input).with_context(|| format!("opening input {input}"))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            let summary = notify::run(&cfg, input, &mut *dead, &notify::Options { clock, checkpoint })?;
+            dead.flush()?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(if summary.bad_lines > 0 || summary.dead_lettered > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
