@@ -419,13 +419,13 @@ impl Detector {
             Reading { signal: Signal::SustainedVolume, observed: span as f64, baseline: 0.0, score: 0.0, fired: false }
         };
         let neg = count_reading(Signal::NegativeVolume, &mut self.negative, w.negative, th.min_volume);
-        let (z, p0) = self.share.observe(w.negative, w.volume, th);
+        let (z, p0) = self.share.observe(w.negative, w.scored(), th);
         let share = Reading {
             signal: Signal::NegativeShare,
             observed: w.negative_share,
             baseline: p0,
             score: z,
-            fired: w.volume >= th.min_volume && z >= th.z_open && w.negative_share >= p0 + th.min_share_lift,
+            fired: w.scored() >= th.min_volume && z >= th.z_open && w.negative_share >= p0 + th.min_share_lift,
         };
         [vol, sus, neg, share]
     }

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod detect;
 pub mod entity;
 pub mod event;
+pub mod lang;
 pub mod normalize;
 pub mod partition;
 pub mod pipeline;

@@ -139,6 +139,8 @@ pub struct ScoreBatch {
     pub skipped: u64,
     pub matched: u64,
     pub unmatched: u64,
+    /// Of the matched posts, those in a language the scorer does not read (labelled unscored).
+    pub unscored: u64,
     pub max_matched_time: Option<Millis>,
 }
 
@@ -150,7 +152,7 @@ impl ScoreBatch {
         self.keys.clear();
         self.scored.clear();
         self.rejected.clear();
-        (self.skipped, self.matched, self.unmatched, self.max_matched_time) = (0, 0, 0, None);
+        (self.skipped, self.matched, self.unmatched, self.unscored, self.max_matched_time) = (0, 0, 0, 0, None);
     }
 
     /// The stage records of the batch, in order: (index of the source record, entity, record).
@@ -194,9 +196,11 @@ impl ScoreStage {
                 Err(e) => out.rejected.push(Rejected { record: i, rejection: (&e).into(), detail: e.to_string() }),
             }
         }
-        match self.score(&out.posts, &mut out.scored) {
-            Ok(matched) => {
+        match self.score_counted(&out.posts, &mut out.scored) {
+            Ok(counts) => {
+                let matched = counts.matched;
                 out.matched = matched as u64;
+                out.unscored = counts.unscored as u64;
                 out.unmatched = (out.posts.len() - matched) as u64;
                 out.max_matched_time = out.scored.iter().map(|s| out.posts[s.post].created_at).max();
             }

@@ -19,6 +19,7 @@
 use crate::aggregate::{Aggregator, AggregatorConfig, AggregatorSnapshot};
 use crate::entity::{EntityConfig, EntityId, Matcher};
 use crate::event::Output;
+use crate::lang::LanguageGate;
 use crate::normalize;
 use crate::post::Post;
 use crate::sentiment::{Label, ScoreError, Scorer, Sentiment};
@@ -45,6 +46,18 @@ pub struct ScoreStage {
     matcher: Matcher,
     /// Apply the social-text normaliser before scoring (see `normalize`).
     pub normalize: bool,
+    /// Which matched posts the scorer reads; the others get `Label::Unscored` (see `lang`). Defaults to the
+    /// scorer's declared languages.
+    pub language: LanguageGate,
+}
+
+/// What one `ScoreStage::score_counted` call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScoreCounts {
+    /// Posts that matched at least one entity.
+    pub matched: usize,
+    /// Of those, posts in a language the scorer does not read.
+    pub unscored: usize,
 }
 
 impl ScoreStage {
@@ -53,7 +66,8 @@ impl ScoreStage {
         if matcher.is_empty() {
             return Err("entities: the watchlist is empty; add at least one [[entities]] entry".into());
         }
-        Ok(ScoreStage { scorer, matcher, normalize: true })
+        let language = LanguageGate::for_languages(scorer.languages());
+        Ok(ScoreStage { scorer, matcher, normalize: true, language })
     }
 
     pub fn matcher(&self) -> &Matcher {
@@ -68,6 +82,12 @@ impl ScoreStage {
     /// nothing, and the transformer backend's cost is per scored text). Appends one `Scored` per
     /// (post, entity) pair, in post order; returns how many posts matched at least one entity.
     pub fn score(&self, posts: &[Post], out: &mut Vec<Scored>) -> Result<usize, ScoreError> {
+        self.score_counted(posts, out).map(|c| c.matched)
+    }
+
+    /// `score`, also counting the matched posts the language gate left unscored (they are in `out` with
+    /// `Sentiment::UNSCORED`, so they still count toward volume).
+    pub fn score_counted(&self, posts: &[Post], out: &mut Vec<Scored>) -> Result<ScoreCounts, ScoreError> {
         let mut matches = Vec::new();
         let mut spans = Vec::new();
         for (i, p) in posts.iter().enumerate() {
@@ -78,7 +98,7 @@ impl ScoreStage {
             }
         }
         if spans.is_empty() {
-            return Ok(0);
+            return Ok(ScoreCounts::default());
         }
         let texts: Vec<Cow<str>> = spans
             .iter()
@@ -90,9 +110,21 @@ impl ScoreStage {
                 }
             })
             .collect();
-        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        // Judged on the normalised text: URLs and mentions are letters in no language.
+        let read: Vec<bool> = if self.language.is_all() {
+            vec![true; spans.len()]
+        } else {
+            spans
+                .iter()
+                .zip(&texts)
+                .map(|(&(i, _, _), t)| self.language.judge(posts[i].lang.as_deref(), t).scored)
+                .collect()
+        };
+        let refs: Vec<&str> = texts.iter().zip(&read).filter(|(_, r)| **r).map(|(t, _)| t.as_ref()).collect();
         let mut sentiments = Vec::with_capacity(refs.len());
-        self.scorer.score_batch(&refs, &mut sentiments)?;
+        if !refs.is_empty() {
+            self.scorer.score_batch(&refs, &mut sentiments)?;
+        }
         if sentiments.len() != refs.len() {
             return Err(ScoreError::Backend(format!(
                 "scorer returned {} results for {} texts",
@@ -100,12 +132,14 @@ impl ScoreStage {
                 refs.len()
             )));
         }
-        for (k, &(i, from, to)) in spans.iter().enumerate() {
+        let mut scored = sentiments.into_iter();
+        for (&(i, from, to), &r) in spans.iter().zip(&read) {
+            let sentiment = if r { scored.next().expect("one result per read text") } else { Sentiment::UNSCORED };
             for &e in &matches[from..to] {
-                out.push(Scored { post: i, entity: e, sentiment: sentiments[k] });
+                out.push(Scored { post: i, entity: e, sentiment });
             }
         }
-        Ok(spans.len())
+        Ok(ScoreCounts { matched: spans.len(), unscored: read.iter().filter(|r| !**r).count() })
     }
 }
 

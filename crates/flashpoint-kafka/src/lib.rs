@@ -100,6 +100,8 @@ pub struct WorkerSettings {
     pub entities: Vec<EntityConfig>,
     pub aggregator: AggregatorConfig,
     pub normalize: bool,
+    /// Which matched posts the scorer reads (`flashpoint_core::lang`).
+    pub language: flashpoint_core::lang::LanguageGate,
 }
 
 /// Runs the worker until `stop` fires (then drains, commits and leaves the groups) or a stage fails; a
@@ -116,6 +118,7 @@ pub async fn run(
     s.kafka.validate().map_err(WorkerError::Config)?;
     let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
     score.normalize = s.normalize;
+    score.language = s.language;
     metrics.set_entities(score.matcher().names());
     if s.kafka.create_topics {
         client::ensure_topics(&s.kafka).await?;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub matched: IntCounter,
     pub unmatched: IntCounter,
     pub scored: IntCounter,
+    /// Matched posts in a language the scorer does not read (label `unscored`).
+    pub unscored: IntCounter,
     pub aggregated: IntCounter,
     /// Stage records dropped as re-deliveries of already-applied posts.
     pub duplicates: IntCounter,
@@ -107,7 +109,12 @@ impl Metrics {
             skipped: counter(&r, "flashpoint_records_skipped_total", "Input records holding no post (e.g. deletes)"),
             matched: counter(&r, "flashpoint_posts_matched_total", "Posts mentioning at least one watched entity"),
             unmatched: counter(&r, "flashpoint_posts_unmatched_total", "Posts mentioning no watched entity"),
-            scored: counter(&r, "flashpoint_posts_scored_total", "Posts scored for sentiment"),
+            scored: counter(&r, "flashpoint_posts_scored_total", "Matched posts scored for sentiment"),
+            unscored: counter(
+                &r,
+                "flashpoint_posts_unscored_total",
+                "Matched posts not scored: in a language the scorer does not read",
+            ),
             aggregated: counter(&r, "flashpoint_posts_aggregated_total", "(post, entity) pairs added to windows"),
             duplicates: counter(
                 &r,

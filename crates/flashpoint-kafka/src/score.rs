@@ -52,6 +52,8 @@ struct BatchOut {
     skipped: u64,
     matched: u64,
     unmatched: u64,
+    /// Of the matched posts, those in a language the scorer does not read.
+    unscored: u64,
 }
 
 /// A published batch waiting for its acknowledgements before its offsets may be stored.
@@ -248,7 +250,8 @@ impl ScoreLoop {
         m.skipped.inc_by(out.skipped);
         m.matched.inc_by(out.matched);
         m.unmatched.inc_by(out.unmatched);
-        m.scored.inc_by(out.matched);
+        m.scored.inc_by(out.matched - out.unscored);
+        m.unscored.inc_by(out.unscored);
         let mut deliveries = Vec::with_capacity(out.scored.len() + out.dead.len());
         for (key, payload, o) in &out.scored {
             let rec = FutureRecord::to(&shared.kafka.scored_topic).key(key.as_bytes()).payload(&payload[..]);
@@ -303,6 +306,7 @@ fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
         skipped: b.skipped,
         matched: b.matched,
         unmatched: b.unmatched,
+        unscored: b.unscored,
     };
     for r in &batch {
         match out.offsets.iter_mut().find(|(t, p, _)| *p == r.partition && *t == r.topic) {

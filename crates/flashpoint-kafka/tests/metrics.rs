@@ -66,6 +66,7 @@ fn every_documented_metric_is_exposed() {
         "flashpoint_posts_matched_total 0",
         "flashpoint_posts_unmatched_total 0",
         "flashpoint_posts_scored_total 0",
+        "flashpoint_posts_unscored_total 0",
         "flashpoint_posts_aggregated_total 0",
         "flashpoint_records_skipped_total 0",
         "flashpoint_duplicate_records_total 0",

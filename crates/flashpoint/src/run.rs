@@ -48,6 +48,7 @@ pub fn run(cfg: Config, role: Role, scorer: Arc<dyn Scorer>) -> Result<ExitCode>
             entities: cfg.entities.clone(),
             aggregator: cfg.aggregator(),
             normalize: cfg.scorer.normalize,
+            language: cfg.scorer.language_gate(scorer.as_ref())?,
         };
         flashpoint_kafka::run(role, settings, scorer, metrics, stop).await.context("worker")?;
         info!("worker stopped cleanly");

@@ -888,6 +888,11 @@ impl Scorer for LexiconScorer {
         "lexicon"
     }
 
+    /// VADER's lexicon, idioms and negations are English.
+    fn languages(&self) -> &'static [&'static str] {
+        &["en"]
+    }
+
     fn score_batch(&self, texts: &[&str], out: &mut Vec<Sentiment>) -> Result<(), ScoreError> {
         let mut scratch = Scratch::default();
         out.reserve(texts.len());
