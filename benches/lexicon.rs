@@ -4,9 +4,9 @@
 //! batch size matches the worker's default so the figure is what the pipeline gets.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flashpoint_benches::tweets;
 use flashpoint_core::normalize;
 use flashpoint_core::sentiment::{LexiconScorer, Scorer};
+use flashpoint_testkit::tweets;
 
 fn bench(c: &mut Criterion) {
     let texts = tweets();

@@ -2,13 +2,13 @@
 //! aggregate). `cargo bench -p flashpoint-benches --bench pipeline`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flashpoint_benches::tweets;
 use flashpoint_core::aggregate::{Aggregator, AggregatorConfig};
 use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::pipeline::Pipeline;
 use flashpoint_core::post::Post;
 use flashpoint_core::sentiment::{Label, LexiconScorer};
 use flashpoint_core::window::PostView;
+use flashpoint_testkit::tweets;
 
 const N: usize = 50_000;
 

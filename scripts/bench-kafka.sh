@@ -3,7 +3,7 @@
 #   scripts/bench-kafka.sh [N] [PARTITIONS] [BRAND_SHARE]   defaults: 1,000,000 posts, 4 partitions, 0.8
 # Starts a fresh in-memory Tansu on a free port, loads N generated posts (stream-gen: ~80% mention a watched
 # brand), then in the same run measures
-#   1. a bare rdkafka consumer that only drains the topic (benches/kafka_drain.rs), and
+#   1. a bare rdkafka consumer that only drains the topic (tools/kafka_drain.rs), and
 #   2. `flashpoint run --role all` (consume, decode, match, score, publish to the internal topic, aggregate,
 #      window, detect, checkpoint), timed from its first consumed record until the aggregate stage has
 #      applied every (post, entity) pair, read from its /metrics,
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 n=${1:-1000000}
 parts=${2:-4}
 share=${3:-0.8}
-cargo build -q --release --locked -p flashpoint -p flashpoint-benches --bin flashpoint --bin stream-gen --bin kafka-drain
+cargo build -q --release --locked -p flashpoint -p flashpoint-tools --bin flashpoint --bin stream-gen --bin kafka-drain
 scripts/tansu.sh install
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 python3 -c 'import vaderSentiment' 2>/dev/null || python3 -m pip install -q vaderSentiment==3.3.2
-cargo build -q --release -p flashpoint-benches --bin lexicon-throughput
+cargo build -q --release -p flashpoint-tools --bin lexicon-throughput
 cpu=$(( $(nproc) - 1 ))
 py=$(taskset -c "$cpu" python3 scripts/vader_python_throughput.py "$secs")
 rs=$(taskset -c "$cpu" target/release/lexicon-throughput "$secs")

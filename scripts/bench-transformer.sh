@@ -14,7 +14,7 @@ threads=${THREADS:-1}
 repeats=${REPEATS:-3}
 data=${FLASHPOINT_DATA:-../shared/data}/tweeteval_sentiment
 eval "$(scripts/libtorch.sh --python)"
-cargo build -q --release -p flashpoint --features transformer
+cargo build -q --profile transformer -p flashpoint --features transformer
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 head -n "$n" "$data/val_text.txt" >"$tmp/val_text.txt"
@@ -25,7 +25,7 @@ echo "texts: $(wc -l <"$tmp/val_text.txt"), threads: $threads, best of $repeats,
 rust() { # BATCH PRECISION -> best texts/s over REPEATS runs
   local best=0 r
   for _ in $(seq "$repeats"); do
-    r=$(OMP_NUM_THREADS=$threads FLASHPOINT_LOG=warn "${pin[@]}" target/release/flashpoint eval-sentiment --data "$tmp" --raw \
+    r=$(OMP_NUM_THREADS=$threads FLASHPOINT_LOG=warn "${pin[@]}" target/transformer/flashpoint eval-sentiment --data "$tmp" --raw \
       --scorer transformer --batch-size "$1" --precision "$2" 2>/dev/null | sed -n 's/^seconds .*(\([0-9.]*\) texts\/s.*/\1/p')
     best=$(python3 -c "print(max($best, $r))")
   done

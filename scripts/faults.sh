@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/tansu.sh install
-cargo build -q --release -p flashpoint -p flashpoint-benches --bin flashpoint --bin faults
+cargo build -q --release -p flashpoint -p flashpoint-tools --bin flashpoint --bin faults
 scenario=${1:-kill}
 [ $# -gt 0 ] && shift
 exec target/release/faults "$scenario" "$@"

@@ -60,10 +60,10 @@ mkdir -p "$work/repo/.cargo"
 printf '[patch.crates-io]\ntorch-sys = { path = "%s" }\n' "$work/torch-sys" >"$work/repo/.cargo/config.toml"
 (cd "$work/repo" && env LIBTORCH="$cache/libtorch" LIBTORCH_CXX11_ABI=1 LIBTORCH_BYPASS_VERSION_CHECK=1 \
   LD_LIBRARY_PATH="$cache/libtorch/lib" CARGO_TARGET_DIR="$HOME/.cache/flashpoint/gpu-kit/target" \
-  RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" cargo build -q --release -p flashpoint --features transformer)
+  RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined" cargo build -q --profile transformer -p flashpoint --features transformer)
 
 rm -rf "$out" && mkdir -p "$out/model/1_Pooling" "$out/tweeteval"
-strip -o "$work/flashpoint" "$HOME/.cache/flashpoint/gpu-kit/target/release/flashpoint"
+strip -o "$work/flashpoint" "$HOME/.cache/flashpoint/gpu-kit/target/transformer/flashpoint"
 xz -T2 -6 -c "$work/flashpoint" >"$out/flashpoint.xz"
 for f in config.json config_sentence_transformers.json modules.json sentence_bert_config.json special_tokens_map.json \
   tokenizer_config.json vocab.txt head.json head.safetensors 1_Pooling/config.json; do

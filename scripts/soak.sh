@@ -11,6 +11,6 @@ rate=${2:-3000}
 dir=$(mktemp -d /tmp/flashpoint-soak.XXXXXX)
 csv=${3:-$dir/soak.csv}
 scripts/tansu.sh install
-cargo build -q --release -p flashpoint -p flashpoint-benches --bin flashpoint --bin faults
+cargo build -q --release -p flashpoint -p flashpoint-tools --bin flashpoint --bin faults
 echo "soak.sh: $minutes min at $rate posts/s; CSV $csv; logs in $dir" >&2
 exec target/release/faults soak --minutes "$minutes" --rate "$rate" --csv "$csv" --dir "$dir"

@@ -19,6 +19,10 @@ else
 fi
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
+# The default release binary, as the README's first command builds it (`cargo run --release -- replay ...`: the same
+# package selection, features and profile), so that command runs at once after this script instead of compiling
+# for minutes. Its own directory (target/release/); the transformer build below goes to target/transformer/.
+cargo build --locked --release --bin flashpoint
 # --- Deploy files (issue 6): Dockerfile, deploy/compose, deploy/k8s; check-config uses the binary just built.
 FLASHPOINT_BIN=target/debug/flashpoint scripts/validate-deploy.sh
 # ---
@@ -26,6 +30,8 @@ scripts/tansu.sh install
 # Prometheus and promtool (installed if missing), then promtool check config/rules on deploy/prometheus/.
 scripts/prometheus.sh check
 export FLASHPOINT_PROMETHEUS=${FLASHPOINT_PROMETHEUS:-$(command -v prometheus)}
+# The notifier's email tests (issue 14) need a real SMTP server: Debian's python3-aiosmtpd, installed if missing.
+scripts/smtp.sh install
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
 broker_pid=$(scripts/tansu.sh start "$port")
 log=$(mktemp)
@@ -45,16 +51,18 @@ set -e
 # ---- transformer backend (issue 8) ----------------------------------------------------------------------------
 # Needs python3 with pip as well (scripts/libtorch.sh takes libtorch from PyPI's torch wheel).
 # Installs libtorch 2.4.0 (CPU) and the sentiment model (cached under ~/.cache/flashpoint; ~800 MB download once),
-# then builds and tests the transformer crate and the binary's `transformer` feature. Release profile: rust-bert
-# on libtorch is unusably slow unoptimised, and one optimised build serves both the tests and the binary. The
-# cold build takes ~20 minutes on 2 cores.
+# then builds and tests the transformer crate and the binary's `transformer` feature. The `transformer` profile
+# (release settings, own directory target/transformer/): rust-bert on libtorch is unusably slow unoptimised, one
+# optimised build serves both the tests and the binary, and it never replaces the default binary in target/release/.
+# The binary records $LIBTORCH/lib as its library path (crates/flashpoint/build.rs), so target/transformer/flashpoint
+# runs from any shell; a test checks it starts without LD_LIBRARY_PATH. The cold build takes ~20 minutes on 2 cores.
 eval "$(scripts/libtorch.sh)"
 # Both packages in one invocation so cargo resolves features once and builds torch-sys (C++, minutes) once; the
 # binary's whole test suite runs again with the feature on, the transformer tests (tests/cli_transformer.rs) among them.
 feat=flashpoint-transformer/libtorch,flashpoint/transformer
-cargo build --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" --all-targets
+cargo build --locked --profile transformer -p flashpoint-transformer -p flashpoint --features "$feat" --all-targets
 set +e
-cargo test --locked --release -p flashpoint-transformer -p flashpoint --features "$feat" 2>&1 | tee -a "$log"
+cargo test --locked --profile transformer -p flashpoint-transformer -p flashpoint --features "$feat" 2>&1 | tee -a "$log"
 tstatus=${PIPESTATUS[0]}
 set -e
 [ "$status" -ne 0 ] || status=$tstatus

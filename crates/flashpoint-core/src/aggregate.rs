@@ -358,12 +358,9 @@ impl Aggregator {
             let in_window = |p: &&Pane| p.start >= start && p.start < end;
             let mut w = WindowStats::from_panes(start, end, st.panes.iter().filter(in_window));
             // The newest pane is the part of the window no earlier window held: the detector's step.
-            let step = st
-                .panes
-                .iter()
-                .rev()
-                .find(|p| p.start == end - self.spec.slide)
-                .map_or(Step::default(), |p| Step { volume: p.volume, negative: p.negative, reach: p.reach });
+            let step = st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(Step::default(), |p| {
+                Step { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
+            });
             if let Some(d) = st.detector.on_window(&st.name, &w, &step, &self.th) {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
                 match d.transition {

@@ -272,10 +272,10 @@ mod tests {
         assert_eq!(found(&m, "apple pie recipe"), Vec::<&str>::new());
         assert_eq!(found(&m, "apple pie recipe, then an apple"), ["Apple"]);
         // 100k vetoed hits: was quadratic.
+        // No wall-clock limit (a debug build on a shared CI core is no timer): a quadratic regression shows
+        // as this test taking seconds; speed itself is measured by the benchmarks.
         let text = "apple pie recipe ".repeat(100_000);
-        let t = std::time::Instant::now();
         assert_eq!(found(&m, &text), Vec::<&str>::new());
-        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

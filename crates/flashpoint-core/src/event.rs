@@ -26,6 +26,12 @@ pub struct Counts {
     pub negative: u64,
     pub neutral: u64,
     pub positive: u64,
+    /// Posts the scorer read (`negative + neutral + positive`); `negative_share` is over these.
+    #[serde(default)]
+    pub scored: u64,
+    /// Posts in a language the scorer does not read: in `volume`, in no sentiment figure.
+    #[serde(default)]
+    pub unscored: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,7 +131,14 @@ impl SpikeEvent {
                 Transition::Resolved(r) => Some(r),
                 _ => None,
             },
-            counts: Counts { volume: w.volume, negative: w.negative, neutral: w.neutral, positive: w.positive },
+            counts: Counts {
+                volume: w.volume,
+                negative: w.negative,
+                neutral: w.neutral,
+                positive: w.positive,
+                scored: w.scored(),
+                unscored: w.unscored,
+            },
             negative_share: r4(w.negative_share),
             mean_compound: r4(w.mean_compound),
             reach: w.reach,

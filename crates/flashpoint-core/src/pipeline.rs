@@ -1,10 +1,10 @@
 //! The whole pure pipeline for one input: match, score, aggregate, detect.
 //!
-//! `flashpoint replay` drives it directly; the Kafka worker drives the same two pieces (`stage::ScoreStage`
-//! and the aggregator) split over two stages with a topic between them.
+//! The evaluation commands and benchmarks drive it; `flashpoint replay` and the Kafka worker drive the
+//! per-record machines of `partition` instead, which add the worker's de-duplication and offsets.
 
 use crate::aggregate::{Aggregator, AggregatorConfig};
-use crate::entity::{EntityConfig, Matcher};
+use crate::entity::EntityConfig;
 use crate::event::Output;
 use crate::post::Post;
 use crate::sentiment::{ScoreError, Scorer};
@@ -18,7 +18,10 @@ pub struct StageCounters {
     pub posts: u64,
     pub matched: u64,
     pub unmatched: u64,
+    /// Matched posts the scorer read.
     pub scored: u64,
+    /// Matched posts in a language the scorer does not read (see `lang`).
+    pub unscored: u64,
     pub batches: u64,
 }
 
@@ -39,10 +42,6 @@ impl Pipeline {
         })
     }
 
-    pub fn matcher(&self) -> &Matcher {
-        self.score.matcher()
-    }
-
     pub fn scorer_name(&self) -> &'static str {
         self.score.scorer_name()
     }
@@ -50,14 +49,16 @@ impl Pipeline {
     /// Processes a batch of posts in order, appending spike events and diverted posts to `out`.
     pub fn process_batch(&mut self, posts: &[Post], out: &mut Vec<Output>) -> Result<(), ScoreError> {
         self.scored.clear();
-        let matched = self.score.score(posts, &mut self.scored)? as u64;
+        let counts = self.score.score_counted(posts, &mut self.scored)?;
+        let matched = counts.matched as u64;
         self.counters.posts += posts.len() as u64;
         self.counters.matched += matched;
         self.counters.unmatched += posts.len() as u64 - matched;
         if matched == 0 {
             return Ok(());
         }
-        self.counters.scored += matched;
+        self.counters.scored += matched - counts.unscored as u64;
+        self.counters.unscored += counts.unscored as u64;
         self.counters.batches += 1;
         let matcher = self.score.matcher();
         for s in &self.scored {

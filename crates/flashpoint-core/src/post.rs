@@ -21,6 +21,8 @@ pub struct Post {
     /// Author's follower count, the post's potential reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub followers: Option<u64>,
+    /// The platform's language tag (BCP-47, `en` or `en-US`), or several separated by commas where the platform
+    /// gives a list (Bluesky's `langs`). Read by the language gate (`lang`); `None` when the platform has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
 }
@@ -48,15 +50,7 @@ pub enum DecodeError {
 impl DecodeError {
     /// Stable, low-cardinality reason code for headers and metric labels.
     pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::Oversize { .. } => "oversize",
-            DecodeError::NotUtf8 => "not_utf8",
-            DecodeError::NotJson(_) => "not_json",
-            DecodeError::NoText(_) => "no_text",
-            DecodeError::NoId(_) => "no_id",
-            DecodeError::NoTime(_) => "no_time",
-            DecodeError::BadTime(_) => "bad_time",
-        }
+        crate::partition::Rejection::from(self).reason()
     }
 }
 
@@ -152,6 +146,20 @@ fn parse_time(v: Option<&Value>, path: &str) -> Result<Millis, DecodeError> {
             n.as_f64().and_then(time::from_epoch_number).ok_or_else(|| DecodeError::BadTime(n.to_string()))
         }
         Some(other) => Err(DecodeError::BadTime(truncate(&other.to_string(), 64))),
+    }
+}
+
+/// A list of language tags (Bluesky's `langs`) as one comma-separated string; a lone string is taken as is.
+/// Bounded (a client may send anything): at most 8 tags of at most 35 bytes, BCP-47's practical maximum.
+fn langs_list(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let tags: Vec<&str> =
+                items.iter().filter_map(Value::as_str).filter(|t| t.len() <= 35 && !t.contains(',')).take(8).collect();
+            (!tags.is_empty()).then(|| tags.join(","))
+        }
+        _ => None,
     }
 }
 
@@ -287,7 +295,8 @@ impl Decoder {
                     },
                     author: Some(did),
                     followers: None,
-                    lang: get(v, "commit.record.langs.0").and_then(Value::as_str).map(str::to_string),
+                    // All of them: a post tagged ["es", "en"] is readable by an English scorer.
+                    lang: langs_list(get(v, "commit.record.langs")),
                 }])
             }
             Format::Reddit => {
@@ -351,6 +360,8 @@ mod tests {
         assert_eq!(p[0].author.as_deref(), Some("first"));
         assert_eq!(p[1].author.as_deref(), Some("8"));
         // 8k posts joined against 30k users in under 1 MB: was quadratic (seconds).
+        // No wall-clock limit (a debug build on a shared CI core is no timer): a quadratic regression shows
+        // as this test taking seconds; speed itself is measured by the benchmarks.
         let mut rec = String::from(r#"{"data":["#);
         for i in 0..8_000 {
             rec.push_str(&format!(
@@ -363,9 +374,23 @@ mod tests {
             rec.push_str(&format!(r#"{}{{"id":"{i}"}}"#, if i > 0 { "," } else { "" }));
         }
         rec.push_str("]}}");
-        let t = std::time::Instant::now();
         assert_eq!(d.decode(rec.as_bytes()).unwrap().len(), 8_000);
-        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn bluesky_keeps_every_language_tag() {
+        let d = Decoder::new(Format::BlueskyJetstream, FieldPaths::default());
+        let rec = |langs: &str| {
+            format!(
+                r#"{{"did":"did:plc:x","time_us":1,"kind":"commit","commit":{{"operation":"create",
+                "collection":"app.bsky.feed.post","rkey":"r","record":{{"text":"hi","createdAt":"2026-07-04T14:38:08Z"{langs}}}}}}}"#
+            )
+        };
+        assert_eq!(d.decode(rec(r#","langs":["es","en"]"#).as_bytes()).unwrap()[0].lang.as_deref(), Some("es,en"));
+        assert_eq!(d.decode(rec(r#","langs":[]"#).as_bytes()).unwrap()[0].lang, None);
+        assert_eq!(d.decode(rec("").as_bytes()).unwrap()[0].lang, None);
+        let many = format!(r#","langs":[{}]"#, vec!["\"xx\""; 50].join(","));
+        assert_eq!(d.decode(rec(&many).as_bytes()).unwrap()[0].lang.as_deref().unwrap().split(',').count(), 8);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use crate::aggregate::{Aggregator, AggregatorConfig, AggregatorSnapshot};
 use crate::entity::{EntityConfig, EntityId, Matcher};
 use crate::event::Output;
+use crate::lang::LanguageGate;
 use crate::normalize;
 use crate::post::Post;
 use crate::sentiment::{Label, ScoreError, Scorer, Sentiment};
@@ -45,6 +46,18 @@ pub struct ScoreStage {
     matcher: Matcher,
     /// Apply the social-text normaliser before scoring (see `normalize`).
     pub normalize: bool,
+    /// Which matched posts the scorer reads; the others get `Label::Unscored` (see `lang`). Defaults to the
+    /// scorer's declared languages.
+    pub language: LanguageGate,
+}
+
+/// What one `ScoreStage::score_counted` call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScoreCounts {
+    /// Posts that matched at least one entity.
+    pub matched: usize,
+    /// Of those, posts in a language the scorer does not read.
+    pub unscored: usize,
 }
 
 impl ScoreStage {
@@ -53,7 +66,8 @@ impl ScoreStage {
         if matcher.is_empty() {
             return Err("entities: the watchlist is empty; add at least one [[entities]] entry".into());
         }
-        Ok(ScoreStage { scorer, matcher, normalize: true })
+        let language = LanguageGate::for_languages(scorer.languages());
+        Ok(ScoreStage { scorer, matcher, normalize: true, language })
     }
 
     pub fn matcher(&self) -> &Matcher {
@@ -68,6 +82,12 @@ impl ScoreStage {
     /// nothing, and the transformer backend's cost is per scored text). Appends one `Scored` per
     /// (post, entity) pair, in post order; returns how many posts matched at least one entity.
     pub fn score(&self, posts: &[Post], out: &mut Vec<Scored>) -> Result<usize, ScoreError> {
+        self.score_counted(posts, out).map(|c| c.matched)
+    }
+
+    /// `score`, also counting the matched posts the language gate left unscored (they are in `out` with
+    /// `Sentiment::UNSCORED`, so they still count toward volume).
+    pub fn score_counted(&self, posts: &[Post], out: &mut Vec<Scored>) -> Result<ScoreCounts, ScoreError> {
         let mut matches = Vec::new();
         let mut spans = Vec::new();
         for (i, p) in posts.iter().enumerate() {
@@ -78,7 +98,7 @@ impl ScoreStage {
             }
         }
         if spans.is_empty() {
-            return Ok(0);
+            return Ok(ScoreCounts::default());
         }
         let texts: Vec<Cow<str>> = spans
             .iter()
@@ -90,9 +110,21 @@ impl ScoreStage {
                 }
             })
             .collect();
-        let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        // Judged on the normalised text: URLs and mentions are letters in no language.
+        let read: Vec<bool> = if self.language.is_all() {
+            vec![true; spans.len()]
+        } else {
+            spans
+                .iter()
+                .zip(&texts)
+                .map(|(&(i, _, _), t)| self.language.judge(posts[i].lang.as_deref(), t).scored)
+                .collect()
+        };
+        let refs: Vec<&str> = texts.iter().zip(&read).filter(|(_, r)| **r).map(|(t, _)| t.as_ref()).collect();
         let mut sentiments = Vec::with_capacity(refs.len());
-        self.scorer.score_batch(&refs, &mut sentiments)?;
+        if !refs.is_empty() {
+            self.scorer.score_batch(&refs, &mut sentiments)?;
+        }
         if sentiments.len() != refs.len() {
             return Err(ScoreError::Backend(format!(
                 "scorer returned {} results for {} texts",
@@ -100,12 +132,14 @@ impl ScoreStage {
                 refs.len()
             )));
         }
-        for (k, &(i, from, to)) in spans.iter().enumerate() {
+        let mut scored = sentiments.into_iter();
+        for (&(i, from, to), &r) in spans.iter().zip(&read) {
+            let sentiment = if r { scored.next().expect("one result per read text") } else { Sentiment::UNSCORED };
             for &e in &matches[from..to] {
-                out.push(Scored { post: i, entity: e, sentiment: sentiments[k] });
+                out.push(Scored { post: i, entity: e, sentiment });
             }
         }
-        Ok(spans.len())
+        Ok(ScoreCounts { matched: spans.len(), unscored: read.iter().filter(|r| !**r).count() })
     }
 }
 
@@ -120,6 +154,139 @@ pub enum StageRecord<'a> {
     /// The largest event time a score worker has seen, broadcast to every partition so that aggregators
     /// whose entities are quiet still close windows (a partition's own posts would not advance it).
     Tick { max_event_time: Millis },
+}
+
+/// First byte of a binary post record (v1). JSON records start with `{`, so both can share a topic during a
+/// rolling upgrade: `decode` reads either.
+const BIN_POST: u8 = 0xB1;
+const BIN_TICK: u8 = 0xB2;
+/// Flag bits of a binary post record.
+const HAS_AUTHOR: u8 = 1;
+const HAS_FOLLOWERS: u8 = 2;
+
+impl<'a> StageRecord<'a> {
+    /// The record's bytes on the internal topic: a compact binary layout (the worker writes and reads one
+    /// per (post, entity) pair, and JSON's escaping and parsing of the text dominated that cost).
+    ///
+    /// Post: `0xB1`, flags, `created_at` i64, `compound` f64 bits, `off` i64, `sub` u32, `followers` u64 if
+    /// flagged (little endian), then length-prefixed (LEB128) UTF-8 strings: entity, id, text, src, label
+    /// (its serde name, so a new label needs no format change), author if flagged. Tick: `0xB2`, i64.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            StageRecord::Tick { max_event_time } => {
+                out.push(BIN_TICK);
+                out.extend_from_slice(&max_event_time.to_le_bytes());
+            }
+            StageRecord::Post(p) => {
+                let author = p.author.as_deref();
+                out.reserve(48 + p.entity.len() + p.id.len() + p.text.len() + p.src.len() + author.map_or(0, str::len));
+                let flags = if author.is_some() { HAS_AUTHOR } else { 0 }
+                    | if p.followers.is_some() { HAS_FOLLOWERS } else { 0 };
+                out.extend_from_slice(&[BIN_POST, flags]);
+                out.extend_from_slice(&p.created_at.to_le_bytes());
+                out.extend_from_slice(&p.compound.to_bits().to_le_bytes());
+                out.extend_from_slice(&p.off.to_le_bytes());
+                out.extend_from_slice(&p.sub.to_le_bytes());
+                if let Some(f) = p.followers {
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
+                for s in [&*p.entity, &*p.id, &*p.text, &*p.src, p.label.as_str()].into_iter().chain(author) {
+                    put_str(out, s);
+                }
+            }
+        }
+    }
+
+    /// Reads a record from the internal topic (binary, or JSON as older workers wrote it), borrowing its
+    /// strings from `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<StageRecord<'a>, String> {
+        let mut r = Reader { b: bytes };
+        match r.u8()? {
+            BIN_TICK => Ok(StageRecord::Tick { max_event_time: r.i64()? }).and_then(|t| r.end(t)),
+            BIN_POST => {
+                let flags = r.u8()?;
+                let (created_at, compound) = (r.i64()?, f64::from_bits(r.i64()? as u64));
+                let (off, sub) = (r.i64()?, r.u32()?);
+                let followers = if flags & HAS_FOLLOWERS != 0 { Some(r.i64()? as u64) } else { None };
+                let (entity, id, text, src) = (r.str()?, r.str()?, r.str()?, r.str()?);
+                let label = r.str()?;
+                let label =
+                    Label::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(label))
+                        .map_err(|e| format!("stage record: label: {e}"))?;
+                let author = if flags & HAS_AUTHOR != 0 { Some(Cow::Borrowed(r.str()?)) } else { None };
+                let (entity, id, text, src) =
+                    (Cow::Borrowed(entity), Cow::Borrowed(id), Cow::Borrowed(text), Cow::Borrowed(src));
+                let p = ScoredPost { entity, id, text, created_at, author, followers, compound, label, src, off, sub };
+                r.end(StageRecord::Post(p))
+            }
+            b'{' => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            b => Err(format!("stage record: unknown kind {b:#04x}")),
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let mut n = s.len() as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A cursor over a binary stage record; every read is bounds-checked (the topic may hold anything).
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.b.len() < n {
+            return Err("stage record: truncated".into());
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn str(&mut self) -> Result<&'a str, String> {
+        let (mut n, mut shift) = (0u64, 0);
+        loop {
+            let b = self.u8()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+            if shift > 56 {
+                return Err("stage record: bad length".into());
+            }
+        }
+        let n = usize::try_from(n).map_err(|_| "stage record: bad length".to_string())?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| "stage record: not UTF-8".into())
+    }
+    fn end<T>(&self, v: T) -> Result<T, String> {
+        if self.b.is_empty() {
+            Ok(v)
+        } else {
+            Err("stage record: trailing bytes".into())
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -216,10 +383,6 @@ impl AggregateStage {
         &self.names[id as usize]
     }
 
-    pub fn entity_id(&self, name: &str) -> Option<EntityId> {
-        self.ids.get(name).copied()
-    }
-
     pub fn apply(&mut self, rec: &StageRecord, out: &mut Vec<Output>) -> Applied {
         match rec {
             StageRecord::Tick { max_event_time } => {
@@ -280,12 +443,12 @@ impl AggregateStage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aggregate::WindowConfig;
     use crate::sentiment::{LabelThresholds, LexiconScorer};
 
-    fn entities() -> Vec<EntityConfig> {
+    pub(crate) fn entities() -> Vec<EntityConfig> {
         vec![
             EntityConfig {
                 name: "Acme".into(),
@@ -304,14 +467,14 @@ mod tests {
         ]
     }
 
-    fn cfg() -> AggregatorConfig {
+    pub(crate) fn cfg() -> AggregatorConfig {
         let mut c = AggregatorConfig::default();
         c.window = WindowConfig { size_secs: 120, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 10 };
         c.detection.warmup_secs = 0;
         c
     }
 
-    fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
+    pub(crate) fn rec(entity: &str, id: u32, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
         StageRecord::Post(ScoredPost {
             entity: entity.to_string().into(),
             id: id.to_string().into(),
@@ -359,6 +522,37 @@ mod tests {
         assert_eq!(back, r);
         let t = StageRecord::Tick { max_event_time: 42 };
         assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"t":"tick","max_event_time":42}"#);
+    }
+
+    #[test]
+    fn stage_records_round_trip_in_the_binary_format_and_json_is_still_read() {
+        let mut p = rec("Acme", 1, 5, 7, -0.25);
+        if let StageRecord::Post(sp) = &mut p {
+            sp.author = Some("ann \u{1F600}".into());
+            sp.followers = Some(u64::MAX);
+            sp.text = "x".repeat(300).into();
+            sp.sub = 3;
+        }
+        for r in [p, rec("Globex", 2, -9, 0, 0.5), StageRecord::Tick { max_event_time: -3 }] {
+            let bytes = r.encode();
+            assert_ne!(bytes[0], b'{');
+            assert_eq!(StageRecord::decode(&bytes).unwrap(), r);
+            // What a worker of the previous version wrote.
+            assert_eq!(StageRecord::decode(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
+            // Truncations and trailing bytes are errors, never panics.
+            for cut in 0..bytes.len() {
+                assert!(StageRecord::decode(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(StageRecord::decode(&long).is_err());
+        }
+        // The label travels by its serde name, so the format needs no change for a new label.
+        for l in [Label::Negative, Label::Neutral, Label::Positive] {
+            assert_eq!(serde_json::to_string(&l).unwrap(), format!("\"{}\"", l.as_str()));
+        }
+        assert!(StageRecord::decode(&[0xB1, 0, 1]).is_err());
+        assert!(StageRecord::decode(b"garbage").is_err());
     }
 
     #[test]

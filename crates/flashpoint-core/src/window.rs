@@ -157,6 +157,9 @@ pub struct Pane {
     pub negative: u64,
     pub neutral: u64,
     pub positive: u64,
+    /// Posts in a language the scorer does not read: in `volume`, in no sentiment count or sum.
+    #[serde(default)]
+    pub unscored: u64,
     pub sum_compound: f64,
     pub reach: u64,
     pub most_negative: Vec<EvidencePost>,
@@ -184,8 +187,11 @@ impl Pane {
             Label::Negative => self.negative += 1,
             Label::Neutral => self.neutral += 1,
             Label::Positive => self.positive += 1,
+            Label::Unscored => self.unscored += 1,
         }
-        self.sum_compound += p.compound;
+        if p.label.is_scored() {
+            self.sum_compound += p.compound;
+        }
         self.reach += p.followers.unwrap_or(0);
         let k = limits.evidence_posts;
         if p.label == Label::Negative
@@ -228,7 +234,12 @@ pub struct WindowStats {
     pub negative: u64,
     pub neutral: u64,
     pub positive: u64,
+    /// Posts not scored (another language); `volume - unscored` were scored.
+    #[serde(default)]
+    pub unscored: u64,
+    /// Negative posts over *scored* posts: unscored posts would only dilute it.
     pub negative_share: f64,
+    /// Mean compound over scored posts.
     pub mean_compound: f64,
     pub reach: u64,
     pub most_negative: Vec<EvidencePost>,
@@ -254,6 +265,7 @@ impl WindowStats {
             negative: 0,
             neutral: 0,
             positive: 0,
+            unscored: 0,
             negative_share: 0.0,
             mean_compound: 0.0,
             reach: 0,
@@ -267,14 +279,21 @@ impl WindowStats {
             s.negative += p.negative;
             s.neutral += p.neutral;
             s.positive += p.positive;
+            s.unscored += p.unscored;
             s.reach += p.reach;
             sum_compound += p.sum_compound;
         }
-        if s.volume > 0 {
-            s.negative_share = s.negative as f64 / s.volume as f64;
-            s.mean_compound = sum_compound / s.volume as f64;
+        let scored = s.scored();
+        if scored > 0 {
+            s.negative_share = s.negative as f64 / scored as f64;
+            s.mean_compound = sum_compound / scored as f64;
         }
         s
+    }
+
+    /// Posts the scorer read.
+    pub fn scored(&self) -> u64 {
+        self.volume - self.unscored
     }
 
     /// Merges the evidence of the same panes: the `k` most negative and highest-reach posts and the
@@ -342,5 +361,39 @@ mod tests {
         assert_eq!(s.top_reach.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["2", "1"]);
         assert_eq!(s.top_terms[0], TermCount { term: "lost".into(), count: 2 });
         assert_eq!(s.top_terms[1], TermCount { term: "luggage".into(), count: 2 });
+    }
+
+    #[test]
+    fn unscored_posts_count_toward_volume_and_reach_only() {
+        let lim = PaneLimits { evidence_posts: 3, max_terms: 10 };
+        let mut a = Pane::new(0);
+        a.add(&view("1", "lost luggage", 1, -0.6, Some(10)), &lim, &[]);
+        a.add(&view("2", "great crew", 2, 0.6, None), &lim, &[]);
+        let foreign = |id: &'static str, f| PostView {
+            id,
+            text: "valise perdue encore une fois",
+            created_at: 3,
+            author: None,
+            followers: Some(f),
+            compound: 0.0,
+            label: Label::Unscored,
+        };
+        a.add(&foreign("3", 900), &lim, &[]);
+        a.add(&foreign("4", 5), &lim, &[]);
+        assert_eq!((a.volume, a.negative, a.neutral, a.positive, a.unscored), (4, 1, 0, 1, 2));
+        let mut s = WindowStats::from_panes(0, 60_000, [&a].into_iter());
+        assert_eq!((s.volume, s.scored(), s.unscored, s.reach), (4, 2, 2, 915));
+        // Over the two scored posts, not the four: the French ones would have halved it.
+        assert!((s.negative_share - 0.5).abs() < 1e-12, "{}", s.negative_share);
+        assert!(s.mean_compound.abs() < 1e-12);
+        s.add_evidence([&a].into_iter(), 3, 5);
+        assert_eq!(s.most_negative.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["1"]);
+        assert_eq!(s.top_reach[0].id, "3", "reach does not depend on language");
+        assert!(s.top_terms.iter().all(|t| t.term != "valise"), "unscored posts give no negative terms");
+        // Only unscored posts: no share at all rather than a division by zero.
+        let mut b = Pane::new(0);
+        b.add(&foreign("5", 1), &lim, &[]);
+        let s = WindowStats::from_panes(0, 60_000, [&b].into_iter());
+        assert_eq!((s.volume, s.scored(), s.negative_share, s.mean_compound), (1, 0, 0.0, 0.0));
     }
 }

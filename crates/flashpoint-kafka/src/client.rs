@@ -3,18 +3,18 @@
 
 use crate::config::{is_secret_key, KafkaConfig};
 use crate::metrics::Metrics;
-use crate::WorkerError;
+use crate::side_reader::SideReader;
+use crate::{tansu, Stage, WorkerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{debug, info, warn};
 
 /// A client's properties: brokers and security, then the client's own `defaults`, then the `[kafka.librdkafka]`
@@ -46,13 +46,13 @@ pub fn describe(c: &ClientConfig) -> String {
 
 /// Callbacks shared by a stage's consumer: metrics, health and the partitions revoked since last asked.
 pub struct StageContext {
-    pub stage: &'static str,
+    pub stage: Stage,
     pub metrics: Arc<Metrics>,
     revoked: Mutex<Vec<i32>>,
     /// Set at every rebalance, read (and cleared) by the stage loop.
     rebalanced: AtomicBool,
-    /// With a probe, assignments are checked for a resume offset inside a broker batch (see `resume_starts`).
-    probe: Option<BaseConsumer<QuietEof>>,
+    /// With a probe, assignments are checked for a resume offset inside a broker batch (`tansu::resume_starts`).
+    probe: Option<SideReader>,
     /// (topic, partition, committed offset) of partitions assigned from an earlier offset: records before the
     /// committed offset must be dropped by the stage. Set at an assignment, taken by the stage loop.
     floors: Mutex<Vec<(String, i32, i64)>>,
@@ -60,7 +60,7 @@ pub struct StageContext {
 }
 
 impl StageContext {
-    pub fn new(stage: &'static str, metrics: Arc<Metrics>) -> StageContext {
+    pub fn new(stage: Stage, metrics: Arc<Metrics>) -> StageContext {
         StageContext {
             stage,
             metrics,
@@ -79,7 +79,7 @@ impl StageContext {
     /// each assignment `probe` (a group-less consumer of its own) finds where the batch holding the committed
     /// offset starts, the partition is assigned from there, and the stage drops the records before the
     /// committed offset (`take_floors`). Against Kafka it costs one short fetch per assigned partition.
-    pub fn with_resume_probe(mut self, probe: BaseConsumer<QuietEof>) -> StageContext {
+    pub fn with_resume_probe(mut self, probe: SideReader) -> StageContext {
         self.probe = Some(probe);
         self
     }
@@ -92,54 +92,6 @@ impl StageContext {
         Some(std::mem::take(&mut *self.floors.lock().expect("not poisoned")))
     }
 
-    /// Re-assigns partitions whose committed offset lies inside a batch from the start of that batch.
-    fn resume_starts(&self, c: &BaseConsumer<Self>, probe: &BaseConsumer<QuietEof>, assigned: &TopicPartitionList) {
-        let committed = match c.committed_offsets(assigned.clone(), Duration::from_secs(10)) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(stage = self.stage, error = %e, "could not read committed offsets to check the resume points");
-                return;
-            }
-        };
-        let mut tpl = TopicPartitionList::new();
-        let mut floors = Vec::new();
-        for e in committed.elements() {
-            let (topic, p) = (e.topic(), e.partition());
-            let at = match e.offset() {
-                Offset::Offset(o) if o > 0 => {
-                    let start = batch_start(probe, topic, p, o);
-                    if start < o {
-                        info!(
-                            stage = self.stage,
-                            topic,
-                            partition = p,
-                            committed = o,
-                            from = start,
-                            "resuming from the start of the broker batch holding the committed offset"
-                        );
-                        floors.push((topic.to_string(), p, o));
-                    }
-                    Offset::Offset(start)
-                }
-                other => other,
-            };
-            if let Err(e) = tpl.add_partition_offset(topic, p, at) {
-                warn!(stage = self.stage, error = %e, "resume check skipped");
-                return;
-            }
-        }
-        if floors.is_empty() {
-            return;
-        }
-        // Replaces the assignment just made, before the stage has received anything from it.
-        if let Err(e) = c.assign(&tpl) {
-            warn!(stage = self.stage, error = %e, "could not re-assign from the batch starts; records may be skipped");
-            return;
-        }
-        self.floors.lock().expect("not poisoned").extend(floors);
-        self.floors_changed.store(true, Ordering::Release);
-    }
-
     /// Partitions revoked since the last call (their state must be dropped: another worker owns them now).
     pub fn take_revoked(&self) -> Option<Vec<i32>> {
         if !self.rebalanced.swap(false, Ordering::AcqRel) {
@@ -149,10 +101,9 @@ impl StageContext {
     }
 
     fn assigned_flag(&self) -> &std::sync::atomic::AtomicBool {
-        if self.stage == "score" {
-            &self.metrics.health.score_assigned
-        } else {
-            &self.metrics.health.aggregate_assigned
+        match self.stage {
+            Stage::Score => &self.metrics.health.score_assigned,
+            Stage::Aggregate => &self.metrics.health.aggregate_assigned,
         }
     }
 }
@@ -169,7 +120,7 @@ impl ClientContext for StageContext {
                 }
             }
         }
-        self.metrics.set_consumer_lag(self.stage, &lags);
+        self.metrics.set_consumer_lag(self.stage.as_str(), &lags);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -181,18 +132,18 @@ impl ConsumerContext for StageContext {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         match r {
             Rebalance::Revoke(tpl) => {
-                self.metrics.rebalances.with_label_values(&[self.stage, "revoke"]).inc();
+                self.metrics.rebalances.with_label_values(&[self.stage.as_str(), "revoke"]).inc();
                 let mut v = self.revoked.lock().expect("not poisoned");
                 v.extend(tpl.elements().iter().map(|e| e.partition()));
                 self.assigned_flag().store(false, Ordering::Relaxed);
-                self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(0);
-                info!(stage = self.stage, partitions = tpl.count(), "partitions revoked");
+                self.metrics.assigned_partitions.with_label_values(&[self.stage.as_str()]).set(0);
+                info!(stage = self.stage.as_str(), partitions = tpl.count(), "partitions revoked");
             }
             Rebalance::Assign(tpl) => {
-                self.metrics.rebalances.with_label_values(&[self.stage, "assign"]).inc();
-                info!(stage = self.stage, partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
+                self.metrics.rebalances.with_label_values(&[self.stage.as_str(), "assign"]).inc();
+                info!(stage = self.stage.as_str(), partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
             }
-            Rebalance::Error(e) => warn!(stage = self.stage, error = %e, "rebalance error"),
+            Rebalance::Error(e) => warn!(stage = self.stage.as_str(), error = %e, "rebalance error"),
         }
         self.rebalanced.store(true, Ordering::Release);
     }
@@ -200,12 +151,16 @@ impl ConsumerContext for StageContext {
     fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         if let (Rebalance::Assign(tpl), Some(probe)) = (r, &self.probe) {
             if tpl.count() > 0 {
-                self.resume_starts(c, probe, tpl);
+                let floors = tansu::resume_starts(self.stage, c, probe, tpl);
+                if !floors.is_empty() {
+                    self.floors.lock().expect("not poisoned").extend(floors);
+                    self.floors_changed.store(true, Ordering::Release);
+                }
             }
         }
         let n = c.assignment().map(|a| a.count()).unwrap_or(0);
         self.assigned_flag().store(n > 0, Ordering::Relaxed);
-        self.metrics.assigned_partitions.with_label_values(&[self.stage]).set(n as i64);
+        self.metrics.assigned_partitions.with_label_values(&[self.stage.as_str()]).set(n as i64);
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -216,78 +171,13 @@ impl ConsumerContext for StageContext {
             Err(e) => {
                 // The aggregate stage commits synchronously and counts its own failures; counting them
                 // here too (librdkafka reports manual commits to this callback as well) would double them.
-                if self.stage == "score" {
-                    self.metrics.commit_failures.with_label_values(&[self.stage]).inc();
+                if self.stage == Stage::Score {
+                    self.metrics.commit_failures.with_label_values(&[self.stage.as_str()]).inc();
                 }
-                warn!(stage = self.stage, error = %e, "offset commit failed (records after the last good commit will be re-read)");
+                warn!(stage = self.stage.as_str(), error = %e, "offset commit failed (records after the last good commit will be re-read)");
             }
         }
     }
-}
-
-/// The offset from which `topic`/`p` delivers offset `at`: `at` itself when the broker serves a fetch from it
-/// (Kafka always does; so does Tansu at a batch start or the end of the partition), else the nearest earlier
-/// offset that does, found by stepping back. Falls back to `at` (with a warning) if none is found.
-fn batch_start(probe: &BaseConsumer<QuietEof>, topic: &str, p: i32, at: i64) -> i64 {
-    let mut back = 0i64;
-    loop {
-        let from = (at - back).max(0);
-        match first_offset(probe, topic, p, from) {
-            Ok(First::Record(r)) if r <= at => return from,
-            Ok(First::End) if from == at => return at,
-            // Large steps: records re-read before `at` are only dropped, a probe that finds nothing costs 0.5 s.
-            Ok(_) if from > 0 => back = (back * 4).max(256),
-            Ok(_) => {
-                warn!(topic, partition = p, at, "no fetch position delivers the committed offset; resuming there");
-                return at;
-            }
-            Err(e) => {
-                warn!(topic, partition = p, at, error = %e, "resume probe failed; resuming at the committed offset");
-                return at;
-            }
-        }
-    }
-}
-
-enum First {
-    Record(i64),
-    End,
-    Nothing,
-}
-
-/// What a fetch from `from` delivers first: a record, the end of the partition, or nothing within 0.5 s (Tansu's
-/// answer from inside the last batch: no records, and a high watermark beyond `from`; a broker that is merely
-/// slow only makes the resume point earlier, which costs dropped re-reads, not records).
-fn first_offset(probe: &BaseConsumer<QuietEof>, topic: &str, p: i32, from: i64) -> KafkaResult<First> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-    probe.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let first = loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else { break First::Nothing };
-        match probe.poll(left.min(Duration::from_millis(100))) {
-            Some(Ok(m)) if m.topic() == topic && m.partition() == p => break First::Record(m.offset()),
-            Some(Err(KafkaError::PartitionEOF(q))) if q == p => break First::End,
-            _ => {}
-        }
-    };
-    probe.unassign()?;
-    Ok(first)
-}
-
-/// A group-less consumer for `StageContext::with_resume_probe`.
-pub fn resume_probe(cfg: &KafkaConfig, group: &str) -> Result<BaseConsumer<QuietEof>, WorkerError> {
-    let id = format!("{group}-resume-probe");
-    let c = base_config(
-        cfg,
-        &[
-            ("group.id", &id),
-            ("enable.auto.commit", "false"),
-            ("enable.partition.eof", "true"),
-            ("fetch.wait.max.ms", "10"),
-        ],
-    )?;
-    Ok(c.create_with_context(QuietEof)?)
 }
 
 /// The context of the group-less side readers (snapshots, gap re-reads, resume probes): end-of-partition is
@@ -335,13 +225,15 @@ fn note_error(m: &Metrics, e: &KafkaError, reason: &str) {
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), WorkerError> {
     let admin: AdminClient<DefaultClientContext> = base_config(cfg, &[])?.create()?;
     let n = cfg.internal_partitions;
-    let rf = || TopicReplication::Fixed(cfg.replication_factor);
+    // Topics take what the producer may send (Kafka's broker default is about 1 MB).
+    let max = cfg.max_message_bytes.to_string();
+    let new = |t| NewTopic::new(t, n, TopicReplication::Fixed(cfg.replication_factor)).set("max.message.bytes", &max);
     let topics = [
-        NewTopic::new(&cfg.scored_topic, n, rf()),
-        NewTopic::new(&cfg.spikes_topic, n, rf()),
-        NewTopic::new(&cfg.dead_letter_topic, n, rf()),
+        new(&cfg.scored_topic),
+        new(&cfg.spikes_topic),
+        new(&cfg.dead_letter_topic),
         // One state partition per scored partition; only the latest snapshots matter, so compact it.
-        NewTopic::new(&cfg.state_topic, n, rf()).set("cleanup.policy", "compact"),
+        new(&cfg.state_topic).set("cleanup.policy", "compact"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in admin.create_topics(topics.iter(), &opts).await? {

@@ -39,6 +39,13 @@ pub struct KafkaConfig {
     pub checkpoint_interval_ms: u64,
     /// How often the score stage broadcasts its event-time watermark to every internal partition.
     pub tick_interval_ms: u64,
+    /// Largest record the worker produces (librdkafka's `message.max.bytes`; topics the worker creates get
+    /// it as `max.message.bytes`). Must leave room for the largest input record plus its envelope; an output
+    /// that is still too large goes to the dead-letter topic as its head.
+    pub max_message_bytes: usize,
+    /// After SIGTERM, how long the worker may drain, commit and leave its groups before it exits anyway
+    /// (uncommitted records are then re-read by the next owner). Below the orchestrator's grace period.
+    pub shutdown_timeout_ms: u64,
     pub security: SecurityConfig,
     /// Extra librdkafka properties for every client (e.g. `"socket.keepalive.enable" = "true"`). Values of
     /// keys that look secret are redacted in logs.
@@ -63,11 +70,19 @@ impl Default for KafkaConfig {
             score_parallelism: 2,
             checkpoint_interval_ms: 1000,
             tick_interval_ms: 200,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            shutdown_timeout_ms: 25_000,
             security: SecurityConfig::default(),
             librdkafka: BTreeMap::new(),
         }
     }
 }
+
+/// 1 MiB (the default `input.max_record_bytes`) plus `RECORD_ENVELOPE`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = (1 << 20) + RECORD_ENVELOPE;
+/// What a produced record adds to the input record it derives from, at most: stage-record fields, key,
+/// headers and librdkafka's framing.
+pub const RECORD_ENVELOPE: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +134,7 @@ impl KafkaConfig {
             ("kafka.score_parallelism", self.score_parallelism as u64),
             ("kafka.checkpoint_interval_ms", self.checkpoint_interval_ms),
             ("kafka.tick_interval_ms", self.tick_interval_ms),
+            ("kafka.shutdown_timeout_ms", self.shutdown_timeout_ms),
             ("kafka.internal_partitions", self.internal_partitions.max(0) as u64),
             ("kafka.replication_factor", self.replication_factor.max(0) as u64),
         ];
@@ -126,6 +142,10 @@ impl KafkaConfig {
             if v == 0 {
                 return Err(format!("{k}: must be positive"));
             }
+        }
+        // librdkafka's own bounds for message.max.bytes; below 64 KiB a dead letter's head would be useless.
+        if !(RECORD_ENVELOPE..=1_000_000_000).contains(&self.max_message_bytes) {
+            return Err(format!("kafka.max_message_bytes: must be between {RECORD_ENVELOPE} and 1000000000"));
         }
         if self.brokers.trim().is_empty() {
             return Err("kafka.brokers: empty".into());
@@ -258,6 +278,14 @@ mod tests {
         let mut c = KafkaConfig::default();
         c.librdkafka.insert("sasl.password".into(), "x".into());
         assert!(c.validate().unwrap_err().contains("kafka.librdkafka.sasl.password"));
+    }
+
+    #[test]
+    fn the_producer_limit_must_leave_room_for_a_dead_letter() {
+        let mut c = KafkaConfig::default();
+        c.validate().unwrap();
+        c.max_message_bytes = 1000;
+        assert!(c.validate().unwrap_err().starts_with("kafka.max_message_bytes:"));
     }
 
     #[test]

@@ -13,13 +13,20 @@ pub mod aggregate;
 pub mod client;
 pub mod config;
 pub mod dead_letter;
+pub mod health;
 pub mod metrics;
+pub mod outbox;
 pub mod produce;
 pub mod score;
+pub mod shutdown;
+pub mod side_reader;
+pub mod tansu;
 
 use crate::client::{base_config, ProducerContext};
 pub use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::shutdown::Stop;
 use flashpoint_core::aggregate::AggregatorConfig;
 use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::post::Decoder;
@@ -29,7 +36,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +51,45 @@ pub enum WorkerError {
     Internal(String),
 }
 
-/// Which stages this process runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which stages this process runs (the `--role` flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     Score,
     Aggregate,
     All,
 }
 
-/// What the stages share: config, the pure stages, the producer and the metrics.
+/// One stage of the worker: names its consumer group, its metric labels and its health flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Score,
+    Aggregate,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 2] = [Stage::Score, Stage::Aggregate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Score => "score",
+            Stage::Aggregate => "aggregate",
+        }
+    }
+
+    /// The stage's consumer group: `<group_id>-score` or `<group_id>-aggregate`.
+    pub fn group(self, cfg: &KafkaConfig) -> String {
+        format!("{}-{}", cfg.group_id, self.as_str())
+    }
+}
+
+/// What the stages share: config, the pure stages, the outbox and the metrics.
 pub struct Shared {
     pub kafka: KafkaConfig,
     pub decoder: Decoder,
     pub score: ScoreStage,
     pub entities: Vec<EntityConfig>,
     pub aggregator: AggregatorConfig,
-    pub producer: FutureProducer<ProducerContext>,
+    pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
 }
 
@@ -71,29 +100,80 @@ pub struct WorkerSettings {
     pub entities: Vec<EntityConfig>,
     pub aggregator: AggregatorConfig,
     pub normalize: bool,
+    /// Which matched posts the scorer reads (`flashpoint_core::lang`).
+    pub language: flashpoint_core::lang::LanguageGate,
 }
 
-/// Runs the worker until `shutdown` turns true (then drains, commits and leaves the groups) or a stage
-/// fails.
+/// Runs the worker until `stop` fires (then drains, commits and leaves the groups) or a stage fails; a
+/// failing stage fires `stop` itself, so the others stop too and the process exits for its supervisor to
+/// restart it rather than living on half-dead (a score stage with no aggregate stage behind it was found
+/// by scripts/faults.sh pause).
 pub async fn run(
     role: Role,
     s: WorkerSettings,
     scorer: Arc<dyn Scorer>,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+    stop: Stop,
 ) -> Result<(), WorkerError> {
     s.kafka.validate().map_err(WorkerError::Config)?;
     let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
     score.normalize = s.normalize;
+    score.language = s.language;
     metrics.set_entities(score.matcher().names());
     if s.kafka.create_topics {
         client::ensure_topics(&s.kafka).await?;
     }
+    let outbox = producer(&s.kafka, &metrics)?;
+    let shared = Arc::new(Shared {
+        kafka: s.kafka,
+        decoder: s.decoder,
+        score,
+        entities: s.entities,
+        aggregator: s.aggregator,
+        outbox,
+        metrics,
+    });
+    info!(?role, brokers = %shared.kafka.brokers, "worker starting");
+    let stages: &[Stage] = match role {
+        Role::Score => &[Stage::Score],
+        Role::Aggregate => &[Stage::Aggregate],
+        Role::All => &Stage::ALL,
+    };
+    let tasks: Vec<_> = stages
+        .iter()
+        .map(|&stage| {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            tokio::spawn(async move {
+                let r = match stage {
+                    Stage::Score => score::run(shared, stop.subscribe()).await,
+                    Stage::Aggregate => aggregate::run(shared, stop.subscribe()).await,
+                };
+                if let Err(e) = &r {
+                    warn!(error = %e, "{} stage failed; stopping the worker", stage.as_str());
+                    stop.fire();
+                }
+                r
+            })
+        })
+        .collect();
+    let mut result = Ok(());
+    for t in tasks {
+        let r = t.await.map_err(|e| WorkerError::Internal(e.to_string())).and_then(|r| r);
+        result = result.and(r);
+    }
+    let p = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || p.outbox.producer.flush(Duration::from_secs(10))).await;
+    result
+}
+
+/// The worker's one producer, behind its outbox.
+fn producer(cfg: &KafkaConfig, metrics: &Arc<Metrics>) -> Result<Outbox, WorkerError> {
     // Idempotence keeps each partition's records in send order across retries: the aggregate stage's
     // de-duplication and the replay equivalence rely on that order. An infinite message timeout makes a
     // broker outage backpressure (librdkafka's bounded queue fills, `send` waits) instead of data loss.
+    let max = cfg.max_message_bytes.to_string();
     let pc = base_config(
-        &s.kafka,
+        cfg,
         &[
             ("enable.idempotence", "true"),
             ("acks", "all"),
@@ -101,64 +181,12 @@ pub async fn run(
             ("message.timeout.ms", "0"),
             ("queue.buffering.max.kbytes", "65536"),
             ("statistics.interval.ms", "1000"),
+            ("message.max.bytes", &max),
         ],
     )?;
+    // Read back: the `[kafka.librdkafka]` pass-through may have overridden it.
+    let max_bytes = pc.get("message.max.bytes").and_then(|v| v.parse().ok()).unwrap_or(cfg.max_message_bytes);
     let producer: FutureProducer<ProducerContext> =
         pc.create_with_context(ProducerContext { metrics: metrics.clone() })?;
-    let shared = Arc::new(Shared {
-        kafka: s.kafka,
-        decoder: s.decoder,
-        score,
-        entities: s.entities,
-        aggregator: s.aggregator,
-        producer,
-        metrics,
-    });
-    info!(?role, brokers = %shared.kafka.brokers, "worker starting");
-    let result = match role {
-        Role::Score => score::run(shared.clone(), shutdown).await,
-        Role::Aggregate => aggregate::run(shared.clone(), shutdown).await,
-        Role::All => {
-            // One stage failing stops the other, so the process exits (non-zero) for its supervisor to
-            // restart it, rather than living on half-dead: a score stage with no aggregate stage behind it
-            // (found by scripts/faults.sh pause: a snapshot read timed out while the broker was frozen).
-            let (tx, rx) = watch::channel(false);
-            let tx = Arc::new(tx);
-            {
-                let (tx, mut ext) = (tx.clone(), shutdown);
-                tokio::spawn(async move {
-                    loop {
-                        if *ext.borrow_and_update() {
-                            let _ = tx.send(true);
-                            break;
-                        }
-                        if ext.changed().await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            let a = {
-                let (tx, shared, rx) = (tx.clone(), shared.clone(), rx.clone());
-                tokio::spawn(async move {
-                    let r = aggregate::run(shared, rx).await;
-                    if let Err(e) = &r {
-                        warn!(error = %e, "aggregate stage failed; stopping the score stage");
-                        let _ = tx.send(true);
-                    }
-                    r
-                })
-            };
-            let r = score::run(shared.clone(), rx).await;
-            if let Err(e) = &r {
-                warn!(error = %e, "score stage failed; stopping the aggregate stage");
-                let _ = tx.send(true);
-            }
-            let ra = a.await.map_err(|e| WorkerError::Internal(e.to_string()))?;
-            r.and(ra)
-        }
-    };
-    let p = shared.clone();
-    let _ = tokio::task::spawn_blocking(move || p.producer.flush(Duration::from_secs(30))).await;
-    result
+    Ok(Outbox::new(producer, metrics.clone(), cfg.dead_letter_topic.clone(), max_bytes))
 }

@@ -4,18 +4,15 @@
 //! bounded by the topics' partition counts; entities come from the configured watchlist and anything past
 //! `max_entity_labels` shares the label `other`, so a huge watchlist cannot explode the series count.
 
+pub use crate::health::{now_ms, Health, Progress, STALL_MS, STATS_STALE_MS};
+use crate::Stage;
 use flashpoint_core::aggregate::WindowSummary;
 use flashpoint_core::detect::Severity;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-
-/// `/readyz` fails once the newest librdkafka statistics report is older than this: a client that stopped
-/// reporting is stuck (reports come every `statistics.interval.ms`, 1 s by default).
-pub const STATS_STALE_MS: u64 = 30_000;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -28,6 +25,8 @@ pub struct Metrics {
     pub matched: IntCounter,
     pub unmatched: IntCounter,
     pub scored: IntCounter,
+    /// Matched posts in a language the scorer does not read (label `unscored`).
+    pub unscored: IntCounter,
     pub aggregated: IntCounter,
     /// Stage records dropped as re-deliveries of already-applied posts.
     pub duplicates: IntCounter,
@@ -56,6 +55,8 @@ pub struct Metrics {
     pub anomaly_score: GaugeVec,
     pub open_incidents: IntGaugeVec,
     pub assigned_partitions: IntGaugeVec,
+    /// Seconds a stage's oldest output has waited (0 when nothing waits): see `Progress`.
+    pub stalled_seconds: IntGaugeVec,
     pub ready: IntGauge,
     entity_labels: Mutex<FxHashMap<String, String>>,
     max_entity_labels: usize,
@@ -63,62 +64,6 @@ pub struct Metrics {
     /// partition that moved to another worker loses its series here (sums across workers stay right).
     lag_series: Mutex<FxHashMap<&'static str, Vec<(String, i32)>>>,
     pub health: Health,
-}
-
-/// What `/readyz` reports on; written by the Kafka contexts and stages.
-#[derive(Default)]
-pub struct Health {
-    pub broker_up: AtomicBool,
-    /// Per stage (score, aggregate): has it joined its group and got partitions?
-    pub score_assigned: AtomicBool,
-    pub aggregate_assigned: AtomicBool,
-    pub score_running: AtomicBool,
-    pub aggregate_running: AtomicBool,
-    /// Unix ms of the last librdkafka statistics report (a stuck client stops reporting).
-    pub last_stats_ms: AtomicU64,
-}
-
-impl Health {
-    /// Ready when the broker answers, at least one stage runs, every running stage has joined its group
-    /// with partitions, and librdkafka still reports statistics.
-    pub fn ready(&self) -> Result<(), String> {
-        self.ready_at(now_ms())
-    }
-
-    pub fn ready_at(&self, now_ms: u64) -> Result<(), String> {
-        if !self.broker_up.load(Ordering::Relaxed) {
-            return Err("no broker reachable".into());
-        }
-        let last = self.last_stats_ms.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) > STATS_STALE_MS {
-            return Err(format!(
-                "no librdkafka statistics for {} s (client stuck?)",
-                now_ms.saturating_sub(last) / 1000
-            ));
-        }
-        let mut running = 0;
-        for (run, assigned, name) in [
-            (&self.score_running, &self.score_assigned, "score"),
-            (&self.aggregate_running, &self.aggregate_assigned, "aggregate"),
-        ] {
-            if run.load(Ordering::Relaxed) {
-                running += 1;
-                if !assigned.load(Ordering::Relaxed) {
-                    return Err(format!(
-                        "{name} stage has no partitions assigned (not joined yet, or more workers than partitions)"
-                    ));
-                }
-            }
-        }
-        if running == 0 {
-            return Err("no stage running (starting or stopping)".into());
-        }
-        Ok(())
-    }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -151,8 +96,6 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
     h
 }
 
-pub const STAGES: [&str; 2] = ["score", "aggregate"];
-
 impl Metrics {
     pub fn new(max_entity_labels: usize) -> Metrics {
         let r = Registry::new();
@@ -166,7 +109,12 @@ impl Metrics {
             skipped: counter(&r, "flashpoint_records_skipped_total", "Input records holding no post (e.g. deletes)"),
             matched: counter(&r, "flashpoint_posts_matched_total", "Posts mentioning at least one watched entity"),
             unmatched: counter(&r, "flashpoint_posts_unmatched_total", "Posts mentioning no watched entity"),
-            scored: counter(&r, "flashpoint_posts_scored_total", "Posts scored for sentiment"),
+            scored: counter(&r, "flashpoint_posts_scored_total", "Matched posts scored for sentiment"),
+            unscored: counter(
+                &r,
+                "flashpoint_posts_unscored_total",
+                "Matched posts not scored: in a language the scorer does not read",
+            ),
             aggregated: counter(&r, "flashpoint_posts_aggregated_total", "(post, entity) pairs added to windows"),
             duplicates: counter(
                 &r,
@@ -296,6 +244,12 @@ impl Metrics {
                 "Open incidents, by entity and severity",
                 &["entity", "severity"],
             ),
+            stalled_seconds: int_gauge_vec(
+                &r,
+                "flashpoint_stage_stalled_seconds",
+                "Seconds the stage's oldest output has waited to be enqueued or acknowledged (0: none waits)",
+                &["stage"],
+            ),
             assigned_partitions: int_gauge_vec(
                 &r,
                 "flashpoint_assigned_partitions",
@@ -310,12 +264,16 @@ impl Metrics {
             registry: r,
         };
         // Series that exist from the start, so rate() and alerts see zeros rather than nothing.
-        for s in STAGES {
+        for s in Stage::ALL.map(Stage::as_str) {
             m.consumed.with_label_values(&[s]);
             m.commit_failures.with_label_values(&[s]);
             m.assigned_partitions.with_label_values(&[s]);
+            m.stalled_seconds.with_label_values(&[s]);
+            for kind in ["assign", "revoke"] {
+                m.rebalances.with_label_values(&[s, kind]);
+            }
         }
-        for reason in crate::dead_letter::REASONS {
+        for reason in flashpoint_core::partition::Rejection::ALL.map(|r| r.reason()) {
             m.dead_lettered.with_label_values(&[reason]);
         }
         for kind in ["opened", "updated", "resolved"] {
@@ -432,138 +390,14 @@ impl Metrics {
 
     /// The text exposition for `/metrics`.
     pub fn render(&self) -> String {
-        self.ready.set(self.health.ready().is_ok() as i64);
+        let now = now_ms();
+        self.ready.set(self.health.ready_at(now).is_ok() as i64);
+        for stage in Stage::ALL {
+            let s = self.health.progress(stage).stalled_ms(now) / 1000;
+            self.stalled_seconds.with_label_values(&[stage.as_str()]).set(s as i64);
+        }
         let mut buf = Vec::new();
         prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entity_labels_are_capped() {
-        let m = Metrics::new(2);
-        m.set_entities(&["a".into(), "b".into(), "c".into(), "d".into()]);
-        assert_eq!(m.entity_label("a"), "a");
-        assert_eq!(m.entity_label("c"), "other");
-        assert_eq!(m.entity_label("unknown"), "other");
-        let w = WindowSummary { volume: 10, negative_share: 0.5, ..Default::default() };
-        let w2 = WindowSummary { volume: 30, negative_share: 0.1, ..Default::default() };
-        m.set_entity_gauges([("a", &w), ("c", &w), ("d", &w2)].into_iter(), [("c", Severity::Critical)].into_iter());
-        let text = m.render();
-        assert!(text.contains("flashpoint_entity_window_volume{entity=\"other\"} 40"), "{text}");
-        assert!(text.contains("flashpoint_entity_window_volume{entity=\"a\"} 10"), "{text}");
-        assert!(text.contains("flashpoint_open_incidents{entity=\"other\",severity=\"critical\"} 1"), "{text}");
-        assert!(!text.contains("entity=\"c\""), "{text}");
-    }
-
-    #[test]
-    fn readiness_needs_broker_fresh_statistics_a_running_stage_and_partitions() {
-        let h = Health::default();
-        let now = 1_000_000;
-        assert!(h.ready_at(now).unwrap_err().contains("broker"));
-        h.broker_up.store(true, Ordering::Relaxed);
-        h.last_stats_ms.store(now - 1_000, Ordering::Relaxed);
-        assert!(h.ready_at(now).unwrap_err().contains("no stage running"));
-        h.score_running.store(true, Ordering::Relaxed);
-        h.aggregate_running.store(true, Ordering::Relaxed);
-        assert!(h.ready_at(now).unwrap_err().contains("score stage has no partitions"));
-        h.score_assigned.store(true, Ordering::Relaxed);
-        assert!(h.ready_at(now).unwrap_err().contains("aggregate stage has no partitions"));
-        h.aggregate_assigned.store(true, Ordering::Relaxed);
-        assert_eq!(h.ready_at(now), Ok(()));
-        // A client that stopped reporting statistics is stuck.
-        assert!(h.ready_at(now + STATS_STALE_MS + 1_000).unwrap_err().contains("statistics"));
-        // A score-only worker does not wait for an aggregate assignment.
-        h.aggregate_running.store(false, Ordering::Relaxed);
-        h.aggregate_assigned.store(false, Ordering::Relaxed);
-        assert_eq!(h.ready_at(now), Ok(()));
-        h.broker_up.store(false, Ordering::Relaxed);
-        assert!(h.ready_at(now).is_err());
-    }
-
-    #[test]
-    fn consumer_lag_series_of_revoked_partitions_disappear() {
-        let m = Metrics::new(10);
-        m.set_consumer_lag("score", &[("posts", 0, 5), ("posts", 1, 7)]);
-        m.set_consumer_lag("aggregate", &[("scored", 0, 3)]);
-        let text = m.render();
-        assert!(
-            text.contains(r#"flashpoint_consumer_lag_messages{partition="1",stage="score",topic="posts"} 7"#),
-            "{text}"
-        );
-        // Partition 1 moved to another worker: its series goes, the other stage's stays.
-        m.set_consumer_lag("score", &[("posts", 0, 2)]);
-        let text = m.render();
-        assert!(
-            text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="score",topic="posts"} 2"#),
-            "{text}"
-        );
-        assert!(!text.contains(r#"partition="1",stage="score""#), "{text}");
-        assert!(
-            text.contains(r#"flashpoint_consumer_lag_messages{partition="0",stage="aggregate",topic="scored"} 3"#),
-            "{text}"
-        );
-        m.set_consumer_lag("score", &[]);
-        assert!(!m.render().contains(r#"stage="score",topic="posts""#));
-    }
-
-    /// The metrics the README, the dashboard and the alert rules name exist from the start (as zeros where
-    /// they are counters with fixed labels), so rate() and alerts see zeros rather than nothing.
-    #[test]
-    fn every_documented_metric_is_exposed() {
-        let m = Metrics::new(10);
-        m.set_entities(&["Acme Air".into()]);
-        let w = WindowSummary { volume: 3, ..Default::default() };
-        m.set_entity_gauges([("Acme Air", &w)].into_iter(), std::iter::empty());
-        m.batch_size.observe(3.0);
-        m.score_seconds.observe(0.001);
-        m.event_lag_seconds.observe(2.0);
-        m.checkpoint_seconds.observe(0.01);
-        m.rebalances.with_label_values(&["score", "assign"]).inc();
-        m.late.with_label_values(&["Acme Air"]);
-        let text = m.render();
-        for name in [
-            "flashpoint_records_consumed_total{stage=\"score\"} 0",
-            "flashpoint_records_consumed_total{stage=\"aggregate\"} 0",
-            "flashpoint_posts_decoded_total 0",
-            "flashpoint_posts_matched_total 0",
-            "flashpoint_posts_unmatched_total 0",
-            "flashpoint_posts_scored_total 0",
-            "flashpoint_posts_aggregated_total 0",
-            "flashpoint_records_skipped_total 0",
-            "flashpoint_duplicate_records_total 0",
-            "flashpoint_dead_letter_records_total{reason=\"not_json\"} 0",
-            "flashpoint_dead_letter_records_total{reason=\"late\"} 0",
-            "flashpoint_late_posts_total{entity=\"Acme Air\"} 0",
-            "flashpoint_evicted_entities_total 0",
-            "flashpoint_terms_dropped_total 0",
-            "flashpoint_score_batch_size_bucket{le=\"512\"} 1",
-            "flashpoint_score_batch_duration_seconds_bucket{le=\"0.001\"} 1",
-            "flashpoint_spike_event_lag_seconds_bucket{le=\"5\"} 1",
-            "flashpoint_checkpoint_duration_seconds_count 1",
-            "flashpoint_rebalances_total{kind=\"assign\",stage=\"score\"} 1",
-            "flashpoint_commit_failures_total{stage=\"aggregate\"} 0",
-            "flashpoint_produce_failures_total 0",
-            "flashpoint_spike_events_total{kind=\"opened\"} 0",
-            "flashpoint_incidents_opened_total{entity=\"Acme Air\"} 0",
-            "flashpoint_incidents_resolved_total{entity=\"Acme Air\"} 0",
-            "flashpoint_entity_window_volume{entity=\"Acme Air\"} 3",
-            "flashpoint_entity_negative_share{entity=\"Acme Air\"} 0",
-            "flashpoint_entity_mean_compound{entity=\"Acme Air\"} 0",
-            "flashpoint_entity_baseline_volume{entity=\"Acme Air\"} 0",
-            "flashpoint_entity_baseline_negative_share{entity=\"Acme Air\"} 0",
-            "flashpoint_entity_anomaly_score{entity=\"Acme Air\"} 0",
-            "flashpoint_open_incidents{entity=\"Acme Air\",severity=\"critical\"} 0",
-            "flashpoint_assigned_partitions{stage=\"score\"} 0",
-            "flashpoint_ready 0",
-        ] {
-            assert!(text.contains(name), "missing {name}:\n{text}");
-        }
-        #[cfg(target_os = "linux")]
-        assert!(text.contains("process_resident_memory_bytes"), "{text}");
     }
 }

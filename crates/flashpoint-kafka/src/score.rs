@@ -7,16 +7,20 @@
 //! A crash therefore re-reads at most the unacknowledged tail, and the aggregate stage drops the
 //! re-deliveries by source offset.
 
-use crate::client::{base_config, describe, partition_count, resume_probe, StageContext};
+use crate::client::{base_config, describe, partition_count, StageContext};
 use crate::dead_letter::DeadLetter;
-use crate::{Shared, WorkerError};
-use flashpoint_core::post::Post;
-use flashpoint_core::stage::{Scored, ScoredPost, StageRecord};
+use crate::metrics::now_ms;
+use crate::outbox::{Origin, Tracked};
+use crate::shutdown::Shutdown;
+use crate::side_reader::SideReader;
+use crate::{Shared, Stage, WorkerError};
+use flashpoint_core::partition::{Rejection, ResumeFloors, ScoreBatch, SourceRecord};
+use flashpoint_core::stage::StageRecord;
 use flashpoint_core::time::Millis;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureRecord;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +41,9 @@ struct InRecord {
 
 /// What a blocking thread made of one batch.
 struct BatchOut {
-    scored: Vec<(String, Vec<u8>)>,
+    /// (entity key, stage record, index into `origins`).
+    scored: Vec<(String, Vec<u8>, usize)>,
+    origins: Vec<Origin>,
     dead: Vec<DeadLetter>,
     /// Highest offset per (topic, partition) in the batch.
     offsets: Vec<(Arc<str>, i32, i64)>,
@@ -46,17 +52,90 @@ struct BatchOut {
     skipped: u64,
     matched: u64,
     unmatched: u64,
+    /// Of the matched posts, those in a language the scorer does not read.
+    unscored: u64,
 }
 
 /// A published batch waiting for its acknowledgements before its offsets may be stored.
 struct Pending {
-    deliveries: Vec<DeliveryFuture>,
+    deliveries: Vec<Tracked>,
     offsets: Vec<(Arc<str>, i32, i64)>,
+    enqueued_ms: u64,
 }
 
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+/// The loop's state between records: the open batch, the batches being scored, the watermark.
+struct ScoreLoop {
+    shared: Arc<Shared>,
+    consumer: Arc<Consumer_>,
+    scored_partitions: i32,
+    batch: Vec<InRecord>,
+    deadline: tokio::time::Instant,
+    inflight: FuturesOrdered<JoinHandle<BatchOut>>,
+    commit_tx: mpsc::Sender<Pending>,
+    max_matched: Option<Millis>,
+    last_tick: Option<Millis>,
+    topic_names: Vec<Arc<str>>,
+    /// Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`).
+    floors: ResumeFloors,
+}
+
+pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerError> {
+    let consumer = consumer(&shared)?;
+    let scored_partitions = {
+        let (c, t) = (consumer.clone(), shared.kafka.scored_topic.clone());
+        tokio::task::spawn_blocking(move || partition_count(c.as_ref(), &t, Duration::from_secs(30)))
+            .await
+            .map_err(join)??
+    };
+    let health = &shared.metrics.health;
+    health.score_running.store(true, Ordering::Relaxed);
+    info!(topics = ?shared.kafka.input_topics, scored_partitions, "score stage started");
+    let (commit_tx, commit_rx) = mpsc::channel::<Pending>(64);
+    let (fail_tx, fail_rx) = watch::channel::<Option<String>>(None);
+    let committer = tokio::spawn(commit_loop(consumer.clone(), commit_rx, fail_tx, shared.clone()));
+    let mut l = ScoreLoop {
+        batch: Vec::with_capacity(shared.kafka.batch_max_records),
+        shared: shared.clone(),
+        consumer: consumer.clone(),
+        scored_partitions,
+        deadline: tokio::time::Instant::now(),
+        inflight: FuturesOrdered::new(),
+        commit_tx,
+        max_matched: None,
+        last_tick: None,
+        topic_names: Vec::new(),
+        floors: ResumeFloors::default(),
+    };
+    // Every way out of the loop, errors included, goes through the same shutdown path below.
+    let mut result = l.run(shutdown, fail_rx.clone()).await;
+    if result.is_ok() && fail_rx.borrow().is_none() {
+        result = l.drain().await;
+    }
+    drop(l);
+    let committed = committer.await.map_err(join);
+    if let Some(f) = fail_rx.borrow().clone() {
+        result = result.and(Err(WorkerError::Delivery(f)));
+    }
+    result = result.and(committed);
+    if result.is_ok() {
+        let c = consumer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = c.commit_consumer_state(CommitMode::Sync) {
+                debug!(error = %e, "final score commit");
+            }
+            c.unsubscribe();
+        })
+        .await;
+    }
+    health.score_running.store(false, Ordering::Relaxed);
+    health.score_progress.acked();
+    info!(ok = result.is_ok(), "score stage stopped");
+    result
+}
+
+fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
     let cfg = &shared.kafka;
-    let group = format!("{}-score", cfg.group_id);
+    let group = Stage::Score.group(cfg);
     let cc = base_config(
         cfg,
         &[
@@ -70,293 +149,205 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Re
         ],
     )?;
     debug!(config = %describe(&cc), "score consumer");
-    let ctx = StageContext::new("score", shared.metrics.clone()).with_resume_probe(resume_probe(cfg, &group)?);
+    let ctx = StageContext::new(Stage::Score, shared.metrics.clone())
+        .with_resume_probe(SideReader::new(cfg, &format!("{}-resume-probe", Stage::Score.as_str()))?);
     let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
     let topics: Vec<&str> = cfg.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    let scored_partitions = {
-        let c = consumer.clone();
-        let t = cfg.scored_topic.clone();
-        tokio::task::spawn_blocking(move || partition_count(c.as_ref(), &t, Duration::from_secs(30)))
+    Ok(consumer)
+}
+
+impl ScoreLoop {
+    /// Reads, batches, scores and publishes until shutdown or a failure.
+    async fn run(
+        &mut self,
+        mut shutdown: Shutdown,
+        mut fail_rx: watch::Receiver<Option<String>>,
+    ) -> Result<(), WorkerError> {
+        let cfg = self.shared.kafka.clone();
+        let mut ticks = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Resolved once: a labelled lookup per record costs a hash and a lock.
+        let consumed = self.shared.metrics.consumed.with_label_values(&[Stage::Score.as_str()]);
+        let consumer = self.consumer.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.recv() => return Ok(()),
+                _ = fail_rx.changed() => return Ok(()),
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.publish(done.map_err(join)?).await?;
+                }
+                _ = tokio::time::sleep_until(self.deadline), if !self.batch.is_empty() => self.dispatch(),
+                _ = ticks.tick() => self.tick(),
+                msg = consumer.recv(), if self.inflight.len() < cfg.score_parallelism => match msg {
+                    Ok(m) => {
+                        if self.admit(&m) {
+                            consumed.inc();
+                            self.push(&m, cfg.batch_max_records, cfg.batch_max_wait_ms);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "score consumer error"),
+                },
+            }
+        }
+    }
+
+    /// Shutdown: finishes what was read and publishes it, so the committer can commit all of it.
+    async fn drain(&mut self) -> Result<(), WorkerError> {
+        if !self.batch.is_empty() {
+            self.dispatch();
+        }
+        while let Some(done) = self.inflight.next().await {
+            self.publish(done.map_err(join)?).await?;
+        }
+        self.tick();
+        Ok(())
+    }
+
+    /// False for a record below its partition's resume floor (already scored before a restart).
+    fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
+        for (t, p, o) in self.consumer.context().take_floors().unwrap_or_default() {
+            self.floors.set(t, p, o);
+        }
+        self.floors.admit(m.topic(), m.partition(), m.offset())
+    }
+
+    fn push(&mut self, m: &BorrowedMessage<'_>, max_records: usize, max_wait_ms: u64) {
+        // Topic names repeat: share one allocation per topic.
+        let topic = match self.topic_names.iter().find(|t| ***t == *m.topic()) {
+            Some(t) => t.clone(),
+            None => {
+                let t: Arc<str> = Arc::from(m.topic());
+                self.topic_names.push(t.clone());
+                t
+            }
+        };
+        if self.batch.is_empty() {
+            self.deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
+        }
+        self.batch.push(InRecord {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or_default().to_vec(),
+        });
+        if self.batch.len() >= max_records {
+            self.dispatch();
+        }
+    }
+
+    fn dispatch(&mut self) {
+        let (shared, batch) = (self.shared.clone(), std::mem::take(&mut self.batch));
+        self.inflight.push_back(tokio::task::spawn_blocking(move || process(&shared, batch)));
+    }
+
+    /// Enqueues a batch's outputs (in order) and hands their deliveries to the committer.
+    async fn publish(&mut self, out: BatchOut) -> Result<(), WorkerError> {
+        let (shared, m) = (&self.shared, &self.shared.metrics);
+        m.decoded.inc_by(out.decoded);
+        m.skipped.inc_by(out.skipped);
+        m.matched.inc_by(out.matched);
+        m.unmatched.inc_by(out.unmatched);
+        m.scored.inc_by(out.matched - out.unscored);
+        m.unscored.inc_by(out.unscored);
+        let mut deliveries = Vec::with_capacity(out.scored.len() + out.dead.len());
+        for (key, payload, o) in &out.scored {
+            let rec = FutureRecord::to(&shared.kafka.scored_topic).key(key.as_bytes()).payload(&payload[..]);
+            deliveries.push(shared.outbox.send(rec, &out.origins[*o]).await?);
+        }
+        for d in &out.dead {
+            deliveries.push(shared.outbox.dead_letter(d).await?);
+        }
+        self.max_matched = self.max_matched.max(out.max_matched_time);
+        let p = Pending { deliveries, offsets: out.offsets, enqueued_ms: now_ms() };
+        self.commit_tx
+            .send(p)
             .await
-            .map_err(join)??
-    };
-    shared.metrics.health.score_running.store(true, Ordering::Relaxed);
-    info!(topics = ?cfg.input_topics, scored_partitions, "score stage started");
-
-    let (commit_tx, commit_rx) = mpsc::channel::<Pending>(64);
-    let (fail_tx, mut fail_rx) = watch::channel::<Option<String>>(None);
-    let committer = tokio::spawn(commit_loop(consumer.clone(), commit_rx, fail_tx, shared.clone()));
-
-    let max_records = cfg.batch_max_records;
-    let max_wait = Duration::from_millis(cfg.batch_max_wait_ms);
-    let mut batch: Vec<InRecord> = Vec::with_capacity(max_records);
-    let mut deadline = tokio::time::Instant::now();
-    let mut inflight: FuturesOrdered<JoinHandle<BatchOut>> = FuturesOrdered::new();
-    let mut ticks = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut max_matched: Option<Millis> = None;
-    let mut last_tick: Option<Millis> = None;
-    let mut topic_names: Vec<Arc<str>> = Vec::new();
-    let mut failure: Option<String> = None;
-    // Resolved once: a labelled lookup per record costs a hash and a lock.
-    let consumed = shared.metrics.consumed.with_label_values(&["score"]);
-    // Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`): records
-    // below the floor were scored before the restart and are dropped here, as a Kafka client drops the start
-    // of a batch fetched from its middle.
-    let mut floors: Vec<(String, i32, i64)> = Vec::new();
-
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            _ = fail_rx.changed() => { failure = fail_rx.borrow().clone(); break; }
-            Some(done) = inflight.next(), if !inflight.is_empty() => {
-                let out = done.map_err(join)?;
-                if let Err(e) = publish(&shared, out, &mut max_matched, &commit_tx).await {
-                    failure = Some(e.to_string());
-                    break;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline), if !batch.is_empty() => {
-                inflight.push_back(dispatch(&shared, std::mem::take(&mut batch)));
-            }
-            _ = ticks.tick() => {
-                if max_matched > last_tick {
-                    send_ticks(&shared, scored_partitions, max_matched.expect("greater than None"));
-                    last_tick = max_matched;
-                }
-            }
-            msg = consumer.recv(), if inflight.len() < cfg.score_parallelism => match msg {
-                Ok(m) => {
-                    if let Some(f) = consumer.context().take_floors() {
-                        for (t, p, o) in f {
-                            floors.retain(|x| !(x.0 == t && x.1 == p));
-                            floors.push((t, p, o));
-                        }
-                    }
-                    if !floors.is_empty() {
-                        if let Some(i) = floors.iter().position(|x| x.1 == m.partition() && x.0 == m.topic()) {
-                            if m.offset() < floors[i].2 {
-                                continue;
-                            }
-                            floors.swap_remove(i);
-                        }
-                    }
-                    consumed.inc();
-                    // Topic names repeat: share one allocation per topic.
-                    let topic = match topic_names.iter().find(|t| ***t == *m.topic()) {
-                        Some(t) => t.clone(),
-                        None => { let t: Arc<str> = Arc::from(m.topic()); topic_names.push(t.clone()); t }
-                    };
-                    if batch.is_empty() {
-                        deadline = tokio::time::Instant::now() + max_wait;
-                    }
-                    batch.push(InRecord {
-                        topic,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                    });
-                    if batch.len() >= max_records {
-                        inflight.push_back(dispatch(&shared, std::mem::take(&mut batch)));
-                    }
-                }
-                Err(e) => warn!(error = %e, "score consumer error"),
-            },
-        }
+            .map_err(|_| WorkerError::Delivery("committer stopped after a failed delivery".into()))
     }
 
-    // Shutdown (or a failed delivery): finish what was read, make it durable, commit, leave the group.
-    if failure.is_none() {
-        if !batch.is_empty() {
-            inflight.push_back(dispatch(&shared, std::mem::take(&mut batch)));
-        }
-        while let Some(done) = inflight.next().await {
-            let out = done.map_err(join)?;
-            if let Err(e) = publish(&shared, out, &mut max_matched, &commit_tx).await {
-                failure = Some(e.to_string());
-                break;
+    /// Broadcasts the watermark to every partition of the internal topic. Not tracked for commits: a lost
+    /// tick only delays window closing until the next one.
+    fn tick(&mut self) {
+        let Some(t) = self.max_matched.filter(|_| self.max_matched > self.last_tick) else { return };
+        let payload = StageRecord::Tick { max_event_time: t }.encode();
+        for p in 0..self.scored_partitions {
+            let rec = FutureRecord::to(&self.shared.kafka.scored_topic).partition(p).payload(&payload[..]);
+            if !self.shared.outbox.try_send(rec) {
+                debug!(partition = p, "tick not enqueued");
             }
         }
-        if failure.is_none() && max_matched > last_tick {
-            send_ticks(&shared, scored_partitions, max_matched.expect("greater than None"));
-        }
+        self.last_tick = self.max_matched;
     }
-    drop(commit_tx);
-    committer.await.map_err(join)?;
-    if let Some(f) = failure.or_else(|| fail_rx.borrow().clone()) {
-        shared.metrics.health.score_running.store(false, Ordering::Relaxed);
-        return Err(WorkerError::Delivery(f));
-    }
-    let c = consumer.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = c.commit_consumer_state(CommitMode::Sync) {
-            debug!(error = %e, "final score commit");
-        }
-        c.unsubscribe();
-    })
-    .await
-    .map_err(join)?;
-    shared.metrics.health.score_running.store(false, Ordering::Relaxed);
-    info!("score stage stopped");
-    Ok(())
 }
 
 fn join(e: tokio::task::JoinError) -> WorkerError {
     WorkerError::Internal(format!("task failed: {e}"))
 }
 
-fn dispatch(shared: &Arc<Shared>, batch: Vec<InRecord>) -> JoinHandle<BatchOut> {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || process(&shared, batch))
-}
-
-/// Decode, match, score one batch: pure CPU work, run on a blocking thread.
+/// Decode, match, score one batch (all decided by `ScoreStage::process`): CPU work, run on a blocking thread.
 fn process(shared: &Shared, batch: Vec<InRecord>) -> BatchOut {
     let started = Instant::now();
+    let sources: Vec<SourceRecord<'_>> = batch
+        .iter()
+        .map(|r| SourceRecord { topic: &r.topic, partition: r.partition, offset: r.offset, payload: &r.payload })
+        .collect();
+    let mut b = ScoreBatch::default();
+    shared.score.process(&shared.decoder, &sources, &mut b);
     let mut out = BatchOut {
-        scored: Vec::new(),
-        dead: Vec::new(),
+        scored: Vec::with_capacity(b.scored.len()),
+        origins: Vec::new(),
+        dead: Vec::with_capacity(b.rejected.len()),
         offsets: Vec::new(),
-        max_matched_time: None,
-        decoded: 0,
-        skipped: 0,
-        matched: 0,
-        unmatched: 0,
+        max_matched_time: b.max_matched_time,
+        decoded: b.posts.len() as u64,
+        skipped: b.skipped,
+        matched: b.matched,
+        unmatched: b.unmatched,
+        unscored: b.unscored,
     };
-    let mut posts: Vec<Post> = Vec::with_capacity(batch.len());
-    // For each post: (index of its record, index within the record).
-    let mut origin: Vec<(usize, u32)> = Vec::with_capacity(batch.len());
-    for (i, r) in batch.iter().enumerate() {
+    for r in &batch {
         match out.offsets.iter_mut().find(|(t, p, _)| *p == r.partition && *t == r.topic) {
             Some(o) => o.2 = o.2.max(r.offset),
             None => out.offsets.push((r.topic.clone(), r.partition, r.offset)),
         }
-        match shared.decoder.decode(&r.payload) {
-            Ok(ps) if ps.is_empty() => out.skipped += 1,
-            Ok(ps) => {
-                for (k, p) in ps.into_iter().enumerate() {
-                    posts.push(p);
-                    origin.push((i, k as u32));
-                }
-            }
-            Err(e) => out.dead.push(dead_letter(r, e.reason(), e.to_string())),
-        }
     }
-    out.decoded = posts.len() as u64;
-    let mut scored: Vec<Scored> = Vec::new();
-    match shared.score.score(&posts, &mut scored) {
-        Ok(matched) => {
-            out.matched = matched as u64;
-            out.unmatched = (posts.len() - matched) as u64;
-            let matcher = shared.score.matcher();
-            let mut src = String::new();
-            for s in &scored {
-                let p = &posts[s.post];
-                let (ri, sub) = origin[s.post];
-                let r = &batch[ri];
-                src.clear();
-                src.push_str(&r.topic);
-                src.push('/');
-                src.push_str(&r.partition.to_string());
-                let name = matcher.name(s.entity);
-                let rec = StageRecord::Post(ScoredPost::new(p, name, &s.sentiment, &src, r.offset, sub));
-                out.scored.push((name.to_string(), serde_json::to_vec(&rec).expect("stage records serialise")));
-                out.max_matched_time = out.max_matched_time.max(Some(p.created_at));
-            }
+    let mut last = usize::MAX;
+    for (ri, entity, rec) in b.records(&shared.score) {
+        if ri != last {
+            let r = &batch[ri];
+            out.origins.push(Origin {
+                stage: Stage::Score,
+                topic: r.topic.clone(),
+                partition: r.partition,
+                offset: r.offset,
+            });
+            last = ri;
         }
-        Err(e) => {
-            // The backend failed: every record that yielded a post goes to the dead-letter topic, once.
-            let mut seen = Vec::new();
-            for &(ri, _) in &origin {
-                if seen.last() != Some(&ri) {
-                    seen.push(ri);
-                    out.dead.push(dead_letter(&batch[ri], "score_failed", e.to_string()));
-                }
-            }
-        }
+        let name = shared.score.matcher().name(entity).to_string();
+        out.scored.push((name, rec.encode(), out.origins.len() - 1));
+    }
+    for r in &b.rejected {
+        out.dead.push(dead_letter(&batch[r.record], r.rejection, r.detail.clone()));
     }
     let m = &shared.metrics;
-    m.batch_size.observe(posts.len() as f64);
+    m.batch_size.observe(b.posts.len() as f64);
     m.score_seconds.observe(started.elapsed().as_secs_f64());
     out
 }
 
-fn dead_letter(r: &InRecord, reason: &'static str, detail: String) -> DeadLetter {
+fn dead_letter(r: &InRecord, reason: Rejection, detail: String) -> DeadLetter {
     DeadLetter {
         reason,
         detail,
-        stage: "score",
+        stage: Stage::Score,
         key: r.key.clone(),
         payload: r.payload.clone(),
         topic: r.topic.to_string(),
         partition: r.partition,
         offset: r.offset,
-    }
-}
-
-/// Enqueues a batch's outputs (in order) and hands their delivery futures to the committer.
-async fn publish(
-    shared: &Shared,
-    out: BatchOut,
-    max_matched: &mut Option<Millis>,
-    commit_tx: &mpsc::Sender<Pending>,
-) -> Result<(), WorkerError> {
-    let m = &shared.metrics;
-    m.decoded.inc_by(out.decoded);
-    m.skipped.inc_by(out.skipped);
-    m.matched.inc_by(out.matched);
-    m.unmatched.inc_by(out.unmatched);
-    m.scored.inc_by(out.matched);
-    let cfg = &shared.kafka;
-    let mut deliveries = Vec::with_capacity(out.scored.len() + out.dead.len());
-    for (key, payload) in &out.scored {
-        let rec = FutureRecord::to(&cfg.scored_topic).key(key.as_bytes()).payload(&payload[..]);
-        deliveries.push(send(shared, rec).await);
-    }
-    for d in &out.dead {
-        m.dead_lettered.with_label_values(&[d.reason]).inc();
-        let mut rec = FutureRecord::to(&cfg.dead_letter_topic).payload(&d.payload[..]).headers(d.headers());
-        if let Some(k) = &d.key {
-            rec = rec.key(&k[..]);
-        }
-        deliveries.push(send(shared, rec).await);
-    }
-    *max_matched = (*max_matched).max(out.max_matched_time);
-    commit_tx
-        .send(Pending { deliveries, offsets: out.offsets })
-        .await
-        .map_err(|_| WorkerError::Delivery("committer stopped after a failed delivery".into()))
-}
-
-/// Enqueues one record, waiting while librdkafka's queue is full: this is the backpressure that bounds
-/// memory when the broker is slow or away.
-pub(crate) async fn send<'a>(shared: &Shared, mut rec: FutureRecord<'a, [u8], [u8]>) -> DeliveryFuture {
-    let mut wait = Duration::from_millis(1);
-    loop {
-        match shared.producer.send_result(rec) {
-            Ok(f) => return f,
-            Err((_, r)) => {
-                rec = r;
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// Broadcasts the watermark to every partition of the internal topic. Not tracked for commits: a lost
-/// tick only delays window closing until the next one.
-fn send_ticks(shared: &Shared, partitions: i32, t: Millis) {
-    let payload = serde_json::to_vec(&StageRecord::Tick { max_event_time: t }).expect("serialises");
-    for p in 0..partitions {
-        let rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&shared.kafka.scored_topic).partition(p).payload(&payload);
-        if let Err((e, _)) = shared.producer.send_result(rec) {
-            debug!(error = %e, partition = p, "tick not enqueued");
-        }
     }
 }
 
@@ -367,20 +358,16 @@ async fn commit_loop(
     fail: watch::Sender<Option<String>>,
     shared: Arc<Shared>,
 ) {
+    let progress = shared.metrics.health.progress(Stage::Score);
     while let Some(p) = rx.recv().await {
+        progress.unacked_since(p.enqueued_ms);
         for d in p.deliveries {
-            let err = match d.await {
-                Ok(Ok(_)) => None,
-                Ok(Err((e, _))) => Some(e.to_string()),
-                Err(_) => Some("producer dropped the record".to_string()),
-            };
-            if let Some(e) = err {
-                shared.metrics.produce_failures.inc();
-                warn!(error = %e, "delivery failed; stopping without committing past it");
-                let _ = fail.send(Some(format!("delivery failed: {e}")));
+            if let Err(e) = shared.outbox.settle(d).await {
+                let _ = fail.send(Some(e.to_string()));
                 return;
             }
         }
+        progress.acked();
         for (t, part, off) in &p.offsets {
             // Fails harmlessly for a partition revoked meanwhile: its new owner re-reads from the last commit.
             if let Err(e) = consumer.store_offset(t, *part, *off) {

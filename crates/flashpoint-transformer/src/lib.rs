@@ -65,7 +65,7 @@ pub enum LoadError {
     BatchSize,
     #[error("loading the encoder from {dir}: {msg}")]
     Encoder { dir: PathBuf, msg: String },
-    #[error("this build has no transformer backend: build with `cargo build --release -p flashpoint --features transformer` after `eval \"$(scripts/libtorch.sh)\"`")]
+    #[error("this build has no transformer backend: build with `cargo build --profile transformer -p flashpoint --features transformer` after `eval \"$(scripts/libtorch.sh)\"`")]
     NotBuilt,
 }
 

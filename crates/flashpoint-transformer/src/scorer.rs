@@ -223,6 +223,11 @@ impl Scorer for TransformerScorer {
         "transformer"
     }
 
+    /// all-MiniLM-L6-v2 was trained on English text, and the sentiment head on English tweets.
+    fn languages(&self) -> &'static [&'static str] {
+        &["en"]
+    }
+
     fn score_batch(&self, texts: &[&str], out: &mut Vec<Sentiment>) -> Result<(), ScoreError> {
         if texts.is_empty() {
             return Ok(());

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use flashpoint_core::aggregate::{AggregatorConfig, Limits, WindowConfig};
 use flashpoint_core::detect::DetectionConfig;
 use flashpoint_core::entity::EntityConfig;
+use flashpoint_core::lang::{LanguageGate, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_LETTERS};
 use flashpoint_core::post::{Decoder, FieldPaths, Format};
-use flashpoint_core::sentiment::LabelThresholds;
+use flashpoint_core::sentiment::{LabelThresholds, Scorer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,16 @@ pub struct ScorerConfig {
     pub batch_size: usize,
     /// Transformer only.
     pub precision: ScorerPrecision,
+    /// Languages to score (ISO 639-1, e.g. ["en"]; ["*"] scores every post as before). Default: what the scorer
+    /// reads (English for both backends). Matched posts in other languages are labelled `unscored`: they count
+    /// toward volume, never toward sentiment (README, "Languages").
+    pub languages: Option<Vec<String>>,
+    /// Detect the language of posts the platform did not tag (`false`: trust tags only, score untagged posts).
+    pub detect_language: bool,
+    /// Detection judges a Latin-script text only from this many letters on (shorter ones are scored).
+    pub detect_min_letters: usize,
+    /// ...and only when `whatlang` is at least this confident (0 to 1).
+    pub detect_min_confidence: f64,
 }
 
 impl Default for ScorerConfig {
@@ -68,6 +79,10 @@ impl Default for ScorerConfig {
             device: ScorerDevice::Cpu,
             batch_size: 32,
             precision: ScorerPrecision::Int8,
+            languages: None,
+            detect_language: true,
+            detect_min_letters: DEFAULT_MIN_LETTERS,
+            detect_min_confidence: DEFAULT_MIN_CONFIDENCE,
         }
     }
 }
@@ -78,7 +93,27 @@ impl ScorerConfig {
         if self.batch_size == 0 {
             bail!("scorer.batch_size: must be at least 1");
         }
+        if !(0.0..=1.0).contains(&self.detect_min_confidence) {
+            bail!("scorer.detect_min_confidence: must be between 0 and 1 (got {})", self.detect_min_confidence);
+        }
+        if let Some(l) = &self.languages {
+            self.gate(l).map_err(anyhow::Error::msg).context("scorer.languages")?;
+        }
         Ok(())
+    }
+
+    fn gate(&self, languages: &[impl AsRef<str>]) -> Result<LanguageGate, String> {
+        LanguageGate::new(languages, self.detect_language, self.detect_min_letters, self.detect_min_confidence)
+    }
+
+    /// The language gate for `scorer`: `scorer.languages`, or the scorer's own languages by default.
+    pub fn language_gate(&self, scorer: &dyn Scorer) -> Result<LanguageGate> {
+        match &self.languages {
+            Some(l) => self.gate(l),
+            None => self.gate(scorer.languages()),
+        }
+        .map_err(anyhow::Error::msg)
+        .context("scorer.languages")
     }
 
     /// Checked once the command-line overrides are applied (not at load: `--model-dir` or FLASHPOINT_MODEL_DIR
@@ -141,6 +176,8 @@ pub struct Config {
     pub kafka: flashpoint_kafka::KafkaConfig,
     pub metrics: MetricsConfig,
     pub entities: Vec<EntityConfig>,
+    /// `flashpoint notify` (and the notify stage): channels and routes. Empty by default.
+    pub notify: flashpoint_notify::NotifyConfig,
 }
 
 impl Config {
@@ -197,6 +234,18 @@ impl Config {
             bail!("input.max_record_bytes: must be positive");
         }
         self.kafka.validate().map_err(anyhow::Error::msg)?;
+        // A valid input record must fit the producer once scored, or it could only ever be dead-lettered.
+        let room = self.kafka.max_message_bytes.saturating_sub(flashpoint_kafka::config::RECORD_ENVELOPE);
+        if self.input.max_record_bytes > room {
+            bail!(
+                "input.max_record_bytes: {} leaves no room under kafka.max_message_bytes ({}) for the {} byte \
+                 envelope of a scored record; lower it or raise kafka.max_message_bytes (and the broker's limit)",
+                self.input.max_record_bytes,
+                self.kafka.max_message_bytes,
+                flashpoint_kafka::config::RECORD_ENVELOPE
+            );
+        }
+        self.notify.validate().map_err(anyhow::Error::msg)?;
         self.metrics
             .listen
             .parse::<std::net::SocketAddr>()
@@ -238,7 +287,21 @@ mod tests {
         assert_eq!(c.detection.sensitivity, flashpoint_core::detect::Sensitivity::High);
         let bad = vec![("FLASHPOINT__WINDOW__NOPE".to_string(), "1".to_string())];
         let e = Config::from_toml(MIN, bad.into_iter()).unwrap_err();
-        assert!(format!("{e:#}").contains("window.nope") || format!("{e:#}").contains("nope"), "{e:#}");
+        // The error names the section and the key the variable set, not just the word.
+        let msg = format!("{e:#}");
+        assert!(msg.starts_with("window") && msg.contains("unknown field `nope`"), "{msg}");
+    }
+
+    #[test]
+    fn the_input_limit_must_fit_the_producer_limit() {
+        let e = Config::from_toml(
+            &format!("{MIN}[input]\nmax_record_bytes = 2000000\n[kafka]\nmax_message_bytes = 1000000\n"),
+            std::iter::empty(),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").starts_with("input.max_record_bytes: 2000000"), "{e:#}");
+        assert!(format!("{e:#}").contains("kafka.max_message_bytes (1000000)"), "{e:#}");
+        Config::from_toml(&format!("{MIN}[input]\nmax_record_bytes = 900000\n"), std::iter::empty()).unwrap();
     }
 
     #[test]
@@ -261,5 +324,25 @@ mod tests {
         assert!(format!("{e:#}").contains("scorer.batch_size"), "{e:#}");
         let e = Config::from_toml(&format!("{MIN}[scorer]\ndevice = \"tpu\"\n"), std::iter::empty()).unwrap_err();
         assert!(format!("{e:#}").contains("scorer.device"), "{e:#}");
+    }
+
+    #[test]
+    fn scorer_language_keys() {
+        let lexicon = flashpoint_core::sentiment::LexiconScorer::default();
+        let c = Config::from_toml(MIN, std::iter::empty()).unwrap();
+        let g = c.scorer.language_gate(&lexicon).unwrap();
+        assert_eq!(g.languages().collect::<Vec<_>>(), ["en"], "the scorer's own languages by default");
+        let c =
+            Config::from_toml(&format!("{MIN}[scorer]\nlanguages = [\"en\", \"es\"]\n"), std::iter::empty()).unwrap();
+        assert_eq!(c.scorer.language_gate(&lexicon).unwrap().languages().collect::<Vec<_>>(), ["en", "es"]);
+        let env = vec![("FLASHPOINT__SCORER__LANGUAGES".to_string(), "[\"*\"]".to_string())];
+        let c = Config::from_toml(MIN, env.into_iter()).unwrap();
+        assert!(c.scorer.language_gate(&lexicon).unwrap().is_all());
+        let e =
+            Config::from_toml(&format!("{MIN}[scorer]\nlanguages = [\"English\"]\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("scorer.languages") && format!("{e:#}").contains("English"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}[scorer]\ndetect_min_confidence = 2.0\n"), std::iter::empty())
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("scorer.detect_min_confidence"), "{e:#}");
     }
 }

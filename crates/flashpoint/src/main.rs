@@ -4,6 +4,7 @@ mod config;
 mod eval_detect;
 mod eval_nab;
 mod eval_sentiment;
+mod notify;
 mod replay;
 mod run;
 mod score;
@@ -52,6 +53,10 @@ struct ScorerArgs {
     /// Transformer encoder arithmetic on the CPU (overrides scorer.precision; default int8).
     #[arg(long, value_enum)]
     precision: Option<ScorerPrecision>,
+    /// Languages to score, comma-separated ISO 639-1 codes, or `*` for all (overrides scorer.languages; default
+    /// the scorer's own, English). Posts in other languages are labelled `unscored`.
+    #[arg(long, value_delimiter = ',')]
+    languages: Option<Vec<String>>,
 }
 
 impl ScorerArgs {
@@ -71,6 +76,9 @@ impl ScorerArgs {
         if let Some(p) = self.precision {
             cfg.precision = p;
         }
+        if let Some(l) = &self.languages {
+            cfg.languages = Some(l.clone());
+        }
         // Not validate_complete: a binary without the backend should say so before asking for a model directory.
         cfg.validate()
     }
@@ -81,8 +89,10 @@ enum Cmd {
     /// Score JSON Lines ({"id":..,"text":".."} per line) and print one sentiment record per line, in order.
     ///
     /// Output: {"id":..,"label":"negative|neutral|positive","compound":f,"neg":f,"neu":f,"pos":f}.
-    /// A bad line produces {"line":N,"error":".."} on stderr and the run continues; the exit status is 1
-    /// if any line failed.
+    /// A line may carry the platform's language tag as "lang". A text in a language the scorer does not read
+    /// (see --languages) is not scored: {"id":..,"label":"unscored","compound":0.0,"neg":0.0,"neu":0.0,
+    /// "pos":0.0,"lang":".."}. A bad line produces {"line":N,"error":".."} on stderr and the run continues;
+    /// the exit status is 1 if any line failed.
     Score {
         /// Input file, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
@@ -127,11 +137,17 @@ enum Cmd {
         scorer: ScorerArgs,
     },
     /// Evaluate a sentiment scorer on TweetEval's sentiment validation split (val_text.txt, val_labels.txt)
-    /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput.
+    /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput, plus the
+    /// set's texts per language as the language gate sees them and the recall over the texts it scores.
     EvalSentiment {
-        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment).
+        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment), or a JSON Lines
+        /// file of {"text":..,"label":"negative|neutral|positive"|0|1|2|null,"lang":..} (a mixed-language set).
         #[arg(long)]
         data: PathBuf,
+        /// Evaluate every backend this binary has: the lexicon, and the transformer at int8 and fp32 when built in
+        /// and given a model directory; then one summary line each.
+        #[arg(long)]
+        all_backends: bool,
         /// Config whose [scorer] section to use (flags override it).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -151,7 +167,7 @@ enum Cmd {
         config: PathBuf,
         /// Which stages to run: `score` (posts -> scored), `aggregate` (scored -> spike events) or `all`.
         #[arg(long, value_enum, default_value = "all")]
-        role: run::RoleArg,
+        role: flashpoint_kafka::Role,
         /// Bootstrap servers (overrides kafka.brokers).
         #[arg(long, env = "FLASHPOINT_BROKERS")]
         brokers: Option<String>,
@@ -222,6 +238,29 @@ enum Cmd {
         #[arg(long)]
         isolated: bool,
     },
+    /// Deliver spike events (JSON Lines, e.g. from `flashpoint replay`) to the channels of the config's
+    /// [notify] section: Slack, Teams, PagerDuty, signed webhooks, email. No broker needed.
+    ///
+    /// Exits when the input ends and every message is delivered or dead-lettered: 0 if all were delivered,
+    /// 1 if any input line or message was dead-lettered. A summary goes to stderr.
+    Notify {
+        /// TOML config with a [notify] section (secrets come from the environment or files it names).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Spike events as JSON Lines, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        input: String,
+        /// Where bad input lines and undeliverable messages go, with reasons (default: standard error).
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// The routing clock: the events' own time (replays; deterministic) or the system clock (live).
+        #[arg(long, value_enum, default_value = "event")]
+        clock: notify::Clock,
+        /// Keep the low-water mark (lines before it are delivered or dead-lettered) in this file, and resume
+        /// from it: a restart after a crash re-sends at most what was in flight.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -262,7 +301,7 @@ fn build_transformer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
 fn build_transformer(_: &ScorerConfig) -> Result<Box<dyn Scorer>> {
     anyhow::bail!(
         "scorer.kind = \"transformer\": this flashpoint binary was built without the transformer backend; \
-         install libtorch with `eval \"$(scripts/libtorch.sh)\"`, then build with `cargo build --release -p flashpoint --features transformer`"
+         install libtorch with `eval \"$(scripts/libtorch.sh)\"`, then build with `cargo build --profile transformer -p flashpoint --features transformer` (the binary is target/transformer/flashpoint)"
     )
 }
 
@@ -307,7 +346,8 @@ fn real_main() -> Result<ExitCode> {
             let mut cfg = ScorerConfig { thresholds, ..ScorerConfig::default() };
             scorer.apply(&mut cfg)?;
             let scorer = build_scorer(&cfg)?;
-            let stats = score::run(open_input(&input)?, scorer.as_ref(), raw)?;
+            let gate = cfg.language_gate(scorer.as_ref())?;
+            let stats = score::run(open_input(&input)?, scorer.as_ref(), &gate, raw)?;
             Ok(if stats.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::EvalNab { data, config, verbose } => {
@@ -384,29 +424,107 @@ fn real_main() -> Result<ExitCode> {
             eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::EvalSentiment { data, config, raw, scorer } => {
+        Cmd::EvalSentiment { data, all_backends, config, raw, scorer } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?.scorer,
                 None => ScorerConfig::default(),
             };
             scorer.apply(&mut cfg)?;
-            let built = build_scorer(&cfg)?;
-            let r = eval_sentiment::run(&data, built.as_ref(), raw || !cfg.normalize)?;
-            print!("{r}");
+            let sample = eval_sentiment::Sample::load(&data, raw || !cfg.normalize)?;
+            let mut backends = Vec::new();
+            if all_backends {
+                backends.push((ScorerConfig { kind: ScorerKind::Lexicon, ..cfg.clone() }, "lexicon".to_string()));
+                if !cfg!(feature = "transformer") {
+                    println!("transformer     not in this binary (build it: cargo build --profile transformer -p flashpoint --features transformer)\n");
+                } else if cfg.model_dir.is_none() {
+                    println!("transformer     skipped: no model directory (--model-dir or FLASHPOINT_MODEL_DIR)\n");
+                } else {
+                    for (p, n) in
+                        [(ScorerPrecision::Int8, "transformer int8"), (ScorerPrecision::Fp32, "transformer fp32")]
+                    {
+                        let c = ScorerConfig { kind: ScorerKind::Transformer, precision: p, ..cfg.clone() };
+                        backends.push((c, n.to_string()));
+                    }
+                }
+            } else {
+                let name = match cfg.kind {
+                    ScorerKind::Lexicon => "lexicon".to_string(),
+                    ScorerKind::Transformer => format!("transformer {:?}", cfg.precision).to_lowercase(),
+                };
+                backends.push((cfg.clone(), name));
+            }
+            let mut reports = Vec::new();
+            for (i, (c, name)) in backends.iter().enumerate() {
+                let built = build_scorer(c)?;
+                let gate = c.language_gate(built.as_ref())?;
+                let verdicts = sample.judge(&gate);
+                if i == 0 {
+                    println!("{}", eval_sentiment::LanguageTable::new(&gate, &verdicts));
+                }
+                let r = eval_sentiment::run(&sample, &verdicts, built.as_ref(), name)?;
+                println!("{r}");
+                reports.push(r);
+            }
+            if all_backends {
+                print!("{}", eval_sentiment::summary(&reports));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} entities)", config.display(), cfg.entities.len());
+            // Where each secret comes from and whether it is readable here; never the value.
+            for c in &cfg.notify.channels {
+                let secrets: Vec<String> = c
+                    .secrets()
+                    .iter()
+                    .map(|(k, r)| {
+                        let state = if r.resolve().is_ok() { "readable" } else { "not readable here" };
+                        format!("{k} = {r} ({state})")
+                    })
+                    .collect();
+                println!("notify channel {} ({}): {}", c.name(), c.kind(), secrets.join(", "));
+            }
+            for r in &cfg.notify.routes {
+                println!(
+                    "notify route {}: min_severity {} -> {}",
+                    r.name,
+                    r.min_severity.as_str(),
+                    r.channels.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Notify { config, input, dead_letter, clock, checkpoint } => {
+            let cfg = Config::load(&config)?;
+            let mut dead: Box<dyn Write> = match &dead_letter {
+                Some(p) => create(p)?,
+                None => Box::new(std::io::stderr()),
+            };
+            let input: Box<dyn BufRead + Send> = if input == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                let f = std::fs::File::open(&input).with_context(|| format!("opening input {input}"))?;
+                Box::new(std::io::BufReader::new(f))
+            };
+            let summary = notify::run(&cfg, input, &mut *dead, &notify::Options { clock, checkpoint })?;
+            dead.flush()?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(if summary.bad_lines > 0 || summary.dead_lettered > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::Replay { input, config, output, dead_letter, flush, scorer } => {
             let mut cfg = Config::load(&config)?;
             scorer.apply(&mut cfg.scorer)?;
-            let mut pipeline =
-                flashpoint_core::pipeline::Pipeline::new(build_scorer(&cfg.scorer)?, &cfg.entities, &cfg.aggregator())
-                    .map_err(anyhow::Error::msg)?;
-            pipeline.score.normalize = cfg.scorer.normalize;
+            let built = build_scorer(&cfg.scorer)?;
+            let gate = cfg.scorer.language_gate(built.as_ref())?;
+            let mut score = flashpoint_core::stage::ScoreStage::new(std::sync::Arc::from(built), &cfg.entities)
+                .map_err(anyhow::Error::msg)?;
+            score.normalize = cfg.scorer.normalize;
+            score.language = gate;
+            let stage = flashpoint_core::stage::AggregateStage::new(&cfg.entities, &cfg.aggregator())
+                .map_err(anyhow::Error::msg)?;
+            let partition =
+                flashpoint_core::partition::AggregatePartition::start(stage, None, 0).map_err(anyhow::Error::msg)?;
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
             } else {
@@ -424,7 +542,8 @@ fn real_main() -> Result<ExitCode> {
             };
             let summary = replay::run(
                 &cfg,
-                &mut pipeline,
+                score,
+                partition,
                 open_input(&input)?,
                 &mut *events,
                 &mut *dead,

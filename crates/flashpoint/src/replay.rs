@@ -8,9 +8,10 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use flashpoint_core::event::Output;
-use flashpoint_core::pipeline::Pipeline;
-use flashpoint_core::post::Post;
+use flashpoint_core::partition::{AggregatePartition, ScoreBatch, SourceRecord, Step};
+use flashpoint_core::pipeline::StageCounters;
 use flashpoint_core::sanitize;
+use flashpoint_core::stage::ScoreStage;
 use std::io::{BufRead, Write};
 
 const BATCH: usize = 512;
@@ -25,7 +26,7 @@ pub struct Summary {
     pub records: u64,
     pub decode_errors: u64,
     pub skipped_not_posts: u64,
-    pub stages: flashpoint_core::pipeline::StageCounters,
+    pub stages: StageCounters,
     pub aggregator: flashpoint_core::aggregate::Counters,
     pub events: u64,
     pub seconds: f64,
@@ -55,15 +56,81 @@ fn write_outputs(
     Ok(())
 }
 
+/// The worker's two machines back to back, without a topic between them: `ScoreStage::process` on batches
+/// of lines (line n is offset n - 1 of a one-partition source), each stage record straight into one
+/// `AggregatePartition`. The stage records are not serialised: `partition`'s tests prove that path equal
+/// to the worker's bytes path.
+struct Machines {
+    score: ScoreStage,
+    partition: AggregatePartition,
+    batch: ScoreBatch,
+    /// Offset of the next stage record in the (virtual) internal topic.
+    next: i64,
+    counters: StageCounters,
+    decode_errors: u64,
+    skipped: u64,
+}
+
+impl Machines {
+    fn feed(
+        &mut self,
+        cfg: &Config,
+        lines: &[u8],
+        ends: &[(i64, usize)],
+        outputs: &mut Vec<Output>,
+        dead: &mut dyn Write,
+    ) -> Result<()> {
+        let mut start = 0;
+        let sources: Vec<SourceRecord<'_>> = ends
+            .iter()
+            .map(|&(offset, end)| {
+                let r = SourceRecord { topic: "replay", partition: 0, offset, payload: &lines[start..end] };
+                start = end;
+                r
+            })
+            .collect();
+        let decoder = cfg.input.decoder();
+        self.score.process(&decoder, &sources, &mut self.batch);
+        let b = &self.batch;
+        let posts = b.posts.len() as u64;
+        self.counters.posts += posts;
+        self.counters.matched += b.matched;
+        self.counters.unmatched += b.unmatched;
+        self.skipped += b.skipped;
+        if b.matched > 0 {
+            self.counters.scored += b.matched;
+            self.counters.batches += 1;
+        }
+        for r in &b.rejected {
+            self.decode_errors += 1;
+            let rec = sources[r.record].payload;
+            let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
+            let line = sources[r.record].offset + 1;
+            let dl =
+                serde_json::json!({"reason": r.rejection.reason(), "error": r.detail, "line": line, "record": shown});
+            sanitize::to_json_writer(&mut *dead, &dl)?;
+            dead.write_all(b"\n")?;
+        }
+        for (_, _, rec) in b.records(&self.score) {
+            match self.partition.on_decoded(self.next, &rec, outputs) {
+                Step::Applied(_) => {}
+                other => anyhow::bail!("replay: stage record {} was not applied ({other:?})", self.next),
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(
     cfg: &Config,
-    pipeline: &mut Pipeline,
+    score: ScoreStage,
+    partition: AggregatePartition,
     input: Box<dyn BufRead>,
     events: &mut dyn Write,
     dead: &mut dyn Write,
     opts: &Options,
 ) -> Result<Summary> {
-    let decoder = cfg.input.decoder();
     let started = std::time::Instant::now();
     let bar = opts.progress.map(|len| {
         let b = indicatif::ProgressBar::new(len);
@@ -73,11 +140,21 @@ pub fn run(
         );
         b
     });
+    let mut m = Machines {
+        score,
+        partition,
+        batch: ScoreBatch::default(),
+        next: 0,
+        counters: StageCounters::default(),
+        decode_errors: 0,
+        skipped: 0,
+    };
     let mut input = input;
     let mut line = Vec::new();
-    let mut batch: Vec<Post> = Vec::with_capacity(BATCH);
+    // The batch's lines back to back, and where each ends (with its offset).
+    let (mut lines, mut ends): (Vec<u8>, Vec<(i64, usize)>) = (Vec::new(), Vec::with_capacity(BATCH));
     let mut outputs = Vec::new();
-    let (mut records, mut errors, mut skipped, mut n_events) = (0u64, 0u64, 0u64, 0u64);
+    let (mut records, mut n_events) = (0u64, 0u64);
     loop {
         line.clear();
         let n = input.read_until(b'\n', &mut line).context("reading input")?;
@@ -86,26 +163,17 @@ pub fn run(
         }
         let eof = n == 0;
         if !eof {
-            records += 1;
             let mut rec = line.as_slice();
             if let Some(r) = rec.strip_suffix(b"\n") {
                 rec = r.strip_suffix(b"\r").unwrap_or(r);
             }
-            match decoder.decode(rec) {
-                Ok(posts) if posts.is_empty() => skipped += 1,
-                Ok(posts) => batch.extend(posts),
-                Err(e) => {
-                    errors += 1;
-                    let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
-                    let dl = serde_json::json!({"reason": e.reason(), "error": e.to_string(), "line": records, "record": shown});
-                    sanitize::to_json_writer(&mut *dead, &dl)?;
-                    dead.write_all(b"\n")?;
-                }
-            }
+            lines.extend_from_slice(rec);
+            ends.push((records as i64, lines.len()));
+            records += 1;
         }
-        if batch.len() >= BATCH || (eof && !batch.is_empty()) {
-            pipeline.process_batch(&batch, &mut outputs).context("scoring")?;
-            batch.clear();
+        if ends.len() >= BATCH || (eof && !ends.is_empty()) {
+            m.feed(cfg, &lines, &ends, &mut outputs, dead)?;
+            (lines.clear(), ends.clear());
             write_outputs(&mut outputs, events, dead, &mut n_events)?;
         }
         if eof {
@@ -113,7 +181,7 @@ pub fn run(
         }
     }
     if opts.flush {
-        pipeline.aggregator.flush(&mut outputs);
+        m.partition.stage.aggregator.flush(&mut outputs);
         write_outputs(&mut outputs, events, dead, &mut n_events)?;
     }
     if let Some(b) = bar {
@@ -124,12 +192,12 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary {
         records,
-        decode_errors: errors,
-        skipped_not_posts: skipped,
-        stages: pipeline.counters.clone(),
-        aggregator: pipeline.aggregator.counters.clone(),
+        decode_errors: m.decode_errors,
+        skipped_not_posts: m.skipped,
+        stages: m.counters.clone(),
+        aggregator: m.partition.stage.aggregator.counters.clone(),
         events: n_events,
         seconds,
-        posts_per_second: pipeline.counters.posts as f64 / seconds.max(1e-9),
+        posts_per_second: m.counters.posts as f64 / seconds.max(1e-9),
     })
 }

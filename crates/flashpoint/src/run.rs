@@ -4,23 +4,16 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use flashpoint_core::sentiment::Scorer;
 use flashpoint_kafka::metrics::Metrics;
+use flashpoint_kafka::shutdown::Stop;
 use flashpoint_kafka::{Role, WorkerSettings};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum RoleArg {
-    Score,
-    Aggregate,
-    All,
-}
-
-pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCode> {
+pub fn run(cfg: Config, role: Role, scorer: Arc<dyn Scorer>) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::new(cfg.metrics.max_entity_labels));
@@ -30,29 +23,34 @@ pub fn run(cfg: Config, role: RoleArg, scorer: Arc<dyn Scorer>) -> Result<ExitCo
         info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
         tokio::spawn(serve(listener, metrics.clone()));
 
-        let (tx, rx) = watch::channel(false);
+        let stop = Stop::new();
+        let (signal_stop, grace) = (stop.clone(), Duration::from_millis(cfg.kafka.shutdown_timeout_ms));
         tokio::spawn(async move {
             wait_for_signal().await;
             info!("stopping: draining, committing and leaving the group");
-            let _ = tx.send(true);
-            // A second signal while draining means "now".
-            wait_for_signal().await;
-            warn!("second signal: exiting without draining");
-            std::process::exit(130);
+            signal_stop.fire();
+            // The drain is bounded whatever the broker does: what is not committed by then is re-read by the
+            // next owner. A second signal while draining means "now".
+            tokio::select! {
+                _ = wait_for_signal() => {
+                    warn!("second signal: exiting without draining");
+                    std::process::exit(130);
+                }
+                _ = tokio::time::sleep(grace) => {
+                    error!(timeout_ms = grace.as_millis() as u64, "drain not finished within kafka.shutdown_timeout_ms: exiting without committing the rest");
+                    std::process::exit(1);
+                }
+            }
         });
-        let role = match role {
-            RoleArg::Score => Role::Score,
-            RoleArg::Aggregate => Role::Aggregate,
-            RoleArg::All => Role::All,
-        };
         let settings = WorkerSettings {
             kafka: cfg.kafka.clone(),
             decoder: cfg.input.decoder(),
             entities: cfg.entities.clone(),
             aggregator: cfg.aggregator(),
             normalize: cfg.scorer.normalize,
+            language: cfg.scorer.language_gate(scorer.as_ref())?,
         };
-        flashpoint_kafka::run(role, settings, scorer, metrics, rx).await.context("worker")?;
+        flashpoint_kafka::run(role, settings, scorer, metrics, stop).await.context("worker")?;
         info!("worker stopped cleanly");
         Ok(ExitCode::SUCCESS)
     })

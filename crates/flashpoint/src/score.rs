@@ -2,9 +2,11 @@
 //!
 //! Lines are read in batches so the scorer sees batches (what the transformer backend needs); a bad line
 //! becomes an error record on stderr and the run goes on, because one malformed record in a million must
-//! not cost the other 999,999. The exit status reports whether any line failed.
+//! not cost the other 999,999. The exit status reports whether any line failed. A text in a language the scorer
+//! does not read is not scored: its record says `"label":"unscored"` and names the language.
 
 use anyhow::{Context, Result};
+use flashpoint_core::lang::{LangCode, LanguageGate};
 use flashpoint_core::normalize;
 use flashpoint_core::sentiment::{Scorer, Sentiment};
 use serde::Deserialize;
@@ -20,12 +22,16 @@ struct In<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow)]
     text: Option<&'a RawValue>,
+    /// The platform's language tag, if the line carries one.
+    #[serde(default)]
+    lang: Option<serde_json::Value>,
 }
 
-/// One accepted line: its id as written, and the text to score.
+/// One accepted line: its id as written, the text to score and its language tag.
 struct Item {
     id: Box<RawValue>,
     text: String,
+    lang: Option<String>,
 }
 
 pub struct Stats {
@@ -43,10 +49,15 @@ fn parse_line(bytes: &[u8]) -> Result<Item, String> {
         Some(r) => r.to_owned(),
         None => RawValue::from_string("null".into()).expect("null is JSON"),
     };
-    Ok(Item { id, text: text.into_owned() })
+    let lang = match rec.lang {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err("field `lang` is not a string".to_string()),
+    };
+    Ok(Item { id, text: text.into_owned(), lang })
 }
 
-fn write_record(out: &mut impl Write, id: &RawValue, s: &Sentiment) -> std::io::Result<()> {
+fn write_record(out: &mut impl Write, id: &RawValue, s: &Sentiment, lang: Option<LangCode>) -> std::io::Result<()> {
     // The id is echoed as written, unless it holds characters a terminal acts on (JSON allows C1 controls and
     // bidi overrides raw in strings): then it is re-encoded with them escaped, the same value.
     let raw = id.get();
@@ -56,17 +67,22 @@ fn write_record(out: &mut impl Write, id: &RawValue, s: &Sentiment) -> std::io::
         let v: serde_json::Value = serde_json::from_str(raw).map_err(std::io::Error::other)?;
         Cow::Owned(flashpoint_core::sanitize::to_json_string(&v).map_err(std::io::Error::other)?)
     };
-    // Field order is part of the contract: id, label, compound, neg, neu, pos.
-    writeln!(
+    // Field order is part of the contract: id, label, compound, neg, neu, pos (then lang, for unscored texts).
+    write!(
         out,
-        "{{\"id\":{},\"label\":\"{}\",\"compound\":{},\"neg\":{},\"neu\":{},\"pos\":{}}}",
+        "{{\"id\":{},\"label\":\"{}\",\"compound\":{},\"neg\":{},\"neu\":{},\"pos\":{}",
         safe,
         s.label.as_str(),
         fmt_f64(s.compound),
         fmt_f64(s.neg),
         fmt_f64(s.neu),
         fmt_f64(s.pos)
-    )
+    )?;
+    match lang {
+        // A LangCode is two or three ASCII letters: nothing to escape.
+        Some(l) if !s.label.is_scored() => writeln!(out, ",\"lang\":\"{l}\"}}"),
+        _ => writeln!(out, "}}"),
+    }
 }
 
 /// Shortest round-trip representation, always with a decimal point (as Python's `json.dumps` prints).
@@ -74,7 +90,7 @@ fn fmt_f64(v: f64) -> String {
     format!("{v:?}")
 }
 
-pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, raw: bool) -> Result<Stats> {
+pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, gate: &LanguageGate, raw: bool) -> Result<Stats> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let stderr = std::io::stderr();
@@ -117,11 +133,22 @@ pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, raw: bool) -> Result<St
                 .iter()
                 .map(|i| if raw { Cow::Borrowed(i.text.as_str()) } else { normalize::for_scoring(&i.text) })
                 .collect();
-            let texts: Vec<&str> = normalized.iter().map(|c| c.as_ref()).collect();
+            let verdicts: Vec<_> =
+                items.iter().zip(&normalized).map(|(i, t)| gate.judge(i.lang.as_deref(), t)).collect();
+            let texts: Vec<&str> =
+                normalized.iter().zip(&verdicts).filter(|(_, v)| v.scored).map(|(c, _)| c.as_ref()).collect();
             results.clear();
-            scorer.score_batch(&texts, &mut results).context("scoring a batch")?;
-            for (item, s) in items.iter().zip(&results) {
-                write_record(&mut out, &item.id, s)?;
+            if !texts.is_empty() {
+                scorer.score_batch(&texts, &mut results).context("scoring a batch")?;
+            }
+            let mut scored = results.iter();
+            for (item, v) in items.iter().zip(&verdicts) {
+                let s = if v.scored {
+                    *scored.next().context("scorer returned too few results")?
+                } else {
+                    Sentiment::UNSCORED
+                };
+                write_record(&mut out, &item.id, &s, v.lang)?;
             }
             stats.ok += items.len() as u64;
         }

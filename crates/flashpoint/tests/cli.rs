@@ -147,3 +147,97 @@ fn replay_finds_the_sample_incident_and_dead_letters_bad_input() {
     std::fs::create_dir_all(&dir2).unwrap();
     assert_eq!(replay_sample(&dir2).2, bytes);
 }
+
+#[test]
+fn score_says_when_a_post_is_in_a_language_it_does_not_read() {
+    let input = concat!(
+        "{\"id\":1,\"text\":\"The service was NOT good at all :(\"}\n",
+        "{\"id\":2,\"text\":\"Le service client est vraiment nul, je suis furieux pour ma valise perdue\"}\n",
+        "{\"id\":3,\"text\":\"待って天幕のジャードゥーガル観ようと思ってたのに今日だったの知らなかった\"}\n",
+        "{\"id\":4,\"text\":\"great flight\",\"lang\":\"es\"}\n",
+        "{\"id\":5,\"text\":\"great flight\",\"lang\":\"en-GB\"}\n",
+        "{\"id\":6,\"text\":\"great\",\"lang\":7}\n",
+    );
+    let (code, out, err) = run_with_stdin(&["score"], input);
+    assert_eq!(code, 1, "line 6's lang is not a string: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // English output is unchanged, byte for byte; unscored records say so and name the language.
+    assert_eq!(
+        lines[0],
+        "{\"id\":1,\"label\":\"negative\",\"compound\":-0.6492,\"neg\":0.469,\"neu\":0.531,\"pos\":0.0}"
+    );
+    assert_eq!(
+        lines[1],
+        "{\"id\":2,\"label\":\"unscored\",\"compound\":0.0,\"neg\":0.0,\"neu\":0.0,\"pos\":0.0,\"lang\":\"fr\"}"
+    );
+    assert!(lines[2].contains("\"label\":\"unscored\"") && lines[2].ends_with("\"lang\":\"ja\"}"), "{}", lines[2]);
+    assert!(lines[3].contains("\"label\":\"unscored\"") && lines[3].ends_with("\"lang\":\"es\"}"), "{}", lines[3]);
+    assert!(lines[4].contains("\"label\":\"positive\""), "{}", lines[4]);
+    assert_eq!(lines.len(), 5);
+    assert!(err.contains("\"line\":6") && err.contains("lang"), "{err}");
+    // `--languages '*'` scores everything, as before the gate.
+    let (code, out, _) = run_with_stdin(&["score", "--languages", "*"], &input[..input.rfind("{\"id\":6").unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("unscored"), "{out}");
+    let (code, _, err) = run_with_stdin(&["score", "--languages", "English"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("scorer.languages") && err.contains("English"), "{err}");
+}
+
+/// The real posts of the language fixture as an evaluation set: text and platform tag, no labels.
+fn mixed_language_set(dir: &std::path::Path) -> PathBuf {
+    use flashpoint_core::post::{Decoder, FieldPaths, Format};
+    let fixture =
+        std::fs::read_to_string(repo("crates/flashpoint-core/tests/fixtures/lang/social_posts.jsonl")).unwrap();
+    let mut out = String::new();
+    for line in fixture.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let format: Format = serde_json::from_value(row["format"].clone()).unwrap();
+        let post = Decoder::new(format, FieldPaths::default()).decode(row["record"].to_string().as_bytes()).unwrap();
+        out.push_str(&serde_json::json!({"text": post[0].text, "lang": post[0].lang, "label": null}).to_string());
+        out.push('\n');
+    }
+    // Two labelled English lines, so the recall lines have something to count.
+    out.push_str("{\"text\":\"I love this airline, best crew ever\",\"label\":\"positive\"}\n");
+    out.push_str("{\"text\":\"They lost my bag and nobody helps, awful\",\"label\":0}\n");
+    let path = dir.join("mixed.jsonl");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn eval_sentiment_counts_a_mixed_set_per_language() {
+    let dir = std::env::temp_dir().join(format!("fp-eval-lang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = mixed_language_set(&dir);
+    let run = || {
+        let out = bin().args(["eval-sentiment", "--data", data.to_str().unwrap(), "--all-backends"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run();
+    let row = |lang: &str| -> Vec<u64> {
+        let l = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(lang))
+            .unwrap_or_else(|| panic!("{lang}: {text}"));
+        l.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect()
+    };
+    // language: texts, scored, unscored, by tag, detected, assumed.
+    assert_eq!(row("en"), [11, 11, 0, 6, 5, 0], "{text}");
+    for lang in ["ja", "ko", "ru", "nl"] {
+        assert_eq!(
+            row(lang)[..3],
+            [if lang == "nl" { 2 } else { 1 }, 0, if lang == "nl" { 2 } else { 1 }],
+            "{lang}: {text}"
+        );
+    }
+    assert_eq!(row("cs"), [1, 0, 1, 0, 1, 0], "untagged Czech is detected: {text}");
+    assert_eq!(row("de"), [1, 0, 1, 1, 0, 0], "{text}");
+    assert!(text.contains("texts           18 (2 labelled)"), "{text}");
+    assert!(text.contains("macro recall    "), "{text}");
+    assert!(text.contains("\nlexicon  "), "the summary line: {text}");
+    // Deterministic but for the timing line.
+    let strip = |t: &str| t.lines().filter(|l| !l.starts_with("seconds")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&run()), strip(&text));
+}

@@ -1,6 +1,7 @@
 //! The command-line contracts with `--scorer transformer`. Without the `transformer` feature the binary must refuse
 //! with how to build it; with it, `score` and `replay` keep the lexicon scorer's output contracts. The feature tests
 //! need the model that `scripts/libtorch.sh` installs (scripts/test.sh provides it) and fail saying so without it.
+//! Built with `--profile transformer` (target/transformer/), so the default binary in target/release/ stays as it is.
 
 mod common;
 
@@ -71,6 +72,35 @@ mod with_backend {
         assert_eq!((recs[0]["id"].clone(), recs[0]["label"].as_str()), (serde_json::json!(1), Some("positive")));
         assert_eq!((recs[1]["id"].clone(), recs[1]["label"].as_str()), (serde_json::json!("b"), Some("negative")));
         assert!(err.contains("\"line\":2"), "{err}");
+    }
+
+    #[test]
+    fn the_binary_finds_libtorch_without_a_sourced_environment() {
+        // build.rs records $LIBTORCH/lib in the binary: no LD_LIBRARY_PATH, no sourced scripts/libtorch.sh.
+        let m = model_dir();
+        let out = bin()
+            .args(["score", "--scorer", "transformer", "--model-dir", &m])
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(
+                    "{\"id\":1,\"text\":\"thank you, best crew ever\"}\n{\"id\":2,\"text\":\"Le service client est vraiment nul, je suis furieux pour ma valise perdue\"}\n"
+                        .as_bytes(),
+                )?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("\"label\":\"positive\""), "{text}");
+        // The transformer reads English only, like the lexicon: the French post is not scored.
+        assert!(lines[1].contains("\"label\":\"unscored\"") && lines[1].ends_with("\"lang\":\"fr\"}"), "{text}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= expected_bad.len());
     let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
-        r.iter().filter(|x| x.json()["t"] == "post").count() >= n_valid
+        r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= n_valid
     });
     assert!(w.alive(), "bad input never crashes the worker; log:\n{}", w.log_text());
     assert_eq!(w.stop(), 0);
@@ -134,7 +134,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
     assert_eq!(got, want, "every bad record, with its reason, source offset and original bytes");
     let posts: Vec<String> = scored
         .iter()
-        .map(Record::json)
+        .map(Record::stage_json)
         .filter(|j| j["t"] == "post")
         .map(|j| j["id"].as_str().unwrap().to_string())
         .collect();
@@ -188,4 +188,147 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
         &dedupe(&expected),
         "no incident lost or changed; duplicates only as exact replays",
     );
+}
+
+/// A small valid post mentioning a watched entity.
+fn small_post(i: usize) -> Vec<u8> {
+    format!(r#"{{"id":"p{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60)
+        .into_bytes()
+}
+
+/// A valid post of exactly `size` bytes (its text padded).
+fn post_of(size: usize, id: &str) -> Vec<u8> {
+    let head = format!(r#"{{"id":"{id}","created_at":"2026-03-04T10:30:00Z","text":"Acme Air "#);
+    let pad = size - head.len() - 2;
+    let mut v = head.into_bytes();
+    v.extend(std::iter::repeat(b'a').take(pad));
+    v.extend_from_slice(b"\"}");
+    assert_eq!(v.len(), size);
+    v
+}
+
+/// Waits for the worker's /readyz to answer 200 (bounded), returning the last answer.
+fn wait_ready(addr: &str) -> (u16, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = try_http_get(addr, "/readyz").unwrap_or((0, String::new()));
+        if r.0 == 200 || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits (bounded) for the score group to commit `end` on the input partition (the auto-commit runs every
+/// second) and asserts it did, that the worker is ready; returns its metrics.
+fn committed_past_and_ready(t: &Topics, end: i64, addr: &str) -> String {
+    let group = format!("{}-score", t.group);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while committed(&group, &t.input, 0) != Some(end) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(committed(&group, &t.input, 0), Some(end), "committed past the records over the limits");
+    let (code, body) = wait_ready(addr);
+    assert_eq!(code, 200, "ready: {body}");
+    http_get(addr, "/metrics").1
+}
+
+/// The outage this guards against: one input record over `input.max_record_bytes` (1,071,070 bytes, as in the
+/// report, between small posts, `--role all`, one partition). Its dead letter used to exceed librdkafka's
+/// default `message.max.bytes`, the enqueue was retried forever in silence, the score group never committed,
+/// /readyz said ready and SIGTERM hung. Now: dead letter written, offsets committed past it, ready, clean exit.
+#[test]
+fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it() {
+    let dir = tempdir("poison");
+    let t = Topics::new("poison");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "", "");
+    let mut payloads: Vec<Vec<u8>> = (0..51).map(small_post).collect();
+    let big_at = payloads.len() as i64;
+    let big = post_of(1_071_070, "big");
+    payloads.push(big.clone());
+    payloads.extend((51..102).map(small_post));
+    produce(&t.input, &payloads);
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let w = Worker::start(&cfg, "all", &addr, dir.join("worker.log"));
+    let dead = read_until(&t.dead, Duration::from_secs(60), |r| !r.is_empty());
+    assert_eq!(dead.len(), 1, "one dead letter; log:\n{}", w.log_text());
+    let d = &dead[0];
+    assert_eq!(d.header("flashpoint.reason"), Some("oversize"));
+    assert_eq!(d.header("flashpoint.source.offset"), Some(big_at.to_string().as_str()));
+    assert_eq!(d.header("flashpoint.size"), Some("1071070"));
+    assert!(big.starts_with(&d.payload) && !d.payload.is_empty(), "the payload is the record or its head");
+    assert_eq!(d.header("flashpoint.truncated") == Some("true"), d.payload.len() < big.len());
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
+        r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= 102
+    });
+    assert_eq!(scored.iter().filter(|x| x.stage_json()["t"] == "post").count(), 102, "every small post scored once");
+    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
+    assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
+    assert_eq!(metric(&m, r#"flashpoint_stage_stalled_seconds{stage="score"}"#), Some(0.0));
+    let log = w.log_text();
+    // Worker::stop bounds the wait for the exit (60 s) and fails the test past it.
+    assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
+}
+
+/// Records just over each size limit, with the producer's limit (300,000 bytes, set through the librdkafka
+/// pass-through) below the input limit (400,000): a record over the input limit whose dead letter is too
+/// large for the producer goes out as its head; a valid record whose scored output is too large for the
+/// producer is dead-lettered (head, size, reason `output_too_large`) instead of stalling the stage.
+#[test]
+fn records_over_the_producer_limit_go_to_the_dead_letter_topic_as_heads() {
+    let dir = tempdir("toolarge");
+    let t = Topics::new("toolarge");
+    create_topic(&t.input, 1);
+    let cfg = write_config(&dir, &t, "", "\"message.max.bytes\" = \"300000\"");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("max_record_bytes = 1048576", "max_record_bytes = 400000")).unwrap();
+    let over_input = post_of(400_001, "over-input");
+    let over_output = post_of(299_990, "over-output");
+    let mut payloads: Vec<Vec<u8>> = (0..10).map(small_post).collect();
+    payloads.push(over_input.clone());
+    payloads.extend((10..20).map(small_post));
+    payloads.push(over_output.clone());
+    payloads.extend((20..30).map(small_post));
+    produce(&t.input, &payloads);
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let w = Worker::start(&cfg, "all", &addr, dir.join("worker.log"));
+    let mut dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= 2);
+    dead.sort_by_key(|r| r.header("flashpoint.source.offset").map(str::to_string));
+    let brief: Vec<(Option<&str>, Option<&str>, Option<&str>, Option<&str>)> = dead
+        .iter()
+        .map(|r| {
+            (
+                r.header("flashpoint.reason"),
+                r.header("flashpoint.source.offset"),
+                r.header("flashpoint.truncated"),
+                r.header("flashpoint.stage"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        vec![
+            (Some("oversize"), Some("10"), Some("true"), Some("score")),
+            (Some("output_too_large"), Some("21"), Some("true"), Some("score")),
+        ],
+        "log:\n{}",
+        w.log_text()
+    );
+    assert_eq!(dead[0].header("flashpoint.size"), Some("400001"));
+    assert!(over_input.starts_with(&dead[0].payload) && dead[0].payload.len() > 250_000);
+    // The second is the head of the scored record that did not fit: larger than the producer's limit.
+    let size: usize = dead[1].header("flashpoint.size").unwrap().parse().unwrap();
+    assert!(size > 300_000, "{size}");
+    assert!(dead.iter().all(|d| d.payload.len() < 300_000));
+    assert!(String::from_utf8_lossy(&dead[1].payload).contains("over-output"));
+    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
+    assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="output_too_large"}"#), Some(1.0));
+    assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
 }

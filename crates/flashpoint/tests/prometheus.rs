@@ -12,8 +12,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -391,21 +389,4 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    try_http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
-}
-
-/// A plain HTTP/1.0 GET (no chunked encoding to undo; the server closes the connection).
-fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut c = TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    c.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }

@@ -272,6 +272,8 @@ pub struct Reading {
 pub struct Step {
     pub volume: u64,
     pub negative: u64,
+    /// Posts the scorer read (the rest are in a language it does not read): the negative share's trials.
+    pub scored: u64,
     pub reach: u64,
 }
 
@@ -383,11 +385,11 @@ impl Detector {
         let pn = self.negative.predict(h, d);
         let p0 = self.share.share();
         let phi = self.share.phi();
-        let (xv, xn) = (step.volume as f64, step.negative as f64);
+        let (xv, xn, xs) = (step.volume as f64, step.negative as f64, step.scored as f64);
         let calm_llr = [
             -nb_llr(xv, pv.mean, pv.v, CALM_RATIO),
             -nb_llr(xn, pn.mean, pn.v, CALM_RATIO),
-            if step.volume > 0 { -binom_llr(xn, xv, p0, (p0 + CALM_LIFT).min(0.99)) / phi } else { 0.0 },
+            if step.scored > 0 { -binom_llr(xn, xs, p0, (p0 + CALM_LIFT).min(0.99)) / phi } else { 0.0 },
         ];
         // The statistics start with the alarms, after the warm-up: evidence gathered against a baseline that was
         // still being learned would be spent at the first step after it.
@@ -398,16 +400,16 @@ impl Detector {
             for (c, r) in self.cusum_negative.iter_mut().zip(RATE_RATIOS) {
                 c.step(nb_llr(xn, pn.mean, pn.v, r), xn, pn.mean, th.calib_decay);
             }
-            if step.volume > 0 {
+            if step.scored > 0 {
                 for (c, d) in self.cusum_share.iter_mut().zip(SHARE_LIFTS) {
                     let p1 = (p0 + d).min(0.99);
-                    c.step(binom_llr(xn, xv, p0, p1) / phi, xn, xv * p0, th.calib_decay);
+                    c.step(binom_llr(xn, xs, p0, p1) / phi, xn, xs * p0, th.calib_decay);
                 }
             }
         }
         self.volume.learn(xv, h, d, &th.rates);
         self.negative.learn(xn, h, d, &th.rates);
-        self.share.learn(xn, xv, &th.rates);
+        self.share.learn(xn, xs, &th.rates);
         let k = th.panes_per_window;
         Expectation { neg_step: pn.mean, vol_window: k * pv.mean, neg_window: k * pn.mean, share: p0, calm_llr }
     }

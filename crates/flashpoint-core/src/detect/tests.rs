@@ -25,7 +25,7 @@ impl Driver {
     }
 
     fn step(&mut self, volume: u64, negative: u64, reach: u64) -> Option<Transition> {
-        let s = Step { volume, negative, reach };
+        let s = Step { volume, negative, scored: volume, reach };
         self.panes.push_back(s);
         if self.panes.len() > 5 {
             self.panes.pop_front();
@@ -39,6 +39,7 @@ impl Driver {
             negative: n,
             neutral: v - n,
             positive: 0,
+            unscored: 0,
             negative_share: if v > 0 { n as f64 / v as f64 } else { 0.0 },
             mean_compound: 0.0,
             reach: r,

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 
 pub use vader::LexiconScorer;
 
-/// Three-way label, derived from a score by the scorer that produced it.
+/// Three-way label, derived from a score by the scorer that produced it, or `Unscored` for a post in a language
+/// the scorer does not read (see `lang`): such a post counts toward volume but never toward sentiment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Label {
     Negative,
     Neutral,
     Positive,
+    Unscored,
 }
 
 impl Label {
@@ -27,7 +29,12 @@ impl Label {
             Label::Negative => "negative",
             Label::Neutral => "neutral",
             Label::Positive => "positive",
+            Label::Unscored => "unscored",
         }
+    }
+
+    pub fn is_scored(self) -> bool {
+        self != Label::Unscored
     }
 }
 
@@ -39,6 +46,12 @@ pub struct Sentiment {
     pub pos: f64,
     pub compound: f64,
     pub label: Label,
+}
+
+impl Sentiment {
+    /// The placeholder for a post the scorer cannot read: all zeros, so that even a sum that forgot to skip it
+    /// would not move; every aggregate skips it by its label.
+    pub const UNSCORED: Sentiment = Sentiment { neg: 0.0, neu: 0.0, pos: 0.0, compound: 0.0, label: Label::Unscored };
 }
 
 /// Compound thresholds that turn a score into a label. VADER's authors recommend ±0.05.
@@ -94,6 +107,11 @@ pub enum ScoreError {
 pub trait Scorer: Send + Sync {
     /// Short name used in config, logs and metric labels (`lexicon`, `transformer`).
     fn name(&self) -> &'static str;
+    /// The languages the scorer reads (ISO 639-1): the default of `scorer.languages`. Posts in others are
+    /// unscored. Every backend Flashpoint ships reads English only.
+    fn languages(&self) -> &'static [&'static str] {
+        &["en"]
+    }
     fn score_batch(&self, texts: &[&str], out: &mut Vec<Sentiment>) -> Result<(), ScoreError>;
 
     /// Convenience for single texts (tests, the CLI). Pipelines should batch.

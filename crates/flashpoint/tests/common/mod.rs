@@ -3,10 +3,10 @@
 //! processes, configs.
 #![allow(dead_code)]
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+pub use flashpoint_testkit::*;
+
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -14,10 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-pub fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
 
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flashpoint"))
@@ -45,10 +41,6 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The broker the tests use. Never skipped: without it the test fails and says how to get one.
 pub fn brokers() -> String {
     std::env::var("FLASHPOINT_TEST_BROKERS").unwrap_or_else(|_| {
@@ -68,16 +60,7 @@ pub fn unique(name: &str) -> String {
 }
 
 pub fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let r = rt.block_on(admin.create_topics(
-        &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ));
-    for t in r.expect("create_topics") {
-        t.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
+    create_topic_on(&brokers(), name, partitions)
 }
 
 /// Produces raw payloads (in order, to partition 0 unless the topic has more and `partition` is None),
@@ -87,6 +70,8 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
         .set("bootstrap.servers", brokers())
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
+        // Tests send records over the worker's limits on purpose.
+        .set("message.max.bytes", "10000000")
         .create()
         .unwrap();
     for pl in payloads {
@@ -94,10 +79,11 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
         loop {
             match p.send(rec) {
                 Ok(()) => break,
-                Err((_, r)) => {
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
                     rec = r;
                     p.poll(Duration::from_millis(10));
                 }
+                Err((e, _)) => panic!("producing {} bytes to {topic}: {e}", pl.len()),
             }
         }
         p.poll(Duration::ZERO);
@@ -123,6 +109,11 @@ impl Record {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).unwrap()
+    }
+    /// An internal-topic record (core's stage-record format), as the JSON of its fields.
+    pub fn stage_json(&self) -> serde_json::Value {
+        let rec = flashpoint_core::stage::StageRecord::decode(&self.payload).expect("a stage record");
+        serde_json::to_value(&rec).unwrap()
     }
 }
 
@@ -324,30 +315,12 @@ pub fn replay(config: &Path, input: &Path) -> Vec<serde_json::Value> {
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-pub fn event_key(e: &serde_json::Value) -> (String, u64) {
-    (e["incident_id"].as_str().unwrap().to_string(), e["seq"].as_u64().unwrap())
-}
-
 /// Commits `offsets` ((partition, next offset to read) pairs of `topic`) for `group`, as if its members had.
 pub fn commit(group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for &(p, o) in offsets {
-        tpl.add_partition_offset(topic, p, Offset::Offset(o)).unwrap();
-    }
-    c.commit(&tpl, CommitMode::Sync).unwrap();
+    commit_on(&brokers(), group, topic, offsets)
 }
 
 /// Committed offset of `group` on `topic`/`partition`.
 pub fn committed(group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    match got.find_partition(topic, partition).unwrap().offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
-    }
+    committed_on(&brokers(), group, topic, partition)
 }

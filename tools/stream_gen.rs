@@ -9,7 +9,7 @@ use std::io::Write;
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let share: f64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0.8);
-    let tweets = flashpoint_benches::tweets();
+    let tweets = flashpoint_testkit::tweets();
     let brands = ["Acme Air", "@AcmeAir", "Globex", "#AcmeAir", ""];
     let out = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());

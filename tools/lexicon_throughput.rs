@@ -1,8 +1,8 @@
 //! Single-core throughput of the lexicon scorer on the VADER tweets, for `scripts/bench-lexicon.sh`.
 //! Prints one JSON line: {"tweets_per_s": f, "texts": n, "seconds": f}.
 
-use flashpoint_benches::tweets;
 use flashpoint_core::sentiment::{LexiconScorer, Scorer};
+use flashpoint_testkit::tweets;
 use std::time::{Duration, Instant};
 
 fn main() {

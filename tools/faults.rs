@@ -18,31 +18,28 @@
 //! Events are keyed by (incident id, seq); a duplicate must be byte-for-byte the same event (an exact
 //! replay), and the de-duplicated set must equal replay's.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use flashpoint_core::stage::StageRecord;
+use flashpoint_testkit::{committed_on, create_topic_on, event_key, flashpoint_bin, free_port, repo, try_http_get};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    try_http_get(&format!("127.0.0.1:{port}"), path)
 }
 
-fn bin() -> PathBuf {
-    std::env::var_os("FLASHPOINT_BIN").map(PathBuf::from).unwrap_or_else(|| repo().join("target/release/flashpoint"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The committed offset, -1 when there is none (or the broker does not answer: it may be stopped).
+fn committed_or_none(brokers: &str, group: &str, topic: &str, p: i32) -> i64 {
+    committed_on(brokers, group, topic, p).unwrap_or(-1)
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -88,7 +85,7 @@ fn xorshift(x: &mut u64) -> u64 {
 
 /// N records, in event-time order (one input partition keeps replay-equivalence exact).
 pub fn generate(n: u64, seed: u64) -> Vec<Vec<u8>> {
-    let tweets = flashpoint_benches::tweets();
+    let tweets = flashpoint_testkit::tweets();
     let dt = SPAN_HOURS * 3_600_000.0 / n as f64;
     let mut x = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut out = Vec::with_capacity(n as usize);
@@ -218,17 +215,6 @@ struct Scrape {
     rss: f64,
 }
 
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let code = body.split(' ').nth(1)?.parse().ok()?;
-    let text = body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((code, text))
-}
-
 fn parse_metrics(text: &str) -> Scrape {
     let mut s = Scrape::default();
     for l in text.lines().filter(|l| !l.starts_with('#')) {
@@ -264,7 +250,7 @@ impl Worker {
     fn start(cfg: &Path, dir: &Path, name: &str) -> Worker {
         let port = free_port();
         let logf = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(bin())
+        let child = Command::new(flashpoint_bin())
             .args(["run", "-c"])
             .arg(cfg)
             .args(["--role", "all", "--metrics-listen", &format!("127.0.0.1:{port}")])
@@ -345,19 +331,6 @@ impl Drop for Worker {
 
 // ---------------------------------------------------------------------------------------------------------
 // Kafka helpers: topics, a background producer, background collectors of the output topics.
-
-fn create_topic(brokers: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let r = rt.block_on(admin.create_topics(
-        &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ));
-    for t in r.expect("create_topics") {
-        t.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
-}
 
 /// Produces `records` in order to partition 0, at most `rate` a second (0: as fast as possible), in a
 /// thread; `acked` counts acknowledgements. Survives broker outages (librdkafka retries for ever).
@@ -516,18 +489,14 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
             0 => {
                 let e = s.scored_end.entry(m.partition()).or_insert(0);
                 *e = (*e).max(m.offset() + 1);
-                let j: serde_json::Value = serde_json::from_slice(payload).unwrap();
-                if j["t"] == "tick" {
-                    s.ticks += 1;
-                } else {
-                    s.scored_records += 1;
-                    let off = j["off"].as_i64().unwrap();
-                    s.scored_sources.insert(off);
-                    s.scored_pairs.insert((
-                        off,
-                        j["sub"].as_u64().unwrap_or(0) as u32,
-                        j["entity"].as_str().unwrap().to_string(),
-                    ));
+                // Read with the worker's own decoder: the internal topic's format is core's.
+                match StageRecord::decode(payload).expect("a stage record") {
+                    StageRecord::Tick { .. } => s.ticks += 1,
+                    StageRecord::Post(p) => {
+                        s.scored_records += 1;
+                        s.scored_sources.insert(p.off);
+                        s.scored_pairs.insert((p.off, p.sub, p.entity.into_owned()));
+                    }
                 }
             }
             1 => {
@@ -538,14 +507,12 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
                         let off: i64 = header("flashpoint.source.offset").unwrap().parse().unwrap();
                         s.dead_score.insert(off, reason);
                     }
-                    _ if reason == "late" => {
-                        let j: serde_json::Value = serde_json::from_slice(payload).unwrap();
-                        s.dead_late.insert((
-                            j["off"].as_i64().unwrap(),
-                            j["sub"].as_u64().unwrap_or(0) as u32,
-                            j["entity"].as_str().unwrap().to_string(),
-                        ));
-                    }
+                    _ if reason == "late" => match StageRecord::decode(payload).expect("a late stage record") {
+                        StageRecord::Post(p) => {
+                            s.dead_late.insert((p.off, p.sub, p.entity.into_owned()));
+                        }
+                        StageRecord::Tick { .. } => s.dead_other += 1,
+                    },
                     _ => s.dead_other += 1,
                 }
             }
@@ -561,21 +528,6 @@ fn collect(kind: u8, brokers: &str, topic: &str, seen: &Mutex<Seen>, stop: &Atom
 }
 
 /// Committed offset of `group` on `topic`/`p` (-1 when none).
-fn committed(brokers: &str, group: &str, topic: &str, p: i32) -> i64 {
-    let c: BaseConsumer = match ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create() {
-        Ok(c) => c,
-        Err(_) => return -1,
-    };
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, p);
-    match c.committed_offsets(tpl, Duration::from_secs(5)) {
-        Ok(got) => match got.find_partition(topic, p).map(|x| x.offset()) {
-            Some(Offset::Offset(o)) => o,
-            _ => -1,
-        },
-        Err(_) => -1,
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // The reference run and the verdict.
@@ -593,7 +545,7 @@ struct Reference {
 
 fn replay(cfg: &Path, input: &Path, dir: &Path) -> Reference {
     let (ev, dl) = (dir.join("replay-events.jsonl"), dir.join("replay-dead.jsonl"));
-    let out = Command::new(bin())
+    let out = Command::new(flashpoint_bin())
         .args(["replay", "-c"])
         .arg(cfg)
         .arg("-i")
@@ -620,10 +572,6 @@ fn replay(cfg: &Path, input: &Path, dir: &Path) -> Reference {
         aggregated: u(&s["aggregator"]["aggregated"]),
         late: u(&s["aggregator"]["late"]),
     }
-}
-
-fn event_key(e: &serde_json::Value) -> (String, u64) {
-    (e["incident_id"].as_str().unwrap().to_string(), e["seq"].as_u64().unwrap())
 }
 
 /// Checks everything; returns (report lines, failures).
@@ -796,7 +744,7 @@ fn setup(o: &Opts, name: &str, brokers: &str, records: Option<Arc<Vec<Vec<u8>>>>
         records: records.unwrap_or_else(|| Arc::new(generate(o.posts, o.seed))),
         dir,
     };
-    let base = std::fs::read_to_string(repo().join("config/flashpoint.toml")).unwrap();
+    let base = std::fs::read_to_string(repo("config/flashpoint.toml")).unwrap();
     let at = base.find("[[entities]]").unwrap();
     let mut text = base[..at].to_string();
     text.push_str(&format!(
@@ -816,7 +764,7 @@ fn setup(o: &Opts, name: &str, brokers: &str, records: Option<Arc<Vec<Vec<u8>>>>
             f.write_all(b"\n").unwrap();
         }
     }
-    create_topic(brokers, &s.input, 1);
+    create_topic_on(brokers, &s.input, 1);
     s
 }
 
@@ -832,12 +780,12 @@ fn wait_done(brokers: &str, s: &Setup, n: u64, seen: &Mutex<Seen>, limit: Durati
     let mut stable = 0;
     let mut last_report = Instant::now();
     while Instant::now() < deadline {
-        let score = committed(brokers, &format!("{}-score", s.group), &s.input, 0);
+        let score = committed_or_none(brokers, &format!("{}-score", s.group), &s.input, 0);
         let ends = seen.lock().unwrap().scored_end.clone();
         let mut behind = 0i64;
         for p in 0..4 {
             let end = ends.get(&p).copied().unwrap_or(0);
-            let c = committed(brokers, &format!("{}-aggregate", s.group), &s.scored, p).max(0);
+            let c = committed_or_none(brokers, &format!("{}-aggregate", s.group), &s.scored, p).max(0);
             behind += (end - c).max(0);
         }
         if last_report.elapsed() > Duration::from_secs(15) {
@@ -956,7 +904,7 @@ fn scenario_kill(o: &Opts) -> bool {
         std::thread::sleep(Duration::from_secs_f64(wait));
         let sc = w.scrape();
         let peak = w.peak_rss.load(Ordering::Relaxed);
-        let before = committed(&b, &format!("{}-score", s.group), &s.input, 0);
+        let before = committed_or_none(&b, &format!("{}-score", s.group), &s.input, 0);
         let last = w.kill();
         totals.add(&last, peak);
         kills.push(format!("kill {}: ready {to_ready:.1} s after start, killed {wait:.1} s later; input committed {before}; this life consumed {} (score) / {} (aggregate)", k + 1, sc.consumed_score, sc.consumed_aggregate));
@@ -1076,7 +1024,7 @@ fn scenario_rebalance(o: &Opts) -> bool {
             bad_exits += 1;
         }
         totals.add(&last, peak);
-        let c = committed(&b, &format!("{}-score", s.group), &s.input, 0);
+        let c = committed_or_none(&b, &format!("{}-score", s.group), &s.input, 0);
         log(format!("{name} left (exit {code}); input committed {c}; starting w{next}"));
         ws.push(Worker::start(&s.cfg, &s.dir, &format!("w{next}")));
         next += 1;
@@ -1309,7 +1257,9 @@ fn main() {
     };
     let mut o = Opts {
         posts: 1_000_000,
-        seed: 7,
+        // FLASHPOINT_FAULTS_SEED sets the default; --seed overrides it; the seed is printed either way.
+        seed: std::env::var("FLASHPOINT_FAULTS_SEED")
+            .map_or(7, |v| v.parse().expect("FLASHPOINT_FAULTS_SEED: a number")),
         kills: 10,
         rate: 0,
         minutes: 10.0,
@@ -1341,7 +1291,12 @@ fn main() {
         i += 2;
     }
     std::fs::create_dir_all(&o.dir).unwrap();
-    log(format!("work dir {}", o.dir.display()));
+    log(format!(
+        "work dir {}; seed {} (rerun with --seed {} or FLASHPOINT_FAULTS_SEED)",
+        o.dir.display(),
+        o.seed,
+        o.seed
+    ));
     let ok = match scenario.as_str() {
         "kill" => scenario_kill(&o),
         "broker" => scenario_broker(&o),

@@ -1,0 +1,615 @@
+//! Every decision the Kafka worker takes about a record, as pure functions and state machines.
+//!
+//! The worker's stages only move bytes and offsets; what a record means is decided here, so it is unit
+//! tested without a broker and `replay` drives the very same code:
+//! - `ScoreStage::process`: a batch of source records to stage records and rejections (decoding, matching,
+//!   scoring, the failure policy, the de-duplication key of each output).
+//! - `ResumeFloors`: which re-read records a score stage drops after resuming inside a broker batch.
+//! - `AggregatePartition`: one internal-topic partition, record by record: skip what a restored snapshot
+//!   already holds, report a gap the transport must fill, apply, checkpoint.
+//! - `choose_snapshot` / `needs_full_scan`: which snapshot a new owner restores.
+//! - `Rejection`: every reason a record is dead-lettered, with its one stable name.
+
+use crate::entity::EntityId;
+use crate::event::{DivertReason, Output};
+use crate::post::{DecodeError, Decoder, Post};
+use crate::stage::{AggregateStage, Applied, ScoreStage, ScoredPost, StageRecord, StageSnapshot};
+use crate::time::Millis;
+
+/// Why a record was not processed: the dead-letter reason, the replay dead-letter `reason` and the
+/// `reason` label of `flashpoint_dead_letter_records_total` are all `Rejection::reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    Oversize,
+    NotUtf8,
+    NotJson,
+    NoText,
+    NoId,
+    NoTime,
+    BadTime,
+    /// The scoring backend failed on the batch holding the record.
+    ScoreFailed,
+    /// Posts the aggregator diverted (behind the watermark, or implausibly far ahead of it).
+    Late,
+    TooFarAhead,
+    /// An internal-topic record this version cannot read.
+    BadStageRecord,
+    /// An internal-topic record for an entity missing from this worker's watchlist.
+    UnknownEntity,
+    /// An output larger than the producer or the broker accepts.
+    OutputTooLarge,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 13] = [
+        Rejection::Oversize,
+        Rejection::NotUtf8,
+        Rejection::NotJson,
+        Rejection::NoText,
+        Rejection::NoId,
+        Rejection::NoTime,
+        Rejection::BadTime,
+        Rejection::ScoreFailed,
+        Rejection::Late,
+        Rejection::TooFarAhead,
+        Rejection::BadStageRecord,
+        Rejection::UnknownEntity,
+        Rejection::OutputTooLarge,
+    ];
+
+    /// The stable, low-cardinality name (headers, metric labels, replay's dead-letter JSON).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::Oversize => "oversize",
+            Rejection::NotUtf8 => "not_utf8",
+            Rejection::NotJson => "not_json",
+            Rejection::NoText => "no_text",
+            Rejection::NoId => "no_id",
+            Rejection::NoTime => "no_time",
+            Rejection::BadTime => "bad_time",
+            Rejection::ScoreFailed => "score_failed",
+            Rejection::Late => "late",
+            Rejection::TooFarAhead => "too_far_ahead",
+            Rejection::BadStageRecord => "bad_stage_record",
+            Rejection::UnknownEntity => "unknown_entity",
+            Rejection::OutputTooLarge => "output_too_large",
+        }
+    }
+}
+
+impl From<&DecodeError> for Rejection {
+    fn from(e: &DecodeError) -> Rejection {
+        match e {
+            DecodeError::Oversize { .. } => Rejection::Oversize,
+            DecodeError::NotUtf8 => Rejection::NotUtf8,
+            DecodeError::NotJson(_) => Rejection::NotJson,
+            DecodeError::NoText(_) => Rejection::NoText,
+            DecodeError::NoId(_) => Rejection::NoId,
+            DecodeError::NoTime(_) => Rejection::NoTime,
+            DecodeError::BadTime(_) => Rejection::BadTime,
+        }
+    }
+}
+
+impl From<DivertReason> for Rejection {
+    fn from(r: DivertReason) -> Rejection {
+        match r {
+            DivertReason::Late => Rejection::Late,
+            DivertReason::TooFarAhead => Rejection::TooFarAhead,
+        }
+    }
+}
+
+/// The de-duplication key of a source partition, carried by each stage record (`ScoredPost::src`) and
+/// parsed back from snapshots: "topic/partition".
+pub fn source_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// One record read from an input topic.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: &'a [u8],
+}
+
+/// A source record that was not processed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// Index of the record in the batch.
+    pub record: usize,
+    pub rejection: Rejection,
+    pub detail: String,
+}
+
+/// What `ScoreStage::process` made of a batch of source records.
+#[derive(Default)]
+pub struct ScoreBatch {
+    pub posts: Vec<Post>,
+    /// For each post: (index of its record in the batch, index within the record).
+    pub origin: Vec<(usize, u32)>,
+    /// For each record: its source partition's de-duplication key (an index into `keys`) and offset.
+    sources: Vec<(usize, i64)>,
+    keys: Vec<String>,
+    pub scored: Vec<crate::stage::Scored>,
+    pub rejected: Vec<Rejected>,
+    /// Records holding no post (e.g. a Bluesky delete): not errors.
+    pub skipped: u64,
+    pub matched: u64,
+    pub unmatched: u64,
+    /// Of the matched posts, those in a language the scorer does not read (labelled unscored).
+    pub unscored: u64,
+    pub max_matched_time: Option<Millis>,
+}
+
+impl ScoreBatch {
+    pub fn clear(&mut self) {
+        self.posts.clear();
+        self.origin.clear();
+        self.sources.clear();
+        self.keys.clear();
+        self.scored.clear();
+        self.rejected.clear();
+        (self.skipped, self.matched, self.unmatched, self.unscored, self.max_matched_time) = (0, 0, 0, 0, None);
+    }
+
+    /// The stage records of the batch, in order: (index of the source record, entity, record).
+    pub fn records<'a>(
+        &'a self,
+        stage: &'a ScoreStage,
+    ) -> impl Iterator<Item = (usize, EntityId, StageRecord<'a>)> + 'a {
+        self.scored.iter().map(move |s| {
+            let p = &self.posts[s.post];
+            let (ri, sub) = self.origin[s.post];
+            let (k, off) = self.sources[ri];
+            let name = stage.matcher().name(s.entity);
+            (ri, s.entity, StageRecord::Post(ScoredPost::new(p, name, &s.sentiment, &self.keys[k], off, sub)))
+        })
+    }
+}
+
+impl ScoreStage {
+    /// Decodes, matches and scores a batch of source records. Records that cannot be decoded are rejected
+    /// with their reason; if the backend fails, every record that yielded a post is rejected once as
+    /// `ScoreFailed` (the batch is not retried: a backend failing on some input must not stall the stage).
+    pub fn process(&self, decoder: &Decoder, records: &[SourceRecord<'_>], out: &mut ScoreBatch) {
+        out.clear();
+        for (i, r) in records.iter().enumerate() {
+            let k = match out.keys.iter().position(|k| is_key(k, r.topic, r.partition)) {
+                Some(k) => k,
+                None => {
+                    out.keys.push(source_key(r.topic, r.partition));
+                    out.keys.len() - 1
+                }
+            };
+            out.sources.push((k, r.offset));
+            match decoder.decode(r.payload) {
+                Ok(ps) if ps.is_empty() => out.skipped += 1,
+                Ok(ps) => {
+                    for (sub, p) in ps.into_iter().enumerate() {
+                        out.posts.push(p);
+                        out.origin.push((i, sub as u32));
+                    }
+                }
+                Err(e) => out.rejected.push(Rejected { record: i, rejection: (&e).into(), detail: e.to_string() }),
+            }
+        }
+        match self.score_counted(&out.posts, &mut out.scored) {
+            Ok(counts) => {
+                let matched = counts.matched;
+                out.matched = matched as u64;
+                out.unscored = counts.unscored as u64;
+                out.unmatched = (out.posts.len() - matched) as u64;
+                out.max_matched_time = out.scored.iter().map(|s| out.posts[s.post].created_at).max();
+            }
+            Err(e) => {
+                out.scored.clear();
+                let mut last = None;
+                for &(ri, _) in &out.origin {
+                    if last != Some(ri) {
+                        last = Some(ri);
+                        out.rejected.push(Rejected {
+                            record: ri,
+                            rejection: Rejection::ScoreFailed,
+                            detail: e.to_string(),
+                        });
+                    }
+                }
+                out.rejected.sort_by_key(|r| r.record);
+            }
+        }
+    }
+}
+
+fn is_key(k: &str, topic: &str, partition: i32) -> bool {
+    k.len() > topic.len()
+        && k.starts_with(topic)
+        && k.as_bytes()[topic.len()] == b'/'
+        && k[topic.len() + 1..].parse() == Ok(partition)
+}
+
+/// Resume floors of a score stage: partitions assigned from before their committed offset (a broker that
+/// serves a fetch from inside a batch with the following batches only, see the Kafka crate's `tansu`
+/// notes) re-deliver records already scored; those below the floor are dropped, as a Kafka client drops
+/// the start of a batch fetched from its middle.
+#[derive(Default, Debug)]
+pub struct ResumeFloors {
+    floors: Vec<(String, i32, i64)>,
+}
+
+impl ResumeFloors {
+    /// Records of `topic`/`partition` below `offset` were processed before.
+    pub fn set(&mut self, topic: String, partition: i32, offset: i64) {
+        self.floors.retain(|x| !(x.0 == topic && x.1 == partition));
+        self.floors.push((topic, partition, offset));
+    }
+
+    /// False for a record below its partition's floor; the first record at or past it lifts the floor.
+    pub fn admit(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let Some(i) = self.floors.iter().position(|x| x.1 == partition && x.0 == topic) else { return true };
+        if offset < self.floors[i].2 {
+            return false;
+        }
+        self.floors.swap_remove(i);
+        true
+    }
+}
+
+/// What `AggregatePartition::on_record` did with one internal-topic record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Already reflected in the state (a restored snapshot ahead of the consumer's position).
+    Skipped,
+    /// The state ends at `from`, before this record: feed the records from `from` up to this one first,
+    /// then this one again. Nothing was applied.
+    Gap {
+        from: i64,
+    },
+    Applied(Applied),
+    /// Consumed but not applied: the record goes to the dead-letter topic with this reason.
+    Rejected(Rejection),
+}
+
+/// One partition of the internal topic as an aggregate stage owns it: its stage and the offsets that tie
+/// the stage to the topic. Every record before `next_offset` is reflected in the stage; the last durable
+/// snapshot covers everything before `checkpointed`.
+pub struct AggregatePartition {
+    pub stage: AggregateStage,
+    next_offset: i64,
+    checkpointed: i64,
+}
+
+impl AggregatePartition {
+    /// A partition gained at `first_offset` (the group's position): restored from `snapshot` if there is one,
+    /// else empty from `first_offset`.
+    pub fn start(
+        mut stage: AggregateStage,
+        snapshot: Option<&StageSnapshot>,
+        first_offset: i64,
+    ) -> Result<AggregatePartition, String> {
+        let next_offset = match snapshot {
+            Some(s) => {
+                stage.restore(s)?;
+                s.next_offset
+            }
+            None => first_offset,
+        };
+        Ok(AggregatePartition { stage, next_offset, checkpointed: next_offset })
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Takes the record at `offset` (its bytes as read from the topic), appending what it produced to `out`.
+    pub fn on_record(&mut self, offset: i64, bytes: &[u8], out: &mut Vec<Output>) -> Step {
+        if let Some(step) = self.position(offset) {
+            return step;
+        }
+        match StageRecord::decode(bytes) {
+            Ok(rec) => self.apply(offset, &rec, out),
+            Err(_) => {
+                self.next_offset = offset + 1;
+                Step::Rejected(Rejection::BadStageRecord)
+            }
+        }
+    }
+
+    /// `on_record` for a record already decoded (replay, which never serialises its stage records).
+    pub fn on_decoded(&mut self, offset: i64, rec: &StageRecord<'_>, out: &mut Vec<Output>) -> Step {
+        self.position(offset).unwrap_or_else(|| self.apply(offset, rec, out))
+    }
+
+    fn position(&self, offset: i64) -> Option<Step> {
+        match offset.cmp(&self.next_offset) {
+            std::cmp::Ordering::Less => Some(Step::Skipped),
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some(Step::Gap { from: self.next_offset }),
+        }
+    }
+
+    fn apply(&mut self, offset: i64, rec: &StageRecord<'_>, out: &mut Vec<Output>) -> Step {
+        self.next_offset = offset + 1;
+        match self.stage.apply(rec, out) {
+            Applied::UnknownEntity => Step::Rejected(Rejection::UnknownEntity),
+            a => Step::Applied(a),
+        }
+    }
+
+    /// The snapshot to make durable, if anything changed since the last one.
+    pub fn checkpoint_due(&self) -> Option<StageSnapshot> {
+        (self.next_offset != self.checkpointed).then(|| self.stage.snapshot(self.next_offset))
+    }
+
+    /// The snapshot up to `next_offset` is durable and that offset committed.
+    pub fn checkpointed(&mut self, next_offset: i64) {
+        self.checkpointed = next_offset;
+    }
+}
+
+/// The snapshot a new owner restores, among those read from a state partition: the most advanced, since a
+/// worker that lost the partition may append a stale snapshot after the new owner's (two at the same
+/// offset are equal, the stage being deterministic; the later one is taken).
+pub fn choose_snapshot(candidates: impl IntoIterator<Item = StageSnapshot>) -> Option<StageSnapshot> {
+    candidates.into_iter().fold(None, |best: Option<StageSnapshot>, s| match best {
+        Some(b) if b.next_offset > s.next_offset => Some(b),
+        _ => Some(s),
+    })
+}
+
+/// Whether the snapshot found near a state partition's end cannot be the newest, so the whole partition
+/// must be scanned: every commit follows a durable snapshot at or after it, so a best snapshot behind the
+/// group's resume offset (or none, past offset 0) means the newest records were missed.
+pub fn needs_full_scan(best: Option<&StageSnapshot>, resume_at: i64) -> bool {
+    best.map_or(resume_at > 0, |b| b.next_offset < resume_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentiment::{LabelThresholds, LexiconScorer, ScoreError, Scorer, Sentiment};
+    use crate::stage::tests::{cfg, entities};
+    use std::sync::Arc;
+
+    fn stage() -> AggregateStage {
+        AggregateStage::new(&entities(), &cfg()).unwrap()
+    }
+
+    fn post(entity: &str, t: Millis, off: i64, compound: f64) -> StageRecord<'static> {
+        crate::stage::tests::rec(entity, off as u32, t, off, compound)
+    }
+
+    /// The internal topic's records: a quiet baseline, a burst of negative posts (an incident), ticks, and
+    /// a score worker's re-delivery of records it had published before a crash.
+    fn topic() -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        let mut off = 0;
+        for minute in 0..90i64 {
+            let burst = (70..76).contains(&minute);
+            for k in 0..if burst { 30 } else { 2 } {
+                v.push(post("Acme", minute * 60_000 + k * 100, off, if burst { -0.8 } else { 0.3 }).encode());
+                off += 1;
+            }
+            if minute % 10 == 0 {
+                v.push(StageRecord::Tick { max_event_time: minute * 60_000 }.encode());
+            }
+        }
+        let redelivered: Vec<Vec<u8>> = v[150..170].to_vec();
+        v.extend(redelivered);
+        v.push(b"{not a stage record".to_vec());
+        v.push(post("Initech", 91 * 60_000, off, 0.1).encode());
+        v
+    }
+
+    /// The machine over `records[from..]`, as a worker feeds it (gaps filled from the same records).
+    fn feed(p: &mut AggregatePartition, records: &[Vec<u8>], from: usize, out: &mut Vec<Output>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for (o, r) in records.iter().enumerate().skip(from) {
+            let mut step = p.on_record(o as i64, r, out);
+            if let Step::Gap { from } = step {
+                for (g, r) in records.iter().enumerate().take(o).skip(from as usize) {
+                    steps.push(p.on_record(g as i64, r, out));
+                }
+                step = p.on_record(o as i64, r, out);
+            }
+            steps.push(step);
+        }
+        steps
+    }
+
+    fn whole() -> (Vec<Vec<u8>>, Vec<Output>, Vec<Step>) {
+        let records = topic();
+        let mut p = AggregatePartition::start(stage(), None, 0).unwrap();
+        let mut out = Vec::new();
+        let steps = feed(&mut p, &records, 0, &mut out);
+        (records, out, steps)
+    }
+
+    #[test]
+    fn every_record_is_applied_once_rejected_or_a_duplicate() {
+        let (records, out, steps) = whole();
+        assert!(out.iter().any(|o| matches!(o, Output::Spike(_))), "the stream must open an incident");
+        assert_eq!(steps.len(), records.len());
+        let count = |s: Step| steps.iter().filter(|x| **x == s).count();
+        assert_eq!(count(Step::Applied(Applied::Duplicate)), 20, "the re-delivered records");
+        assert_eq!(count(Step::Rejected(Rejection::BadStageRecord)), 1);
+        assert_eq!(count(Step::Rejected(Rejection::UnknownEntity)), 1);
+        assert_eq!(count(Step::Applied(Applied::Tick)), 9);
+        assert!(!steps.iter().any(|s| matches!(s, Step::Skipped | Step::Gap { .. })));
+    }
+
+    /// A new owner restores the snapshot taken at `cut` and the group resumes at `resume` (at or before the
+    /// cut: a commit follows its snapshot; after it: the broker skipped records). Whatever the cut, the events
+    /// before it plus those after the restore equal the uninterrupted run's, byte for byte.
+    #[test]
+    fn a_restore_at_every_cut_point_reproduces_the_uninterrupted_run() {
+        let (records, whole, _) = whole();
+        for cut in 0..=records.len() {
+            let mut a = AggregatePartition::start(stage(), None, 0).unwrap();
+            let mut out = Vec::new();
+            feed(&mut a, &records[..cut], 0, &mut out);
+            let snap = a.checkpoint_due();
+            assert_eq!(snap.is_some(), cut > 0, "a snapshot is due once anything was applied");
+            // Through JSON, as it travels through the state topic.
+            let snap: Option<StageSnapshot> =
+                snap.map(|s| serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap());
+            // Resuming past the snapshot (the Gap branch) needs a snapshot: without one the group's offset is
+            // where the state starts.
+            let past = if snap.is_some() { (cut + 5).min(records.len()) } else { cut };
+            for resume in [cut.saturating_sub(7), cut, past] {
+                let mut b = AggregatePartition::start(stage(), snap.as_ref(), resume as i64).unwrap();
+                let mut after = out.clone();
+                let steps = feed(&mut b, &records, resume, &mut after);
+                assert_eq!(after, whole, "cut {cut}, resumed at {resume}");
+                let skipped = steps.iter().filter(|s| **s == Step::Skipped).count();
+                assert_eq!(skipped, cut.saturating_sub(resume), "records before the snapshot are skipped");
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_snapshot_the_state_starts_empty_at_the_groups_offset() {
+        let (records, _, _) = whole();
+        let mut p = AggregatePartition::start(stage(), None, 40).unwrap();
+        assert_eq!(p.next_offset(), 40);
+        assert!(p.checkpoint_due().is_none());
+        assert_eq!(p.on_record(39, &records[39], &mut Vec::new()), Step::Skipped);
+        assert_eq!(p.on_record(41, &records[41], &mut Vec::new()), Step::Gap { from: 40 });
+        assert_eq!(p.next_offset(), 40, "a gap applies nothing");
+        assert!(matches!(p.on_record(40, &records[40], &mut Vec::new()), Step::Applied(_)));
+        let snap = p.checkpoint_due().unwrap();
+        assert_eq!(snap.next_offset, 41);
+        p.checkpointed(41);
+        assert!(p.checkpoint_due().is_none(), "nothing new since the durable snapshot");
+    }
+
+    #[test]
+    fn the_most_advanced_snapshot_wins_over_a_stale_one_appended_later() {
+        let mut a = AggregatePartition::start(stage(), None, 0).unwrap();
+        let records = topic();
+        feed(&mut a, &records[..100], 0, &mut Vec::new());
+        let newer = a.checkpoint_due().unwrap();
+        let mut b = AggregatePartition::start(stage(), None, 0).unwrap();
+        feed(&mut b, &records[..60], 0, &mut Vec::new());
+        let stale = b.checkpoint_due().unwrap();
+        let chosen = choose_snapshot([newer.clone(), stale.clone()]).unwrap();
+        assert_eq!(chosen.next_offset, 100);
+        assert_eq!(choose_snapshot([stale.clone()]).unwrap().next_offset, 60);
+        assert!(choose_snapshot([]).is_none());
+        // Found near the end: enough unless it is behind the group's resume offset.
+        assert!(!needs_full_scan(Some(&newer), 100));
+        assert!(needs_full_scan(Some(&stale), 100));
+        assert!(needs_full_scan(None, 1));
+        assert!(!needs_full_scan(None, 0));
+    }
+
+    #[test]
+    fn resume_floors_drop_records_before_the_committed_offset_once() {
+        let mut f = ResumeFloors::default();
+        assert!(f.admit("posts", 0, 3));
+        f.set("posts".into(), 0, 10);
+        f.set("posts".into(), 0, 12);
+        assert!(!f.admit("posts", 0, 11));
+        assert!(f.admit("posts", 1, 0), "other partitions are not affected");
+        assert!(f.admit("posts", 0, 12));
+        assert!(f.admit("posts", 0, 5), "the floor is lifted by the first record past it");
+    }
+
+    #[test]
+    fn every_rejection_has_one_distinct_reason() {
+        let mut names: Vec<&str> = Rejection::ALL.iter().map(|r| r.reason()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Rejection::ALL.len());
+        assert_eq!(DecodeError::NotUtf8.reason(), "not_utf8");
+        assert_eq!(Rejection::from(DivertReason::TooFarAhead).reason(), "too_far_ahead");
+    }
+
+    struct Failing;
+    impl Scorer for Failing {
+        fn name(&self) -> &'static str {
+            "failing"
+        }
+        fn score_batch(&self, _: &[&str], _: &mut Vec<Sentiment>) -> Result<(), ScoreError> {
+            Err(ScoreError::Backend("boom".into()))
+        }
+    }
+
+    fn sources(payloads: &[&'static str]) -> Vec<SourceRecord<'static>> {
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| SourceRecord { topic: "posts", partition: 2, offset: 100 + i as i64, payload: p.as_bytes() })
+            .collect()
+    }
+
+    const GOOD: &str = r#"{"id":"1","text":"acme and globex are terrible","created_at":"2026-03-04T10:00:00Z"}"#;
+    const OTHER: &str = r#"{"id":"2","text":"nothing here","created_at":"2026-03-04T10:01:00Z"}"#;
+
+    #[test]
+    fn the_score_stage_keys_each_output_by_its_source_and_rejects_bad_records() {
+        let st = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &entities()).unwrap();
+        let recs = sources(&[GOOD, "not json", OTHER]);
+        let mut b = ScoreBatch::default();
+        st.process(&Decoder::default(), &recs, &mut b);
+        assert_eq!((b.matched, b.unmatched, b.skipped), (1, 1, 0));
+        assert_eq!(
+            b.rejected,
+            vec![Rejected { record: 1, rejection: Rejection::NotJson, detail: b.rejected[0].detail.clone() }]
+        );
+        let out: Vec<(usize, String)> = b
+            .records(&st)
+            .map(|(ri, _, r)| match r {
+                StageRecord::Post(p) => (ri, format!("{}#{}@{}/{}", p.entity, p.src, p.off, p.sub)),
+                StageRecord::Tick { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(out, vec![(0, "Acme#posts/2@100/0".into()), (0, "Globex#posts/2@100/0".into())]);
+        assert_eq!(b.max_matched_time, Some(crate::time::parse_rfc3339("2026-03-04T10:00:00Z").unwrap()));
+    }
+
+    #[test]
+    fn a_failing_backend_rejects_each_record_with_posts_once_and_publishes_nothing() {
+        let st = ScoreStage::new(Arc::new(Failing), &entities()).unwrap();
+        let recs = sources(&[GOOD, "not json", OTHER]);
+        let mut b = ScoreBatch::default();
+        st.process(&Decoder::default(), &recs, &mut b);
+        let got: Vec<(usize, Rejection)> = b.rejected.iter().map(|r| (r.record, r.rejection)).collect();
+        assert_eq!(got, vec![(0, Rejection::ScoreFailed), (1, Rejection::NotJson), (2, Rejection::ScoreFailed)]);
+        assert_eq!(b.records(&st).count(), 0);
+    }
+
+    /// What replay does (decoded stage records straight into the machine) equals what the worker does
+    /// (records encoded to the topic and decoded back), outputs and steps alike.
+    #[test]
+    fn the_decoded_path_equals_the_bytes_path() {
+        let st = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &entities()).unwrap();
+        let lines: Vec<String> = (0..300)
+            .map(|i| {
+                let text = if (200..260).contains(&i) { "acme is awful, I hate acme" } else { "acme is fine" };
+                format!(r#"{{"id":"{i}","text":"{text}","created_at":{}}}"#, 1_770_000_000_000i64 + i * 20_000)
+            })
+            .collect();
+        let recs: Vec<SourceRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| SourceRecord { topic: "posts", partition: 0, offset: i as i64, payload: l.as_bytes() })
+            .collect();
+        let mut b = ScoreBatch::default();
+        st.process(&Decoder::default(), &recs, &mut b);
+        let (mut direct, mut bytes) = (
+            AggregatePartition::start(stage(), None, 0).unwrap(),
+            AggregatePartition::start(stage(), None, 0).unwrap(),
+        );
+        let (mut o1, mut o2) = (Vec::new(), Vec::new());
+        for (i, (_, _, r)) in b.records(&st).enumerate() {
+            let s1 = direct.on_decoded(i as i64, &r, &mut o1);
+            let s2 = bytes.on_record(i as i64, &r.encode(), &mut o2);
+            assert_eq!(s1, s2);
+        }
+        assert_eq!(o1, o2);
+        assert_eq!(direct.checkpoint_due(), bytes.checkpoint_due());
+    }
+}

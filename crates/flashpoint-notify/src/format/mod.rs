@@ -1,0 +1,243 @@
+//! Payload builders, one per channel kind, each in its receiver's documented format. Pure: a [`Notice`] or a
+//! digest in, a JSON value or a MIME message out. All post-derived text goes through [`crate::safe`].
+
+pub mod email;
+pub mod pagerduty;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use crate::router::{Notice, NoticeKind};
+use crate::safe;
+use flashpoint_core::detect::Severity;
+use flashpoint_core::time::{format_rfc3339, parse_rfc3339, Millis};
+use flashpoint_core::window::EvidencePost;
+
+/// What every builder needs besides the notice.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub route: String,
+    /// `{grafana_url}/d/{uid}`; no link when `None`.
+    pub dashboard: Option<String>,
+}
+
+impl Context {
+    pub fn new(route: &str, grafana_url: Option<&str>, dashboard_uid: &str) -> Context {
+        Context {
+            route: route.to_string(),
+            dashboard: grafana_url.map(|u| format!("{}/d/{}/flashpoint", u.trim_end_matches('/'), dashboard_uid)),
+        }
+    }
+
+    /// The dashboard for the incident's entity and time range: from an hour before the incident started to a
+    /// quarter hour after this event's window (Grafana takes epoch milliseconds in `from`/`to`).
+    pub fn grafana_link(&self, n: &Notice) -> Option<String> {
+        let base = self.dashboard.as_ref()?;
+        let start = parse_rfc3339(&n.event.incident_start)?;
+        let end = parse_rfc3339(&n.event.window_end)?;
+        Some(format!(
+            "{base}?var-entity={}&from={}&to={}",
+            safe::url_component(&n.event.entity),
+            start - 3_600_000,
+            end + 900_000
+        ))
+    }
+}
+
+pub fn severity_upper(s: Severity) -> &'static str {
+    match s {
+        Severity::Watch => "WATCH",
+        Severity::Warning => "WARNING",
+        Severity::Critical => "CRITICAL",
+    }
+}
+
+pub fn severity_emoji(s: Severity) -> &'static str {
+    match s {
+        Severity::Watch => "🟡",
+        Severity::Warning => "🟠",
+        Severity::Critical => "🔴",
+    }
+}
+
+pub fn kind_phrase(n: &Notice) -> &'static str {
+    match n.kind {
+        NoticeKind::Opened if n.event.seq == 0 => "incident opened",
+        NoticeKind::Opened => "incident open",
+        NoticeKind::Escalated => "escalated",
+        NoticeKind::Update => "update",
+        NoticeKind::Resolved => "resolved",
+    }
+}
+
+/// `2h 05m`, `12m`, `45s`.
+pub fn duration(ms: Millis) -> String {
+    let s = ms.max(0) / 1000;
+    match (s / 3600, (s % 3600) / 60) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m"),
+        (h, m) if h < 48 => format!("{h}h {m:02}m"),
+        (h, _) => format!("{}d {}h", h / 24, h % 24),
+    }
+}
+
+pub fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// `42 vs baseline 7.5 (5.6×)` in the signal's unit (a share is shown as a percentage).
+pub fn observed_vs_baseline(n: &Notice) -> String {
+    let e = &n.event;
+    let share = matches!(e.signal, flashpoint_core::detect::Signal::NegativeShare);
+    let f = |x: f64| if share { percent(x) } else { trim_float(x) };
+    let ratio = if e.baseline > 0.0 { format!(" ({:.1}×)", e.observed / e.baseline) } else { String::new() };
+    format!("{} vs baseline {}{ratio}", f(e.observed), f(e.baseline))
+}
+
+fn trim_float(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+pub fn counts(n: &Notice) -> String {
+    let c = &n.event.counts;
+    format!("{} posts: {} negative, {} neutral, {} positive", c.volume, c.negative, c.neutral, c.positive)
+}
+
+/// Top terms, made safe by `escape` and joined.
+pub fn top_terms(n: &Notice, k: usize, escape: impl Fn(&str, usize) -> String) -> String {
+    let terms: Vec<String> =
+        n.event.evidence.top_terms.iter().take(k).map(|t| format!("{} ({})", escape(&t.term, 40), t.count)).collect();
+    if terms.is_empty() {
+        "–".into()
+    } else {
+        terms.join(", ")
+    }
+}
+
+/// Up to `k` evidence posts: the most negative first, then the widest reach, no post twice.
+pub fn evidence(n: &Notice, k: usize) -> Vec<&EvidencePost> {
+    let mut out: Vec<&EvidencePost> = Vec::new();
+    for p in n.event.evidence.most_negative.iter().chain(n.event.evidence.top_reach.iter()) {
+        if out.len() == k {
+            break;
+        }
+        if !out.iter().any(|q| q.id == p.id) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `— @author (1.2k followers), 2026-03-04T14:05:12Z`, escaped by `escape`.
+pub fn attribution(p: &EvidencePost, escape: impl Fn(&str, usize) -> String) -> String {
+    let who = match (&p.author, p.followers) {
+        (Some(a), Some(f)) => format!("@{} ({f} followers)", escape(a, 60)),
+        (Some(a), None) => format!("@{}", escape(a, 60)),
+        (None, _) => "unknown author".into(),
+    };
+    format!("— {who}, {}", escape(&p.created_at, 40))
+}
+
+/// One line for a digest or a closing message.
+pub fn closing_summary(n: &Notice) -> String {
+    format!(
+        "open for {}, peak {} · peak volume {} · peak negative share {} · {} events",
+        n.open_for_ms().map(duration).unwrap_or_else(|| "?".into()),
+        n.peak_severity.as_str(),
+        n.peak_volume,
+        percent(n.peak_negative_share),
+        n.events_seen
+    )
+}
+
+pub fn title(n: &Notice, escape: impl Fn(&str, usize) -> String) -> String {
+    format!(
+        "{} {} · {}: {}",
+        severity_emoji(n.event.severity),
+        severity_upper(n.event.severity),
+        escape(&n.event.entity, 80),
+        kind_phrase(n)
+    )
+}
+
+pub fn time_range(from: Millis, to: Millis) -> String {
+    format!("{} – {}", format_rfc3339(from), format_rfc3339(to))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::router::{Notice, NoticeKind, Point};
+    use flashpoint_core::detect::{Severity, Signal};
+    use flashpoint_core::event::{EventKind, SpikeEvent, SPIKE_SCHEMA};
+    use flashpoint_core::window::{EvidencePost, TermCount};
+    use std::sync::Arc;
+
+    pub const HOSTILE: &str = "<!channel> *Severity:* low\n[click](https://evil.example) <https://evil.example|Grafana> <@U0123> @here \u{202e}gnp.exe <script>x</script>";
+
+    pub fn post(id: &str, text: &str) -> EvidencePost {
+        EvidencePost {
+            id: id.into(),
+            text: text.into(),
+            created_at: "2026-03-04T14:05:00.000Z".into(),
+            author: Some(format!("user_{id}")),
+            followers: Some(1200),
+            compound: -0.8,
+        }
+    }
+
+    /// Built from JSON rather than a struct literal, so fields that later versions add to `SpikeEvent` (with
+    /// serde defaults) do not break these tests.
+    pub fn event(kind: EventKind, seq: u64, severity: Severity) -> SpikeEvent {
+        let post = |id: &str, text: &str| serde_json::to_value(post(id, text)).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "schema": SPIKE_SCHEMA,
+            "incident_id": "inc-1387cae96a0b8ab5",
+            "seq": seq,
+            "kind": kind,
+            "entity": "Acme Air",
+            "incident_start": "2026-03-04T14:01:00.000Z",
+            "window_start": "2026-03-04T14:01:00.000Z",
+            "window_end": "2026-03-04T14:06:00.000Z",
+            "signal": Signal::NegativeShare,
+            "observed": 0.62,
+            "baseline": 0.12,
+            "score": 6.1,
+            "severity": severity,
+            "counts": {"volume": 120, "negative": 74, "neutral": 30, "positive": 16},
+            "negative_share": 0.6167,
+            "mean_compound": -0.41,
+            "reach": 90_000,
+            "evidence": {
+                "most_negative": [post("p1", HOSTILE), post("p2", "Lost my bag again, 3 hours on hold")],
+                "top_reach": [post("p1", HOSTILE), post("p3", "Flight AA12 cancelled, no refund")],
+                "top_terms": [TermCount { term: "refund".into(), count: 31 }, TermCount { term: "<!here>".into(), count: 4 }],
+            },
+        }))
+        .unwrap()
+    }
+
+    pub fn notice(kind: NoticeKind, e: SpikeEvent) -> Notice {
+        let raw: Arc<str> = serde_json::to_string(&e).unwrap().into();
+        Notice {
+            kind,
+            first: kind == NoticeKind::Opened,
+            peak_severity: e.severity,
+            peak_volume: 150,
+            peak_negative_share: 0.7,
+            events_seen: e.seq as u32 + 1,
+            history: (0..12)
+                .map(|i| Point {
+                    at: 1_772_632_860_000 - 3_600_000 + i * 600_000,
+                    volume: 20 + (i as u64 * 9) % 70,
+                    negative_share: 0.1 + 0.05 * i as f64,
+                })
+                .collect(),
+            event: Arc::new(e),
+            raw,
+        }
+    }
+}

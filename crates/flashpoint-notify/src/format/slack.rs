@@ -1,0 +1,278 @@
+//! Slack incoming webhook: a Block Kit message.
+//!
+//! `POST` the JSON to the webhook URL; Slack answers `200 ok`. Layout: a `header` (severity, entity, what
+//! happened), a `section` with `fields` (severity, signal, observed vs baseline, counts, negative share, top
+//! terms, open for), up to three quoted evidence posts as `plain_text` sections, a Grafana button and a
+//! `context` line with the incident id. `text` is the notification fallback. Block Kit limits, checked by
+//! [`check_limits`]: at most 50 blocks; header text 150 characters; section text 3000; at most 10 fields of
+//! 2000 each; at most 10 context elements; button text 75, button URL 3000. Post text only ever goes into
+//! `plain_text` objects, and through [`crate::safe::slack`] first.
+
+use super::{attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context};
+use crate::router::{Notice, NoticeKind};
+use crate::safe;
+use serde_json::{json, Value};
+
+pub const MAX_BLOCKS: usize = 50;
+pub const MAX_HEADER: usize = 150;
+pub const MAX_SECTION_TEXT: usize = 3000;
+pub const MAX_FIELDS: usize = 10;
+pub const MAX_FIELD_TEXT: usize = 2000;
+pub const MAX_CONTEXT_ELEMENTS: usize = 10;
+pub const MAX_BUTTON_TEXT: usize = 75;
+pub const MAX_URL: usize = 3000;
+/// Quoted posts are cut well below the section limit: an alert is skimmed, and the post id leads to the rest.
+const EVIDENCE_CHARS: usize = 500;
+
+fn plain(text: String) -> Value {
+    json!({"type": "plain_text", "text": text, "emoji": true})
+}
+
+fn field(label: &str, value: String) -> Value {
+    plain(safe::truncate(format!("{label}: {value}"), MAX_FIELD_TEXT))
+}
+
+fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
+    let e = &n.event;
+    let mut blocks = Vec::new();
+    if with_header {
+        blocks.push(json!({"type": "header", "text": plain(safe::truncate(title(n, safe::slack), MAX_HEADER))}));
+    } else {
+        blocks.push(json!({"type": "section", "text": plain(safe::truncate(title(n, safe::slack), MAX_SECTION_TEXT))}));
+    }
+    if n.kind == NoticeKind::Resolved {
+        blocks.push(json!({"type": "section", "text": plain(format!("Resolved: {}", closing_summary(n)))}));
+    }
+    blocks.push(json!({"type": "section", "fields": [
+        field("Severity", e.severity.as_str().into()),
+        field("Signal", e.signal.as_str().into()),
+        field("Observed", observed_vs_baseline(n)),
+        field("Counts", counts(n)),
+        field("Negative share", percent(e.negative_share)),
+        field("Open for", n.open_for_ms().map(super::duration).unwrap_or_else(|| "?".into())),
+        field("Top terms", top_terms(n, 5, safe::slack)),
+    ]}));
+    let posts = evidence(n, 3);
+    if with_header && !posts.is_empty() {
+        for p in posts {
+            let text = format!("“{}” {}", safe::slack(&p.text, EVIDENCE_CHARS), attribution(p, safe::slack));
+            blocks.push(json!({"type": "section", "text": plain(safe::truncate(text, MAX_SECTION_TEXT))}));
+        }
+    }
+    if let Some(url) = ctx.grafana_link(n).filter(|u| u.len() <= MAX_URL) {
+        blocks.push(json!({"type": "actions", "elements": [{
+            "type": "button",
+            "text": plain("Open in Grafana".into()),
+            "url": url,
+        }]}));
+    }
+    blocks
+}
+
+fn context_line(text: String) -> Value {
+    json!({"type": "context", "elements": [{"type": "plain_text", "text": safe::truncate(text, MAX_SECTION_TEXT)}]})
+}
+
+/// The Block Kit message for one incident's notice.
+pub fn notice(n: &Notice, ctx: &Context) -> Value {
+    let mut blocks = notice_blocks(n, ctx, true);
+    blocks.push(context_line(format!(
+        "Flashpoint · incident {} · event {} · route {}",
+        safe::slack(&n.event.incident_id, 80),
+        n.event.seq,
+        ctx.route
+    )));
+    json!({"text": safe::truncate(title(n, safe::slack), MAX_SECTION_TEXT), "blocks": blocks})
+}
+
+/// One message for several low-severity incidents; past the block limit the rest are counted, not shown.
+pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
+    let head = format!("Flashpoint digest: {} incident(s)", items.len());
+    let mut blocks = vec![
+        json!({"type": "header", "text": plain(safe::truncate(head.clone(), MAX_HEADER))}),
+        context_line(format!("{} · route {}", super::time_range(from, to), ctx.route)),
+    ];
+    let mut shown = 0;
+    for n in items {
+        let b = notice_blocks(n, ctx, false);
+        // Keep two blocks free: a divider and the "and N more" line.
+        if blocks.len() + b.len() + 2 > MAX_BLOCKS {
+            break;
+        }
+        blocks.push(json!({"type": "divider"}));
+        blocks.extend(b);
+        shown += 1;
+    }
+    if shown < items.len() {
+        blocks.push(context_line(format!("… and {} more incident(s) not shown", items.len() - shown)));
+    }
+    json!({"text": head, "blocks": blocks})
+}
+
+fn text_len(v: &Value) -> usize {
+    v.get("text").and_then(Value::as_str).map_or(0, |s| s.chars().count())
+}
+
+/// Checks a message against Block Kit's documented limits; the tests run it on every payload they build or
+/// receive.
+pub fn check_limits(msg: &Value) -> Result<(), String> {
+    let blocks = msg.get("blocks").and_then(Value::as_array).ok_or("no blocks array")?;
+    if blocks.is_empty() || blocks.len() > MAX_BLOCKS {
+        return Err(format!("{} blocks (1..={MAX_BLOCKS})", blocks.len()));
+    }
+    if msg.get("text").and_then(Value::as_str).is_none() {
+        return Err("no fallback text".into());
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        let ty = b.get("type").and_then(Value::as_str).ok_or(format!("block {i}: no type"))?;
+        match ty {
+            "header" => {
+                let t = b.get("text").ok_or(format!("block {i}: header without text"))?;
+                if t["type"] != "plain_text" || text_len(t) == 0 || text_len(t) > MAX_HEADER {
+                    return Err(format!("block {i}: header must be plain_text of 1..={MAX_HEADER} chars"));
+                }
+            }
+            "section" => {
+                let text = b.get("text");
+                let fields = b.get("fields").and_then(Value::as_array);
+                if text.is_none() && fields.is_none() {
+                    return Err(format!("block {i}: section needs text or fields"));
+                }
+                if let Some(t) = text {
+                    if text_len(t) == 0 || text_len(t) > MAX_SECTION_TEXT {
+                        return Err(format!("block {i}: section text of {} chars", text_len(t)));
+                    }
+                }
+                if let Some(f) = fields {
+                    if f.len() > MAX_FIELDS {
+                        return Err(format!("block {i}: {} fields", f.len()));
+                    }
+                    if let Some(bad) = f.iter().find(|t| text_len(t) == 0 || text_len(t) > MAX_FIELD_TEXT) {
+                        return Err(format!("block {i}: field of {} chars", text_len(bad)));
+                    }
+                }
+            }
+            "context" => {
+                let els = b.get("elements").and_then(Value::as_array).ok_or(format!("block {i}: no elements"))?;
+                if els.is_empty() || els.len() > MAX_CONTEXT_ELEMENTS {
+                    return Err(format!("block {i}: {} context elements", els.len()));
+                }
+            }
+            "actions" => {
+                for el in b.get("elements").and_then(Value::as_array).ok_or(format!("block {i}: no elements"))? {
+                    if text_len(&el["text"]) > MAX_BUTTON_TEXT {
+                        return Err(format!("block {i}: button text too long"));
+                    }
+                    if el["url"].as_str().map_or(0, str::len) > MAX_URL {
+                        return Err(format!("block {i}: button url too long"));
+                    }
+                }
+            }
+            "divider" => {}
+            other => return Err(format!("block {i}: unexpected type {other}")),
+        }
+        // Every text object is plain_text or mrkdwn.
+        for t in b.get("fields").and_then(Value::as_array).into_iter().flatten().chain(b.get("text")) {
+            if !matches!(t["type"].as_str(), Some("plain_text" | "mrkdwn")) {
+                return Err(format!("block {i}: text object of type {}", t["type"]));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::testing::{event, notice as mk};
+    use flashpoint_core::detect::Severity;
+    use flashpoint_core::event::EventKind;
+
+    fn ctx() -> Context {
+        Context::new("pages", Some("https://grafana.example.com/"), "flashpoint")
+    }
+
+    #[test]
+    fn notice_is_valid_block_kit_with_the_content() {
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx());
+        check_limits(&v).unwrap();
+        let s = v.to_string();
+        for want in [
+            "Acme Air",
+            "CRITICAL",
+            "negative_share",
+            "62.0% vs baseline 12.0% (5.2×)",
+            "120 posts: 74 negative",
+            "61.7%",
+            "refund (31)",
+            "Lost my bag again",
+            "Open for: 5m",
+            "inc-1387cae96a0b8ab5",
+        ] {
+            assert!(s.contains(want), "{want} missing in {s}");
+        }
+        let url = v["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap()["elements"][0]
+            ["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(url, "https://grafana.example.com/d/flashpoint/flashpoint?var-entity=Acme%20Air&from=1772629260000&to=1772634060000");
+    }
+
+    #[test]
+    fn hostile_posts_are_inert_in_every_block() {
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx());
+        let mut texts = Vec::new();
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        if k == "text" {
+                            if let Value::String(s) = x {
+                                out.push(s.clone());
+                            }
+                        }
+                        walk(x, out);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        walk(&v, &mut texts);
+        assert!(texts.iter().any(|t| t.contains("evil.example")), "the hostile post is quoted");
+        for t in &texts {
+            for bad in ["<!", "<@", "<http", "|Grafana", "](", "*Severity:*", "@here", "\u{202e}", "\n*", "<script"] {
+                assert!(!t.contains(bad), "{bad:?} in {t:?}");
+            }
+        }
+        // Hostile text is only ever in plain_text objects.
+        let evidence_blocks: Vec<&Value> = v["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["text"]["text"].as_str().is_some_and(|t| t.contains("evil")))
+            .collect();
+        assert!(!evidence_blocks.is_empty());
+        assert!(evidence_blocks.iter().all(|b| b["text"]["type"] == "plain_text"));
+    }
+
+    #[test]
+    fn huge_evidence_and_digests_stay_within_limits() {
+        let mut e = event(EventKind::Updated, 3, Severity::Warning);
+        e.evidence.most_negative[0].text = "&<".repeat(10_000);
+        e.entity = "E".repeat(400);
+        let n = mk(NoticeKind::Escalated, e);
+        check_limits(&notice(&n, &ctx())).unwrap();
+        let items: Vec<Notice> = (0..40).map(|_| n.clone()).collect();
+        let d = digest(&items, 0, 3_600_000, &ctx());
+        check_limits(&d).unwrap();
+        assert!(d.to_string().contains("more incident(s) not shown"));
+        let r = mk(NoticeKind::Resolved, event(EventKind::Resolved, 8, Severity::Critical));
+        let v = notice(&r, &ctx());
+        check_limits(&v).unwrap();
+        assert!(v.to_string().contains("Resolved: open for 5m, peak critical"), "{v}");
+    }
+}

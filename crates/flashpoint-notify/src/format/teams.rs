@@ -1,0 +1,195 @@
+//! Microsoft Teams workflow webhook ("Post to a channel when a webhook request is received"): an Adaptive Card.
+//!
+//! The body is a `message` with one attachment of content type `application/vnd.microsoft.card.adaptive`
+//! holding an Adaptive Card (schema 1.4; Teams renders up to 1.5). The workflow answers `202 Accepted`. Layout:
+//! a title `TextBlock`, a `FactSet` (severity, signal, observed vs baseline, counts, negative share, top terms,
+//! open for), the evidence posts as `RichTextBlock`s of `TextRun`s (runs never parse markdown, so a post's
+//! `[label](url)` or `**bold**` is shown as typed) and an `Action.OpenUrl` to Grafana. All post-derived text also
+//! goes through [`crate::safe::chat`], so no markup forms even where Teams parses markdown (`TextBlock`,
+//! `FactSet` values). Teams refuses cards over about 28 KB: [`check_limits`] holds payloads to that.
+
+use super::{attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context};
+use crate::router::{Notice, NoticeKind};
+use crate::safe;
+use serde_json::{json, Value};
+
+pub const CARD_VERSION: &str = "1.4";
+pub const MAX_PAYLOAD_BYTES: usize = 28 * 1024;
+const EVIDENCE_CHARS: usize = 400;
+
+fn facts(n: &Notice) -> Value {
+    let e = &n.event;
+    let f = |t: &str, v: String| json!({"title": t, "value": v});
+    json!({"type": "FactSet", "facts": [
+        f("Severity", e.severity.as_str().into()),
+        f("Signal", e.signal.as_str().into()),
+        f("Observed", observed_vs_baseline(n)),
+        f("Counts", counts(n)),
+        f("Negative share", percent(e.negative_share)),
+        f("Open for", n.open_for_ms().map(super::duration).unwrap_or_else(|| "?".into())),
+        f("Top terms", top_terms(n, 5, safe::chat)),
+    ]})
+}
+
+fn notice_body(n: &Notice, with_evidence: bool) -> Vec<Value> {
+    let mut body = vec![json!({
+        "type": "TextBlock", "text": title(n, safe::chat), "weight": "Bolder", "size": "Medium", "wrap": true
+    })];
+    if n.kind == NoticeKind::Resolved {
+        body.push(json!({"type": "TextBlock", "text": format!("Resolved: {}", closing_summary(n)), "wrap": true}));
+    }
+    body.push(facts(n));
+    if with_evidence {
+        for p in evidence(n, 3) {
+            body.push(json!({"type": "RichTextBlock", "inlines": [
+                {"type": "TextRun", "text": format!("“{}”", safe::chat(&p.text, EVIDENCE_CHARS)), "italic": true},
+                {"type": "TextRun", "text": format!(" {}", attribution(p, safe::chat)), "isSubtle": true},
+            ]}));
+        }
+    }
+    body
+}
+
+fn card(body: Vec<Value>, actions: Vec<Value>) -> Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": CARD_VERSION,
+                "body": body,
+                "actions": actions,
+            }
+        }]
+    })
+}
+
+fn grafana_action(n: &Notice, ctx: &Context) -> Vec<Value> {
+    ctx.grafana_link(n)
+        .map(|u| json!({"type": "Action.OpenUrl", "title": "Open in Grafana", "url": u}))
+        .into_iter()
+        .collect()
+}
+
+pub fn notice(n: &Notice, ctx: &Context) -> Value {
+    let mut body = notice_body(n, true);
+    body.push(json!({"type": "TextBlock", "isSubtle": true, "size": "Small", "wrap": true, "text": format!(
+        "Flashpoint · incident {} · event {} · route {}", safe::chat(&n.event.incident_id, 80), n.event.seq, ctx.route
+    )}));
+    card(body, grafana_action(n, ctx))
+}
+
+pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": format!("Flashpoint digest: {} incident(s)", items.len()), "weight": "Bolder", "size": "Medium"}),
+        json!({"type": "TextBlock", "text": format!("{} · route {}", super::time_range(from, to), ctx.route), "isSubtle": true, "wrap": true}),
+    ];
+    let mut shown = 0;
+    for n in items {
+        let c = json!({"type": "Container", "separator": true, "items": notice_body(n, false)});
+        // Leave room under the size limit for the envelope and the "more" line.
+        if serde_json::to_vec(&card(body.clone(), vec![])).map_or(0, |b| b.len()) + c.to_string().len() + 512
+            > MAX_PAYLOAD_BYTES
+        {
+            break;
+        }
+        body.push(c);
+        shown += 1;
+    }
+    if shown < items.len() {
+        body.push(json!({"type": "TextBlock", "text": format!("… and {} more incident(s) not shown", items.len() - shown), "wrap": true}));
+    }
+    card(body, vec![])
+}
+
+/// Checks the envelope, the card's required fields, the element types used and the payload size.
+pub fn check_limits(msg: &Value) -> Result<(), String> {
+    let size = msg.to_string().len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(format!("{size} bytes > {MAX_PAYLOAD_BYTES}"));
+    }
+    if msg["type"] != "message" {
+        return Err("type must be message".into());
+    }
+    let att = msg["attachments"].as_array().filter(|a| a.len() == 1).ok_or("exactly one attachment")?;
+    if att[0]["contentType"] != "application/vnd.microsoft.card.adaptive" {
+        return Err("contentType".into());
+    }
+    let c = &att[0]["content"];
+    if c["type"] != "AdaptiveCard" || c["version"].as_str().is_none() {
+        return Err("content must be an AdaptiveCard with a version".into());
+    }
+    fn check_elements(items: &[Value]) -> Result<(), String> {
+        for el in items {
+            match el["type"].as_str() {
+                Some("TextBlock") if el["text"].is_string() => {}
+                Some("FactSet") => {
+                    for f in el["facts"].as_array().ok_or("FactSet without facts")? {
+                        if !f["title"].is_string() || !f["value"].is_string() {
+                            return Err("fact without title/value".into());
+                        }
+                    }
+                }
+                Some("RichTextBlock") => {
+                    for i in el["inlines"].as_array().ok_or("RichTextBlock without inlines")? {
+                        if i["type"] != "TextRun" || !i["text"].is_string() {
+                            return Err("inline must be a TextRun with text".into());
+                        }
+                    }
+                }
+                Some("Container") => check_elements(el["items"].as_array().ok_or("Container without items")?)?,
+                other => return Err(format!("unexpected element {other:?}")),
+            }
+        }
+        Ok(())
+    }
+    check_elements(c["body"].as_array().ok_or("body")?)?;
+    for a in c["actions"].as_array().into_iter().flatten() {
+        if a["type"] != "Action.OpenUrl" || !a["url"].as_str().is_some_and(|u| u.starts_with("http")) {
+            return Err("actions must be Action.OpenUrl with an http(s) url".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::testing::{event, notice as mk};
+    use flashpoint_core::detect::Severity;
+    use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn card_is_valid_and_inert() {
+        let ctx = Context::new("r", Some("http://grafana:3000"), "flashpoint");
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx);
+        check_limits(&v).unwrap();
+        let s = v.to_string();
+        for want in [
+            "Acme Air",
+            "CRITICAL",
+            "62.0% vs baseline 12.0%",
+            "Lost my bag again",
+            "refund (31)",
+            "var-entity=Acme%20Air",
+        ] {
+            assert!(s.contains(want), "{want} missing");
+        }
+        assert!(s.contains("evil.example"));
+        for bad in ["<!", "<@", "<http", "](", "**", "*Severity:*", "@here", "\\u202e", "<script", "<at>"] {
+            assert!(!s.contains(bad), "{bad:?} in {s}");
+        }
+        let mut e = event(EventKind::Updated, 2, Severity::Warning);
+        e.evidence.most_negative[0].text = "x".repeat(50_000);
+        let n = mk(NoticeKind::Update, e);
+        check_limits(&notice(&n, &ctx)).unwrap();
+        let items: Vec<Notice> = (0..200).map(|_| n.clone()).collect();
+        let d = digest(&items, 0, 1, &ctx);
+        check_limits(&d).unwrap();
+        assert!(d.to_string().contains("more incident(s) not shown"));
+    }
+}

@@ -1,0 +1,123 @@
+//! Secrets (webhook URLs, routing keys, SMTP passwords, signing keys): read from an environment variable or a
+//! file, never written inline in the config, and never printed.
+//!
+//! A Slack or Teams webhook URL is a bearer credential: whoever has it can post to the channel. So the config
+//! names *where* a secret is ([`SecretRef`], safe to show), and the value lives only in [`Secret`], whose
+//! `Debug`, `Display` and `Serialize` all say `[redacted]`: a secret that reaches a log line, a metric label, a
+//! dead letter or `check-config` output through any of those says nothing.
+
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a secret comes from: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }` (trailing newline trimmed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(v) => write!(f, "env:{v}"),
+            SecretRef::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set (or not UTF-8)")]
+    EnvMissing(String),
+    #[error("secret file {0}: {1}")]
+    File(String, String),
+    #[error("{0} is empty")]
+    Empty(String),
+}
+
+impl SecretRef {
+    /// Reads the secret. `env` lets tests pass their own environment.
+    pub fn resolve_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
+        let value = match self {
+            SecretRef::Env(var) => env(var).ok_or_else(|| SecretError::EnvMissing(var.clone()))?,
+            SecretRef::File(p) => std::fs::read_to_string(p)
+                .map_err(|e| SecretError::File(p.display().to_string(), e.kind().to_string()))?,
+        };
+        let value = value.trim_end_matches(['\n', '\r']).to_string();
+        if value.is_empty() {
+            return Err(SecretError::Empty(self.to_string()));
+        }
+        Ok(Secret(value))
+    }
+
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        self.resolve_with(&|k| std::env::var(k).ok())
+    }
+}
+
+/// A secret value. Only [`Secret::expose`] gives the value, at the single place that puts it on the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints() {
+        let s = Secret::new("https://hooks.slack.com/services/T000/B000/XXXX");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+        assert_eq!(s.expose(), "https://hooks.slack.com/services/T000/B000/XXXX");
+    }
+
+    #[test]
+    fn resolves_from_env_and_file() {
+        let env = |k: &str| (k == "HOOK").then(|| "s3cret\n".to_string());
+        assert_eq!(SecretRef::Env("HOOK".into()).resolve_with(&env).unwrap().expose(), "s3cret");
+        assert_eq!(
+            SecretRef::Env("NOPE".into()).resolve_with(&env).unwrap_err(),
+            SecretError::EnvMissing("NOPE".into())
+        );
+        let dir = std::env::temp_dir().join(format!("fp-secret-{}", std::process::id()));
+        std::fs::write(&dir, "key-from-file\n").unwrap();
+        assert_eq!(SecretRef::File(dir.clone()).resolve().unwrap().expose(), "key-from-file");
+        std::fs::write(&dir, "\n").unwrap();
+        assert!(matches!(SecretRef::File(dir.clone()).resolve(), Err(SecretError::Empty(_))));
+        std::fs::remove_file(&dir).unwrap();
+        let e = SecretRef::File("/nonexistent/x".into()).resolve().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x"), "{e}");
+    }
+}

@@ -1,0 +1,730 @@
+//! `flashpoint notify` end to end against real receivers on 127.0.0.1: an HTTP server standing in for Slack,
+//! Teams, PagerDuty and a webhook endpoint (checking each payload against its format's documented fields and
+//! limits), and a real SMTP server (aiosmtpd) for email.
+
+mod notify_common;
+
+use flashpoint_notify::format::{pagerduty, slack, teams, webhook};
+use notify_common::*;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOSTILE: &str = "<!channel> <!here> *Severity:* low\n[your dashboard](https://evil.example/a) \
+                       <https://evil.example/b|Grafana> <@U024BE7LH> @everyone \u{202e}txet\u{2066} <script>alert(1)</script>";
+
+/// The sample incident with a hostile post as its most negative evidence, as JSON lines.
+fn hostile_events() -> Vec<String> {
+    sample_events()
+        .into_iter()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if let Some(p) = v["evidence"]["most_negative"].get_mut(0) {
+                p["text"] = serde_json::json!(HOSTILE);
+                p["author"] = serde_json::json!("<!channel>");
+            }
+            // A field this notifier does not know (a newer producer): kept, forwarded, not refused.
+            v["peak_so_far"] = serde_json::json!(123);
+            serde_json::to_string(&v).unwrap()
+        })
+        .collect()
+}
+
+fn seqs(events: &[String]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["seq"].as_u64().unwrap(), v["kind"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Every text a person could read in a chat payload.
+fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| texts(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| texts(x, out)),
+        _ => {}
+    }
+}
+
+fn assert_inert(v: &serde_json::Value) {
+    let mut all = Vec::new();
+    texts(v, &mut all);
+    assert!(all.iter().any(|t| t.contains("evil.example")), "the hostile post is quoted, visibly");
+    assert_no_markup(v);
+}
+
+/// No control sequence, link syntax or forged field in any text of `v`.
+fn assert_no_markup(v: &serde_json::Value) {
+    let mut all = Vec::new();
+    texts(v, &mut all);
+    for t in &all {
+        for bad in [
+            "<!",
+            "<@",
+            "<http",
+            "|Grafana",
+            "](",
+            "*Severity:*",
+            "@everyone",
+            "\u{202e}",
+            "\u{2066}",
+            "<script",
+            "\n*",
+        ] {
+            assert!(!t.contains(bad), "{bad:?} reached a receiver in {t:?}");
+        }
+    }
+}
+
+#[test]
+fn every_http_channel_gets_valid_safe_payloads_in_order() {
+    let dir = tempdir("http");
+    let rx = Receiver::start();
+    std::fs::write(dir.join("hook.key"), "whsec_test_key\n").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+grafana_url = "http://127.0.0.1:3000"
+[[notify.channels]]
+kind = "slack"
+name = "slack"
+url = {{ env = "FP_SLACK_URL" }}
+[[notify.channels]]
+kind = "teams"
+name = "teams"
+url = {{ env = "FP_TEAMS_URL" }}
+[[notify.channels]]
+kind = "pagerduty"
+name = "pager"
+routing_key = {{ env = "FP_PD_KEY" }}
+url = "{}"
+[[notify.channels]]
+kind = "webhook"
+name = "hook"
+url = {{ env = "FP_HOOK_URL" }}
+signing_key = {{ file = "{}" }}
+[[notify.routes]]
+name = "everything"
+channels = ["slack", "teams", "pager", "hook"]
+"#,
+            rx.url("/pd"),
+            dir.join("hook.key").display()
+        ),
+    );
+    let events = hostile_events();
+    let input = events.join("\n") + "\n";
+    let env = [
+        ("FP_SLACK_URL", rx.url("/slack/T000/B000/S3CRETslack")),
+        ("FP_TEAMS_URL", rx.url("/teams/workflows/S3CRETteams")),
+        ("FP_PD_KEY", "R0UTINGKEYS3CRET".to_string()),
+        ("FP_HOOK_URL", rx.url("/hook")),
+    ];
+    let run = notify(&cfg, &dir, &input, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.summary["events"], events.len() as u64);
+    assert_eq!(run.summary["low_water"], events.len() as u64, "every line done");
+
+    // The sample incident: opened (watch), updates, escalations to warning and critical, resolved. With the
+    // default 15-minute update interval in event time: the opening, the escalation, the first update after the
+    // interval, the next escalation and the resolution.
+    let by_seq: BTreeMap<u64, String> = seqs(&events).into_iter().collect();
+    assert_eq!(by_seq.values().next().map(String::as_str), Some("opened"));
+    let hook = rx.requests("/hook");
+    let sent: Vec<(u64, String)> = hook
+        .iter()
+        .map(|r| (r.json()["seq"].as_u64().unwrap(), r.header(webhook::NOTICE_HEADER).unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            (0, "opened".into()),
+            (3, "escalated".into()),
+            (5, "update".into()),
+            (7, "escalated".into()),
+            (8, "resolved".into())
+        ]
+    );
+
+    // Generic webhook: the event exactly as received, signed, with the idempotency key.
+    for r in &hook {
+        let seq = r.json()["seq"].as_u64().unwrap();
+        let original =
+            events.iter().find(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"] == seq).unwrap();
+        assert_eq!(std::str::from_utf8(&r.body).unwrap(), original, "body is the event as received");
+        let id = r.json()["incident_id"].as_str().unwrap().to_string();
+        assert_eq!(r.header("idempotency-key"), Some(format!("{id}:{seq}").as_str()));
+        let sig = r.header("flashpoint-signature").expect("signed");
+        let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+        webhook::verify(b"whsec_test_key", sig, &r.body, t).expect("signature verifies");
+        assert!(webhook::verify(b"wrong", sig, &r.body, t).is_err());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+
+    // Slack: Block Kit within limits, safe, same order.
+    let sl = rx.requests("/slack/T000/B000/S3CRETslack");
+    assert_eq!(sl.len(), 5);
+    for r in &sl {
+        slack::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
+        assert_inert(&r.json());
+    }
+    assert!(sl[0].json().to_string().contains("var-entity=Acme%20Air"), "Grafana link with the entity");
+    assert!(sl[4].json().to_string().contains("Resolved: open for"), "closing message");
+
+    // Teams: an Adaptive Card within limits, safe.
+    let tm = rx.requests("/teams/");
+    assert_eq!(tm.len(), 5);
+    for r in &tm {
+        teams::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
+        assert_inert(&r.json());
+    }
+
+    // PagerDuty: trigger on the opening and escalations, resolve at the end, one dedup key; updates page nobody.
+    let pd: Vec<serde_json::Value> = rx.requests("/pd").iter().map(|r| r.json()).collect();
+    for v in &pd {
+        pagerduty::check(v).unwrap_or_else(|e| panic!("{e}: {v}"));
+        assert_eq!(v["routing_key"], "R0UTINGKEYS3CRET");
+    }
+    let actions: Vec<(&str, &str)> = pd
+        .iter()
+        .map(|v| (v["event_action"].as_str().unwrap(), v["payload"]["severity"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(actions, vec![("trigger", "info"), ("trigger", "warning"), ("trigger", "critical"), ("resolve", "-")]);
+    let id = hook[0].json()["incident_id"].as_str().unwrap().to_string();
+    assert!(pd.iter().all(|v| v["dedup_key"] == id.as_str()));
+
+    // Secrets never reach stderr.
+    for s in ["S3CRETslack", "S3CRETteams", "R0UTINGKEYS3CRET", "whsec_test_key"] {
+        assert!(!run.stderr.contains(s), "{s} leaked: {}", run.stderr);
+    }
+}
+
+#[test]
+fn receiver_down_then_back_loses_nothing_and_duplicates_share_the_key() {
+    let dir = tempdir("down");
+    let port = free_port();
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+[notify.delivery]
+initial_backoff_ms = 100
+max_backoff_ms = 1000
+timeout_secs = 1
+max_attempts = 1000
+[[notify.channels]]
+kind = "webhook"
+name = "hook"
+url = {{ env = "FP_HOOK_URL" }}
+signing_key = {{ file = "{}" }}
+[[notify.routes]]
+name = "all"
+channels = ["hook"]
+update_interval_secs = 1
+"#,
+            dir.join("k").display()
+        ),
+    );
+    let events = sample_events();
+    let input = events.join("\n") + "\n";
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let cfg2 = cfg.clone();
+    let dir2 = dir.clone();
+    let runner = std::thread::spawn(move || notify(&cfg2, &dir2, &input, &[("FP_HOOK_URL", url)]));
+    // Nothing listens for a while (4 s; FLASHPOINT_NOTIFY_DOWN_SECS=30 for the issue's full outage): connections
+    // are refused and retried.
+    let down: u64 = std::env::var("FLASHPOINT_NOTIFY_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    std::thread::sleep(Duration::from_secs(down));
+    // Back, but unwell at first: no answer, a 500, a 429 asking for a second, a 503; then fine.
+    let rx = Receiver::start_scripted(
+        port,
+        &[("/hook", &[Reply::Hang, Reply::Status(500), Reply::RetryAfter(1), Reply::Status(503)])],
+    );
+    let run = runner.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.summary["dead_lettered"], 0);
+    assert!(run.summary["retried"].as_u64().unwrap() >= 4, "{}", run.summary);
+    let reqs = rx.requests("/hook");
+    // Every event delivered (update_interval 1 s: all nine events are messages), at least once.
+    let mut delivered: Vec<u64> = Vec::new();
+    let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for r in &reqs {
+        let key = r.header("idempotency-key").unwrap().to_string();
+        // A duplicate is the same message: same key, same body.
+        if let Some(b) = bodies.get(&key) {
+            assert_eq!(b, &r.body, "duplicate with another body under {key}");
+        }
+        bodies.insert(key, r.body.clone());
+        if r.ok() {
+            delivered.push(r.json()["seq"].as_u64().unwrap());
+        }
+    }
+    let want: Vec<u64> = seqs(&events).iter().map(|(s, _)| *s).collect();
+    delivered.dedup();
+    assert_eq!(delivered, want, "each event delivered, in order opened → updated → resolved");
+    // Retry-After honoured: the request after the 429 came at least a second later.
+    let i = reqs.iter().position(|r| matches!(r.reply, Reply::RetryAfter(_))).unwrap();
+    assert!(reqs[i + 1].at.duration_since(reqs[i].at) >= Duration::from_secs(1));
+}
+
+#[test]
+fn a_failing_channel_dead_letters_without_holding_up_the_others() {
+    let dir = tempdir("isolate");
+    let rx = Receiver::start();
+    rx.default_reply("/slack", Reply::Status(400));
+    rx.default_reply("/hang", Reply::Hang);
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+[notify.delivery]
+timeout_secs = 1
+max_attempts = 1
+[[notify.channels]]
+kind = "slack"
+name = "broken"
+url = {{ env = "FP_SLACK_URL" }}
+[[notify.channels]]
+kind = "webhook"
+name = "hanging"
+url = {{ env = "FP_HANG_URL" }}
+signing_key = {{ file = "{k}" }}
+[[notify.channels]]
+kind = "webhook"
+name = "good"
+url = {{ env = "FP_GOOD_URL" }}
+signing_key = {{ file = "{k}" }}
+[[notify.routes]]
+name = "all"
+channels = ["broken", "hanging", "good"]
+"#,
+            k = dir.join("k").display()
+        ),
+    );
+    let mut lines = sample_events();
+    lines.insert(1, "not json at all".into());
+    lines.insert(3, r#"{"schema":"something.else","x":1}"#.into());
+    let input = lines.join("\n") + "\n";
+    let env = [
+        ("FP_SLACK_URL", rx.url("/slack/T000/B000/S3CRETslack")),
+        ("FP_HANG_URL", rx.url("/hang/S3CREThang")),
+        ("FP_GOOD_URL", rx.url("/good")),
+    ];
+    let run = notify(&cfg, &dir, &input, &env);
+    assert_eq!(run.code, 1, "dead letters make the exit status 1: {}", run.stderr);
+    assert_eq!(run.summary["bad_lines"], 2);
+    assert_eq!(run.summary["low_water"], lines.len() as u64);
+    let good = rx.requests("/good");
+    assert_eq!(good.len(), 5);
+    let hang = rx.requests("/hang");
+    assert_eq!(hang.len(), 5);
+    assert!(
+        good.last().unwrap().at < hang.last().unwrap().at,
+        "the good channel finished while the hanging one was still timing out"
+    );
+    let by = |src: &str, ch: &str| {
+        run.dead
+            .iter()
+            .filter(|d| d["source"] == src && (ch.is_empty() || d["channel"] == ch))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let input_dead = by("input", "");
+    assert_eq!(input_dead.iter().map(|d| d["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 4]);
+    let broken = by("delivery", "broken");
+    assert_eq!(broken.len(), 5);
+    assert!(broken.iter().all(|d| d["reason"].as_str().unwrap().starts_with("HTTP 400") && d["attempts"] == 1));
+    assert_eq!(rx.requests("/slack").len(), 5, "a 400 is permanent: no retry");
+    assert!(broken[0]["events"][0]["incident_id"].is_string(), "the event travels with the dead letter");
+    let hanging = by("delivery", "hanging");
+    assert_eq!(hanging.len(), 5);
+    assert!(hanging.iter().all(|d| d["reason"].as_str().unwrap().contains("gave up after 1 attempts")), "{hanging:?}");
+    let dead_text = serde_json::to_string(&run.dead).unwrap();
+    for s in ["S3CRETslack", "S3CREThang"] {
+        assert!(!dead_text.contains(s) && !run.stderr.contains(s), "{s} leaked");
+    }
+}
+
+#[test]
+fn replay_piped_to_notify_threads_emails_with_an_inline_chart() {
+    let dir = tempdir("email");
+    let smtp = Smtp::start(&dir);
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+grafana_url = "http://127.0.0.1:3000"
+[[notify.channels]]
+kind = "email"
+name = "mail"
+smtp_host = "127.0.0.1"
+smtp_port = {}
+tls = "none"
+from = "Flashpoint <alerts@flashpoint.example>"
+to = ["oncall@example.com"]
+[[notify.routes]]
+name = "mail"
+channels = ["mail"]
+"#,
+            smtp.port
+        ),
+    );
+    // The real pipe: replay | notify.
+    let mut replay = Command::new(bin())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--input")
+        .arg(repo("data/sample/stream.jsonl"))
+        .arg("--flush")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Command::new(bin())
+        .args(["notify", "--config"])
+        .arg(&cfg)
+        .args(["--input", "-"])
+        .stdin(replay.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(replay.wait().unwrap().success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mails = loop {
+        let m = smtp.mails();
+        if m.len() >= 5 || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(mails.len(), 5, "{stderr}");
+    let header = |m: &str, h: &str| -> Option<String> {
+        m.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", h.to_ascii_lowercase())))
+            .map(|l| l[h.len() + 1..].trim().to_string())
+    };
+    let root = header(&mails[0], "Message-ID").unwrap();
+    assert!(root.starts_with("<inc-") && root.ends_with(".mail@flashpoint.example>"), "{root}");
+    assert!(header(&mails[0], "In-Reply-To").is_none());
+    let mut ids = vec![root.clone()];
+    for m in &mails[1..] {
+        assert_eq!(header(m, "In-Reply-To").as_deref(), Some(root.as_str()));
+        assert_eq!(header(m, "References").as_deref(), Some(root.as_str()));
+        assert!(header(m, "Subject").unwrap().starts_with("Re: [Flashpoint] Acme Air"));
+        ids.push(header(m, "Message-ID").unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "a distinct Message-ID per message");
+    for m in &mails {
+        assert!(m.contains("multipart/alternative") && m.contains("text/plain") && m.contains("text/html"));
+        let html = &m[m.find("Content-Type: text/html").expect("an HTML part")..];
+        let html = qp_decode(&html[..html.find("\n--").unwrap()]);
+        assert!(html.contains("<img src=\"cid:chart\""), "the HTML shows the chart: {html}");
+        assert!(html.contains("<blockquote>") && html.contains("Acme Air"), "{html}");
+        assert!(m.contains("Content-ID: <chart>"));
+        // The PNG part: base64 after its headers, up to the next boundary.
+        let start = m.find("Content-Type: image/png").expect("a PNG part");
+        let part = &m[start..];
+        let body_start = part.find("\n\n").or_else(|| part.find("\r\n\r\n")).unwrap();
+        let b64: String = part[body_start..]
+            .lines()
+            .skip_while(|l| l.trim().is_empty())
+            .take_while(|l| !l.starts_with("--") && !l.trim().is_empty())
+            .collect();
+        use base64::Engine as _;
+        let png = base64::engine::general_purpose::STANDARD.decode(b64.trim()).expect("base64 PNG");
+        let dec = png::Decoder::new(std::io::Cursor::new(&png));
+        let mut reader = dec.read_info().expect("a valid PNG");
+        let mut img = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut img).expect("decodes");
+        assert_eq!((info.width, info.height), (640, 260));
+    }
+}
+
+#[test]
+fn killed_mid_stream_and_restarted_from_the_checkpoint_loses_nothing() {
+    let dir = tempdir("kill");
+    let rx = Receiver::start();
+    // Three deliveries, then the receiver stops answering: the notifier is stuck on the fourth when killed.
+    rx.script("/hook", &[Reply::Status(200), Reply::Status(200), Reply::Status(200)]);
+    rx.default_reply("/hook", Reply::Hang);
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+[notify.delivery]
+timeout_secs = 60
+initial_backoff_ms = 100
+max_backoff_ms = 500
+[[notify.channels]]
+kind = "webhook"
+name = "hook"
+url = {{ env = "FP_HOOK_URL" }}
+signing_key = {{ file = "{}" }}
+[[notify.routes]]
+name = "all"
+channels = ["hook"]
+update_interval_secs = 1
+"#,
+            dir.join("k").display()
+        ),
+    );
+    let events = sample_events();
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, events.join("\n") + "\n").unwrap();
+    let ckpt = dir.join("notify.checkpoint");
+    let start = || {
+        Command::new(bin())
+            .args(["notify", "--config"])
+            .arg(&cfg)
+            .arg("--input")
+            .arg(&input)
+            .arg("--checkpoint")
+            .arg(&ckpt)
+            .arg("--dead-letter")
+            .arg(dir.join("dead.jsonl"))
+            .env("FP_HOOK_URL", rx.url("/hook"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mark = || std::fs::read_to_string(&ckpt).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    while rx.requests("/hook").len() < 4 || mark() != Some(3) {
+        assert!(Instant::now() < deadline, "stuck: {} requests, checkpoint {:?}", rx.requests("/hook").len(), mark());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    rx.default_reply("/hook", Reply::Status(200));
+    let second = start().wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(mark(), Some(events.len() as u64));
+
+    let reqs = rx.requests("/hook");
+    let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut delivered = Vec::new();
+    for r in &reqs {
+        let key = r.header("idempotency-key").unwrap().to_string();
+        if let Some(b) = bodies.get(&key) {
+            assert_eq!(b, &r.body, "a duplicate is the same message under the same key");
+        }
+        bodies.insert(key, r.body.clone());
+        if r.ok() {
+            delivered.push(r.json()["seq"].as_u64().unwrap());
+        }
+    }
+    let want: Vec<u64> = seqs(&events).iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        delivered, want,
+        "each event delivered exactly once to a 200, in order; the lines before the checkpoint not again"
+    );
+    assert_eq!(reqs.len(), want.len() + 1, "the one duplicate is the message in flight at the kill");
+}
+
+#[test]
+fn email_over_starttls_with_auth_and_a_refused_mailbox_dead_letters() {
+    let dir = tempdir("starttls");
+    let (ca, cert, key) = test_certificates(&dir);
+    let smtp = Smtp::start_tls(&dir, &cert, &key, "alerts", "pa55word");
+    let mail = |name: &str, to: &str| {
+        format!(
+            r#"
+[[notify.channels]]
+kind = "email"
+name = "{name}"
+smtp_host = "127.0.0.1"
+smtp_port = {}
+tls = "starttls"
+ca_file = "{}"
+username = {{ env = "FP_SMTP_USER" }}
+password = {{ file = "{}" }}
+from = "Flashpoint <alerts@flashpoint.example>"
+to = ["{to}"]
+"#,
+            smtp.port,
+            ca.display(),
+            dir.join("pw").display()
+        )
+    };
+    std::fs::write(dir.join("pw"), "pa55word\n").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[notify]\n[notify.delivery]\nmax_attempts = 2\ninitial_backoff_ms = 50\n{}{}[[notify.routes]]\nname = \"mail\"\nchannels = [\"good\", \"bad\"]\n",
+            mail("good", "oncall@example.com"),
+            mail("bad", "nobody@example.com")
+        ),
+    );
+    let events = sample_events();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    assert_eq!(run.code, 1, "the refused mailbox is a dead letter: {}", run.stderr);
+    assert_eq!(smtp.mails().len(), 5, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
+    let bad: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "bad").collect();
+    assert_eq!(bad.len(), 5);
+    assert!(bad.iter().all(|d| d["reason"].as_str().unwrap().contains("550") && d["attempts"] == 1), "{bad:?}");
+    assert!(!run.stderr.contains("pa55word") && !serde_json::to_string(&run.dead).unwrap().contains("pa55word"));
+
+    // A wrong password: the server refuses it (535) or, as aiosmtpd 1.4 does, never answers; either way the
+    // message is dead-lettered within the request timeout and retries, nothing is delivered, nothing leaks.
+    let dir2 = tempdir("starttls-badpw");
+    std::fs::write(dir.join("pw"), "wrong\n").unwrap();
+    let cfg2 = std::fs::read_to_string(&cfg).unwrap().replace("max_attempts = 2", "max_attempts = 2\ntimeout_secs = 1");
+    let cfg2_path = dir2.join("flashpoint.toml");
+    std::fs::write(&cfg2_path, cfg2).unwrap();
+    let run = notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    assert_eq!(run.code, 1);
+    assert_eq!(smtp.mails().len(), 5);
+    assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
+    assert!(!run.stderr.contains("pa55word") && !run.stderr.contains("wrong\n"));
+}
+
+#[test]
+fn digests_and_rate_limits_through_the_command() {
+    let dir = tempdir("digest");
+    let rx = Receiver::start();
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            r#"
+[notify]
+grafana_url = "http://127.0.0.1:3000"
+[[notify.channels]]
+kind = "slack"
+name = "slack"
+url = {{ env = "FP_SLACK_URL" }}
+[[notify.channels]]
+kind = "teams"
+name = "teams"
+url = {{ env = "FP_TEAMS_URL" }}
+[[notify.channels]]
+kind = "webhook"
+name = "limited"
+url = {{ env = "FP_LIMITED_URL" }}
+signing_key = {{ file = "{k}" }}
+[[notify.routes]]
+name = "digest"
+channels = ["slack", "teams"]
+digest = {{ every_secs = 3600, up_to = "critical" }}
+[[notify.routes]]
+name = "limited"
+channels = ["limited"]
+rate_limit = {{ max = 1, per_secs = 86400 }}
+"#,
+            k = dir.join("k").display()
+        ),
+    );
+    let events = hostile_events();
+    let env = [
+        ("FP_SLACK_URL", rx.url("/slack")),
+        ("FP_TEAMS_URL", rx.url("/teams")),
+        ("FP_LIMITED_URL", rx.url("/limited")),
+    ];
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Event time: the digest started at the opening (14:06) is due at 15:06 and goes out at the next event
+    // (15:46) with the incident's newest state; the resolution starts the next digest, sent at the end.
+    let sl = rx.requests("/slack");
+    assert_eq!(sl.len(), 2);
+    for r in &sl {
+        slack::check_limits(&r.json()).unwrap();
+        assert_no_markup(&r.json());
+        assert!(r.json()["text"].as_str().unwrap().starts_with("Flashpoint digest: 1 incident(s)"));
+    }
+    assert!(sl[1].json().to_string().contains("resolved"));
+    let tm = rx.requests("/teams");
+    assert_eq!(tm.len(), 2);
+    tm.iter().for_each(|r| teams::check_limits(&r.json()).unwrap());
+    // Rate limit of one message a day per entity: the opening, then only the newest state, sent at the end.
+    let lim: Vec<u64> = rx.requests("/limited").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(lim, vec![0, 8]);
+    assert!(run.summary["rate_limited"].as_u64().unwrap() >= 1, "{}", run.summary);
+    assert_eq!(run.summary["low_water"], events.len() as u64);
+}
+
+/// Quoted-printable (RFC 2045) to text: soft line breaks joined, `=XX` decoded.
+fn qp_decode(s: &str) -> String {
+    let s = s.replace("=\r\n", "").replace("=\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[test]
+fn check_config_names_secrets_without_showing_them_and_missing_ones_fail_at_start() {
+    let dir = tempdir("cfg");
+    let cfg = write_config(
+        &dir,
+        r#"
+[notify]
+[[notify.channels]]
+kind = "slack"
+name = "ops"
+url = { env = "FP_CFG_SLACK" }
+[[notify.channels]]
+kind = "pagerduty"
+name = "pager"
+routing_key = { env = "FP_CFG_PD_MISSING" }
+[[notify.routes]]
+name = "all"
+channels = ["ops", "pager"]
+"#,
+    );
+    let out = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .env("FP_CFG_SLACK", "https://hooks.slack.com/services/T1/B1/VERYSECRET")
+        .env_remove("FP_CFG_PD_MISSING")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("notify channel ops (slack): url = env:FP_CFG_SLACK (readable)"), "{text}");
+    assert!(text.contains("routing_key = env:FP_CFG_PD_MISSING (not readable here)"), "{text}");
+    assert!(!text.contains("VERYSECRET"), "{text}");
+
+    let dir2 = tempdir("cfg2");
+    let run = notify(&cfg, &dir2, "", &[("FP_CFG_SLACK", "https://hooks.slack.com/services/T1/B1/VERYSECRET".into())]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("pager") && run.stderr.contains("routing_key") && run.stderr.contains("FP_CFG_PD_MISSING"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("VERYSECRET"));
+
+    // An inline secret is refused, naming the key.
+    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T1/B1/INLINE\"\n");
+    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("notify.channels"), "{err}");
+}
