@@ -130,9 +130,10 @@ channels = ["slack", "teams", "pager", "hook"]
     assert_eq!(run.summary["events"], events.len() as u64);
     assert_eq!(run.summary["low_water"], events.len() as u64, "every line done");
 
-    // The sample incident: opened (watch), updates, escalations to warning and critical, resolved. With the
-    // default 15-minute update interval in event time: the opening, the escalation, the first update after the
-    // interval, the next escalation and the resolution.
+    // The sample incident: opened (watch) at 14:09, updated 14:10 (watch), escalated to warning 14:11, updated
+    // 14:27, escalated to critical 14:30, updated 14:49, resolved 18:23. With the default 15-minute update interval
+    // in event time: the opening, the escalation (at once), the first update 16 minutes later, the next escalation,
+    // the next update (19 minutes after it) and the resolution; the 14:10 update falls inside the interval.
     let by_seq: BTreeMap<u64, String> = seqs(&events).into_iter().collect();
     assert_eq!(by_seq.values().next().map(String::as_str), Some("opened"));
     let hook = rx.requests("/hook");
@@ -144,10 +145,11 @@ channels = ["slack", "teams", "pager", "hook"]
         sent,
         vec![
             (0, "opened".into()),
-            (3, "escalated".into()),
+            (2, "escalated".into()),
+            (3, "update".into()),
+            (4, "escalated".into()),
             (5, "update".into()),
-            (7, "escalated".into()),
-            (8, "resolved".into())
+            (6, "resolved".into())
         ]
     );
 
@@ -168,17 +170,17 @@ channels = ["slack", "teams", "pager", "hook"]
 
     // Slack: Block Kit within limits, safe, same order.
     let sl = rx.requests("/slack/T000/B000/S3CRETslack");
-    assert_eq!(sl.len(), 5);
+    assert_eq!(sl.len(), 6);
     for r in &sl {
         slack::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
         assert_inert(&r.json());
     }
     assert!(sl[0].json().to_string().contains("var-entity=Acme%20Air"), "Grafana link with the entity");
-    assert!(sl[4].json().to_string().contains("Resolved: open for"), "closing message");
+    assert!(sl[5].json().to_string().contains("Resolved: open for"), "closing message");
 
     // Teams: an Adaptive Card within limits, safe.
     let tm = rx.requests("/teams/");
-    assert_eq!(tm.len(), 5);
+    assert_eq!(tm.len(), 6);
     for r in &tm {
         teams::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
         assert_inert(&r.json());
@@ -324,9 +326,9 @@ channels = ["broken", "hanging", "good"]
     assert_eq!(run.summary["bad_lines"], 2);
     assert_eq!(run.summary["low_water"], lines.len() as u64);
     let good = rx.requests("/good");
-    assert_eq!(good.len(), 5);
+    assert_eq!(good.len(), 6);
     let hang = rx.requests("/hang");
-    assert_eq!(hang.len(), 5);
+    assert_eq!(hang.len(), 6);
     assert!(
         good.last().unwrap().at < hang.last().unwrap().at,
         "the good channel finished while the hanging one was still timing out"
@@ -341,12 +343,12 @@ channels = ["broken", "hanging", "good"]
     let input_dead = by("input", "");
     assert_eq!(input_dead.iter().map(|d| d["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 4]);
     let broken = by("delivery", "broken");
-    assert_eq!(broken.len(), 5);
+    assert_eq!(broken.len(), 6);
     assert!(broken.iter().all(|d| d["reason"].as_str().unwrap().starts_with("HTTP 400") && d["attempts"] == 1));
-    assert_eq!(rx.requests("/slack").len(), 5, "a 400 is permanent: no retry");
+    assert_eq!(rx.requests("/slack").len(), 6, "a 400 is permanent: no retry");
     assert!(broken[0]["events"][0]["incident_id"].is_string(), "the event travels with the dead letter");
     let hanging = by("delivery", "hanging");
-    assert_eq!(hanging.len(), 5);
+    assert_eq!(hanging.len(), 6);
     assert!(hanging.iter().all(|d| d["reason"].as_str().unwrap().contains("gave up after 1 attempts")), "{hanging:?}");
     let dead_text = serde_json::to_string(&run.dead).unwrap();
     for s in ["S3CRETslack", "S3CREThang"] {
@@ -403,12 +405,12 @@ channels = ["mail"]
     let deadline = Instant::now() + Duration::from_secs(10);
     let mails = loop {
         let m = smtp.mails();
-        if m.len() >= 5 || Instant::now() > deadline {
+        if m.len() >= 6 || Instant::now() > deadline {
             break m;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(mails.len(), 5, "{stderr}");
+    assert_eq!(mails.len(), 6, "{stderr}");
     let header = |m: &str, h: &str| -> Option<String> {
         m.lines()
             .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", h.to_ascii_lowercase())))
@@ -426,7 +428,7 @@ channels = ["mail"]
     }
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 5, "a distinct Message-ID per message");
+    assert_eq!(ids.len(), 6, "a distinct Message-ID per message");
     for m in &mails {
         assert!(m.contains("multipart/alternative") && m.contains("text/plain") && m.contains("text/html"));
         let html = &m[m.find("Content-Type: text/html").expect("an HTML part")..];
@@ -574,9 +576,9 @@ to = ["{to}"]
     let events = sample_events();
     let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1, "the refused mailbox is a dead letter: {}", run.stderr);
-    assert_eq!(smtp.mails().len(), 5, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
+    assert_eq!(smtp.mails().len(), 6, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
     let bad: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "bad").collect();
-    assert_eq!(bad.len(), 5);
+    assert_eq!(bad.len(), 6);
     assert!(bad.iter().all(|d| d["reason"].as_str().unwrap().contains("550") && d["attempts"] == 1), "{bad:?}");
     assert!(!run.stderr.contains("pa55word") && !serde_json::to_string(&run.dead).unwrap().contains("pa55word"));
 
@@ -589,7 +591,7 @@ to = ["{to}"]
     std::fs::write(&cfg2_path, cfg2).unwrap();
     let run = notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1);
-    assert_eq!(smtp.mails().len(), 5);
+    assert_eq!(smtp.mails().len(), 6);
     assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
     assert!(!run.stderr.contains("pa55word") && !run.stderr.contains("wrong\n"));
 }
@@ -638,22 +640,22 @@ rate_limit = {{ max = 1, per_secs = 86400 }}
     ];
     let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Event time: the digest started at the opening (14:06) is due at 15:06 and goes out at the next event
-    // (15:46) with the incident's newest state; the resolution starts the next digest, sent at the end.
+    // Event time: the digest started at the opening (14:09) is due at 15:09 and goes out at the next event, the
+    // resolution at 18:23, with the incident's newest state: all seven events in one message.
     let sl = rx.requests("/slack");
-    assert_eq!(sl.len(), 2);
+    assert_eq!(sl.len(), 1);
     for r in &sl {
         slack::check_limits(&r.json()).unwrap();
         assert_no_markup(&r.json());
         assert!(r.json()["text"].as_str().unwrap().starts_with("Flashpoint digest: 1 incident(s)"));
     }
-    assert!(sl[1].json().to_string().contains("resolved"));
+    assert!(sl[0].json().to_string().contains("resolved"));
     let tm = rx.requests("/teams");
-    assert_eq!(tm.len(), 2);
+    assert_eq!(tm.len(), 1);
     tm.iter().for_each(|r| teams::check_limits(&r.json()).unwrap());
     // Rate limit of one message a day per entity: the opening, then only the newest state, sent at the end.
     let lim: Vec<u64> = rx.requests("/limited").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
-    assert_eq!(lim, vec![0, 8]);
+    assert_eq!(lim, vec![0, 6]);
     assert!(run.summary["rate_limited"].as_u64().unwrap() >= 1, "{}", run.summary);
     assert_eq!(run.summary["low_water"], events.len() as u64);
 }
