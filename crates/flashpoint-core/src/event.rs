@@ -42,7 +42,7 @@ pub struct Evidence {
 }
 
 /// The incident's largest windows so far.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Peak {
     pub volume: u64,
     pub negative: u64,
@@ -51,7 +51,7 @@ pub struct Peak {
 }
 
 /// What the incident has cost so far: what its severity is judged on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Impact {
     /// Negative posts above the baseline since the incident opened (the opening window's excess included).
     pub excess_negative: u64,
@@ -68,7 +68,9 @@ pub struct SpikeEvent {
     pub kind: EventKind,
     pub entity: String,
     pub incident_start: String,
-    /// Seconds since the incident opened (0 on `opened`).
+    /// Seconds since the incident opened (0 on `opened`). The v2 fields read as defaults from a v1 event, so a
+    /// consumer of the spikes topic (the notifier) keeps working across a producer upgrade.
+    #[serde(default)]
     pub open_secs: u64,
     pub window_start: String,
     pub window_end: String,
@@ -77,7 +79,9 @@ pub struct SpikeEvent {
     pub baseline: f64,
     pub score: f64,
     pub severity: Severity,
+    #[serde(default)]
     pub peak: Peak,
+    #[serde(default)]
     pub impact: Impact,
     /// On `resolved` only: `calm` (back near baseline) or `reassessed` (a watch that neither grew nor faded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
