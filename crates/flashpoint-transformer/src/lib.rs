@@ -23,8 +23,10 @@ mod scorer;
 #[cfg(feature = "libtorch")]
 pub use scorer::TransformerScorer;
 
-/// Where the model runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Where the model runs. One type for the config file (`scorer.device`), the command line (`--device`) and the
+/// backend, so no layer keeps a copy to map by hand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     #[default]
     Cpu,
@@ -32,8 +34,9 @@ pub enum DeviceChoice {
     Cuda,
 }
 
-/// The arithmetic of the encoder's linear layers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The arithmetic of the encoder's linear layers (`scorer.precision`, `--precision`); a GPU always runs fp32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Weights quantised to int8 at load, activations per call (CPU only; about 4x the fp32 throughput on a
     /// VNNI CPU with the same TweetEval macro recall, see the README). On CUDA the encoder runs in fp32.
@@ -65,8 +68,6 @@ pub enum LoadError {
     BatchSize,
     #[error("loading the encoder from {dir}: {msg}")]
     Encoder { dir: PathBuf, msg: String },
-    #[error("this build has no transformer backend: build with `cargo build --profile transformer -p flashpoint --features transformer` after `eval \"$(scripts/libtorch.sh)\"`")]
-    NotBuilt,
 }
 
 /// The files a model directory must hold, with what each is for (used to name what is missing).

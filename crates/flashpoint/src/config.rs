@@ -10,6 +10,7 @@ use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::lang::{LanguageGate, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_LETTERS};
 use flashpoint_core::post::{Decoder, FieldPaths, Format};
 use flashpoint_core::sentiment::{LabelThresholds, Scorer};
+pub use flashpoint_transformer::{DeviceChoice, Precision};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -23,25 +24,6 @@ pub enum ScorerKind {
     Transformer,
 }
 
-/// Where the transformer scorer runs; `cuda` falls back to the CPU with a warning when no GPU is usable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ScorerDevice {
-    #[default]
-    Cpu,
-    Cuda,
-}
-
-/// The transformer encoder's arithmetic on the CPU: `int8` (default; ~4x faster, same TweetEval macro recall)
-/// or `fp32` (rust-bert's encoder, exactly the published model). A GPU always runs fp32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ScorerPrecision {
-    #[default]
-    Int8,
-    Fp32,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScorerConfig {
@@ -52,11 +34,11 @@ pub struct ScorerConfig {
     /// Transformer only: the model directory (encoder + head), e.g. what `scripts/libtorch.sh` installs.
     pub model_dir: Option<PathBuf>,
     /// Transformer only.
-    pub device: ScorerDevice,
+    pub device: DeviceChoice,
     /// Transformer only: texts per forward pass.
     pub batch_size: usize,
     /// Transformer only.
-    pub precision: ScorerPrecision,
+    pub precision: Precision,
     /// Languages to score (ISO 639-1, e.g. ["en"]; ["*"] scores every post as before). Default: what the scorer
     /// reads (English for both backends). Matched posts in other languages are labelled `unscored`: they count
     /// toward volume, never toward sentiment (README, "Languages").
@@ -76,9 +58,9 @@ impl Default for ScorerConfig {
             thresholds: LabelThresholds::default(),
             normalize: true,
             model_dir: None,
-            device: ScorerDevice::Cpu,
+            device: DeviceChoice::Cpu,
             batch_size: 32,
-            precision: ScorerPrecision::Int8,
+            precision: Precision::Int8,
             languages: None,
             detect_language: true,
             detect_min_letters: DEFAULT_MIN_LETTERS,
@@ -313,9 +295,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             (c.scorer.kind, c.scorer.device, c.scorer.batch_size),
-            (ScorerKind::Transformer, ScorerDevice::Cuda, 64)
+            (ScorerKind::Transformer, DeviceChoice::Cuda, 64)
         );
-        assert_eq!(c.scorer.precision, ScorerPrecision::Fp32);
+        assert_eq!(c.scorer.precision, Precision::Fp32);
         assert_eq!(c.scorer.model_dir.as_deref(), Some(Path::new("/m")));
         let c = Config::from_toml(&format!("{MIN}[scorer]\nkind = \"transformer\"\n"), std::iter::empty()).unwrap();
         let e = c.scorer.validate_complete().unwrap_err();

@@ -11,10 +11,11 @@ mod score;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use config::{Config, ScorerConfig, ScorerDevice, ScorerKind, ScorerPrecision};
+use config::{Config, ScorerConfig, ScorerKind};
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer, Scorer};
+use flashpoint_transformer::{DeviceChoice, Precision};
 #[cfg(feature = "transformer")]
-use flashpoint_transformer::{DeviceChoice, Precision, TransformerConfig, TransformerScorer};
+use flashpoint_transformer::{TransformerConfig, TransformerScorer};
 use std::io::BufRead;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -46,13 +47,13 @@ struct ScorerArgs {
     model_dir: Option<PathBuf>,
     /// Transformer device (overrides scorer.device); cuda falls back to the CPU with a warning.
     #[arg(long, value_enum)]
-    device: Option<ScorerDevice>,
+    device: Option<DeviceChoice>,
     /// Transformer texts per forward pass (overrides scorer.batch_size).
     #[arg(long)]
     batch_size: Option<usize>,
     /// Transformer encoder arithmetic on the CPU (overrides scorer.precision; default int8).
     #[arg(long, value_enum)]
-    precision: Option<ScorerPrecision>,
+    precision: Option<Precision>,
     /// Languages to score, comma-separated ISO 639-1 codes, or `*` for all (overrides scorer.languages; default
     /// the scorer's own, English). Posts in other languages are labelled `unscored`.
     #[arg(long, value_delimiter = ',')]
@@ -283,14 +284,8 @@ fn build_transformer(cfg: &ScorerConfig) -> Result<Box<dyn Scorer>> {
     let model_dir = cfg.model_dir.clone().expect("validate_complete checks model_dir");
     let tc = TransformerConfig {
         model_dir: model_dir.clone(),
-        device: match cfg.device {
-            ScorerDevice::Cpu => DeviceChoice::Cpu,
-            ScorerDevice::Cuda => DeviceChoice::Cuda,
-        },
-        precision: match cfg.precision {
-            ScorerPrecision::Int8 => Precision::Int8,
-            ScorerPrecision::Fp32 => Precision::Fp32,
-        },
+        device: cfg.device,
+        precision: cfg.precision,
         batch_size: cfg.batch_size,
     };
     let scorer = TransformerScorer::load(&tc).with_context(|| format!("scorer.model_dir = {}", model_dir.display()))?;
@@ -439,9 +434,7 @@ fn real_main() -> Result<ExitCode> {
                 } else if cfg.model_dir.is_none() {
                     println!("transformer     skipped: no model directory (--model-dir or FLASHPOINT_MODEL_DIR)\n");
                 } else {
-                    for (p, n) in
-                        [(ScorerPrecision::Int8, "transformer int8"), (ScorerPrecision::Fp32, "transformer fp32")]
-                    {
+                    for (p, n) in [(Precision::Int8, "transformer int8"), (Precision::Fp32, "transformer fp32")] {
                         let c = ScorerConfig { kind: ScorerKind::Transformer, precision: p, ..cfg.clone() };
                         backends.push((c, n.to_string()));
                     }
