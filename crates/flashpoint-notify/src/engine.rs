@@ -480,6 +480,15 @@ impl Engine {
                 r.channels.iter().map(|n| channels.iter().position(|c| &c.name == n).expect("validated")).collect()
             })
             .collect();
+        // Series that exist from the start, so rate() and the failing-channel alert see zeros rather than nothing.
+        for r in &cfg.routes {
+            for c in &r.channels {
+                for m in [&metrics.sent, &metrics.failed, &metrics.retried, &metrics.rate_limited] {
+                    m.with_label_values(&[c, &r.name]);
+                }
+                metrics.latency.with_label_values(&[c]);
+            }
+        }
         let contexts = cfg
             .routes
             .iter()
