@@ -114,6 +114,9 @@ fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
             ("auto.offset.reset", "earliest"),
             ("statistics.interval.ms", "1000"),
             ("enable.partition.eof", "false"),
+            // Alerts are few and late ones cost minutes of a crisis: a broker that holds a fetch until its
+            // maximum wait (Tansu does) must not hold an event for librdkafka's default half second.
+            ("fetch.wait.max.ms", "50"),
         ],
     )?;
     debug!(config = %describe(&cc), "notify consumer");
