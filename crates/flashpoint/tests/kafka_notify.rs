@@ -316,3 +316,68 @@ fn role_notify_without_routes_fails_at_start_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("notify.routes"), "{err}");
 }
+
+/// Produces `payloads` to one partition of `topic` and waits for the broker's acknowledgements.
+fn produce_to(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers()).set("linger.ms", "5").create().unwrap();
+    for pl in payloads {
+        p.send(BaseRecord::<(), [u8]>::to(topic).payload(&pl[..]).partition(partition)).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).expect("acknowledged");
+}
+
+/// A second notify worker joins: the first one's partitions are revoked (and forgotten) and shared out; every
+/// incident still reaches its resolution and both partitions are committed to their ends.
+#[test]
+fn a_rebalance_between_two_notify_workers_loses_nothing() {
+    let dir = tempdir("notify-rebalance");
+    let t = Topics::new("notify-rebalance");
+    create_topic(&t.spikes, 2);
+    let rx = Receiver::start();
+    let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
+    // The sample incident on partition 0, and a copy of it under another incident id on partition 1.
+    let a: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).collect();
+    let b: Vec<Vec<u8>> = a
+        .iter()
+        .map(|e| {
+            let mut v: serde_json::Value = serde_json::from_slice(e).unwrap();
+            v["incident_id"] = format!("{}-b", v["incident_id"].as_str().unwrap()).into();
+            serde_json::to_vec(&v).unwrap()
+        })
+        .collect();
+    let addr1 = format!("127.0.0.1:{}", free_port());
+    let w1 = Worker::start(&cfg, "notify", &addr1, dir.join("w1.log"));
+    assert_eq!(wait_ready(&addr1).0, 200, "log:\n{}", w1.log_text());
+    produce_to(&t.spikes, 0, &a[..4]);
+    produce_to(&t.spikes, 1, &b[..4]);
+    wait_requests(&rx, "/hook", 2, &w1);
+    let addr2 = format!("127.0.0.1:{}", free_port());
+    let w2 = Worker::start(&cfg, "notify", &addr2, dir.join("w2.log"));
+    // Both members hold one partition each (bounded wait).
+    let assigned =
+        |addr: &str| metric(&http_get(addr, "/metrics").1, r#"flashpoint_assigned_partitions{stage="notify"}"#);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while assigned(&addr1) != Some(1.0) || assigned(&addr2) != Some(1.0) {
+        assert!(Instant::now() < deadline, "no rebalance; logs:\n{}\n{}", w1.log_text(), w2.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_to(&t.spikes, 0, &a[4..]);
+    produce_to(&t.spikes, 1, &b[4..]);
+    let group = format!("{}-notify", t.group);
+    let end = a.len() as i64;
+    for p in 0..2 {
+        assert_eq!(wait_committed(&group, &t.spikes, p, end), Some(end), "partition {p}; log:\n{}", w1.log_text());
+    }
+    let (l1, l2) = (w1.log_text(), w2.log_text());
+    assert_eq!(w1.stop(), 0, "{l1}");
+    assert_eq!(w2.stop(), 0, "{l2}");
+    assert!(l1.contains("partitions revoked"), "{l1}");
+    let got = delivered(&rx.requests("/hook"));
+    for events in [&a, &b] {
+        let last = event_key(&serde_json::from_slice(events.last().unwrap()).unwrap());
+        let first = event_key(&serde_json::from_slice(&events[0]).unwrap());
+        assert!(got.contains(&first) && got.contains(&last), "{first:?} and {last:?} delivered: {got:?}");
+    }
+}
