@@ -120,9 +120,13 @@ def cmd_compose(compose, flashpoint):
     base = compose.parent
     (doc,) = load_all(compose)
     services = doc["services"]
-    workers = {n: s for n, s in services.items() if (s.get("command") or [None])[0] == "run"}
+    runs = {n: s for n, s in services.items() if (s.get("command") or [None])[0] == "run"}
+    # The notifier (`run --role notify`) is not one of the three pipeline workers, but is checked like them.
+    workers = {n: s for n, s in runs.items() if "notify" not in s["command"]}
     if len(workers) != 3:
         fail(f"{compose}: expected three worker services (command `run`), found {sorted(workers)}")
+    if len(runs) - len(workers) != 1:
+        fail(f"{compose}: expected one notifier service (command `run --role notify`), found {sorted(set(runs) - set(workers))}")
     missing_obs = set()
     for name, svc in services.items():
         for v in svc.get("volumes", []):
@@ -139,7 +143,7 @@ def cmd_compose(compose, flashpoint):
         note(f"NOT YET PRESENT (observability work, mounted by compose.yaml): {rel}")
 
     seen = {}
-    for name, svc in sorted(workers.items()):
+    for name, svc in sorted(runs.items()):
         args = svc["command"]
         cfg_path = args[args.index("--config") + 1]
         src = None
@@ -166,7 +170,7 @@ def cmd_compose(compose, flashpoint):
     if prom.exists():
         (p,) = load_all(prom)
         targets = {t for sc in p.get("scrape_configs", []) for st in sc.get("static_configs", []) for t in st.get("targets", [])}
-        for name in workers:
+        for name in runs:
             if f"{name}:9464" not in targets:
                 fail(f"{prom}: no scrape target {name}:9464 for the Compose worker {name}")
         for rf in p.get("rule_files", []):

@@ -38,10 +38,14 @@ pub enum Rejection {
     UnknownEntity,
     /// An output larger than the producer or the broker accepts.
     OutputTooLarge,
+    /// A spikes-topic record the notify stage cannot read as a spike event (valid JSON, wrong shape).
+    NotSpikeEvent,
+    /// A notification a channel refused for good, or gave up on (the notify stage's delivery dead letters).
+    NotificationFailed,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 13] = [
+    pub const ALL: [Rejection; 15] = [
         Rejection::Oversize,
         Rejection::NotUtf8,
         Rejection::NotJson,
@@ -55,6 +59,8 @@ impl Rejection {
         Rejection::BadStageRecord,
         Rejection::UnknownEntity,
         Rejection::OutputTooLarge,
+        Rejection::NotSpikeEvent,
+        Rejection::NotificationFailed,
     ];
 
     /// The stable, low-cardinality name (headers, metric labels, replay's dead-letter JSON).
@@ -73,6 +79,8 @@ impl Rejection {
             Rejection::BadStageRecord => "bad_stage_record",
             Rejection::UnknownEntity => "unknown_entity",
             Rejection::OutputTooLarge => "output_too_large",
+            Rejection::NotSpikeEvent => "not_spike_event",
+            Rejection::NotificationFailed => "notification_failed",
         }
     }
 }

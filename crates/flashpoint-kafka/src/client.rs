@@ -104,6 +104,7 @@ impl StageContext {
         match self.stage {
             Stage::Score => &self.metrics.health.score_assigned,
             Stage::Aggregate => &self.metrics.health.aggregate_assigned,
+            Stage::Notify => &self.metrics.health.notify_assigned,
         }
     }
 }
@@ -169,8 +170,9 @@ impl ConsumerContext for StageContext {
             // Nothing was stored since the last commit: not a failure.
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
-                // The aggregate stage commits synchronously and counts its own failures; counting them
-                // here too (librdkafka reports manual commits to this callback as well) would double them.
+                // The aggregate and notify stages commit synchronously and count their own failures;
+                // counting them here too (librdkafka reports manual commits to this callback as well) would
+                // double them.
                 if self.stage == Stage::Score {
                     self.metrics.commit_failures.with_label_values(&[self.stage.as_str()]).inc();
                 }

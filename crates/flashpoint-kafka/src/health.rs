@@ -24,6 +24,11 @@ pub struct Health {
     pub last_stats_ms: AtomicU64,
     pub score_progress: Progress,
     pub aggregate_progress: Progress,
+    pub notify_running: AtomicBool,
+    pub notify_assigned: AtomicBool,
+    pub notify_progress: Progress,
+    /// Notify channels whose queue is full (new messages for them are being dead-lettered); empty when none.
+    pub notify_full_channels: std::sync::Mutex<String>,
 }
 
 /// Whether a stage's outputs are moving: since when one has waited to be enqueued (a full queue) and since
@@ -82,6 +87,7 @@ impl Health {
         for (run, assigned, progress, name) in [
             (&self.score_running, &self.score_assigned, &self.score_progress, "score"),
             (&self.aggregate_running, &self.aggregate_assigned, &self.aggregate_progress, "aggregate"),
+            (&self.notify_running, &self.notify_assigned, &self.notify_progress, "notify"),
         ] {
             if run.load(Ordering::Relaxed) {
                 running += 1;
@@ -102,6 +108,12 @@ impl Health {
         if running == 0 {
             return Err("no stage running (starting or stopping)".into());
         }
+        if self.notify_running.load(Ordering::Relaxed) {
+            let full = self.notify_full_channels.lock().expect("not poisoned");
+            if !full.is_empty() {
+                return Err(format!("notify channel queue full (receiver down or too slow): {full}"));
+            }
+        }
         Ok(())
     }
 }
@@ -111,6 +123,7 @@ impl Health {
         match stage {
             crate::Stage::Score => &self.score_progress,
             crate::Stage::Aggregate => &self.aggregate_progress,
+            crate::Stage::Notify => &self.notify_progress,
         }
     }
 }
@@ -150,6 +163,15 @@ mod tests {
         // A score-only worker does not wait for an aggregate assignment.
         h.aggregate_running.store(false, Ordering::Relaxed);
         h.aggregate_assigned.store(false, Ordering::Relaxed);
+        assert_eq!(h.ready_at(now), Ok(()));
+        // The notify stage: partitions, and no channel whose queue is full.
+        h.notify_running.store(true, Ordering::Relaxed);
+        assert!(h.ready_at(now).unwrap_err().contains("notify stage has no partitions"));
+        h.notify_assigned.store(true, Ordering::Relaxed);
+        assert_eq!(h.ready_at(now), Ok(()));
+        *h.notify_full_channels.lock().unwrap() = "pager".into();
+        assert!(h.ready_at(now).unwrap_err().contains("notify channel queue full (receiver down or too slow): pager"));
+        h.notify_full_channels.lock().unwrap().clear();
         assert_eq!(h.ready_at(now), Ok(()));
         h.broker_up.store(false, Ordering::Relaxed);
         assert!(h.ready_at(now).is_err());

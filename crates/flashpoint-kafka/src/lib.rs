@@ -8,6 +8,8 @@
 //! - `score`: input topics → decode → match → score → internal topic keyed by entity (+ dead letters).
 //! - `aggregate`: internal topic → per-partition windows and detectors → spike events (+ late posts),
 //!   with state checkpoints in a state topic so partitions can move between workers.
+//! - `notify`: spikes topic → the notifier's engine (`flashpoint-notify`) → Slack, Teams, PagerDuty, webhooks,
+//!   email; commits each partition's low-water mark (everything before it delivered or dead-lettered).
 
 pub mod aggregate;
 pub mod client;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod health;
 pub mod metrics;
+pub mod notify;
 pub mod outbox;
 pub mod produce;
 pub mod score;
@@ -49,6 +52,8 @@ pub enum WorkerError {
     Delivery(String),
     #[error("internal: {0}")]
     Internal(String),
+    #[error("notify: {0}")]
+    Notify(#[from] flashpoint_notify::EngineError),
 }
 
 /// Which stages this process runs (the `--role` flag).
@@ -56,6 +61,8 @@ pub enum WorkerError {
 pub enum Role {
     Score,
     Aggregate,
+    Notify,
+    /// Every stage; the notify stage only when `[[notify.routes]]` are configured.
     All,
 }
 
@@ -64,19 +71,21 @@ pub enum Role {
 pub enum Stage {
     Score,
     Aggregate,
+    Notify,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 2] = [Stage::Score, Stage::Aggregate];
+    pub const ALL: [Stage; 3] = [Stage::Score, Stage::Aggregate, Stage::Notify];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Score => "score",
             Stage::Aggregate => "aggregate",
+            Stage::Notify => "notify",
         }
     }
 
-    /// The stage's consumer group: `<group_id>-score` or `<group_id>-aggregate`.
+    /// The stage's consumer group: `<group_id>-score`, `<group_id>-aggregate` or `<group_id>-notify`.
     pub fn group(self, cfg: &KafkaConfig) -> String {
         format!("{}-{}", cfg.group_id, self.as_str())
     }
@@ -91,6 +100,7 @@ pub struct Shared {
     pub aggregator: AggregatorConfig,
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
+    pub notify: flashpoint_notify::NotifyConfig,
 }
 
 /// Everything `run` needs besides the scorer.
@@ -102,6 +112,8 @@ pub struct WorkerSettings {
     pub normalize: bool,
     /// Which matched posts the scorer reads (`flashpoint_core::lang`).
     pub language: flashpoint_core::lang::LanguageGate,
+    /// The notify stage's channels and routes (`[notify]`).
+    pub notify: flashpoint_notify::NotifyConfig,
 }
 
 /// Runs the worker until `stop` fires (then drains, commits and leaves the groups) or a stage fails; a
@@ -116,6 +128,11 @@ pub async fn run(
     stop: Stop,
 ) -> Result<(), WorkerError> {
     s.kafka.validate().map_err(WorkerError::Config)?;
+    if role == Role::Notify && s.notify.routes.is_empty() {
+        return Err(WorkerError::Config(
+            "notify.routes: --role notify needs [[notify.channels]] and [[notify.routes]] (see README, Alerts)".into(),
+        ));
+    }
     let mut score = ScoreStage::new(scorer, &s.entities).map_err(WorkerError::Config)?;
     score.normalize = s.normalize;
     score.language = s.language;
@@ -132,12 +149,19 @@ pub async fn run(
         aggregator: s.aggregator,
         outbox,
         metrics,
+        notify: s.notify,
     });
     info!(?role, brokers = %shared.kafka.brokers, "worker starting");
+    let has_routes = !shared.notify.routes.is_empty();
     let stages: &[Stage] = match role {
         Role::Score => &[Stage::Score],
         Role::Aggregate => &[Stage::Aggregate],
-        Role::All => &Stage::ALL,
+        Role::Notify => &[Stage::Notify],
+        Role::All if has_routes => &Stage::ALL,
+        Role::All => {
+            info!("no [[notify.routes]] configured: the notify stage does not run");
+            &[Stage::Score, Stage::Aggregate]
+        }
     };
     let tasks: Vec<_> = stages
         .iter()
@@ -147,6 +171,7 @@ pub async fn run(
                 let r = match stage {
                     Stage::Score => score::run(shared, stop.subscribe()).await,
                     Stage::Aggregate => aggregate::run(shared, stop.subscribe()).await,
+                    Stage::Notify => notify::run(shared, stop.subscribe()).await,
                 };
                 if let Err(e) = &r {
                     warn!(error = %e, "{} stage failed; stopping the worker", stage.as_str());

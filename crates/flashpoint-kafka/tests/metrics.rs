@@ -62,6 +62,7 @@ fn every_documented_metric_is_exposed() {
     for name in [
         "flashpoint_records_consumed_total{stage=\"score\"} 0",
         "flashpoint_records_consumed_total{stage=\"aggregate\"} 0",
+        "flashpoint_records_consumed_total{stage=\"notify\"} 0",
         "flashpoint_posts_decoded_total 0",
         "flashpoint_posts_matched_total 0",
         "flashpoint_posts_unmatched_total 0",
@@ -72,6 +73,8 @@ fn every_documented_metric_is_exposed() {
         "flashpoint_duplicate_records_total 0",
         "flashpoint_dead_letter_records_total{reason=\"not_json\"} 0",
         "flashpoint_dead_letter_records_total{reason=\"late\"} 0",
+        "flashpoint_dead_letter_records_total{reason=\"not_spike_event\"} 0",
+        "flashpoint_dead_letter_records_total{reason=\"notification_failed\"} 0",
         "flashpoint_late_posts_total{entity=\"Acme Air\"} 0",
         "flashpoint_evicted_entities_total 0",
         "flashpoint_terms_dropped_total 0",
@@ -95,6 +98,7 @@ fn every_documented_metric_is_exposed() {
         "flashpoint_entity_anomaly_score{entity=\"Acme Air\"} 0",
         "flashpoint_open_incidents{entity=\"Acme Air\",severity=\"critical\"} 0",
         "flashpoint_assigned_partitions{stage=\"score\"} 0",
+        "flashpoint_assigned_partitions{stage=\"notify\"} 0",
         "flashpoint_ready 0",
     ] {
         assert!(text.contains(name), "missing {name}:\n{text}");

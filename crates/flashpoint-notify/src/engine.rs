@@ -58,6 +58,9 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// The spike events the message was about, as received (so they can be replayed).
     pub events: Vec<serde_json::Value>,
+    /// Their input positions (a Kafka dead letter names the first as its source).
+    #[serde(skip)]
+    pub positions: Vec<Position>,
 }
 
 struct Job {
@@ -367,6 +370,7 @@ fn dead_letter(
     msg: &Message,
     reason: String,
     attempts: u32,
+    positions: &[Position],
 ) -> DeadLetter {
     let ns = incidents(msg);
     DeadLetter {
@@ -378,6 +382,7 @@ fn dead_letter(
         reason,
         attempts,
         events: ns.iter().map(|n| serde_json::from_str(&n.raw).unwrap_or(serde_json::Value::Null)).collect(),
+        positions: positions.to_vec(),
     }
 }
 
@@ -405,7 +410,15 @@ async fn worker(
             Err((reason, attempts)) => {
                 metrics.failed.with_label_values(&labels).inc();
                 tracing::error!(channel = %ch.name, route = %job.route.route, attempts, "dead-lettered: {reason}");
-                let _ = dead.send(dead_letter(&ch.name, ch.kind, &job.route.route, &job.message, reason, attempts));
+                let _ = dead.send(dead_letter(
+                    &ch.name,
+                    ch.kind,
+                    &job.route.route,
+                    &job.message,
+                    reason,
+                    attempts,
+                    &job.positions,
+                ));
             }
         }
         metrics.queue_depth.with_label_values(&[&ch.name]).dec();
@@ -467,6 +480,15 @@ impl Engine {
                 r.channels.iter().map(|n| channels.iter().position(|c| &c.name == n).expect("validated")).collect()
             })
             .collect();
+        // Series that exist from the start, so rate() and the failing-channel alert see zeros rather than nothing.
+        for r in &cfg.routes {
+            for c in &r.channels {
+                for m in [&metrics.sent, &metrics.failed, &metrics.retried, &metrics.rate_limited] {
+                    m.with_label_values(&[c, &r.name]);
+                }
+                metrics.latency.with_label_values(&[c]);
+            }
+        }
         let contexts = cfg
             .routes
             .iter()
@@ -537,7 +559,8 @@ impl Engine {
                     let route = &self.contexts[d.route].route;
                     self.metrics.failed.with_label_values(&[&h.name, route]).inc();
                     tracing::error!(channel = %h.name, route = %route, "dead-lettered: {reason}");
-                    let _ = self.dead.send(dead_letter(&h.name, h.kind, route, &d.message, reason.into(), 0));
+                    let _ =
+                        self.dead.send(dead_letter(&h.name, h.kind, route, &d.message, reason.into(), 0, &d.positions));
                     for p in &d.positions {
                         self.tracker.done(*p);
                     }
@@ -588,6 +611,22 @@ impl Engine {
     /// Every offset of `partition` below this is delivered or dead-lettered on every route.
     pub fn low_water(&self, partition: i32) -> Option<i64> {
         self.tracker.low_water(partition)
+    }
+
+    /// Forgets `partition`'s positions (a Kafka consumer lost it: its new owner re-reads from the committed
+    /// offset). Messages already queued for it are still delivered; they no longer hold any mark back.
+    pub fn forget_partition(&mut self, partition: i32) {
+        self.tracker.forget_partition(partition);
+    }
+
+    /// Channels whose queue is full (a receiver down or too slow for the input): new messages for them are
+    /// being dead-lettered.
+    pub fn full_channels(&self) -> Vec<&str> {
+        self.channels
+            .iter()
+            .filter(|h| h.tx.as_ref().is_some_and(|tx| tx.capacity() == 0))
+            .map(|h| h.name.as_str())
+            .collect()
     }
 
     /// Input positions with a message (or a held state) outstanding.

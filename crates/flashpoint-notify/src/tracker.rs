@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Tracker {
     open: BTreeMap<Position, u32>,
     next: HashMap<i32, i64>,
+    /// Outstanding counts of forgotten partitions: their `done` calls still arrive (a message in a channel's
+    /// queue, a held state) and are absorbed here instead of releasing a later position of the same offset.
+    forgotten: HashMap<Position, u32>,
 }
 
 impl Tracker {
@@ -27,6 +30,13 @@ impl Tracker {
 
     /// One outstanding thing of `pos` finished.
     pub fn done(&mut self, pos: Position) {
+        if let Some(n) = self.forgotten.get_mut(&pos) {
+            *n -= 1;
+            if *n == 0 {
+                self.forgotten.remove(&pos);
+            }
+            return;
+        }
         match self.open.get_mut(&pos) {
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
@@ -44,6 +54,20 @@ impl Tracker {
             Some((p, _)) => Some(p.offset),
             None => self.next.get(&partition).copied(),
         }
+    }
+
+    /// Drops what is known of `partition` (a Kafka consumer lost it in a rebalance: its new owner re-reads from
+    /// the committed offset). Things still outstanding for it finish later and are absorbed, so they never count
+    /// against positions of the partition seen again after a re-assignment.
+    pub fn forget_partition(&mut self, partition: i32) {
+        let lo = Position { partition, offset: i64::MIN };
+        let hi = Position { partition, offset: i64::MAX };
+        let gone: Vec<(Position, u32)> = self.open.range(lo..=hi).map(|(p, n)| (*p, *n)).collect();
+        for (p, n) in gone {
+            self.open.remove(&p);
+            *self.forgotten.entry(p).or_insert(0) += n;
+        }
+        self.next.remove(&partition);
     }
 
     /// Positions with something outstanding.
@@ -76,6 +100,28 @@ mod tests {
         assert_eq!(t.low_water(0), Some(3));
         t.done(p(1, 7));
         assert_eq!(t.low_water(1), Some(8));
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_partition_starts_afresh_and_its_late_completions_are_absorbed() {
+        let p = |partition, offset| Position { partition, offset };
+        let mut t = Tracker::default();
+        t.add(p(3, 10), 2);
+        t.add(p(3, 11), 1);
+        t.add(p(4, 5), 1);
+        t.forget_partition(3);
+        assert_eq!(t.low_water(3), None, "nothing known of partition 3 any more");
+        assert_eq!(t.low_water(4), Some(5), "other partitions untouched");
+        // Re-assigned and re-read from offset 10: the old completions must not release the new position.
+        t.add(p(3, 10), 1);
+        t.done(p(3, 10));
+        t.done(p(3, 10));
+        t.done(p(3, 11));
+        assert_eq!(t.low_water(3), Some(10), "the re-read offset 10 is still outstanding");
+        t.done(p(3, 10));
+        assert_eq!(t.low_water(3), Some(11));
+        t.done(p(4, 5));
         assert_eq!(t.outstanding(), 0);
     }
 }

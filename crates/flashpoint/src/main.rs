@@ -166,7 +166,8 @@ enum Cmd {
         /// TOML config ([kafka] and [metrics] sections, watchlist, windows, detection).
         #[arg(long, short)]
         config: PathBuf,
-        /// Which stages to run: `score` (posts -> scored), `aggregate` (scored -> spike events) or `all`.
+        /// Which stages to run: `score` (posts -> scored), `aggregate` (scored -> spike events), `notify` (spike
+        /// events -> people, per [notify]) or `all` (notify only with [[notify.routes]] configured).
         #[arg(long, value_enum, default_value = "all")]
         role: flashpoint_kafka::Role,
         /// Bootstrap servers (overrides kafka.brokers).

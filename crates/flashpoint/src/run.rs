@@ -49,6 +49,7 @@ pub fn run(cfg: Config, role: Role, scorer: Arc<dyn Scorer>) -> Result<ExitCode>
             aggregator: cfg.aggregator(),
             normalize: cfg.scorer.normalize,
             language: cfg.scorer.language_gate(scorer.as_ref())?,
+            notify: cfg.notify.clone(),
         };
         flashpoint_kafka::run(role, settings, scorer, metrics, stop).await.context("worker")?;
         info!("worker stopped cleanly");

@@ -6,9 +6,11 @@
 //! worker every second with the same job name and the same `deploy/prometheus/rules.yml` as the deployment.
 //! Then every query of `deploy/grafana/dashboards/flashpoint.json` (template variables substituted) and
 //! every alert rule's expression is evaluated through the HTTP API, and each must return data; the
-//! critical-incident alert must be firing.
+//! critical-incident alert must be firing. The worker runs every stage, the notify stage included, sending to
+//! a signed webhook on a local receiver, so the notification panels and the failing-channel alert have data.
 
 mod common;
+mod notify_common;
 
 use common::*;
 use serde_json::Value;
@@ -40,6 +42,14 @@ const FAULT_ONLY: &[(&str, &[&str])] = &[
     ("FlashpointDeadLetterRateHigh", &["sum by (reason) (rate(flashpoint_dead_letter_records_total[5m]))"]),
     // Healthy: no commit fails.
     ("FlashpointCommitFailures", &["sum by (instance, stage) (increase(flashpoint_commit_failures_total[10m]))"]),
+    // Healthy: the receiver answers 200 at once.
+    (
+        "FlashpointNotifyChannelFailing",
+        &[
+            "sum by (channel) (increase(flashpoint_notifications_failed_total[15m]))",
+            "sum by (channel) (increase(flashpoint_notifications_retried_total[10m]))",
+        ],
+    ),
 ];
 
 const CRITICAL_ALERT: &str = "FlashpointCriticalIncidentOpen";
@@ -51,7 +61,16 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     let dir = tempdir("prom");
     let t = Topics::new("prom");
     create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", "");
+    let receiver = notify_common::Receiver::start();
+    std::fs::write(dir.join("hook.url"), receiver.url("/hook")).unwrap();
+    std::fs::write(dir.join("hook.key"), "whsec_prometheus_test").unwrap();
+    let notify = format!(
+        "[notify]\n[[notify.channels]]\nkind = \"webhook\"\nname = \"hook\"\nurl = {{ file = \"{}\" }}\n\
+         signing_key = {{ file = \"{}\" }}\n[[notify.routes]]\nname = \"all\"\nchannels = [\"hook\"]\n",
+        dir.join("hook.url").display(),
+        dir.join("hook.key").display()
+    );
+    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", &notify);
 
     // The cut stream, checked to end with the incident open at critical severity (replay is the reference).
     let cut: Vec<Vec<u8>> = lines(&repo("data/sample/stream.jsonl"))
@@ -109,16 +128,19 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
         http_get(&worker_addr, "/metrics").1
     );
     assert_eq!(critical.unwrap()[0]["metric"]["entity"], "Acme Air");
+    // The notify stage delivered the incident's opening to the receiver.
+    let sent = wait_for(&prom, "sum(flashpoint_notifications_sent_total) > 0", Duration::from_secs(20));
+    assert!(sent.is_some(), "no notification sent; receiver got {} requests", receiver.requests("/hook").len());
     // Consumer lag is known once a group has committed (librdkafka reports -1 before, and the worker exports
-    // no series for an unknown lag): wait until both stages' lag series have two samples, as deriv() needs.
+    // no series for an unknown lag): wait until the three stages' lag series have two samples, as deriv() needs.
     let lag = wait_for(
         &prom,
-        "count(count by (stage) (deriv(flashpoint_consumer_lag_messages[1m]))) == 2",
+        "count(count by (stage) (deriv(flashpoint_consumer_lag_messages[1m]))) == 3",
         Duration::from_secs(20),
     );
     assert!(
         lag.is_some(),
-        "consumer lag of both stages in Prometheus: {}",
+        "consumer lag of every stage in Prometheus: {}",
         prom.query("flashpoint_consumer_lag_messages")
     );
     let (status, body) = http_get(&worker_addr, "/readyz");

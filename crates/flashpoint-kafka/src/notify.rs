@@ -1,0 +1,282 @@
+//! The notify stage: spike events from the spikes topic to people, through the notifier's engine
+//! (`flashpoint-notify`), in the stage's own consumer group (`<group_id>-notify`).
+//!
+//! Each record goes to `Engine::submit` with its (partition, offset) and the wall clock; the engine queues its
+//! messages per channel and tracks which positions are done. Every tick the loop applies the acknowledgements,
+//! writes the engine's delivery dead letters to the dead-letter topic, waits until the broker has them, and only
+//! then commits each owned partition's low-water mark: an offset is committed once every route has delivered or
+//! dead-lettered everything before it (at least once; receivers de-duplicate by idempotency key, `dedup_key`,
+//! `Message-ID`). A record that is not a spike event is dead-lettered before its position counts as done. A
+//! revoked partition's positions are forgotten and never committed here: its new owner re-reads from the
+//! committed offset, so a message already queued here may arrive twice, under the same key. On shutdown, held
+//! states and digests go out at once (rather than being re-sent by a successor) and the loop commits as the
+//! acknowledgements come, within the worker's bounded shutdown.
+
+use crate::client::{base_config, describe, StageContext};
+use crate::dead_letter::DeadLetter;
+use crate::metrics::now_ms;
+use crate::shutdown::Shutdown;
+use crate::side_reader::SideReader;
+use crate::{Shared, Stage, WorkerError};
+use flashpoint_core::partition::Rejection;
+use flashpoint_notify::{parse_event, Engine, NotifyMetrics, Position};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+type Consumer_ = StreamConsumer<StageContext>;
+
+/// How often acknowledgements are applied, held states and digests sent and offsets committed.
+const TICK: Duration = Duration::from_millis(200);
+
+struct NotifyLoop {
+    shared: Arc<Shared>,
+    consumer: Arc<Consumer_>,
+    engine: Engine,
+    dead: mpsc::UnboundedReceiver<flashpoint_notify::DeadLetter>,
+    metrics: NotifyMetrics,
+    /// Owned partitions and the offset committed (or resumed from) on each: every offset below it is done.
+    committed: FxHashMap<i32, i64>,
+    /// Partitions assigned from a batch start (`tansu::BATCH_FETCH`): their committed offset, until seen.
+    floors: FxHashMap<i32, i64>,
+    topic: Arc<str>,
+}
+
+pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), WorkerError> {
+    let consumer = consumer(&shared)?;
+    let metrics = NotifyMetrics::new(&shared.metrics.registry).map_err(|e| WorkerError::Internal(e.to_string()))?;
+    let (dead_tx, dead) = mpsc::unbounded_channel();
+    let engine = Engine::start(&shared.notify, &|k| std::env::var(k).ok(), metrics.clone(), dead_tx)?;
+    let health = &shared.metrics.health;
+    health.notify_running.store(true, Ordering::Relaxed);
+    info!(topic = %shared.kafka.spikes_topic, routes = shared.notify.routes.len(), "notify stage started");
+    let mut l = NotifyLoop {
+        topic: Arc::from(shared.kafka.spikes_topic.as_str()),
+        shared: shared.clone(),
+        consumer: consumer.clone(),
+        engine,
+        dead,
+        metrics,
+        committed: FxHashMap::default(),
+        floors: FxHashMap::default(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let consumed = shared.metrics.consumed.with_label_values(&[Stage::Notify.as_str()]);
+    let result = loop {
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.recv() => break Ok(()),
+            _ = tick.tick() => l.on_tick().await,
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    consumed.inc();
+                    l.on_message(&m).await
+                }
+                Err(e) => {
+                    warn!(error = %e, "notify consumer error");
+                    Ok(())
+                }
+            },
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+    let last = match result {
+        Ok(()) => l.drain().await,
+        Err(e) => Err(e),
+    };
+    health.notify_running.store(false, Ordering::Relaxed);
+    health.notify_progress.acked();
+    health.notify_full_channels.lock().expect("not poisoned").clear();
+    let c = consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
+    info!(ok = last.is_ok(), "notify stage stopped");
+    last
+}
+
+fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
+    let cfg = &shared.kafka;
+    let group = Stage::Notify.group(cfg);
+    let cc = base_config(
+        cfg,
+        &[
+            ("group.id", &group),
+            ("enable.auto.commit", "false"),
+            // A new group notifies from the start of the topic: nothing emitted before it first joined is lost.
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+            ("enable.partition.eof", "false"),
+            // Alerts are few and late ones cost minutes of a crisis: a broker that holds a fetch until its
+            // maximum wait (Tansu does) must not hold an event for librdkafka's default half second.
+            ("fetch.wait.max.ms", "50"),
+        ],
+    )?;
+    debug!(config = %describe(&cc), "notify consumer");
+    let probe = SideReader::new(cfg, "notify-resume-probe")?;
+    let ctx = StageContext::new(Stage::Notify, shared.metrics.clone()).with_resume_probe(probe);
+    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
+    consumer.subscribe(&[&cfg.spikes_topic])?;
+    Ok(consumer)
+}
+
+impl NotifyLoop {
+    async fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
+        self.rebalanced();
+        let pos = Position { partition: m.partition(), offset: m.offset() };
+        let floor = *self.committed.entry(pos.partition).or_insert_with(|| {
+            let f = self.floors.remove(&pos.partition);
+            f.map_or(pos.offset, |f| f.max(pos.offset))
+        });
+        if pos.offset < floor {
+            return Ok(()); // re-read from a batch start: done before the committed offset
+        }
+        let payload = m.payload().unwrap_or_default();
+        let parsed = match std::str::from_utf8(payload) {
+            Err(_) => Err((Rejection::NotUtf8, "not UTF-8".to_string())),
+            Ok(line) => parse_event(line, pos).map_err(|e| {
+                let json = serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok();
+                (if json { Rejection::NotSpikeEvent } else { Rejection::NotJson }, e)
+            }),
+        };
+        match parsed {
+            Ok(input) => self.engine.submit(&input, now_ms() as i64),
+            Err((reason, detail)) => {
+                self.metrics.input_dead_letters.with_label_values(&[reason.reason()]).inc();
+                let d = DeadLetter {
+                    reason,
+                    detail,
+                    stage: Stage::Notify,
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    topic: self.topic.to_string(),
+                    partition: pos.partition,
+                    offset: pos.offset,
+                };
+                let sent = self.shared.outbox.dead_letter(&d).await?;
+                self.shared.outbox.settle(sent).await?;
+                self.engine.skip(pos);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_tick(&mut self) -> Result<(), WorkerError> {
+        self.rebalanced();
+        self.engine.tick(now_ms() as i64);
+        self.commit().await?;
+        let full = self.engine.full_channels().join(", ");
+        *self.shared.metrics.health.notify_full_channels.lock().expect("not poisoned") = full;
+        Ok(())
+    }
+
+    /// Forgets revoked partitions, notes the floors of new ones.
+    fn rebalanced(&mut self) {
+        let ctx = self.consumer.context();
+        for p in ctx.take_revoked().unwrap_or_default() {
+            self.engine.forget_partition(p);
+            self.committed.remove(&p);
+            self.floors.remove(&p);
+        }
+        for (_, p, at) in ctx.take_floors().unwrap_or_default() {
+            self.floors.insert(p, at);
+        }
+    }
+
+    /// Applies acknowledgements, makes the delivery dead letters durable, then commits the low-water marks.
+    async fn commit(&mut self) -> Result<(), WorkerError> {
+        self.engine.poll_acks();
+        // A channel worker sends a message's dead letter before its acknowledgement, so every dead letter of
+        // what was acknowledged above is in `dead` now, and durable before any offset after it is committed.
+        let mut pending = Vec::new();
+        while let Ok(d) = self.dead.try_recv() {
+            pending.push(self.shared.outbox.dead_letter(&delivery_dead_letter(&self.topic, &d)).await?);
+        }
+        let progress = &self.shared.metrics.health.notify_progress;
+        if !pending.is_empty() {
+            progress.unacked_since(now_ms());
+        }
+        for t in pending {
+            self.shared.outbox.settle(t).await?;
+        }
+        progress.acked();
+        let (mut tpl, mut advanced) = (TopicPartitionList::new(), Vec::new());
+        for (&p, &done) in &self.committed {
+            match self.engine.low_water(p) {
+                Some(lw) if lw > done => {
+                    tpl.add_partition_offset(&self.topic, p, Offset::Offset(lw))?;
+                    advanced.push((p, lw));
+                }
+                _ => {}
+            }
+        }
+        if advanced.is_empty() {
+            return Ok(());
+        }
+        let c = self.consumer.clone();
+        let done = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| WorkerError::Internal(e.to_string()))?;
+        match done {
+            Ok(()) => {
+                for (p, lw) in advanced {
+                    if let Some(c) = self.committed.get_mut(&p) {
+                        *c = lw;
+                    }
+                }
+            }
+            // A rebalance under way: the next owner re-reads from the last good commit (at least once).
+            Err(e) => {
+                self.shared.metrics.commit_failures.with_label_values(&[Stage::Notify.as_str()]).inc();
+                warn!(error = %e, "notify commit failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Shutdown: sends what is held, closes the queues and commits as the channels drain.
+    async fn drain(&mut self) -> Result<(), WorkerError> {
+        self.rebalanced();
+        self.engine.close(now_ms() as i64);
+        loop {
+            let more = tokio::time::timeout(TICK, self.engine.next_ack()).await.unwrap_or(true);
+            self.commit().await?;
+            if !more {
+                break;
+            }
+        }
+        self.engine.join().await;
+        self.commit().await
+    }
+}
+
+/// A message no channel will deliver, as a dead letter of the (first) spike event it was about; the payload is
+/// the notifier's dead-letter JSON (channel, route, incidents, reason, attempts and the events), never a secret.
+fn delivery_dead_letter(topic: &str, d: &flashpoint_notify::DeadLetter) -> DeadLetter {
+    let first = d.positions.iter().min().copied().unwrap_or(Position { partition: -1, offset: -1 });
+    DeadLetter {
+        reason: Rejection::NotificationFailed,
+        detail: format!(
+            "channel {} ({}), route {}, {} {}: {}",
+            d.channel,
+            d.channel_kind,
+            d.route,
+            d.message,
+            d.incidents.join(" "),
+            d.reason
+        ),
+        stage: Stage::Notify,
+        key: d.incidents.first().map(|i| i.as_bytes().to_vec()),
+        payload: serde_json::to_vec(d).expect("dead letters serialise"),
+        topic: topic.to_string(),
+        partition: first.partition,
+        offset: first.offset,
+    }
+}
