@@ -210,38 +210,38 @@ fn notify_worker_killed_mid_stream_and_restarted_loses_nothing() {
 }
 
 /// Tansu's `BATCH_FETCH` (crates/flashpoint-kafka/src/tansu.rs): a fetch from an offset inside a producer batch
-/// returns only the later batches. Four events in one batch, the group committed at the fourth: the restarted
-/// worker must be re-assigned from the batch start and drop the first three, or the fourth is never re-read.
+/// returns only the later batches. Three events in one batch, the group committed at the third: the restarted
+/// worker must be re-assigned from the batch start and drop the first two, or the third is never re-read.
 #[test]
 fn a_restart_resuming_inside_a_producer_batch_re_reads_the_rest_of_the_batch() {
     let dir = tempdir("notify-batch");
     let t = Topics::new("notify-batch");
     create_topic(&t.spikes, 1);
     let rx = Receiver::start();
-    // The opening is delivered; the escalation (the fourth event: the two updates between are folded into it by
-    // the update interval) gets no answer.
+    // The opening is delivered; the escalation (the third event: the update between is folded into it by the
+    // update interval) gets no answer.
     rx.script("/hook", &[Reply::Status(200)]);
     rx.default_reply("/hook", Reply::Hang);
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
-    let events: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).take(4).collect();
+    let events: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).take(3).collect();
     let kinds: Vec<serde_json::Value> = events.iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
-    assert_eq!((kinds[3]["severity"].as_str(), kinds[2]["severity"].as_str()), (Some("warning"), Some("watch")));
+    assert_eq!((kinds[2]["severity"].as_str(), kinds[1]["severity"].as_str()), (Some("warning"), Some("watch")));
     produce(&t.spikes, &events); // one producer batch
     let group = format!("{}-notify", t.group);
     let w = Worker::start(&cfg, "notify", "127.0.0.1:0", dir.join("a.log"));
     wait_requests(&rx, "/hook", 2, &w);
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 3), Some(3), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, 2), Some(2), "log:\n{}", w.log_text());
     w.kill();
     rx.default_reply("/hook", Reply::Status(200));
     std::thread::sleep(Duration::from_secs(7)); // DEAD_MEMBER, as above
     let w = Worker::start(&cfg, "notify", "127.0.0.1:0", dir.join("b.log"));
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 4), Some(4), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, 3), Some(3), "log:\n{}", w.log_text());
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
     assert!(log.contains("resuming from the start of the broker batch"), "the batch-start path was taken:\n{log}");
     let reqs = rx.requests("/hook");
     let got = delivered(&reqs);
-    assert_eq!(got, vec![event_key(&kinds[0]), event_key(&kinds[3])], "the opening once, the escalation re-sent");
+    assert_eq!(got, vec![event_key(&kinds[0]), event_key(&kinds[2])], "the opening once, the escalation re-sent");
     assert_eq!(reqs.len(), 3, "the escalation twice under one key (in flight at the kill), nothing else");
 }
 
