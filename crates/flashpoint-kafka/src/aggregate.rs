@@ -7,7 +7,7 @@
 //! worker that gains a partition restores the newest snapshot and resumes exactly where it was taken:
 //! the events it re-emits are byte-identical replays (same incident id, same sequence number).
 
-use crate::client::{base_config, describe, StageContext};
+use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
@@ -17,7 +17,7 @@ use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
 use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, Rejection, Step};
 use flashpoint_core::stage::{AggregateStage, Applied, StageSnapshot};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -25,9 +25,9 @@ use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-type Consumer_ = StreamConsumer<StageContext>;
+type Consumer_ = GroupConsumer;
 
 /// An owned partition: its state machine, and the counters already added to the metrics.
 struct Part {
@@ -110,24 +110,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
 /// group's assignment).
 fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<SideReader>), WorkerError> {
     let cfg = &shared.kafka;
-    let group = Stage::Aggregate.group(cfg);
-    let cc = base_config(
-        cfg,
-        &[
-            ("group.id", &group),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("statistics.interval.ms", "1000"),
-            ("enable.partition.eof", "false"),
-        ],
-    )?;
-    debug!(config = %describe(&cc), "aggregate consumer");
-    // A group resuming inside a broker batch must be assigned from the batch start (`tansu::BATCH_FETCH`):
-    // at the end of a partition Tansu would otherwise deliver nothing at all.
-    let probe = SideReader::new(cfg, "aggregate-resume-probe")?;
-    let ctx = StageContext::new(Stage::Aggregate, shared.metrics.clone()).with_resume_probe(probe);
-    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
-    consumer.subscribe(&[&cfg.scored_topic])?;
+    // Offsets are committed by the checkpoint, after the snapshot that covers them is durable.
+    let commits = [("enable.auto.commit", "false")];
+    let consumer = group_consumer(Stage::Aggregate, cfg, shared.metrics.clone(), &[&cfg.scored_topic], &commits)?;
     Ok((consumer, Arc::new(SideReader::new(cfg, "state-reader")?)))
 }
 

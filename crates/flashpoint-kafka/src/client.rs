@@ -8,7 +8,7 @@ use crate::{tansu, Stage, WorkerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -31,6 +31,38 @@ pub fn base_config(cfg: &KafkaConfig, defaults: &[(&str, &str)]) -> Result<Clien
         c.set(k, v);
     }
     Ok(c)
+}
+
+/// A stage's member of its consumer group.
+pub type GroupConsumer = StreamConsumer<StageContext>;
+
+/// Joins `stage`'s own group (`Stage::group`) on `topics`. Every stage shares these settings: its offsets are its
+/// own to store or commit (`extra` says how), a new group starts at the earliest record so nothing published
+/// before it first joined is skipped, statistics feed the metrics and health, and a resume probe assigns a
+/// partition from the start of the broker batch holding its committed offset (`tansu::BATCH_FETCH`). `extra`
+/// (the stage's commit mode, fetch wait) applies on top, and the `[kafka.librdkafka]` pass-through on top of that.
+pub fn group_consumer(
+    stage: Stage,
+    cfg: &KafkaConfig,
+    metrics: Arc<Metrics>,
+    topics: &[&str],
+    extra: &[(&str, &str)],
+) -> Result<Arc<GroupConsumer>, WorkerError> {
+    let group = stage.group(cfg);
+    let mut props: Vec<(&str, &str)> = vec![
+        ("group.id", &group),
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "1000"),
+        ("enable.partition.eof", "false"),
+    ];
+    props.extend_from_slice(extra);
+    let cc = base_config(cfg, &props)?;
+    debug!(stage = stage.as_str(), config = %describe(&cc), "group consumer");
+    let probe = SideReader::new(cfg, &format!("{}-resume-probe", stage.as_str()))?;
+    let ctx = StageContext::new(stage, metrics).with_resume_probe(probe);
+    let consumer: Arc<GroupConsumer> = Arc::new(cc.create_with_context(ctx)?);
+    consumer.subscribe(topics)?;
+    Ok(consumer)
 }
 
 /// The client's properties for a log line, secrets redacted.

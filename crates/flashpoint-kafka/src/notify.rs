@@ -12,15 +12,14 @@
 //! states and digests go out at once (rather than being re-sent by a successor) and the loop commits as the
 //! acknowledgements come, within the worker's bounded shutdown.
 
-use crate::client::{base_config, describe, StageContext};
+use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::shutdown::Shutdown;
-use crate::side_reader::SideReader;
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::partition::Rejection;
 use flashpoint_notify::{parse_event, Engine, NotifyMetrics, Position};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -28,9 +27,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-type Consumer_ = StreamConsumer<StageContext>;
+type Consumer_ = GroupConsumer;
 
 /// How often acknowledgements are applied, held states and digests sent and offsets committed.
 const TICK: Duration = Duration::from_millis(200);
@@ -104,27 +103,14 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
 
 fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
     let cfg = &shared.kafka;
-    let group = Stage::Notify.group(cfg);
-    let cc = base_config(
-        cfg,
-        &[
-            ("group.id", &group),
-            ("enable.auto.commit", "false"),
-            // A new group notifies from the start of the topic: nothing emitted before it first joined is lost.
-            ("auto.offset.reset", "earliest"),
-            ("statistics.interval.ms", "1000"),
-            ("enable.partition.eof", "false"),
-            // Alerts are few and late ones cost minutes of a crisis: a broker that holds a fetch until its
-            // maximum wait (Tansu does) must not hold an event for librdkafka's default half second.
-            ("fetch.wait.max.ms", "50"),
-        ],
-    )?;
-    debug!(config = %describe(&cc), "notify consumer");
-    let probe = SideReader::new(cfg, "notify-resume-probe")?;
-    let ctx = StageContext::new(Stage::Notify, shared.metrics.clone()).with_resume_probe(probe);
-    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
-    consumer.subscribe(&[&cfg.spikes_topic])?;
-    Ok(consumer)
+    let extra = [
+        // Offsets are committed at the engine's low-water mark: only what every route has finished.
+        ("enable.auto.commit", "false"),
+        // Alerts are few and late ones cost minutes of a crisis: a broker that holds a fetch until its
+        // maximum wait (Tansu does) must not hold an event for librdkafka's default half second.
+        ("fetch.wait.max.ms", "50"),
+    ];
+    group_consumer(Stage::Notify, cfg, shared.metrics.clone(), &[&cfg.spikes_topic], &extra)
 }
 
 impl NotifyLoop {

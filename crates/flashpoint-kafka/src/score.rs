@@ -7,18 +7,17 @@
 //! A crash therefore re-reads at most the unacknowledged tail, and the aggregate stage drops the
 //! re-deliveries by source offset.
 
-use crate::client::{base_config, describe, partition_count, StageContext};
+use crate::client::{group_consumer, partition_count, GroupConsumer};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
-use crate::side_reader::SideReader;
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::partition::{Rejection, ResumeFloors, ScoreBatch, SourceRecord};
 use flashpoint_core::stage::StageRecord;
 use flashpoint_core::time::Millis;
 use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureRecord;
 use std::sync::atomic::Ordering;
@@ -28,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-type Consumer_ = StreamConsumer<StageContext>;
+type Consumer_ = GroupConsumer;
 
 /// One consumed record, owned so a blocking thread can work on it.
 struct InRecord {
@@ -135,26 +134,11 @@ pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerEr
 
 fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
     let cfg = &shared.kafka;
-    let group = Stage::Score.group(cfg);
-    let cc = base_config(
-        cfg,
-        &[
-            ("group.id", &group),
-            ("enable.auto.commit", "true"),
-            ("auto.commit.interval.ms", "1000"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("statistics.interval.ms", "1000"),
-            ("enable.partition.eof", "false"),
-        ],
-    )?;
-    debug!(config = %describe(&cc), "score consumer");
-    let ctx = StageContext::new(Stage::Score, shared.metrics.clone())
-        .with_resume_probe(SideReader::new(cfg, &format!("{}-resume-probe", Stage::Score.as_str()))?);
-    let consumer: Arc<Consumer_> = Arc::new(cc.create_with_context(ctx)?);
     let topics: Vec<&str> = cfg.input_topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    Ok(consumer)
+    // Offsets are stored by the committer once a batch's outputs are acknowledged, and auto-committed from there.
+    let commits =
+        [("enable.auto.commit", "true"), ("auto.commit.interval.ms", "1000"), ("enable.auto.offset.store", "false")];
+    group_consumer(Stage::Score, cfg, shared.metrics.clone(), &topics, &commits)
 }
 
 impl ScoreLoop {
