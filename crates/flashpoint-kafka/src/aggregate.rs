@@ -13,6 +13,7 @@ use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
 use crate::shutdown::Shutdown;
 use crate::side_reader::SideReader;
+use crate::stage_loop::{drive, Handler};
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
 use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, Rejection, Step};
@@ -69,29 +70,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
         outputs: Vec::new(),
     };
     let mut ckpt = tokio::time::interval(Duration::from_millis(shared.kafka.checkpoint_interval_ms));
-    ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let consumed = shared.metrics.consumed.with_label_values(&[Stage::Aggregate.as_str()]);
     // Every way out of the loop, errors included, goes through the same shutdown path below.
-    let result = loop {
-        let step = tokio::select! {
-            biased;
-            _ = shutdown.recv() => break Ok(()),
-            _ = ckpt.tick() => l.checkpoint().await,
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    consumed.inc();
-                    l.on_message(&m).await
-                }
-                Err(e) => {
-                    warn!(error = %e, "aggregate consumer error");
-                    Ok(())
-                }
-            },
-        };
-        if let Err(e) = step {
-            break Err(e);
-        }
-    };
+    let result = drive(&mut l, &consumer, &mut ckpt, &mut shutdown, &consumed).await;
     // Shutdown: make everything durable and commit, so a successor re-reads nothing.
     let last = match result {
         Ok(()) => l.checkpoint().await,
@@ -114,6 +95,16 @@ fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<SideReader>), WorkerE
     let commits = [("enable.auto.commit", "false")];
     let consumer = group_consumer(Stage::Aggregate, cfg, shared.metrics.clone(), &[&cfg.scored_topic], &commits)?;
     Ok((consumer, Arc::new(SideReader::new(cfg, "state-reader")?)))
+}
+
+impl Handler for AggregateLoop {
+    const STAGE: Stage = Stage::Aggregate;
+    async fn tick(&mut self) -> Result<(), WorkerError> {
+        self.checkpoint().await
+    }
+    async fn record(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
+        self.on_message(m).await
+    }
 }
 
 impl AggregateLoop {

@@ -23,6 +23,7 @@ pub mod produce;
 pub mod score;
 pub mod shutdown;
 pub mod side_reader;
+mod stage_loop;
 pub mod tansu;
 
 use crate::client::{base_config, ProducerContext};

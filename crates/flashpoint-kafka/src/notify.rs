@@ -16,6 +16,7 @@ use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
 use crate::metrics::now_ms;
 use crate::shutdown::Shutdown;
+use crate::stage_loop::{drive, Handler};
 use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::partition::Rejection;
 use flashpoint_notify::{parse_event, Engine, NotifyMetrics, Position};
@@ -66,28 +67,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
         floors: FxHashMap::default(),
     };
     let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let consumed = shared.metrics.consumed.with_label_values(&[Stage::Notify.as_str()]);
-    let result = loop {
-        let step = tokio::select! {
-            biased;
-            _ = shutdown.recv() => break Ok(()),
-            _ = tick.tick() => l.on_tick().await,
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    consumed.inc();
-                    l.on_message(&m).await
-                }
-                Err(e) => {
-                    warn!(error = %e, "notify consumer error");
-                    Ok(())
-                }
-            },
-        };
-        if let Err(e) = step {
-            break Err(e);
-        }
-    };
+    // Every way out of the loop, errors included, goes through the same shutdown path below.
+    let result = drive(&mut l, &consumer, &mut tick, &mut shutdown, &consumed).await;
     let last = match result {
         Ok(()) => l.drain().await,
         Err(e) => Err(e),
@@ -111,6 +93,16 @@ fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
         ("fetch.wait.max.ms", "50"),
     ];
     group_consumer(Stage::Notify, cfg, shared.metrics.clone(), &[&cfg.spikes_topic], &extra)
+}
+
+impl Handler for NotifyLoop {
+    const STAGE: Stage = Stage::Notify;
+    async fn tick(&mut self) -> Result<(), WorkerError> {
+        self.on_tick().await
+    }
+    async fn record(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
+        self.on_message(m).await
+    }
 }
 
 impl NotifyLoop {
