@@ -192,7 +192,10 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
 
 /// A small valid post mentioning a watched entity.
 fn small_post(i: usize) -> Vec<u8> {
-    format!(r#"{{"id":"p{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60)
+    // One minute apart and in order from 10:00 (past 10:59 into the next hour, not back to 10:00: a post an hour
+    // behind the watermark is late, and its dead letter would race the one these tests wait for).
+    let (h, m) = (10 + i / 60, i % 60);
+    format!(r#"{{"id":"p{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T{h:02}:{m:02}:00Z"}}"#)
         .into_bytes()
 }
 
