@@ -26,23 +26,7 @@ rpid= wpid=
 trap 'kill $wpid $rpid $broker_pid 2>/dev/null || true; rm -rf "$d"' EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 b=127.0.0.1:$port
-python3 - "$rport" "$d/lat.txt" "$n" <<'PY' &
-import http.server, json, sys, time, datetime
-port, out, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-lat = []
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        now = time.time()
-        end = datetime.datetime.fromisoformat(json.loads(body)["window_end"].replace("Z", "+00:00")).timestamp()
-        lat.append(now - end)
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-        if len(lat) == n:
-            open(out, "w").write("\n".join(f"{x:.6f}" for x in lat))
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
+python3 scripts/notify_latency.py receive "$rport" "$d/lat.txt" "$n" &
 rpid=$!
 printf 'k' > "$d/key"
 printf 'http://127.0.0.1:%s/hook' "$rport" > "$d/url"
@@ -77,29 +61,9 @@ for _ in $(seq 1 300); do
   python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$mport/readyz', timeout=1)" 2>/dev/null && break
   sleep 0.2
 done
-python3 - "$n" "$rate" <<'PY' | "$bin" produce --brokers "$b" --topic spikes -i - 2>/dev/null
-import json, sys, time, datetime
-n, rate = int(sys.argv[1]), float(sys.argv[2])
-t0 = time.time()
-for i in range(n):
-    while time.time() < t0 + i / rate:
-        time.sleep(0.0005)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ts = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    e = {"schema": "flashpoint.spike.v1", "incident_id": f"inc-bench-{i}", "seq": 0, "kind": "opened", "entity": "Acme Air",
-         "incident_start": ts, "window_start": ts, "window_end": ts, "signal": "volume", "observed": 90.0, "baseline": 10.0,
-         "score": 8.0, "severity": "critical", "counts": {"volume": 90, "negative": 60, "neutral": 20, "positive": 10},
-         "negative_share": 0.6667, "mean_compound": -0.4, "reach": 1000,
-         "evidence": {"most_negative": [], "top_reach": [], "top_terms": []}}
-    sys.stdout.write(json.dumps(e) + "\n"); sys.stdout.flush()
-PY
+python3 scripts/notify_latency.py generate "$n" "$rate" | "$bin" produce --brokers "$b" --topic spikes -i - 2>/dev/null
 for _ in $(seq 1 300); do [ -s "$d/lat.txt" ] && break; sleep 0.1; done
 [ -s "$d/lat.txt" ] || { echo "bench-notify-kafka: not every event reached the receiver; worker log:" >&2; tail -20 "$d/worker.log" >&2; exit 1; }
-python3 - "$d/lat.txt" "$rate" <<'PY'
-import sys
-xs = sorted(float(l) for l in open(sys.argv[1]))
-q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
-print(f"events: {len(xs)} at {sys.argv[2]}/s  latency spikes topic -> notify stage -> receiver ack: p50 {q(0.5):.1f} ms  p90 {q(0.9):.1f} ms  p99 {q(0.99):.1f} ms  max {xs[-1]*1000:.1f} ms")
-PY
+python3 scripts/notify_latency.py summary "$d/lat.txt" "$rate" "spikes topic -> notify stage -> receiver ack"
 python3 -c "import urllib.request; t = urllib.request.urlopen('http://127.0.0.1:$mport/metrics').read().decode(); print(*[l for l in t.splitlines() if l.startswith(('flashpoint_notifications_sent_total', 'flashpoint_notifications_failed_total'))], sep=chr(10))"
 kill -TERM "$wpid"; wait "$wpid" || true; wpid=
