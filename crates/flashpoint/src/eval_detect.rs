@@ -177,6 +177,12 @@ pub fn run_series(
         let v = PostView { id: &id, text, created_at: t, author: None, followers: Some(100), compound, label };
         agg.process(0, "ticker", &[], &v, out);
     };
+    // FLASHPOINT_EVAL_TRACE=DIR: the background runs write the detector's internals hourly, one file per series.
+    let trace_path = std::env::var_os("FLASHPOINT_EVAL_TRACE").map(|dir| {
+        let what = cell.map_or("background".to_string(), |(c, _)| format!("{} {}m", c.kind.name(), c.duration / MIN));
+        Path::new(&dir).join(format!("{} {what}.tsv", s.name))
+    });
+    let mut trace = trace_path.as_ref().map(|_| String::new());
     for &(t, count) in &s.rows {
         let reference = if trail.is_empty() { count as f64 } else { trail_sum as f64 / trail.len() as f64 };
         let (mut extra, mut extra_neg, mut share) = (0u64, 0u64, p_bg);
@@ -211,6 +217,25 @@ pub fn run_series(
                     EventKind::Updated => updated.push(end),
                     EventKind::Resolved => {}
                 }
+                if let Some(tr) = trace.as_mut() {
+                    let _ = writeln!(
+                        tr,
+                        "# {:?} {end} {} obs {} base {:.1} score {:.2} {:?}",
+                        e.kind,
+                        e.signal.as_str(),
+                        e.observed,
+                        e.baseline,
+                        e.score,
+                        e.severity
+                    );
+                }
+            }
+        }
+        if let Some(tr) = trace.as_mut() {
+            if (t / STEP) % 12 == 0 || cell.is_some_and(|(c, st)| st.iter().any(|&a| t >= a && t <= a + c.duration)) {
+                if let Some(d) = agg.detector_diagnostics(0) {
+                    let _ = writeln!(tr, "{t}\t{count}\t{}", serde_json::to_string(&d).unwrap_or_default());
+                }
             }
         }
         trail.push_back(count);
@@ -218,6 +243,9 @@ pub fn run_series(
         if trail.len() > (DAY / STEP) as usize {
             trail_sum -= trail.pop_front().unwrap();
         }
+    }
+    if let (Some(buf), Some(path)) = (trace, trace_path) {
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok((opened, updated))
 }

@@ -233,7 +233,8 @@ enum Cmd {
         /// Write the full results (every injection's delay) as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only the injection kinds whose name contains this (e.g. "x3", "share"); all by default.
+        /// Only the injection kinds whose name contains one of these comma-separated parts (e.g. "x3",
+        /// "share", "x3,+20,negatives"); all by default.
         #[arg(long)]
         only: Option<String>,
         /// One injection per replay (no injection can teach the detector about the next); slower.
@@ -373,8 +374,10 @@ fn real_main() -> Result<ExitCode> {
                 None => Config::default(),
             };
             cfg.entities.clear();
-            let cells: Option<Vec<eval_detect::Cell>> =
-                only.map(|o| eval_detect::cells().into_iter().filter(|c| c.kind.name().contains(o.as_str())).collect());
+            let cells: Option<Vec<eval_detect::Cell>> = only.map(|o| {
+                let parts: Vec<&str> = o.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+                eval_detect::cells().into_iter().filter(|c| parts.iter().any(|p| c.kind.name().contains(p))).collect()
+            });
             let report = eval_detect::run(&nab, &texts, &cfg, seed, cells.as_deref(), isolated)?;
             print!("{}", eval_detect::markdown(&report, &cfg));
             if let Some(p) = svg {

@@ -162,7 +162,9 @@ impl CountModel {
     }
 
     /// Learns from count `x` observed in hour `h` of weekday `d`, after it has been scored against `predict`.
-    pub fn learn(&mut self, x: f64, h: usize, d: usize, rates: &Rates) {
+    /// `dispersion`: false while an incident is open, so an incident's residuals do not teach the model that
+    /// such residuals are noise (one crisis would otherwise leave the detector deaf for weeks).
+    pub fn learn(&mut self, x: f64, h: usize, d: usize, rates: &Rates, dispersion: bool) {
         let p = self.predict(h, d);
         self.seen += 1;
         if self.seen == 1 {
@@ -184,6 +186,9 @@ impl CountModel {
             self.week_num[d] = self.week_num[d] * rates.week_decay + xc / hod;
             self.week_den[d] = self.week_den[d] * rates.week_decay + self.level;
             self.week_seen[d] = self.week_seen[d] * rates.week_decay + 1.0;
+        }
+        if !dispersion {
+            return;
         }
         let d = rates.dispersion_decay;
         let r = xc - p.mean;
@@ -240,8 +245,8 @@ impl ShareModel {
         s.max(b).clamp(1.0, PHI_MAX)
     }
 
-    /// Learns from `y` negatives out of `n` posts; `decay` is per step, `block_steps` the block length.
-    pub fn learn(&mut self, y: f64, n: f64, rates: &Rates) {
+    /// Learns from `y` negatives out of `n` posts; `dispersion` as for `CountModel::learn`.
+    pub fn learn(&mut self, y: f64, n: f64, rates: &Rates, dispersion: bool) {
         if n <= 0.0 {
             return;
         }
@@ -252,6 +257,9 @@ impl ShareModel {
         let a = rates.alpha_level;
         self.neg = self.neg * (1.0 - a) + yc;
         self.vol = self.vol * (1.0 - a) + n;
+        if !dispersion {
+            return;
+        }
         let d = rates.dispersion_decay;
         let r = yc - n * p;
         self.phi_num = self.phi_num * d + r * r;
@@ -287,7 +295,8 @@ const CALIB_EXCESS_CAP: f64 = 100.0;
 /// `CALIB_BASE` per step, and the exponential rate `θ` of their excesses. The threshold that keeps alarms at
 /// `e^{-h₀}` per step (`h₀` the theoretical threshold) is then `CALIB_BASE + (ln λ + h₀) / θ`; both are
 /// seeded with a day's worth of the theoretical values (`λ = e^{-CALIB_BASE}`, `θ = 1`, which give `h₀`
-/// back), and the threshold is never below `h₀`.
+/// back). The threshold may fall to `0.75 h₀` where the measured tail is lighter than Lorden's bound assumes
+/// (capped per-step evidence makes it so); without that floor a stationary stream used a fifth of its budget.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cusum {
     pub s: f64,
@@ -300,6 +309,13 @@ pub struct Cusum {
     cal_steps: f64,
     cal_exceed: f64,
     cal_excess: f64,
+    /// Of `cal_exceed`, the excursions censored at the alarm threshold (`censor`): they count towards how
+    /// often excursions pass `CALIB_BASE` and their excess up to the threshold is exposure, but their true
+    /// size is unknown, so they do not count as observed tail sizes (the censored exponential estimate).
+    #[serde(default)]
+    cal_censored: f64,
+    #[serde(default)]
+    censored: bool,
 }
 
 impl Cusum {
@@ -307,6 +323,7 @@ impl Cusum {
         self.cal_steps = self.cal_steps * calib_decay + 1.0;
         self.cal_exceed *= calib_decay;
         self.cal_excess *= calib_decay;
+        self.cal_censored *= calib_decay;
         let s = self.s + llr;
         if s <= 0.0 {
             self.reset();
@@ -319,12 +336,26 @@ impl Cusum {
         }
     }
 
+    /// Caps what the current excursion can teach the calibration at `ceiling` (the alarm threshold): an
+    /// excursion past it raised an alarm, and how far past says nothing about the tail of the noise. Without
+    /// this, one real incident would raise the threshold for weeks.
+    pub fn censor(&mut self, ceiling: f64) {
+        if self.excursion_max > ceiling {
+            self.excursion_max = ceiling;
+            self.censored = true;
+        }
+    }
+
     /// Ends the current run (an excursion's maximum joins the calibration sample); keeps the calibration.
     pub fn reset(&mut self) {
         if self.excursion_max > CALIB_BASE {
             self.cal_exceed += 1.0;
             self.cal_excess += (self.excursion_max - CALIB_BASE).min(CALIB_EXCESS_CAP);
+            if self.censored {
+                self.cal_censored += 1.0;
+            }
         }
+        self.censored = false;
         self.s = 0.0;
         self.excursion_max = 0.0;
         self.run_steps = 0;
@@ -336,8 +367,8 @@ impl Cusum {
     pub fn threshold(&self, h0: f64, prior_steps: f64) -> f64 {
         let lambda = (self.cal_exceed + prior_steps * (-CALIB_BASE).exp()) / (self.cal_steps + prior_steps);
         let prior_n = prior_steps * (-CALIB_BASE).exp();
-        let theta = (self.cal_exceed + prior_n) / (self.cal_excess + prior_n);
-        h0.max(CALIB_BASE + (lambda.ln() + h0) / theta)
+        let theta = (self.cal_exceed - self.cal_censored + prior_n) / (self.cal_excess + prior_n);
+        (0.75 * h0).max(CALIB_BASE + (lambda.ln() + h0) / theta)
     }
 }
 
@@ -382,7 +413,7 @@ mod tests {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let f = 0.5 + (rng >> 11) as f64 / (1u64 << 53) as f64;
             let x = (mean * f).round();
-            m.learn(x, h, 0, &rates);
+            m.learn(x, h, 0, &rates, true);
         }
         let lo = m.predict(3, 0);
         let hi = m.predict(15, 0);

@@ -90,7 +90,7 @@ fn thresholds_follow_the_false_alarm_budget() {
 
 /// The calibration test: on 40 entity-weeks of a stationary, overdispersed, seasonal stream the measured
 /// false-alarm rate must be within [target / 10, 2 × target] at two presets (the bound the thresholds come
-/// from is conservative, so the rate is usually below the target; measured: 0.225/week at medium, 0.4 at high).
+/// from is conservative, so the rate is usually below the target; measured: 0.175/week at medium, 0.675 at high).
 #[test]
 fn false_alarm_rate_on_a_stationary_stream_is_within_budget() {
     for (sens, seed) in [(Sensitivity::High, 1u64), (Sensitivity::Medium, 2)] {
@@ -111,11 +111,11 @@ fn false_alarm_rate_on_a_stationary_stream_is_within_budget() {
         }
         let rate = alarms as f64 / weeks;
         let target = sens.false_alarms_per_week();
+        eprintln!("{sens:?}: {alarms} alarms in {weeks} entity-weeks = {rate:.3}/week (target {target})");
         assert!(
             rate <= 2.0 * target && rate >= target / 10.0,
             "{sens:?}: {alarms} alarms in {weeks} entity-weeks = {rate}/week, target {target}"
         );
-        eprintln!("{sens:?}: {alarms} alarms in {weeks} entity-weeks = {rate:.3}/week (target {target})");
     }
 }
 
@@ -142,9 +142,10 @@ fn delay_of(lo: f64, hi: f64, share: f64, seed: u64, surge: impl Fn(i64) -> (f64
 
 #[test]
 fn a_short_burst_is_detected_within_minutes() {
-    // 2-4 posts a minute; a 10-minute burst at 5× (about 15 extra posts a minute).
+    // 2-4 posts a minute; a 10-minute burst at 5× (about 15 extra posts a minute). A minute adds at most
+    // MAX_NATS_PER_MINUTE, so the ~12-nat threshold needs about six minutes of it.
     let d = delay_of(2.0, 4.0, 0.15, 11, |k| if k < 10 { (12.0, 3.0) } else { (0.0, 0.0) }, 10);
-    assert!(d.is_some_and(|d| d <= 5), "{d:?}");
+    assert!(d.is_some_and(|d| (6..=8).contains(&d)), "{d:?}");
 }
 
 #[test]
@@ -182,6 +183,45 @@ fn a_share_shift_of_twenty_points_over_two_hours_is_detected() {
     }
     assert!(at.is_some_and(|k| k <= 60), "{at:?}");
     assert_eq!(d.events[0].1.reading.signal, Signal::NegativeShare, "{:?}", d.events[0].1.reading);
+}
+
+#[test]
+fn a_five_minute_burst_alone_does_not_open_but_a_lasting_one_does() {
+    // 3-5 posts a minute; five minutes at 10× (a retweet storm) adds at most 5 × MAX_NATS_PER_MINUTE = 10 nats,
+    // under the ~12-nat medium threshold: no incident. The same burst lasting fifteen minutes opens one.
+    let short = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 5 { (36.0, 0.0) } else { (0.0, 0.0) }, 60);
+    assert_eq!(short, None);
+    let long = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 15 { (36.0, 0.0) } else { (0.0, 0.0) }, 60);
+    assert!(long.is_some_and(|d| d <= 8), "{long:?}");
+}
+
+/// A crisis must not leave the detector deaf: its residuals are not taught to the dispersions, and the
+/// calibration learns its excursion only up to the alarm threshold (censored). The same surge a week later
+/// is detected about as fast as the first one.
+#[test]
+fn a_second_incident_a_week_later_is_detected_as_fast_as_the_first() {
+    let mut rng = Rng::new(41);
+    let mut d = Driver::new(&DetectionConfig::default());
+    let surges = [3 * 1440 + 600, 10 * 1440 + 600];
+    let mut delay = [None, None];
+    for m in 0..12 * 1440 {
+        let (mut v, mut n) = background(&mut rng, m, 2.0, 6.0, 0.15);
+        // Six hours of extra negative posts, 4 a minute: the volume about doubles, the share triples.
+        let surge = surges.iter().position(|&at| m >= at && m < at + 360);
+        if let Some(i) = surge {
+            let extra = rng.poisson(4.0);
+            v += extra;
+            n += extra;
+        }
+        let tr = d.step(v, n, 0);
+        if let (Some(i), Some(Transition::Opened | Transition::Updated)) = (surge, tr) {
+            delay[i] = delay[i].or(Some(m - surges[i] + 1));
+        }
+    }
+    let [Some(first), Some(second)] = delay else { panic!("not detected: {delay:?} {:?}", kinds(&d)) };
+    // Before censoring and the dispersion freeze: 2 and 46 minutes. Now 5 and 16: the baseline level still
+    // learns during an incident (so a lasting shift is eventually accepted), which costs the second some minutes.
+    assert!(second <= first + 15, "first detected after {first} min, second after {second} min: {:?}", kinds(&d));
 }
 
 #[test]
