@@ -90,7 +90,7 @@ fn thresholds_follow_the_false_alarm_budget() {
 
 /// The calibration test: on 40 entity-weeks of a stationary, overdispersed, seasonal stream the measured
 /// false-alarm rate must be within [target / 10, 2 × target] at two presets (the bound the thresholds come
-/// from is conservative, so the rate is usually below the target; measured: 0.175/week at medium, 0.675 at high).
+/// from is conservative, so the rate is usually below the target; measured: 0.275/week at medium, 0.875 at high).
 #[test]
 fn false_alarm_rate_on_a_stationary_stream_is_within_budget() {
     for (sens, seed) in [(Sensitivity::High, 1u64), (Sensitivity::Medium, 2)] {
@@ -142,10 +142,10 @@ fn delay_of(lo: f64, hi: f64, share: f64, seed: u64, surge: impl Fn(i64) -> (f64
 
 #[test]
 fn a_short_burst_is_detected_within_minutes() {
-    // 2-4 posts a minute; a 10-minute burst at 5× (about 15 extra posts a minute). A minute adds at most
-    // MAX_NATS_PER_MINUTE, so the ~12-nat threshold needs about six minutes of it.
+    // 2-4 posts a minute; a 10-minute burst at 5× (about 15 extra posts a minute): the × 10 statistic, whose
+    // evidence is not capped, sees it at once.
     let d = delay_of(2.0, 4.0, 0.15, 11, |k| if k < 10 { (12.0, 3.0) } else { (0.0, 0.0) }, 10);
-    assert!(d.is_some_and(|d| (6..=8).contains(&d)), "{d:?}");
+    assert!(d.is_some_and(|d| d <= 5), "{d:?}");
 }
 
 #[test]
@@ -186,13 +186,15 @@ fn a_share_shift_of_twenty_points_over_two_hours_is_detected() {
 }
 
 #[test]
-fn a_five_minute_burst_alone_does_not_open_but_a_lasting_one_does() {
-    // 3-5 posts a minute; five minutes at 10× (a retweet storm) adds at most 5 × MAX_NATS_PER_MINUTE = 10 nats,
-    // under the ~12-nat medium threshold: no incident. The same burst lasting fifteen minutes opens one.
-    let short = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 5 { (36.0, 0.0) } else { (0.0, 0.0) }, 60);
+fn a_five_minute_quadrupling_alone_does_not_open_but_a_lasting_one_does() {
+    // 3-5 posts a minute; five minutes at about × 4. Uncapped, the × 2 and × 4 statistics gather more than the
+    // ~12-nat medium threshold from it (this seed: opened after 4 minutes with the cap lifted); capped at
+    // MAX_NATS_PER_MINUTE they gather at most 10, and the × 10 statistic stays under its threshold: no
+    // incident. Lasting fifteen minutes, it opens one.
+    let short = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 5 { (12.0, 0.0) } else { (0.0, 0.0) }, 60);
     assert_eq!(short, None);
-    let long = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 15 { (36.0, 0.0) } else { (0.0, 0.0) }, 60);
-    assert!(long.is_some_and(|d| d <= 8), "{long:?}");
+    let long = delay_of(3.0, 5.0, 0.15, 31, |k| if k < 15 { (12.0, 0.0) } else { (0.0, 0.0) }, 60);
+    assert!(long.is_some_and(|d| d <= 10), "{long:?}");
 }
 
 /// A crisis must not leave the detector deaf: its residuals are not taught to the dispersions, and the
