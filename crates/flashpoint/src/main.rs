@@ -389,6 +389,7 @@ fn real_main() -> Result<ExitCode> {
                     "nab_total": report.nab_total,
                     "nab": report.nab,
                     "false_alarms": report.false_alarms,
+                    "natural_surges": report.natural_surges,
                     "cells": report.cells,
                 });
                 std::fs::write(&p, serde_json::to_string_pretty(&v)?)
