@@ -235,7 +235,7 @@ impl Metrics {
             anomaly_score: gauge_vec(
                 &r,
                 "flashpoint_entity_anomaly_score",
-                "Highest signal score (z) of the last closed window",
+                "Highest signal score of the last closed window: the strongest statistic over its calibrated threshold (1 = alarm)",
                 &["entity"],
             ),
             open_incidents: int_gauge_vec(

@@ -338,7 +338,8 @@ impl Cusum {
 
     /// Caps what the current excursion can teach the calibration at `ceiling` (the alarm threshold): an
     /// excursion past it raised an alarm, and how far past says nothing about the tail of the noise. Without
-    /// this, one real incident would raise the threshold for weeks.
+    /// this, one real incident would raise the threshold for weeks. (The detector censors its negative-post
+    /// and share statistics, not volume: see `Detector::observe`.)
     pub fn censor(&mut self, ceiling: f64) {
         if self.excursion_max > ceiling {
             self.excursion_max = ceiling;

@@ -221,9 +221,10 @@ fn a_second_incident_a_week_later_is_detected_as_fast_as_the_first() {
         }
     }
     let [Some(first), Some(second)] = delay else { panic!("not detected: {delay:?} {:?}", kinds(&d)) };
-    // Before censoring and the dispersion freeze: 2 and 46 minutes. Now 5 and 16: the baseline level still
+    eprintln!("first surge detected after {first} min, the second after {second} min");
+    // Before censoring and the dispersion freeze: 2 and 46 minutes. Now 2 and 6: the baseline level still
     // learns during an incident (so a lasting shift is eventually accepted), which costs the second some minutes.
-    assert!(second <= first + 15, "first detected after {first} min, second after {second} min: {:?}", kinds(&d));
+    assert!(second <= first + 10, "first detected after {first} min, second after {second} min: {:?}", kinds(&d));
 }
 
 #[test]
