@@ -11,7 +11,9 @@
 //!
 //! The model is a directory (see [`model_files`]): the encoder's files as sentence-transformers saves them, plus
 //! `head.safetensors` (`weight` `[3, dim]`, `bias` `[3]`; classes negative, neutral, positive) and `head.json`.
-//! `scripts/libtorch.sh` assembles one under `~/.cache/flashpoint/models/minilm-sentiment`.
+//! `scripts/libtorch.sh` assembles the default one under `~/.cache/flashpoint/models/minilm-sentiment`: the
+//! encoder with its top layers replaced by the fine-tuned ones of `models/minilm-sentiment-finetuned/` (merged into
+//! `model.safetensors` there, so the loader reads one ordinary checkpoint) and that model's head.
 
 use flashpoint_core::sentiment::{Label, Sentiment};
 use std::borrow::Cow;
@@ -83,8 +85,8 @@ pub fn model_files() -> &'static [(&'static str, &'static str)] {
         ("sentence_bert_config.json", "sentence-transformers' max_seq_length and casing"),
         ("modules.json", "sentence-transformers' module list (pooling, normalisation)"),
         ("1_Pooling/config.json", "the pooling layer's configuration"),
-        ("head.safetensors", "the sentiment head's weights (scripts/train_sentiment_head.py)"),
-        ("head.json", "the sentiment head's metadata (scripts/train_sentiment_head.py)"),
+        ("head.safetensors", "the sentiment head's weights (scripts/finetune_sentiment.py)"),
+        ("head.json", "the sentiment head's metadata (scripts/finetune_sentiment.py)"),
     ]
 }
 
