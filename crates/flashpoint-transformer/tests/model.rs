@@ -219,7 +219,7 @@ fn both_precisions_agree_on_clear_texts() {
 }
 
 /// Emoji are read (spelled out in words), not lost as one `[UNK]` token: the same words with a delighted or an
-/// angry emoji part ways, and an emoji-only post is not read as nothing.
+/// angry emoji part ways (before the spelling-out both read "just got my order [UNK]").
 #[test]
 fn emoji_carry_sentiment() {
     let s = scorer();
