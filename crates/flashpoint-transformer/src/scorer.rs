@@ -2,12 +2,14 @@
 
 use crate::int8::Encoder;
 use crate::{
-    check_model_dir, length_order, read_head_meta, to_sentiment, DeviceChoice, LoadError, Precision, TransformerConfig,
+    check_model_dir, length_order, read_head_meta, spell_out_emoji, to_sentiment, DeviceChoice, LoadError, Precision,
+    TransformerConfig,
 };
 use flashpoint_core::sentiment::{ScoreError, Scorer, Sentiment};
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{SentenceEmbeddingsConfig, SentenceEmbeddingsModel};
 use rust_bert::resources::LocalResource;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
@@ -236,12 +238,14 @@ impl Scorer for TransformerScorer {
             .model
             .lock()
             .map_err(|_| ScoreError::Backend("the model lock is poisoned by an earlier panic".into()))?;
-        let order = length_order(texts);
+        let spelled: Vec<Cow<'_, str>> = texts.iter().map(|t| spell_out_emoji(t)).collect();
+        let spelled: Vec<&str> = spelled.iter().map(|t| t.as_ref()).collect();
+        let order = length_order(&spelled);
         let mut sub: Vec<&str> = Vec::with_capacity(self.batch_size);
         let mut parts: Vec<Tensor> = Vec::with_capacity(order.len().div_ceil(self.batch_size));
         for chunk in order.chunks(self.batch_size) {
             sub.clear();
-            sub.extend(chunk.iter().map(|&i| texts[i]));
+            sub.extend(chunk.iter().map(|&i| spelled[i]));
             parts.push(Self::probabilities(&model, &sub)?);
         }
         let flat = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

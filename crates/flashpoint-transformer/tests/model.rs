@@ -217,3 +217,14 @@ fn both_precisions_agree_on_clear_texts() {
         assert!((x.compound - y.compound).abs() < 0.25, "fp32 {x:?} vs int8 {y:?}");
     }
 }
+
+/// Emoji are read (spelled out in words), not lost as one `[UNK]` token: the same words with a delighted or an
+/// angry emoji part ways (before the spelling-out both read "just got my order [UNK]").
+#[test]
+fn emoji_carry_sentiment() {
+    let s = scorer();
+    let happy = s.score_one("just got my order 😍😍").unwrap();
+    let angry = s.score_one("just got my order 😡😡").unwrap();
+    assert!(happy.compound > angry.compound + 0.3, "😍 {happy:?} vs 😡 {angry:?}");
+    assert_eq!((happy.label, angry.label), (Label::Positive, Label::Negative), "😍 {happy:?} vs 😡 {angry:?}");
+}
