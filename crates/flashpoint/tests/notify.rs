@@ -131,7 +131,7 @@ channels = ["slack", "teams", "pager", "hook"]
     assert_eq!(run.summary["low_water"], events.len() as u64, "every line done");
 
     // The sample incident: opened (watch) at 14:09, updated 14:10 (watch), escalated to warning 14:11, updated
-    // 14:27, escalated to critical 14:30, updated 14:49, resolved 18:23. With the default 15-minute update interval
+    // 14:27, escalated to critical 14:30, updated 14:49, resolved 17:57. With the default 15-minute update interval
     // in event time: the opening, the escalation (at once), the first update 16 minutes later, the next escalation,
     // the next update (19 minutes after it) and the resolution; the 14:10 update falls inside the interval.
     let by_seq: BTreeMap<u64, String> = seqs(&events).into_iter().collect();
@@ -641,7 +641,7 @@ rate_limit = {{ max = 1, per_secs = 86400 }}
     let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Event time: the digest started at the opening (14:09) is due at 15:09 and goes out at the next event, the
-    // resolution at 18:23, with the incident's newest state: all seven events in one message.
+    // resolution at 17:57, with the incident's newest state: all seven events in one message.
     let sl = rx.requests("/slack");
     assert_eq!(sl.len(), 1);
     for r in &sl {
