@@ -5,7 +5,8 @@
 //! arithmetic is in its 36 linear layers, and FBGEMM (inside every x86 libtorch) multiplies 8-bit integers
 //! several times faster than floats (VNNI). So this module runs the same BERT (post-layer-norm, exact GELU,
 //! mean pooling, L2 normalisation: what sentence-transformers' all-MiniLM-L6-v2 is) with each linear layer's
-//! weights quantised once at load (per tensor, asymmetric, FBGEMM's own parameter choice) and its activations
+//! weights quantised once at load (per output row: each row scaled to [-1, 1], then FBGEMM's per-tensor
+//! asymmetric parameters, and the product scaled back; see [`Linear::I8`]) and its activations
 //! quantised per call (`fbgemm_linear_int8_weight_fp32_activation`: dynamic quantisation). Embeddings, layer
 //! norms, attention products and softmax stay in fp32. Tokenisation stays rust-bert's.
 //!
@@ -17,16 +18,37 @@ use tch::{Kind, Tensor};
 
 /// One linear layer, `y = x Wᵀ + b`.
 pub enum Linear {
-    F32 { weight: Tensor, bias: Tensor },
-    I8 { weight: Tensor, packed: Tensor, col_offsets: Tensor, scale: f64, zero_point: i64, bias: Tensor },
+    F32 {
+        weight: Tensor,
+        bias: Tensor,
+    },
+    I8 {
+        weight: Tensor,
+        packed: Tensor,
+        col_offsets: Tensor,
+        scale: f64,
+        zero_point: i64,
+        /// Each output row's scale: the weights are quantised as `W / row_scale` (every row spanning [-1, 1]),
+        /// and the product is scaled back per output. FBGEMM's op takes one scale per tensor; one row with large
+        /// weights would otherwise leave the small rows of the same matrix a few levels (per-channel quantisation
+        /// by a diagonal factor: (x · (W/s)ᵀ) ⊙ s = x · Wᵀ).
+        row_scale: Tensor,
+        bias: Tensor,
+        zero_bias: Tensor,
+    },
 }
 
 impl Linear {
-    /// Quantises `weight` ([out, in], fp32) to int8 as FBGEMM's `fbgemm_linear_quantize_weight` does (checked to
-    /// give the same bytes, scale and zero point): the range [min(w, 0), max(w, 0)] mapped onto [-128, 127], the
-    /// zero point nudged to an integer from whichever end loses less.
+    /// Quantises `weight` ([out, in], fp32) to int8: each row divided by its largest magnitude, then the whole
+    /// as FBGEMM's `fbgemm_linear_quantize_weight` does (checked to give the same bytes, scale and zero point):
+    /// the range [min(w, 0), max(w, 0)] mapped onto [-128, 127], the zero point nudged to an integer from
+    /// whichever end loses less. The row scales make it per-channel quantisation, which FBGEMM's dynamic op
+    /// does not offer: on the fine-tuned model TweetEval macro recall 0.7353 → 0.7457 (fp32: 0.7414), for
+    /// 5-7% of int8 throughput (the extra pass over each output).
     pub fn int8(weight: &Tensor, bias: Tensor) -> Linear {
         let w = weight.to_kind(Kind::Float).contiguous();
+        let row_scale = w.abs().amax([1i64].as_slice(), false).clamp_min(1e-12);
+        let w = (&w / row_scale.unsqueeze(1)).contiguous();
         let (lo, hi) = (w.min().double_value(&[]).min(0.0), w.max().double_value(&[]).max(0.0));
         let (qmin, qmax) = (-128.0f64, 127.0f64);
         let scale = if hi > lo { (hi - lo) / (qmax - qmin) } else { 1.0 };
@@ -41,7 +63,9 @@ impl Linear {
             .contiguous();
         // The packed copy is FBGEMM's own layout, held by the tensor; `q` is kept because the op takes both.
         let packed = q.copy().fbgemm_pack_quantized_matrix();
-        Linear::I8 { weight: q, packed, col_offsets, scale, zero_point, bias: bias.to_kind(Kind::Float).contiguous() }
+        let bias = bias.to_kind(Kind::Float).contiguous();
+        let zero_bias = bias.zeros_like();
+        Linear::I8 { weight: q, packed, col_offsets, scale, zero_point, row_scale, bias, zero_bias }
     }
 
     /// `x`: [batch, tokens, in]; `lengths`: each text's real tokens. The int8 path quantises each text's
@@ -51,7 +75,7 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, lengths: &[i64]) -> Tensor {
         match self {
             Linear::F32 { weight, bias } => x.linear(weight, Some(bias)),
-            Linear::I8 { weight, packed, col_offsets, scale, zero_point, bias } => {
+            Linear::I8 { weight, packed, col_offsets, scale, zero_point, row_scale, bias, zero_bias } => {
                 let t = x.size()[1];
                 let rows: Vec<Tensor> = lengths
                     .iter()
@@ -65,8 +89,10 @@ impl Linear {
                                 // The op wants a floating scale and an integral zero point (one generic type for both).
                                 tch::Scalar::float(*scale),
                                 tch::Scalar::int(*zero_point),
-                                bias,
+                                zero_bias,
                             );
+                        // bias + y ⊙ row_scale in one pass over the output.
+                        let y = bias.addcmul(&y, row_scale);
                         if len < t {
                             y.constant_pad_nd([0, 0, 0, t - len])
                         } else {

@@ -178,12 +178,13 @@ fn int8_embeddings_stay_close_to_fp32() {
         Vec::<f64>::try_from((&reference * &int8).sum_dim_intlist(Some(&[1i64][..]), false, tch::Kind::Double))
             .unwrap();
     assert_eq!(cos.len(), SAMPLE.len());
-    // Measured: 0.977-0.987 for sentences, 0.93 for one-word texts (few tokens, coarser activation scales).
+    // Measured with a scale per output row: 0.992-0.999 (one-word texts lowest: few tokens, coarser activation
+    // scales). With one scale per weight matrix it was 0.977-0.987 for sentences and 0.93 for one word.
     for (c, t) in cos.iter().zip(SAMPLE) {
-        assert!(*c > 0.9, "cosine(fp32, int8) = {c:.4} for {t:?}; all: {cos:?}");
+        assert!(*c > 0.985, "cosine(fp32, int8) = {c:.4} for {t:?}; all: {cos:?}");
     }
     let mean = cos.iter().sum::<f64>() / cos.len() as f64;
-    assert!(mean > 0.96, "mean cosine(fp32, int8) = {mean:.4}; all: {cos:?}");
+    assert!(mean > 0.99, "mean cosine(fp32, int8) = {mean:.4}; all: {cos:?}");
 }
 
 /// The int8 path quantises each text on its own: a text scores the same alone or batched with longer texts.
