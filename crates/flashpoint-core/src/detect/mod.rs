@@ -348,6 +348,13 @@ pub struct Detector {
     steps_seen: u64,
     cooldown_left: u64,
     pub open: Option<OpenIncident>,
+    /// The models as they were when the open incident opened. The baselines keep learning during an incident
+    /// (so a lasting shift can end it), but when it ends as calm, the data are back where they were and what
+    /// the baselines learned from the incident is a bias: left in place, it reads as a stream below baseline
+    /// for a day, which inflates the dispersions and the calibration, and the next incident is missed. So a
+    /// calm resolution puts these back; a re-assessed one keeps the new level.
+    #[serde(default)]
+    before_incident: Option<Box<(CountModel, CountModel, ShareModel)>>,
     /// Readings of the last window, for gauges.
     pub last_score: f64,
     pub last_volume_baseline: f64,
@@ -526,6 +533,7 @@ impl Detector {
                 };
                 inc.severity = Self::severity(&inc, th);
                 self.open = Some(inc.clone());
+                self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
                 Some(Decision { transition: Transition::Opened, incident: inc, reading: r })
             }
             Some(mut inc) => {
@@ -565,6 +573,9 @@ impl Detector {
                     inc.seq += 1;
                     self.cooldown_left = th.cooldown_steps;
                     self.reset_statistics();
+                    if let (Resolution::Calm, Some(before)) = (why, self.before_incident.take()) {
+                        (self.volume, self.negative, self.share) = *before;
+                    }
                     return Some(Decision { transition: Transition::Resolved(why), incident: inc, reading });
                 }
                 let sev = Self::severity(&inc, th).max(inc.severity);

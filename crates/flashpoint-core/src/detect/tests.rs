@@ -227,6 +227,36 @@ fn a_second_incident_a_week_later_is_detected_as_fast_as_the_first() {
     assert!(second <= first + 10, "first detected after {first} min, second after {second} min: {:?}", kinds(&d));
 }
 
+/// When an incident resolves as calm, the baselines are put back to what they were when it opened: three
+/// hours of a 40% negative share must not leave the share baseline raised (which would read as a stream below
+/// baseline for a day and inflate the share's dispersion).
+#[test]
+fn a_calm_resolution_puts_the_baselines_back() {
+    let mut rng = Rng::new(51);
+    let mut d = Driver::new(&DetectionConfig::default());
+    for m in 0..2 * 1440 {
+        let (v, n) = background(&mut rng, m, 4.0, 8.0, 0.15);
+        d.step(v, n, 0);
+    }
+    let before = d.det.diagnostics(&d.th).share;
+    for m in 0..180 {
+        let (v, _) = background(&mut rng, 2 * 1440 + m, 4.0, 8.0, 0.15);
+        let n = rng.binomial(v, 0.4);
+        d.step(v, n, 0);
+    }
+    let during = d.det.diagnostics(&d.th).share;
+    for m in 180..600 {
+        let (v, n) = background(&mut rng, 2 * 1440 + m, 4.0, 8.0, 0.15);
+        d.step(v, n, 0);
+    }
+    let k = kinds(&d);
+    assert_eq!(k.first().map(|e| e.0), Some(Transition::Opened), "{k:?}");
+    assert_eq!(k.last().map(|e| e.0), Some(Transition::Resolved(Resolution::Calm)), "{k:?}");
+    let after = d.det.diagnostics(&d.th).share;
+    assert!(during > before + 0.01, "the baseline learned during the incident: {before} -> {during}");
+    assert!((after - before).abs() < 0.005, "put back: before {before}, during {during}, after {after}");
+}
+
 #[test]
 fn three_posts_at_a_quiet_entity_do_not_alarm_but_a_storm_does() {
     let mut d = Driver::new(&DetectionConfig::default());
