@@ -116,6 +116,11 @@ pub struct Series {
 }
 
 impl Series {
+    /// Milliseconds inside labelled windows.
+    fn labelled_ms(&self) -> f64 {
+        self.windows.iter().map(|&(a, b)| (b - a) as f64).sum()
+    }
+
     fn labelled(&self, t: Millis, margin: Millis) -> bool {
         self.windows.iter().any(|&(a, b)| t >= a - margin && t <= b + margin)
     }
@@ -177,7 +182,8 @@ pub fn run_series(
         let v = PostView { id: &id, text, created_at: t, author: None, followers: Some(100), compound, label };
         agg.process(0, "ticker", &[], &v, out);
     };
-    // FLASHPOINT_EVAL_TRACE=DIR: the background runs write the detector's internals hourly, one file per series.
+    // FLASHPOINT_EVAL_TRACE=DIR: every run writes the detector's internals (hourly, and every row of an injection)
+    // and its events, one file per series and cell.
     let trace_path = std::env::var_os("FLASHPOINT_EVAL_TRACE").map(|dir| {
         let what = cell.map_or("background".to_string(), |(c, _)| format!("{} {}m", c.kind.name(), c.duration / MIN));
         Path::new(&dir).join(format!("{} {what}.tsv", s.name))
@@ -352,9 +358,8 @@ pub fn natural_surges(s: &Series, ratio: f64, min_rows: usize) -> (usize, f64) {
         }
     }
     found += usize::from(run >= min_rows && !touches_label);
-    let labelled: f64 = s.windows.iter().map(|&(a, b)| (b - a) as f64).sum();
     let span = (v.len() - 7 * per_day) as f64 * STEP as f64;
-    (found, (span - labelled).max(0.0) / (7.0 * DAY as f64))
+    (found, (span - s.labelled_ms()).max(0.0) / (7.0 * DAY as f64))
 }
 
 pub fn load_series(nab: &Path) -> Result<Vec<Series>> {
@@ -390,8 +395,7 @@ pub fn run(
         let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
         let fa = opened.iter().filter(|&&t| t > warm && !s.labelled(t, 0)).count();
         let span = (s.rows.last().unwrap().0 - warm) as f64;
-        let labelled: f64 = s.windows.iter().map(|&(a, b)| (b - a) as f64).sum();
-        false_alarms.push((s.name.clone(), fa, (span - labelled) / (7.0 * DAY as f64)));
+        false_alarms.push((s.name.clone(), fa, (span - s.labelled_ms()) / (7.0 * DAY as f64)));
         let (n, weeks) = natural_surges(s, 3.0, 6);
         natural_surges_found.push((s.name.clone(), n, weeks));
     }
@@ -457,28 +461,14 @@ pub fn markdown(r: &Report, cfg: &Config) -> String {
         s,
         "## False alarms on the un-injected backgrounds (outside labelled windows; target {fa_target}/entity-week)\n"
     );
-    let _ = writeln!(s, "| series | opened | entity-weeks | per entity-week |\n|---|---|---|---|");
-    let (mut fa, mut wk) = (0, 0.0);
-    for (n, c, w) in &r.false_alarms {
-        let _ = writeln!(s, "| {n} | {c} | {w:.1} | {:.2} |", *c as f64 / w);
-        fa += c;
-        wk += w;
-    }
-    let _ = writeln!(s, "| **all** | {fa} | {wk:.1} | **{:.2}** |\n", fa as f64 / wk.max(1e-9));
+    per_week_table(&mut s, "opened", &r.false_alarms);
     let _ = writeln!(
         s,
         "Surges already in these backgrounds, outside labelled windows: counts >= 3x a robust seasonal baseline \
          (median of the same 5 minutes over the previous week) for >= 30 minutes. Catching injected x3 surges \
          means opening on these too, and each counts as a false alarm above.\n"
     );
-    let _ = writeln!(s, "| series | natural x3 surges >= 30 min | entity-weeks | per entity-week |\n|---|---|---|---|");
-    let (mut ns, mut nw) = (0, 0.0);
-    for (n, c, w) in &r.natural_surges {
-        let _ = writeln!(s, "| {n} | {c} | {w:.1} | {:.2} |", *c as f64 / w.max(1e-9));
-        ns += c;
-        nw += w;
-    }
-    let _ = writeln!(s, "| **all** | {ns} | {nw:.1} | **{:.2}** |\n", ns as f64 / f64::max(nw, 1e-9));
+    per_week_table(&mut s, "natural x3 surges >= 30 min", &r.natural_surges);
     let _ = writeln!(s, "## Injected incidents: recall / median minutes to detect\n");
     let durs: Vec<i64> = {
         let mut d: Vec<i64> = r.cells.iter().map(|c| c.duration_min).collect();
@@ -539,6 +529,18 @@ pub fn markdown(r: &Report, cfg: &Config) -> String {
         let _ = writeln!(s, "| {label} | {n} | {:.0}% | {} |", 100.0 * rec, fmt_delay(med));
     }
     s
+}
+
+/// A table of (series, count, entity-weeks) rows with each series' rate per entity-week and the pooled rate.
+fn per_week_table(s: &mut String, what: &str, rows: &[(String, usize, f64)]) {
+    let _ = writeln!(s, "| series | {what} | entity-weeks | per entity-week |\n|---|---|---|---|");
+    let (mut total, mut weeks) = (0, 0.0);
+    for (n, c, w) in rows {
+        let _ = writeln!(s, "| {n} | {c} | {w:.1} | {:.2} |", *c as f64 / w.max(1e-9));
+        total += c;
+        weeks += w;
+    }
+    let _ = writeln!(s, "| **all** | {total} | {weeks:.1} | **{:.2}** |\n", total as f64 / f64::max(weeks, 1e-9));
 }
 
 fn dur_name(min: i64) -> String {

@@ -398,6 +398,8 @@ struct Expectation {
     share: f64,
     /// Evidence this step gives for "back at baseline" against `CALM_RATIO` / `CALM_LIFT`, per signal.
     calm_llr: [f64; 3],
+    /// Each statistic's calibrated threshold after this step (volume, negatives, share).
+    threshold: [[f64; 3]; 3],
 }
 
 /// Odds (in nats) for "back at baseline" that a signal must hold, step after step, for an incident to be calm.
@@ -425,7 +427,6 @@ impl Detector {
         // The statistics start with the alarms, after the warm-up: evidence gathered against a baseline that was
         // still being learned would be spent at the first step after it.
         if self.volume.seen() > 0 && self.steps_seen >= th.warmup_steps {
-            let (h0, prior) = (th.h, th.calib_prior_steps);
             let burst = RATE_RATIOS[RATE_RATIOS.len() - 1];
             let cap = |r: f64| if r < burst { th.llr_cap } else { f64::INFINITY };
             for (c, r) in self.cusum_volume.iter_mut().zip(RATE_RATIOS) {
@@ -437,14 +438,20 @@ impl Detector {
             }
             for (c, r) in self.cusum_negative.iter_mut().zip(RATE_RATIOS) {
                 c.step(nb_llr(xn, pn.mean, pn.v, r).min(cap(r)), xn, pn.mean, th.calib_decay);
-                c.censor(c.threshold(h0, prior));
             }
             if step.scored > 0 {
                 for (c, d) in self.cusum_share.iter_mut().zip(SHARE_LIFTS) {
                     let p1 = (p0 + d).min(0.99);
                     c.step(binom_llr(xn, xs, p0, p1) / phi, xn, xs * p0, th.calib_decay);
-                    c.censor(c.threshold(h0, prior));
                 }
+            }
+        }
+        // One threshold per statistic and step, for the censoring here and the readings. Censoring a statistic
+        // that did not step is a no-op: its calibration and excursion are as the last step left them.
+        let threshold = self.thresholds(th);
+        for (cs, t) in [(&mut self.cusum_negative, threshold[1]), (&mut self.cusum_share, threshold[2])] {
+            for (c, t) in cs.iter_mut().zip(t) {
+                c.censor(t);
             }
         }
         let quiet = self.open.is_none();
@@ -452,19 +459,25 @@ impl Detector {
         self.negative.learn(xn, h, d, &th.rates, quiet);
         self.share.learn(xn, xs, &th.rates, quiet);
         let k = th.panes_per_window;
-        Expectation { neg_step: pn.mean, vol_window: k * pv.mean, neg_window: k * pn.mean, share: p0, calm_llr }
+        Expectation {
+            neg_step: pn.mean,
+            vol_window: k * pv.mean,
+            neg_window: k * pn.mean,
+            share: p0,
+            calm_llr,
+            threshold,
+        }
     }
 
-    fn readings(&self, w: &WindowStats, e: &Expectation, th: &Thresholds) -> [Reading; 3] {
+    fn readings(&self, w: &WindowStats, e: &Expectation) -> [Reading; 3] {
         // A signal's score is its strongest statistic over that statistic's calibrated threshold.
-        let score =
-            |cs: &[Cusum; 3]| cs.iter().map(|c| c.s / c.threshold(th.h, th.calib_prior_steps)).fold(0.0, f64::max);
+        let score = |cs: &[Cusum; 3], t: [f64; 3]| cs.iter().zip(t).map(|(c, t)| c.s / t).fold(0.0, f64::max);
         let r =
             |signal, observed, baseline, score: f64| Reading { signal, observed, baseline, score, fired: score >= 1.0 };
         [
-            r(Signal::Volume, w.volume as f64, e.vol_window, score(&self.cusum_volume)),
-            r(Signal::NegativeVolume, w.negative as f64, e.neg_window, score(&self.cusum_negative)),
-            r(Signal::NegativeShare, w.negative_share, e.share, score(&self.cusum_share)),
+            r(Signal::Volume, w.volume as f64, e.vol_window, score(&self.cusum_volume, e.threshold[0])),
+            r(Signal::NegativeVolume, w.negative as f64, e.neg_window, score(&self.cusum_negative, e.threshold[1])),
+            r(Signal::NegativeShare, w.negative_share, e.share, score(&self.cusum_share, e.threshold[2])),
         ]
     }
 
@@ -487,7 +500,7 @@ impl Detector {
     /// Feeds one closed window and its newest pane; returns the lifecycle transition it caused, if any.
     pub fn on_window(&mut self, entity: &str, w: &WindowStats, step: &Step, th: &Thresholds) -> Option<Decision> {
         let e = self.observe(w, step, th);
-        let readings = self.readings(w, &e, th);
+        let readings = self.readings(w, &e);
         self.steps_seen += 1;
         self.last_score = readings.iter().map(|r| r.score).fold(0.0, f64::max);
         self.last_volume_baseline = e.vol_window;
@@ -601,16 +614,19 @@ impl Detector {
         }
     }
 
+    /// Each statistic's calibrated threshold (volume, negatives, share; `RATE_RATIOS` / `SHARE_LIFTS` order).
+    fn thresholds(&self, th: &Thresholds) -> [[f64; 3]; 3] {
+        let t = |cs: &[Cusum; 3]| cs.each_ref().map(|c| c.threshold(th.h, th.calib_prior_steps));
+        [t(&self.cusum_volume), t(&self.cusum_negative), t(&self.cusum_share)]
+    }
+
     pub fn diagnostics(&self, th: &Thresholds) -> Diagnostics {
-        let get = |cs: &[Cusum; 3], f: &dyn Fn(&Cusum) -> f64| [f(&cs[0]), f(&cs[1]), f(&cs[2])];
-        let s = |c: &Cusum| c.s;
-        let t = |c: &Cusum| c.threshold(th.h, th.calib_prior_steps);
-        let pv = self.volume.predict(0, 0);
+        let s = |cs: &[Cusum; 3]| cs.each_ref().map(|c| c.s);
         Diagnostics {
-            statistic: [get(&self.cusum_volume, &s), get(&self.cusum_negative, &s), get(&self.cusum_share, &s)],
-            threshold: [get(&self.cusum_volume, &t), get(&self.cusum_negative, &t), get(&self.cusum_share, &t)],
+            statistic: [s(&self.cusum_volume), s(&self.cusum_negative), s(&self.cusum_share)],
+            threshold: self.thresholds(th),
             volume_mean: self.last_volume_baseline,
-            volume_v: pv.v,
+            volume_v: self.volume.predict(0, 0).v,
             negative_v: self.negative.predict(0, 0).v,
             share: self.share.share(),
             share_phi: self.share.phi(),
