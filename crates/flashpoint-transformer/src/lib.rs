@@ -17,9 +17,7 @@
 
 use flashpoint_core::sentiment::{Label, Sentiment};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 #[cfg(feature = "libtorch")]
 pub mod int8;
@@ -159,23 +157,10 @@ pub fn to_sentiment(p: [f32; 3]) -> Sentiment {
 /// only gives the encoder something to read where it would see `[UNK]`. Skin-tone modifiers and the emoji
 /// variation selector carry no sentiment and are dropped. Text without emoji is returned borrowed.
 pub fn spell_out_emoji(text: &str) -> Cow<'_, str> {
-    static MAP: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
-    let map = MAP.get_or_init(|| {
-        flashpoint_core::sentiment::vader::EMOJI_LEXICON
-            .lines()
-            .filter_map(|line| {
-                let (e, desc) = line.split_once('\t')?;
-                let mut chars = e.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => Some((c, desc.trim())),
-                    _ => None,
-                }
-            })
-            .collect()
-    });
+    let lex = flashpoint_core::sentiment::vader::Lexicon::builtin();
     let dropped = |c: char| c == '\u{FE0F}' || ('\u{1F3FB}'..='\u{1F3FF}').contains(&c);
     // ASCII never holds an emoji: most posts return here without a lookup.
-    if text.is_ascii() || !text.chars().any(|c| dropped(c) || map.contains_key(&c)) {
+    if text.is_ascii() || !text.chars().any(|c| dropped(c) || lex.emoji_description(c).is_some()) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 32);
@@ -183,7 +168,7 @@ pub fn spell_out_emoji(text: &str) -> Cow<'_, str> {
         if dropped(c) {
             continue;
         }
-        match map.get(&c) {
+        match lex.emoji_description(c) {
             Some(desc) => {
                 out.push(' ');
                 out.push_str(desc);

@@ -360,6 +360,11 @@ impl Lexicon {
         self.words.values().filter(|w| w.in_lex).count()
     }
 
+    /// The description of a single-code-point emoji (what the lexicon scorer reads in its place).
+    pub fn emoji_description(&self, c: char) -> Option<&str> {
+        self.emoji.get(&c).map(|d| &**d)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
