@@ -145,8 +145,6 @@ pub struct Aggregator {
     max_seen: Option<Millis>,
     next_end: Option<Millis>,
     pub counters: Counters,
-    /// Late posts per entity id.
-    pub late_by_entity: FxHashMap<EntityId, u64>,
     /// The last closed window per entity, summarised (for gauges).
     pub last_window: FxHashMap<EntityId, WindowSummary>,
 }
@@ -177,7 +175,6 @@ impl Aggregator {
             max_seen: None,
             next_end: None,
             counters: Counters::default(),
-            late_by_entity: FxHashMap::default(),
             last_window: FxHashMap::default(),
         })
     }
@@ -278,10 +275,9 @@ impl Aggregator {
             };
             if let Some(reason) = reason {
                 match reason {
-                    DivertReason::Late => {
-                        self.counters.late += 1;
-                        *self.late_by_entity.entry(entity).or_default() += 1;
-                    }
+                    // Per entity they are counted where the diverted post is handled (the worker's metric,
+                    // labelled by the entity the output names), not here a second time.
+                    DivertReason::Late => self.counters.late += 1,
                     DivertReason::TooFarAhead => self.counters.too_far_ahead += 1,
                 }
                 out.push(Output::Diverted(DivertedPost {
@@ -519,7 +515,7 @@ mod tests {
         assert_eq!(diverted[0].watermark, "1970-01-01T00:01:10.000Z");
         assert_eq!(diverted[1].reason, DivertReason::TooFarAhead);
         assert_eq!((f.agg.counters.late, f.agg.counters.too_far_ahead, f.agg.counters.aggregated), (1, 1, 2));
-        assert_eq!(f.agg.late_by_entity[&3], 1);
+        assert_eq!(diverted[0].entity, "e3");
     }
 
     #[test]
