@@ -59,10 +59,10 @@ pub const ENTITIES: [(&str, &str); 5] = [
     ("Hooli", "Hooli"),
 ];
 
-/// (entity index, start hour from the stream's start, minutes): after the detector's one-day warm-up.
+/// (entity index, start hour from the stream's start, minutes): after the detector's two-day warm-up.
 const INCIDENTS: [(usize, f64, f64); 5] =
-    [(0, 38.0, 50.0), (1, 44.5, 40.0), (2, 50.0, 45.0), (3, 56.0, 60.0), (4, 61.0, 40.0)];
-const SPAN_HOURS: f64 = 66.0;
+    [(0, 62.0, 50.0), (1, 68.5, 40.0), (2, 74.0, 45.0), (3, 80.0, 60.0), (4, 85.0, 40.0)];
+const SPAN_HOURS: f64 = 90.0;
 const START_MS: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
 
 const NEGATIVE: [&str; 8] = [

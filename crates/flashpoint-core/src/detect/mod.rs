@@ -424,9 +424,14 @@ impl Detector {
             -nb_llr(xn, pn.mean, pn.v, CALM_RATIO),
             if step.scored > 0 { -binom_llr(xn, xs, p0, (p0 + CALM_LIFT).min(0.99)) / phi } else { 0.0 },
         ];
-        // The statistics start with the alarms, after the warm-up: evidence gathered against a baseline that was
-        // still being learned would be spent at the first step after it.
-        if self.volume.seen() > 0 && self.steps_seen >= th.warmup_steps {
+        // The statistics start halfway through the warm-up, so their calibration has a day of the entity's own
+        // tail behind it when alarms start (with only the theoretical prior, the first days after a warm-up held
+        // about a quarter of all false alarms on the eval-detect backgrounds). Their evidence is dropped when the
+        // alarms start: gathered against a baseline still being learned, it would be spent at the first step.
+        if self.steps_seen == th.warmup_steps {
+            self.reset_statistics();
+        }
+        if self.volume.seen() > 0 && self.steps_seen >= th.warmup_steps / 2 {
             let burst = RATE_RATIOS[RATE_RATIOS.len() - 1];
             let cap = |r: f64| if r < burst { th.llr_cap } else { f64::INFINITY };
             for (c, r) in self.cusum_volume.iter_mut().zip(RATE_RATIOS) {
