@@ -8,7 +8,8 @@
 //!    replay. Posts go straight into the aggregator with the configured windows (matching and scoring are
 //!    tested elsewhere and would only cost time).
 //! 3. False alarms per entity-week: `opened` events on the un-injected backgrounds, outside NAB's labelled
-//!    windows (those are real anomalies) and after the warm-up.
+//!    windows (those are real anomalies) and after the warm-up; beside them, the natural × 3 surges the
+//!    backgrounds hold (`natural_surge_runs`) and the false alarms that are not on one.
 //! 4. Injections, one cell per (kind, size, duration): volume × m (extra posts at m − 1 times the trailing
 //!    day's mean rate, same sentiment mix), negative share + d points (posts re-drawn, volume unchanged), and
 //!    negative posts × 2 (extra negative posts at the trailing day's negative rate). Each ramps in and out
@@ -328,6 +329,9 @@ pub struct Report {
     /// (series, natural surges outside labelled windows, entity-weeks they were counted over): see
     /// `natural_surges`.
     pub natural_surges: Vec<(String, usize, f64)>,
+    /// (series, false alarms not on a natural surge (`alarms_on_runs`), entity-weeks): what the natural surges
+    /// do not explain.
+    pub false_alarms_off_surges: Vec<(String, usize, f64)>,
     pub cells: Vec<CellResult>,
 }
 
@@ -336,10 +340,17 @@ pub struct Report {
 /// baseline (the median of the same row ± 5 minutes over the previous seven days) + 2. A detector that
 /// catches injected surges of that size must also open on these, and each one counts as a false alarm
 /// here; so they bound what "false alarms per entity-week" can reach at a given recall. Counted from day 8.
-pub fn natural_surges(s: &Series, ratio: f64, min_rows: usize) -> (usize, f64) {
+/// Returns the runs (start of the first row, end of the last) and the entity-weeks they were counted over.
+pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Millis, Millis)>, f64) {
     let per_day = (DAY / STEP) as usize;
     let v: Vec<u64> = s.rows.iter().map(|r| r.1).collect();
-    let (mut found, mut run, mut touches_label) = (0, 0, false);
+    let mut found = Vec::new();
+    let (mut run, mut touches_label) = (0, false);
+    let mut close = |i: usize, run: usize, touches_label: bool| {
+        if run >= min_rows && !touches_label {
+            found.push((s.rows[i - run].0, s.rows[i - 1].0 + STEP));
+        }
+    };
     let mut same = Vec::with_capacity(21);
     for i in 7 * per_day + 1..v.len() {
         same.clear();
@@ -352,14 +363,26 @@ pub fn natural_surges(s: &Series, ratio: f64, min_rows: usize) -> (usize, f64) {
             run += 1;
             touches_label |= s.labelled(s.rows[i].0, 0);
         } else {
-            found += usize::from(run >= min_rows && !touches_label);
+            close(i, run, touches_label);
             run = 0;
             touches_label = false;
         }
     }
-    found += usize::from(run >= min_rows && !touches_label);
+    close(v.len(), run, touches_label);
     let span = (v.len() - 7 * per_day) as f64 * STEP as f64;
     (found, (span - s.labelled_ms()).max(0.0) / (7.0 * DAY as f64))
+}
+
+/// How many natural surges (`natural_surge_runs`) and over how many entity-weeks.
+pub fn natural_surges(s: &Series, ratio: f64, min_rows: usize) -> (usize, f64) {
+    let (runs, weeks) = natural_surge_runs(s, ratio, min_rows);
+    (runs.len(), weeks)
+}
+
+/// Alarms at `opened` times that fall on one of `runs`: from 30 minutes before its start (a detector may be
+/// quicker than the 30 minutes that define a surge) to its end.
+pub fn alarms_on_runs(opened: &[Millis], runs: &[(Millis, Millis)]) -> usize {
+    opened.iter().filter(|&&t| runs.iter().any(|&(a, b)| t >= a - 30 * MIN && t <= b)).count()
 }
 
 pub fn load_series(nab: &Path) -> Result<Vec<Series>> {
@@ -390,14 +413,17 @@ pub fn run(
     let series = load_series(nab)?;
     let mut false_alarms = Vec::new();
     let mut natural_surges_found = Vec::new();
+    let mut off_surges = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let (opened, _) = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32)?;
         let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
-        let fa = opened.iter().filter(|&&t| t > warm && !s.labelled(t, 0)).count();
+        let fa: Vec<Millis> = opened.into_iter().filter(|&t| t > warm && !s.labelled(t, 0)).collect();
         let span = (s.rows.last().unwrap().0 - warm) as f64;
-        false_alarms.push((s.name.clone(), fa, (span - s.labelled_ms()) / (7.0 * DAY as f64)));
-        let (n, weeks) = natural_surges(s, 3.0, 6);
-        natural_surges_found.push((s.name.clone(), n, weeks));
+        let weeks = (span - s.labelled_ms()) / (7.0 * DAY as f64);
+        false_alarms.push((s.name.clone(), fa.len(), weeks));
+        let (runs, surge_weeks) = natural_surge_runs(s, 3.0, 6);
+        natural_surges_found.push((s.name.clone(), runs.len(), surge_weeks));
+        off_surges.push((s.name.clone(), fa.len() - alarms_on_runs(&fa, &runs), weeks));
     }
     let all_cells = cells();
     let grid = only.unwrap_or(&all_cells);
@@ -436,7 +462,14 @@ pub fn run(
         }
         results.push(r);
     }
-    Ok(Report { nab: nab_scores, nab_total, false_alarms, natural_surges: natural_surges_found, cells: results })
+    Ok(Report {
+        nab: nab_scores,
+        nab_total,
+        false_alarms,
+        false_alarms_off_surges: off_surges,
+        natural_surges: natural_surges_found,
+        cells: results,
+    })
 }
 
 fn fmt_delay(d: Option<f64>) -> String {
@@ -469,6 +502,12 @@ pub fn markdown(r: &Report, cfg: &Config) -> String {
          means opening on these too, and each counts as a false alarm above.\n"
     );
     per_week_table(&mut s, "natural x3 surges >= 30 min", &r.natural_surges);
+    let _ = writeln!(
+        s,
+        "False alarms above that are not on one of these surges (opened from 30 minutes before one starts to its \
+         end): what the natural x3 surges do not explain.\n"
+    );
+    per_week_table(&mut s, "opened off natural surges", &r.false_alarms_off_surges);
     let _ = writeln!(s, "## Injected incidents: recall / median minutes to detect\n");
     let durs: Vec<i64> = {
         let mut d: Vec<i64> = r.cells.iter().map(|c| c.duration_min).collect();
@@ -654,6 +693,11 @@ mod tests {
         let s = Series { name: "x".into(), rows, windows: vec![(11 * DAY, 11 * DAY + 13 * HOUR)] };
         let (n, weeks) = natural_surges(&s, 3.0, 6);
         assert_eq!(n, 1);
+        let (runs, _) = natural_surge_runs(&s, 3.0, 6);
+        assert_eq!(runs, vec![(9 * DAY + 12 * HOUR, 9 * DAY + 12 * HOUR + 30 * MIN)]);
+        // An alarm from 30 minutes before the surge to its end is on it; others are not.
+        let at = |m: i64| 9 * DAY + 12 * HOUR + m * MIN;
+        assert_eq!(alarms_on_runs(&[at(-31), at(-30), at(10), at(30), at(31)], &runs), 3);
         assert!((weeks - (7.0 * DAY as f64 - 13.0 * HOUR as f64) / (7.0 * DAY as f64)).abs() < 0.01, "{weeks}");
         // A surge the robust baseline has seen on the same row every day is the daily cycle, not a surge.
         let daily: Vec<(Millis, u64)> =
