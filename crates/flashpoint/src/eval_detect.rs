@@ -373,12 +373,6 @@ pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Mill
     (found, (span - s.labelled_ms()).max(0.0) / (7.0 * DAY as f64))
 }
 
-/// How many natural surges (`natural_surge_runs`) and over how many entity-weeks.
-pub fn natural_surges(s: &Series, ratio: f64, min_rows: usize) -> (usize, f64) {
-    let (runs, weeks) = natural_surge_runs(s, ratio, min_rows);
-    (runs.len(), weeks)
-}
-
 /// Alarms at `opened` times that fall on one of `runs`: from 30 minutes before its start (a detector may be
 /// quicker than the 30 minutes that define a surge) to its end.
 pub fn alarms_on_runs(opened: &[Millis], runs: &[(Millis, Millis)]) -> usize {
@@ -680,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn natural_surges_count_lasting_unlabelled_runs_only() {
+    fn natural_surges_are_lasting_unlabelled_runs_only() {
         let mut rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP)).map(|i| (i * STEP, 10)).collect();
         let row = |t: Millis| (t / STEP) as usize;
         // Day 9: six rows at 40 (>= 3 x 10 + 2): one surge. Day 10: five rows: too short. Day 11: six rows
@@ -691,9 +685,7 @@ mod tests {
             }
         }
         let s = Series { name: "x".into(), rows, windows: vec![(11 * DAY, 11 * DAY + 13 * HOUR)] };
-        let (n, weeks) = natural_surges(&s, 3.0, 6);
-        assert_eq!(n, 1);
-        let (runs, _) = natural_surge_runs(&s, 3.0, 6);
+        let (runs, weeks) = natural_surge_runs(&s, 3.0, 6);
         assert_eq!(runs, vec![(9 * DAY + 12 * HOUR, 9 * DAY + 12 * HOUR + 30 * MIN)]);
         // An alarm from 30 minutes before the surge to its end is on it; others are not.
         let at = |m: i64| 9 * DAY + 12 * HOUR + m * MIN;
@@ -702,7 +694,7 @@ mod tests {
         // A surge the robust baseline has seen on the same row every day is the daily cycle, not a surge.
         let daily: Vec<(Millis, u64)> =
             (0..(14 * DAY / STEP)).map(|i| (i * STEP, if (i * STEP) % DAY < HOUR { 40 } else { 10 })).collect();
-        assert_eq!(natural_surges(&Series { name: "d".into(), rows: daily, windows: vec![] }, 3.0, 6).0, 0);
+        assert_eq!(natural_surge_runs(&Series { name: "d".into(), rows: daily, windows: vec![] }, 3.0, 6).0, vec![]);
     }
 
     /// The machinery end to end on a small synthetic background: a flat 40 posts per 5 minutes for 14 days
