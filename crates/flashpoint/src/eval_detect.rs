@@ -235,6 +235,14 @@ pub fn run_series(
                         e.score,
                         e.severity
                     );
+                    // Which statistics were over their thresholds (signal, design index), for an opening.
+                    if let (EventKind::Opened, Some(d)) = (e.kind, agg.detector_diagnostics(0)) {
+                        let over: Vec<(usize, usize)> = (0..3)
+                            .flat_map(|i| (0..3).map(move |j| (i, j)))
+                            .filter(|&(i, j)| d.statistic[i][j] >= d.threshold[i][j])
+                            .collect();
+                        let _ = writeln!(tr, "#   over {over:?}");
+                    }
                 }
             }
         }
