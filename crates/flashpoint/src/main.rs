@@ -390,7 +390,7 @@ fn real_main() -> Result<ExitCode> {
                     "nab": report.nab,
                     "false_alarms": report.false_alarms,
                     "natural_surges": report.natural_surges,
-                    "false_alarms_off_surges": report.false_alarms_off_surges,
+                    "false_alarm_causes": report.false_alarm_causes,
                     "cells": report.cells,
                 });
                 std::fs::write(&p, serde_json::to_string_pretty(&v)?)
