@@ -690,10 +690,11 @@ pub fn markdown(r: &Report, cfg: &Config) -> String {
     }
     let _ = writeln!(
         s,
-        "\nThe last column is an upper bound for the one before it, for any detector at this false-alarm rate: the \
-         injections whose first 10 minutes (3 hours for negatives) carry, in expectation, the ln(steps per week / \
-         budget) nats of evidence that Lorden's bound says a detector needs on average before it alarms, even with \
-         the baseline known exactly and Poisson / binomial noise (`eval_detect::information`)."
+        "\nThe last column is about the most the one before it can reach, for any detector at this false-alarm \
+         rate: the injections whose first 10 minutes (3 hours for negatives) carry, in expectation, the ln(steps \
+         per week / budget) nats of evidence that Lorden's bound says a detector needs on average before it \
+         alarms, even with the baseline known exactly and Poisson / binomial noise (`eval_detect::information`). \
+         It bounds an average, so luck beats it on a few injections."
     );
     s
 }
