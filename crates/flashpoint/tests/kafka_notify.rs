@@ -219,12 +219,22 @@ fn a_restart_resuming_inside_a_producer_batch_re_reads_the_rest_of_the_batch() {
     create_topic(&t.spikes, 1);
     let rx = Receiver::start();
     // The opening is delivered; the escalation (the third event: the update between is folded into it by the
-    // update interval) gets no answer.
+    // update interval) gets no answer. The sample's opening and escalation, with a plain update between them a
+    // minute after the opening (same severity: inside the 15-minute update interval, so not sent on its own).
     rx.script("/hook", &[Reply::Status(200)]);
     rx.default_reply("/hook", Reply::Hang);
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
-    let events: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).take(3).collect();
-    let kinds: Vec<serde_json::Value> = events.iter().map(|e| serde_json::from_slice(e).unwrap()).collect();
+    let sample: Vec<serde_json::Value> =
+        notify_common::sample_events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let (opening, mut escalation) = (sample[0].clone(), sample[1].clone());
+    assert_eq!((opening["kind"].as_str(), escalation["kind"].as_str()), (Some("opened"), Some("updated")));
+    let mut update = opening.clone();
+    update["kind"] = "updated".into();
+    update["seq"] = 1.into();
+    update["window_end"] = "2026-03-04T14:10:00.000Z".into();
+    escalation["seq"] = 2.into();
+    let kinds = vec![opening, update, escalation];
+    let events: Vec<Vec<u8>> = kinds.iter().map(|e| serde_json::to_vec(e).unwrap()).collect();
     assert_eq!((kinds[2]["severity"].as_str(), kinds[1]["severity"].as_str()), (Some("warning"), Some("watch")));
     produce(&t.spikes, &events); // one producer batch
     let group = format!("{}-notify", t.group);
