@@ -199,11 +199,12 @@ pub fn run_series(
         if let Some((cell, starts)) = cell {
             let mid = t + STEP / 2;
             if let Some(&st) = starts.iter().find(|&&st| mid >= st && mid < st + cell.duration) {
-                let r = ramp(mid, st, cell.duration);
+                let row = Injected::at(cell.kind, reference, ramp(mid, st, cell.duration), p_bg);
+                // Only the kind's own draw, so each kind's random sequence is what it always was.
                 match cell.kind {
-                    Kind::Volume(m) => extra = rng.poisson((m - 1.0) * reference * r),
-                    Kind::Share(d) => share = (p_bg + d * r).min(1.0),
-                    Kind::NegativeTimes2 => extra_neg = rng.poisson(p_bg * reference * r),
+                    Kind::Volume(_) => extra = rng.poisson(row.extra),
+                    Kind::Share(_) => share = row.share,
+                    Kind::NegativeTimes2 => extra_neg = rng.poisson(row.extra_negative),
                 }
             }
         }
@@ -280,6 +281,26 @@ pub struct CellResult {
     pub information: Vec<f64>,
 }
 
+/// What an injection adds to one row: the mean of its extra posts and of its extra negative posts, and the
+/// negative share of the row's own posts. `run_series` draws from it and `information` measures it.
+struct Injected {
+    extra: f64,
+    extra_negative: f64,
+    share: f64,
+}
+
+impl Injected {
+    /// `reference`: the trailing day's mean count per row; `r`: the ramp (0 to 1); `p_bg`: the background share.
+    fn at(kind: Kind, reference: f64, r: f64, p_bg: f64) -> Injected {
+        let none = Injected { extra: 0.0, extra_negative: 0.0, share: p_bg };
+        match kind {
+            Kind::Volume(m) => Injected { extra: (m - 1.0) * reference * r, ..none },
+            Kind::Share(d) => Injected { share: (p_bg + d * r).min(1.0), ..none },
+            Kind::NegativeTimes2 => Injected { extra_negative: p_bg * reference * r, ..none },
+        }
+    }
+}
+
 /// How soon the targets ask for a detection: 3 hours for the day-long doubling of negative posts, 10 minutes
 /// for the others.
 pub fn target_horizon(kind: Kind) -> Millis {
@@ -311,16 +332,12 @@ pub fn information(s: &Series, kind: Kind, duration: Millis, start: Millis, p_bg
         .iter()
         .take_while(|r| r.0 < start + horizon)
         .map(|&(t, count)| {
-            let r = ramp(t + STEP / 2, start, duration);
+            let row = Injected::at(kind, reference, ramp(t + STEP / 2, start, duration), p_bg);
             let n = count as f64;
-            match kind {
-                Kind::Volume(m) => poisson_kl(n.max(1.0), (m - 1.0) * reference * r),
-                Kind::Share(d) => {
-                    let p1 = (p_bg + d * r).min(1.0 - 1e-9);
-                    n * (p1 * (p1 / p_bg).ln() + (1.0 - p1) * ((1.0 - p1) / (1.0 - p_bg)).ln())
-                }
-                Kind::NegativeTimes2 => poisson_kl(p_bg * n.max(1.0), p_bg * reference * r),
-            }
+            let p1 = row.share.min(1.0 - 1e-9);
+            poisson_kl(n.max(1.0), row.extra)
+                + poisson_kl(p_bg * n.max(1.0), row.extra_negative)
+                + n * (p1 * (p1 / p_bg).ln() + (1.0 - p1) * ((1.0 - p1) / (1.0 - p_bg)).ln())
         })
         .sum()
 }
@@ -387,8 +404,8 @@ pub struct Report {
     /// (series, natural surges of each `NATURAL` kind outside labelled windows, entity-weeks they were counted
     /// over): see `natural_surge_runs`.
     pub natural_surges: Vec<(String, [usize; NATURAL.len()], f64)>,
-    /// (series, its false alarms by what the background holds there: `AlarmCause` order).
-    pub false_alarm_causes: Vec<(String, [usize; 4])>,
+    /// (series, its false alarms by what the background holds there, in `ALARM_CAUSES` order).
+    pub false_alarm_causes: Vec<(String, [usize; ALARM_CAUSES.len()])>,
     pub cells: Vec<CellResult>,
 }
 
@@ -443,9 +460,14 @@ pub const ALARM_CAUSES: [&str; 4] =
 
 /// Counts `opened` (false alarms, after the warm-up) by `ALARM_CAUSES`, with the series' × 3 runs of at least
 /// 30 minutes (`long`) and of any length (`any`).
-pub fn alarm_causes(s: &Series, opened: &[Millis], long: &[(Millis, Millis)], any: &[(Millis, Millis)]) -> [usize; 4] {
+pub fn alarm_causes(
+    s: &Series,
+    opened: &[Millis],
+    long: &[(Millis, Millis)],
+    any: &[(Millis, Millis)],
+) -> [usize; ALARM_CAUSES.len()] {
     let on = |runs: &[(Millis, Millis)], t: Millis| runs.iter().any(|&(a, b)| t >= a - 30 * MIN && t <= b + 10 * MIN);
-    let mut n = [0; 4];
+    let mut n = [0; ALARM_CAUSES.len()];
     for &t in opened {
         let c = if t < s.rows[0].0 + 7 * DAY + STEP {
             0
@@ -497,15 +519,11 @@ pub fn run(
         let span = (s.rows.last().unwrap().0 - warm) as f64;
         let weeks = (span - s.labelled_ms()) / (7.0 * DAY as f64);
         false_alarms.push((s.name.clone(), fa.len(), weeks));
-        let (mut counts, mut surge_weeks) = ([0; NATURAL.len()], 0.0);
-        for (k, &(ratio, rows, _)) in NATURAL.iter().enumerate() {
-            let (runs, w) = natural_surge_runs(s, ratio, rows);
-            counts[k] = runs.len();
-            surge_weeks = w;
-        }
+        let counts = NATURAL.map(|(ratio, rows, _)| natural_surge_runs(s, ratio, rows).0.len());
+        // Every × 3 run, of any length, and those lasting 30 minutes: what the false alarms opened on.
+        let (any, surge_weeks) = natural_surge_runs(s, 3.0, 1);
         natural_surges_found.push((s.name.clone(), counts, surge_weeks));
-        let long = natural_surge_runs(s, 3.0, 6).0;
-        let any = natural_surge_runs(s, 3.0, 1).0;
+        let long: Vec<(Millis, Millis)> = any.iter().copied().filter(|r| r.1 - r.0 >= 6 * STEP).collect();
         causes.push((s.name.clone(), alarm_causes(s, &fa, &long, &any)));
     }
     let all_cells = cells();
@@ -611,11 +629,16 @@ pub fn markdown(r: &Report, cfg: &Config) -> String {
     let _ = writeln!(s, "Each cell: surges (per entity-week).\n");
     let _ =
         writeln!(s, "What the background holds where each false alarm above opened (30 minutes before to 10 after):\n");
-    let _ = writeln!(s, "| series |{}\n|---|---|---|---|---|", ALARM_CAUSES.map(|c| format!(" {c} |")).concat());
-    let mut tot = [0; 4];
+    let _ = writeln!(
+        s,
+        "| series |{}\n|---|{}",
+        ALARM_CAUSES.map(|c| format!(" {c} |")).concat(),
+        ALARM_CAUSES.map(|_| "---|").concat()
+    );
+    let mut tot = [0; ALARM_CAUSES.len()];
     for (name, c) in &r.false_alarm_causes {
         let _ = writeln!(s, "| {name} |{}", c.map(|n| format!(" {n} |")).concat());
-        (0..4).for_each(|k| tot[k] += c[k]);
+        (0..ALARM_CAUSES.len()).for_each(|k| tot[k] += c[k]);
     }
     let _ = writeln!(s, "| **all** |{}\n", tot.map(|n| format!(" **{n}** |")).concat());
     let _ = writeln!(s, "## Injected incidents: recall / median minutes to detect\n");

@@ -368,6 +368,7 @@ pub struct Diagnostics {
     /// Volume, negatives, share; each in `RATE_RATIOS` / `SHARE_LIFTS` order.
     pub statistic: [[f64; 3]; 3],
     pub threshold: [[f64; 3]; 3],
+    /// What the baseline expected of the last window's volume (the window, not one step).
     pub volume_mean: f64,
     pub volume_v: f64,
     pub negative_v: f64,
