@@ -10,7 +10,8 @@
 
 use crate::detect::{DetectionConfig, Detector, Step, Thresholds};
 use crate::entity::EntityId;
-use crate::event::{DivertReason, DivertedPost, Output, SpikeEvent};
+use crate::event::{DivertedPost, Output, SpikeEvent};
+use crate::reject::Rejection;
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{Pane, PaneLimits, PostView, WindowSpec, WindowStats};
 use rustc_hash::FxHashMap;
@@ -266,20 +267,18 @@ impl Aggregator {
     /// Adds one post mentioning `entity`, then advances the watermark and closes the windows it passed.
     pub fn process(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
         if let Some(wm) = self.watermark() {
+            // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
+            // the entity the output names), not here a second time.
             let reason = if p.created_at < wm {
-                Some(DivertReason::Late)
+                self.counters.late += 1;
+                Some(Rejection::Late)
             } else if p.created_at > self.max_seen.unwrap_or(wm) + self.limits.max_future_secs as Millis * 1000 {
-                Some(DivertReason::TooFarAhead)
+                self.counters.too_far_ahead += 1;
+                Some(Rejection::TooFarAhead)
             } else {
                 None
             };
             if let Some(reason) = reason {
-                match reason {
-                    // Per entity they are counted where the diverted post is handled (the worker's metric,
-                    // labelled by the entity the output names), not here a second time.
-                    DivertReason::Late => self.counters.late += 1,
-                    DivertReason::TooFarAhead => self.counters.too_far_ahead += 1,
-                }
                 out.push(Output::Diverted(DivertedPost {
                     reason,
                     entity: name.to_string(),
@@ -510,10 +509,10 @@ mod tests {
         let diverted: Vec<_> =
             f.out.iter().filter_map(|o| if let Output::Diverted(d) = o { Some(d) } else { None }).collect();
         assert_eq!(diverted.len(), 2);
-        assert_eq!(diverted[0].reason, DivertReason::Late);
+        assert_eq!(diverted[0].reason, Rejection::Late);
         assert_eq!(diverted[0].post_id, "p3");
         assert_eq!(diverted[0].watermark, "1970-01-01T00:01:10.000Z");
-        assert_eq!(diverted[1].reason, DivertReason::TooFarAhead);
+        assert_eq!(diverted[1].reason, Rejection::TooFarAhead);
         assert_eq!((f.agg.counters.late, f.agg.counters.too_far_ahead, f.agg.counters.aggregated), (1, 1, 2));
         assert_eq!(diverted[0].entity, "e3");
     }

@@ -6,6 +6,7 @@
 //! `seq`).
 
 use crate::detect::{Decision, Resolution, Severity, Signal, Transition};
+use crate::reject::Rejection;
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{EvidencePost, TermCount, WindowStats};
 use serde::{Deserialize, Serialize};
@@ -160,20 +161,12 @@ impl SpikeEvent {
     }
 }
 
-/// Why a post was diverted from aggregation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DivertReason {
-    /// Its event time is behind the watermark: its windows have closed.
-    Late,
-    /// Its event time is implausibly far ahead of the stream (a clock or parsing error).
-    TooFarAhead,
-}
-
 /// A post that was not aggregated, with the reason; written to the late/dead-letter output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DivertedPost {
-    pub reason: DivertReason,
+    /// `Rejection::Late` (its event time is behind the watermark: its windows have closed) or
+    /// `Rejection::TooFarAhead` (implausibly far ahead of the stream: a clock or parsing error).
+    pub reason: Rejection,
     pub entity: String,
     pub post_id: String,
     pub created_at: String,

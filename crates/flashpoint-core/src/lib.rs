@@ -13,6 +13,7 @@ pub mod normalize;
 pub mod partition;
 pub mod pipeline;
 pub mod post;
+pub mod reject;
 pub mod sanitize;
 pub mod sentiment;
 pub mod stage;

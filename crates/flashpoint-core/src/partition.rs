@@ -8,105 +8,13 @@
 //! - `AggregatePartition`: one internal-topic partition, record by record: skip what a restored snapshot
 //!   already holds, report a gap the transport must fill, apply, checkpoint.
 //! - `choose_snapshot` / `needs_full_scan`: which snapshot a new owner restores.
-//! - `Rejection`: every reason a record is dead-lettered, with its one stable name.
 
 use crate::entity::EntityId;
-use crate::event::{DivertReason, Output};
-use crate::post::{DecodeError, Decoder, Post};
+use crate::event::Output;
+use crate::post::{Decoder, Post};
+pub use crate::reject::Rejection;
 use crate::stage::{AggregateStage, Applied, ScoreStage, ScoredPost, StageRecord, StageSnapshot};
 use crate::time::Millis;
-
-/// Why a record was not processed: the dead-letter reason, the replay dead-letter `reason` and the
-/// `reason` label of `flashpoint_dead_letter_records_total` are all `Rejection::reason`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Rejection {
-    Oversize,
-    NotUtf8,
-    NotJson,
-    NoText,
-    NoId,
-    NoTime,
-    BadTime,
-    /// The scoring backend failed on the batch holding the record.
-    ScoreFailed,
-    /// Posts the aggregator diverted (behind the watermark, or implausibly far ahead of it).
-    Late,
-    TooFarAhead,
-    /// An internal-topic record this version cannot read.
-    BadStageRecord,
-    /// An internal-topic record for an entity missing from this worker's watchlist.
-    UnknownEntity,
-    /// An output larger than the producer or the broker accepts.
-    OutputTooLarge,
-    /// A spikes-topic record the notify stage cannot read as a spike event (valid JSON, wrong shape).
-    NotSpikeEvent,
-    /// A notification a channel refused for good, or gave up on (the notify stage's delivery dead letters).
-    NotificationFailed,
-}
-
-impl Rejection {
-    pub const ALL: [Rejection; 15] = [
-        Rejection::Oversize,
-        Rejection::NotUtf8,
-        Rejection::NotJson,
-        Rejection::NoText,
-        Rejection::NoId,
-        Rejection::NoTime,
-        Rejection::BadTime,
-        Rejection::ScoreFailed,
-        Rejection::Late,
-        Rejection::TooFarAhead,
-        Rejection::BadStageRecord,
-        Rejection::UnknownEntity,
-        Rejection::OutputTooLarge,
-        Rejection::NotSpikeEvent,
-        Rejection::NotificationFailed,
-    ];
-
-    /// The stable, low-cardinality name (headers, metric labels, replay's dead-letter JSON).
-    pub fn reason(self) -> &'static str {
-        match self {
-            Rejection::Oversize => "oversize",
-            Rejection::NotUtf8 => "not_utf8",
-            Rejection::NotJson => "not_json",
-            Rejection::NoText => "no_text",
-            Rejection::NoId => "no_id",
-            Rejection::NoTime => "no_time",
-            Rejection::BadTime => "bad_time",
-            Rejection::ScoreFailed => "score_failed",
-            Rejection::Late => "late",
-            Rejection::TooFarAhead => "too_far_ahead",
-            Rejection::BadStageRecord => "bad_stage_record",
-            Rejection::UnknownEntity => "unknown_entity",
-            Rejection::OutputTooLarge => "output_too_large",
-            Rejection::NotSpikeEvent => "not_spike_event",
-            Rejection::NotificationFailed => "notification_failed",
-        }
-    }
-}
-
-impl From<&DecodeError> for Rejection {
-    fn from(e: &DecodeError) -> Rejection {
-        match e {
-            DecodeError::Oversize { .. } => Rejection::Oversize,
-            DecodeError::NotUtf8 => Rejection::NotUtf8,
-            DecodeError::NotJson(_) => Rejection::NotJson,
-            DecodeError::NoText(_) => Rejection::NoText,
-            DecodeError::NoId(_) => Rejection::NoId,
-            DecodeError::NoTime(_) => Rejection::NoTime,
-            DecodeError::BadTime(_) => Rejection::BadTime,
-        }
-    }
-}
-
-impl From<DivertReason> for Rejection {
-    fn from(r: DivertReason) -> Rejection {
-        match r {
-            DivertReason::Late => Rejection::Late,
-            DivertReason::TooFarAhead => Rejection::TooFarAhead,
-        }
-    }
-}
 
 /// The de-duplication key of a source partition, carried by each stage record (`ScoredPost::src`) and
 /// parsed back from snapshots: "topic/partition".
@@ -201,7 +109,7 @@ impl ScoreStage {
                         out.origin.push((i, sub as u32));
                     }
                 }
-                Err(e) => out.rejected.push(Rejected { record: i, rejection: (&e).into(), detail: e.to_string() }),
+                Err(e) => out.rejected.push(Rejected { record: i, rejection: e.rejection, detail: e.detail }),
             }
         }
         match self.score_counted(&out.posts, &mut out.scored) {
@@ -250,18 +158,44 @@ pub struct ResumeFloors {
 impl ResumeFloors {
     /// Records of `topic`/`partition` below `offset` were processed before.
     pub fn set(&mut self, topic: String, partition: i32, offset: i64) {
-        self.floors.retain(|x| !(x.0 == topic && x.1 == partition));
+        self.forget(&topic, partition);
         self.floors.push((topic, partition, offset));
+    }
+
+    /// Sets every floor of `floors` (as the Kafka crate's rebalance context hands them over).
+    pub fn set_all(&mut self, floors: impl IntoIterator<Item = (String, i32, i64)>) {
+        for (t, p, o) in floors {
+            self.set(t, p, o);
+        }
     }
 
     /// False for a record below its partition's floor; the first record at or past it lifts the floor.
     pub fn admit(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
-        let Some(i) = self.floors.iter().position(|x| x.1 == partition && x.0 == topic) else { return true };
+        let Some(i) = self.find(topic, partition) else { return true };
         if offset < self.floors[i].2 {
             return false;
         }
         self.floors.swap_remove(i);
         true
+    }
+
+    /// Where a partition's processing starts when its first record is at `offset`: its floor if that is
+    /// later (a machine that skips on its own, like `AggregatePartition`, starts there), else `offset`. Lifts
+    /// the floor.
+    pub fn start(&mut self, topic: &str, partition: i32, offset: i64) -> i64 {
+        match self.find(topic, partition) {
+            Some(i) => self.floors.swap_remove(i).2.max(offset),
+            None => offset,
+        }
+    }
+
+    /// Drops a revoked partition's floor: a later owner sets its own.
+    pub fn forget(&mut self, topic: &str, partition: i32) {
+        self.floors.retain(|x| !(x.0 == topic && x.1 == partition));
+    }
+
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.floors.iter().position(|x| x.1 == partition && x.0 == topic)
     }
 }
 
@@ -526,13 +460,14 @@ mod tests {
     }
 
     #[test]
-    fn every_rejection_has_one_distinct_reason() {
-        let mut names: Vec<&str> = Rejection::ALL.iter().map(|r| r.reason()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), Rejection::ALL.len());
-        assert_eq!(DecodeError::NotUtf8.reason(), "not_utf8");
-        assert_eq!(Rejection::from(DivertReason::TooFarAhead).reason(), "too_far_ahead");
+    fn resume_floors_start_a_partition_at_its_floor_once_and_forget_revoked_ones() {
+        let mut f = ResumeFloors::default();
+        f.set_all([("scored".to_string(), 0, 10), ("scored".to_string(), 1, 4), ("other".to_string(), 0, 99)]);
+        assert_eq!(f.start("scored", 0, 7), 10, "a re-read from a batch start begins at the committed offset");
+        assert_eq!(f.start("scored", 0, 7), 7, "the floor is lifted");
+        assert_eq!(f.start("scored", 1, 6), 6, "a first record past the floor starts where it is");
+        f.forget("other", 0);
+        assert!(f.admit("other", 0, 0));
     }
 
     struct Failing;

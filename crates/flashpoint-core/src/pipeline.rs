@@ -25,6 +25,22 @@ pub struct StageCounters {
     pub batches: u64,
 }
 
+impl StageCounters {
+    /// Counts one scored batch: `posts` decoded, `matched` of them naming an entity and `unmatched` naming none
+    /// (a batch the backend failed on has neither), `unscored` of the matched in a language the scorer does not
+    /// read. The one place these sums are made, so every driver reports the same.
+    pub fn add_batch(&mut self, posts: u64, matched: u64, unmatched: u64, unscored: u64) {
+        self.posts += posts;
+        self.matched += matched;
+        self.unmatched += unmatched;
+        if matched > 0 {
+            self.scored += matched - unscored;
+            self.unscored += unscored;
+            self.batches += 1;
+        }
+    }
+}
+
 pub struct Pipeline {
     pub score: ScoreStage,
     pub aggregator: Aggregator,
@@ -50,16 +66,11 @@ impl Pipeline {
     pub fn process_batch(&mut self, posts: &[Post], out: &mut Vec<Output>) -> Result<(), ScoreError> {
         self.scored.clear();
         let counts = self.score.score_counted(posts, &mut self.scored)?;
-        let matched = counts.matched as u64;
-        self.counters.posts += posts.len() as u64;
-        self.counters.matched += matched;
-        self.counters.unmatched += posts.len() as u64 - matched;
-        if matched == 0 {
+        let (n, matched) = (posts.len() as u64, counts.matched as u64);
+        self.counters.add_batch(n, matched, n - matched, counts.unscored as u64);
+        if counts.matched == 0 {
             return Ok(());
         }
-        self.counters.scored += matched - counts.unscored as u64;
-        self.counters.unscored += counts.unscored as u64;
-        self.counters.batches += 1;
         let matcher = self.score.matcher();
         for s in &self.scored {
             let p = &posts[s.post];

@@ -5,6 +5,7 @@
 //! that cannot become a post is an error with a reason (it goes to the dead-letter output), except events
 //! that are valid but simply not posts (a Bluesky like), which decode to `None` and are counted as skipped.
 
+use crate::reject::Rejection;
 use crate::time::{self, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,30 +28,43 @@ pub struct Post {
     pub lang: Option<String>,
 }
 
-/// Why a record could not be decoded. The variant name is the dead-letter reason and a metric label, so
-/// the set is small and fixed.
+/// Why a record could not be decoded: its reason (one of `Rejection`'s decode reasons, the dead-letter reason
+/// and metric label) and a human-readable detail, which is the error's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("record is {size} bytes, over the {limit}-byte limit")]
-    Oversize { size: usize, limit: usize },
-    #[error("record is not valid UTF-8")]
-    NotUtf8,
-    #[error("record is not valid JSON: {0}")]
-    NotJson(String),
-    #[error("record has no text at `{0}`")]
-    NoText(String),
-    #[error("record has no id at `{0}`")]
-    NoId(String),
-    #[error("record has no time at `{0}`")]
-    NoTime(String),
-    #[error("unparseable time {0:?}")]
-    BadTime(String),
+#[error("{detail}")]
+pub struct DecodeError {
+    pub rejection: Rejection,
+    pub detail: String,
 }
 
 impl DecodeError {
-    /// Stable, low-cardinality reason code for headers and metric labels.
+    fn new(rejection: Rejection, detail: String) -> DecodeError {
+        DecodeError { rejection, detail }
+    }
+    /// The reason's stable name (`Rejection::reason`).
     pub fn reason(&self) -> &'static str {
-        crate::partition::Rejection::from(self).reason()
+        self.rejection.reason()
+    }
+    pub fn oversize(size: usize, limit: usize) -> DecodeError {
+        Self::new(Rejection::Oversize, format!("record is {size} bytes, over the {limit}-byte limit"))
+    }
+    pub fn not_utf8() -> DecodeError {
+        Self::new(Rejection::NotUtf8, "record is not valid UTF-8".into())
+    }
+    pub fn not_json(why: impl std::fmt::Display) -> DecodeError {
+        Self::new(Rejection::NotJson, format!("record is not valid JSON: {why}"))
+    }
+    pub fn no_text(path: &str) -> DecodeError {
+        Self::new(Rejection::NoText, format!("record has no text at `{path}`"))
+    }
+    pub fn no_id(path: &str) -> DecodeError {
+        Self::new(Rejection::NoId, format!("record has no id at `{path}`"))
+    }
+    pub fn no_time(path: &str) -> DecodeError {
+        Self::new(Rejection::NoTime, format!("record has no time at `{path}`"))
+    }
+    pub fn bad_time(shown: &str) -> DecodeError {
+        Self::new(Rejection::BadTime, format!("unparseable time {shown:?}"))
     }
 }
 
@@ -140,12 +154,12 @@ fn as_u64(v: Option<&Value>) -> Option<u64> {
 
 fn parse_time(v: Option<&Value>, path: &str) -> Result<Millis, DecodeError> {
     match v {
-        None | Some(Value::Null) => Err(DecodeError::NoTime(path.into())),
-        Some(Value::String(s)) => time::parse_any(s).ok_or_else(|| DecodeError::BadTime(truncate(s, 64))),
+        None | Some(Value::Null) => Err(DecodeError::no_time(path)),
+        Some(Value::String(s)) => time::parse_any(s).ok_or_else(|| DecodeError::bad_time(&truncate(s, 64))),
         Some(Value::Number(n)) => {
-            n.as_f64().and_then(time::from_epoch_number).ok_or_else(|| DecodeError::BadTime(n.to_string()))
+            n.as_f64().and_then(time::from_epoch_number).ok_or_else(|| DecodeError::bad_time(&n.to_string()))
         }
-        Some(other) => Err(DecodeError::BadTime(truncate(&other.to_string(), 64))),
+        Some(other) => Err(DecodeError::bad_time(&truncate(&other.to_string(), 64))),
     }
 }
 
@@ -206,13 +220,13 @@ impl Decoder {
     /// response can hold several posts.
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Post>, DecodeError> {
         if bytes.len() > self.max_record_bytes {
-            return Err(DecodeError::Oversize { size: bytes.len(), limit: self.max_record_bytes });
+            return Err(DecodeError::oversize(bytes.len(), self.max_record_bytes));
         }
-        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::not_utf8())?;
         // serde_json's default recursion limit (128) bounds nesting, so hostile depth cannot blow the stack.
-        let v: Value = serde_json::from_str(s).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        let v: Value = serde_json::from_str(s).map_err(DecodeError::not_json)?;
         if !v.is_object() {
-            return Err(DecodeError::NotJson("top level is not an object".into()));
+            return Err(DecodeError::not_json("top level is not an object"));
         }
         self.decode_value(&v)
     }
@@ -221,8 +235,8 @@ impl Decoder {
         match self.format {
             Format::Generic => {
                 let p = &self.paths;
-                let text = as_text(get(v, &p.text)).ok_or_else(|| DecodeError::NoText(p.text.clone()))?;
-                let id = as_text(get(v, &p.id)).ok_or_else(|| DecodeError::NoId(p.id.clone()))?;
+                let text = as_text(get(v, &p.text)).ok_or_else(|| DecodeError::no_text(&p.text))?;
+                let id = as_text(get(v, &p.id)).ok_or_else(|| DecodeError::no_id(&p.id))?;
                 Ok(vec![Post {
                     id,
                     text,
@@ -236,10 +250,10 @@ impl Decoder {
                 let text = as_text(
                     get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")),
                 )
-                .ok_or_else(|| DecodeError::NoText("text".into()))?;
+                .ok_or_else(|| DecodeError::no_text("text"))?;
                 Ok(vec![Post {
                     id: as_text(get(v, "id_str").or_else(|| get(v, "id")))
-                        .ok_or_else(|| DecodeError::NoId("id_str".into()))?,
+                        .ok_or_else(|| DecodeError::no_id("id_str"))?,
                     text,
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
                     author: as_text(get(v, "user.screen_name")),
@@ -262,8 +276,8 @@ impl Decoder {
                     let author_id = as_text(get(d, "author_id"));
                     let user = author_id.as_ref().and_then(|a| users.get(a.as_str()).copied());
                     Ok(Post {
-                        id: as_text(get(d, "id")).ok_or_else(|| DecodeError::NoId("data.id".into()))?,
-                        text: as_text(get(d, "text")).ok_or_else(|| DecodeError::NoText("data.text".into()))?,
+                        id: as_text(get(d, "id")).ok_or_else(|| DecodeError::no_id("data.id"))?,
+                        text: as_text(get(d, "text")).ok_or_else(|| DecodeError::no_text("data.text"))?,
                         created_at: parse_time(get(d, "created_at"), "data.created_at")?,
                         author: user.and_then(|u| as_text(get(u, "username"))).or(author_id),
                         followers: user.and_then(|u| as_u64(get(u, "public_metrics.followers_count"))),
@@ -273,7 +287,7 @@ impl Decoder {
                 match get(v, "data") {
                     Some(Value::Array(items)) => items.iter().map(one).collect(),
                     Some(d @ Value::Object(_)) => Ok(vec![one(d)?]),
-                    _ => Err(DecodeError::NoText("data".into())),
+                    _ => Err(DecodeError::no_text("data")),
                 }
             }
             Format::BlueskyJetstream => {
@@ -283,12 +297,12 @@ impl Decoder {
                 if !is_post_create {
                     return Ok(vec![]);
                 }
-                let did = as_text(get(v, "did")).ok_or_else(|| DecodeError::NoId("did".into()))?;
-                let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::NoId("commit.rkey".into()))?;
+                let did = as_text(get(v, "did")).ok_or_else(|| DecodeError::no_id("did"))?;
+                let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::no_id("commit.rkey"))?;
                 Ok(vec![Post {
                     id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
                     text: as_text(get(v, "commit.record.text"))
-                        .ok_or_else(|| DecodeError::NoText("commit.record.text".into()))?,
+                        .ok_or_else(|| DecodeError::no_text("commit.record.text"))?,
                     created_at: match get(v, "commit.record.createdAt") {
                         Some(t) => parse_time(Some(t), "commit.record.createdAt")?,
                         None => parse_time(get(v, "time_us"), "time_us")?,
@@ -303,8 +317,8 @@ impl Decoder {
                 let d = get(v, "data").filter(|d| d.is_object()).unwrap_or(v);
                 Ok(vec![Post {
                     id: as_text(get(d, "name").or_else(|| get(d, "id")))
-                        .ok_or_else(|| DecodeError::NoId("data.name".into()))?,
-                    text: as_text(get(d, "body")).ok_or_else(|| DecodeError::NoText("data.body".into()))?,
+                        .ok_or_else(|| DecodeError::no_id("data.name"))?,
+                    text: as_text(get(d, "body")).ok_or_else(|| DecodeError::no_text("data.body"))?,
                     created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
                     author: as_text(get(d, "author")),
                     followers: None,
@@ -312,10 +326,9 @@ impl Decoder {
                 }])
             }
             Format::Mastodon => {
-                let html = as_text(get(v, "content")).ok_or_else(|| DecodeError::NoText("content".into()))?;
+                let html = as_text(get(v, "content")).ok_or_else(|| DecodeError::no_text("content"))?;
                 Ok(vec![Post {
-                    id: as_text(get(v, "uri").or_else(|| get(v, "id")))
-                        .ok_or_else(|| DecodeError::NoId("uri".into()))?,
+                    id: as_text(get(v, "uri").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::no_id("uri"))?,
                     text: strip_html(&html),
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
                     author: as_text(get(v, "account.acct")),

@@ -9,14 +9,17 @@
 
 use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
+use crate::error::WorkerError;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
+use crate::role::Stage;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::side_reader::SideReader;
 use crate::stage_loop::{drive, Handler};
-use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::event::Output;
-use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, Rejection, Step};
+use flashpoint_core::partition::{choose_snapshot, needs_full_scan, AggregatePartition, ResumeFloors, Step};
+use flashpoint_core::reject::Rejection;
 use flashpoint_core::stage::{AggregateStage, Applied, StageSnapshot};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
@@ -49,7 +52,7 @@ struct AggregateLoop {
     reader: Arc<SideReader>,
     parts: FxHashMap<i32, Part>,
     /// Committed offsets of partitions assigned from an earlier batch start, until their first record.
-    floors: FxHashMap<i32, i64>,
+    floors: ResumeFloors,
     pending: Vec<Tracked>,
     outputs: Vec<Output>,
     topic: Arc<str>,
@@ -65,7 +68,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
         consumer: consumer.clone(),
         reader,
         parts: FxHashMap::default(),
-        floors: FxHashMap::default(),
+        floors: ResumeFloors::default(),
         pending: Vec::new(),
         outputs: Vec::new(),
     };
@@ -116,14 +119,12 @@ impl AggregateLoop {
                 self.parts.remove(&p);
             }
         }
-        for (_, fp, committed) in self.consumer.context().take_floors().unwrap_or_default() {
-            self.floors.insert(fp, committed);
-        }
+        self.floors.set_all(self.consumer.context().take_floors().unwrap_or_default());
         let (p, offset) = (m.partition(), m.offset());
         if !self.parts.contains_key(&p) {
             // Assigned from a batch start before the committed offset: the group's position is the floor, and
             // the machine skips what lies below the state it restores.
-            let first = self.floors.remove(&p).map_or(offset, |f| f.max(offset));
+            let first = self.floors.start(&self.topic, p, offset);
             let part = restore(&self.shared, &self.reader, p, first).await?;
             self.parts.insert(p, part);
         }
@@ -334,7 +335,7 @@ async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Re
             shared.outbox.send(rec, origin).await
         }
         Output::Diverted(d) => {
-            let reason = Rejection::from(d.reason);
+            let reason = d.reason;
             if reason == Rejection::Late {
                 m.late.with_label_values(&[&m.entity_label(&d.entity)]).inc();
             }

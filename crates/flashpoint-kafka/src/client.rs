@@ -1,13 +1,15 @@
 //! librdkafka clients: how they are configured, and the contexts that turn their callbacks (statistics,
 //! errors, rebalances, commits) into metrics and health flags.
 
-use crate::config::{is_secret_key, KafkaConfig};
+pub use crate::client_config::{base_config, describe, QuietEof};
+use crate::config::KafkaConfig;
+use crate::error::WorkerError;
 use crate::metrics::Metrics;
+use crate::resume;
+use crate::role::Stage;
 use crate::side_reader::SideReader;
-use crate::{tansu, Stage, WorkerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
@@ -16,22 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, info, warn};
-
-/// A client's properties: brokers and security, then the client's own `defaults`, then the `[kafka.librdkafka]`
-/// pass-through map last, so an operator can override any default.
-pub fn base_config(cfg: &KafkaConfig, defaults: &[(&str, &str)]) -> Result<ClientConfig, WorkerError> {
-    let mut c = ClientConfig::new();
-    for (k, v) in cfg.client_properties().map_err(WorkerError::Config)? {
-        c.set(k, v);
-    }
-    for (k, v) in defaults {
-        c.set(*k, *v);
-    }
-    for (k, v) in &cfg.librdkafka {
-        c.set(k, v);
-    }
-    Ok(c)
-}
 
 /// A stage's member of its consumer group.
 pub type GroupConsumer = StreamConsumer<StageContext>;
@@ -63,17 +49,6 @@ pub fn group_consumer(
     let consumer: Arc<GroupConsumer> = Arc::new(cc.create_with_context(ctx)?);
     consumer.subscribe(topics)?;
     Ok(consumer)
-}
-
-/// The client's properties for a log line, secrets redacted.
-pub fn describe(c: &ClientConfig) -> String {
-    let mut v: Vec<String> = c
-        .config_map()
-        .iter()
-        .map(|(k, val)| if is_secret_key(k) { format!("{k}=[redacted]") } else { format!("{k}={val}") })
-        .collect();
-    v.sort();
-    v.join(" ")
 }
 
 /// Callbacks shared by a stage's consumer: metrics, health and the partitions revoked since last asked.
@@ -184,7 +159,7 @@ impl ConsumerContext for StageContext {
     fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         if let (Rebalance::Assign(tpl), Some(probe)) = (r, &self.probe) {
             if tpl.count() > 0 {
-                let floors = tansu::resume_starts(self.stage, c, probe, tpl);
+                let floors = resume::resume_starts(self.stage, c, probe, tpl);
                 if !floors.is_empty() {
                     self.floors.lock().expect("not poisoned").extend(floors);
                     self.floors_changed.store(true, Ordering::Release);
@@ -213,20 +188,6 @@ impl ConsumerContext for StageContext {
         }
     }
 }
-
-/// The context of the group-less side readers (snapshots, gap re-reads, resume probes): end-of-partition is
-/// how they know they are done, not an error to log.
-pub struct QuietEof;
-
-impl ClientContext for QuietEof {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
-            warn!(error = %error, reason, "side reader error");
-        }
-    }
-}
-
-impl ConsumerContext for QuietEof {}
 
 /// Context of the producer: broker health only.
 pub struct ProducerContext {

@@ -3,11 +3,11 @@
 //! Everything is in headers so the payload stays byte-identical to the input (a fixed record can be
 //! re-published as is), unless the record is too large for the dead-letter topic itself: then the payload is
 //! its head, `flashpoint.truncated` says so and `flashpoint.size` keeps the original size. Reasons are a
-//! fixed set, `flashpoint_core::partition::Rejection`: they are also the `reason` label of
+//! fixed set, `flashpoint_core::reject::Rejection`: they are also the `reason` label of
 //! `flashpoint_dead_letter_records_total`.
 
-use crate::Stage;
-use flashpoint_core::partition::Rejection;
+use crate::role::Stage;
+use flashpoint_core::reject::Rejection;
 use rdkafka::message::{Header, OwnedHeaders};
 
 pub const H_REASON: &str = "flashpoint.reason";

@@ -119,11 +119,11 @@ impl Health {
 }
 
 impl Health {
-    pub fn progress(&self, stage: crate::Stage) -> &Progress {
+    pub fn progress(&self, stage: crate::role::Stage) -> &Progress {
         match stage {
-            crate::Stage::Score => &self.score_progress,
-            crate::Stage::Aggregate => &self.aggregate_progress,
-            crate::Stage::Notify => &self.notify_progress,
+            crate::role::Stage::Score => &self.score_progress,
+            crate::role::Stage::Aggregate => &self.aggregate_progress,
+            crate::role::Stage::Notify => &self.notify_progress,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `max_entity_labels` shares the label `other`, so a huge watchlist cannot explode the series count.
 
 pub use crate::health::{now_ms, Health, Progress, STALL_MS, STATS_STALE_MS};
-use crate::Stage;
+use crate::role::Stage;
 use flashpoint_core::aggregate::WindowSummary;
 use flashpoint_core::detect::Severity;
 use prometheus::{
@@ -273,7 +273,7 @@ impl Metrics {
                 m.rebalances.with_label_values(&[s, kind]);
             }
         }
-        for reason in flashpoint_core::partition::Rejection::ALL.map(|r| r.reason()) {
+        for reason in flashpoint_core::reject::Rejection::ALL.map(|r| r.reason()) {
             m.dead_lettered.with_label_values(&[reason]);
         }
         for kind in ["opened", "updated", "resolved"] {

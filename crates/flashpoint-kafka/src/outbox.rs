@@ -10,9 +10,10 @@
 
 use crate::client::ProducerContext;
 use crate::dead_letter::DeadLetter;
+use crate::error::WorkerError;
 use crate::metrics::{Metrics, Progress};
-use crate::{Stage, WorkerError};
-use flashpoint_core::partition::Rejection;
+use crate::role::Stage;
+use flashpoint_core::reject::Rejection;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};

@@ -1,8 +1,10 @@
 //! `flashpoint produce`: publishes JSON Lines as records, one per line — the sample-stream feeder of the
 //! Compose stack, the benchmark's loader and a handy way to test a deployment.
 
-use crate::client::{base_config, partition_count};
-use crate::{KafkaConfig, WorkerError};
+use crate::client::partition_count;
+use crate::client_config::base_config;
+use crate::config::KafkaConfig;
+use crate::error::WorkerError;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};

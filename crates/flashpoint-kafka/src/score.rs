@@ -9,11 +9,14 @@
 
 use crate::client::{group_consumer, partition_count, GroupConsumer};
 use crate::dead_letter::DeadLetter;
+use crate::error::WorkerError;
 use crate::metrics::now_ms;
 use crate::outbox::{Origin, Tracked};
+use crate::role::Stage;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::{Shared, Stage, WorkerError};
-use flashpoint_core::partition::{Rejection, ResumeFloors, ScoreBatch, SourceRecord};
+use flashpoint_core::partition::{ResumeFloors, ScoreBatch, SourceRecord};
+use flashpoint_core::reject::Rejection;
 use flashpoint_core::stage::StageRecord;
 use flashpoint_core::time::Millis;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -191,9 +194,7 @@ impl ScoreLoop {
 
     /// False for a record below its partition's resume floor (already scored before a restart).
     fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
-        for (t, p, o) in self.consumer.context().take_floors().unwrap_or_default() {
-            self.floors.set(t, p, o);
-        }
+        self.floors.set_all(self.consumer.context().take_floors().unwrap_or_default());
         self.floors.admit(m.topic(), m.partition(), m.offset())
     }
 

@@ -2,10 +2,10 @@
 //! records of a gap, resume probes) goes through `SideReader::read`, which assigns one partition from an
 //! offset, polls until the caller has what it needs or a deadline passes, and always unassigns.
 
-use crate::client::{base_config, QuietEof};
+use crate::client_config::{base_config, QuietEof};
 use crate::config::KafkaConfig;
+use crate::error::WorkerError;
 use crate::tansu;
-use crate::WorkerError;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;

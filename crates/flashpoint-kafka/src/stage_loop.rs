@@ -3,8 +3,9 @@
 //! apart on it.
 
 use crate::client::GroupConsumer;
+use crate::error::WorkerError;
+use crate::role::Stage;
 use crate::shutdown::Shutdown;
-use crate::{Stage, WorkerError};
 use prometheus::IntCounter;
 use rdkafka::message::BorrowedMessage;
 use tokio::time::Interval;

@@ -92,15 +92,8 @@ impl Machines {
         let decoder = cfg.input.decoder();
         self.score.process(&decoder, &sources, &mut self.batch);
         let b = &self.batch;
-        let posts = b.posts.len() as u64;
-        self.counters.posts += posts;
-        self.counters.matched += b.matched;
-        self.counters.unmatched += b.unmatched;
+        self.counters.add_batch(b.posts.len() as u64, b.matched, b.unmatched, b.unscored);
         self.skipped += b.skipped;
-        if b.matched > 0 {
-            self.counters.scored += b.matched;
-            self.counters.batches += 1;
-        }
         for r in &b.rejected {
             self.decode_errors += 1;
             let rec = sources[r.record].payload;

@@ -241,3 +241,21 @@ fn eval_sentiment_counts_a_mixed_set_per_language() {
     let strip = |t: &str| t.lines().filter(|l| !l.starts_with("seconds")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&run()), strip(&text));
 }
+
+/// Replay's summary counts what the pipeline and the Kafka score stage count: a matched post in a language the
+/// scorer does not read is `unscored`, not `scored`.
+#[test]
+fn replay_summary_counts_unscored_posts_apart_from_scored() {
+    let input = concat!(
+        "{\"id\":\"1\",\"text\":\"Acme Air lost my bag again, terrible\",\"created_at\":\"2026-03-04T10:00:00Z\"}\n",
+        "{\"id\":\"2\",\"text\":\"Acme Air a perdu ma valise\",\"lang\":\"fr\",\"created_at\":\"2026-03-04T10:00:01Z\"}\n",
+        "{\"id\":\"3\",\"text\":\"nothing to see here\",\"created_at\":\"2026-03-04T10:00:02Z\"}\n",
+    );
+    let cfg = repo("config/flashpoint.toml");
+    let (code, _, err) = run_with_stdin(&["replay", "-c", cfg.to_str().unwrap()], input);
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    let st = &summary["stages"];
+    assert_eq!((st["posts"].as_u64(), st["matched"].as_u64(), st["unmatched"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!((st["scored"].as_u64(), st["unscored"].as_u64()), (Some(1), Some(1)), "{summary}");
+}
