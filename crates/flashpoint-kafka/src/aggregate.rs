@@ -102,6 +102,7 @@ fn clients(shared: &Shared) -> Result<(Arc<Consumer_>, Arc<SideReader>), WorkerE
 
 impl Handler for AggregateLoop {
     const STAGE: Stage = Stage::Aggregate;
+    type Event = std::convert::Infallible;
     async fn tick(&mut self) -> Result<(), WorkerError> {
         self.checkpoint().await
     }

@@ -96,6 +96,7 @@ fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
 }
 
 impl Handler for NotifyLoop {
+    type Event = std::convert::Infallible;
     const STAGE: Stage = Stage::Notify;
     async fn tick(&mut self) -> Result<(), WorkerError> {
         self.on_tick().await

@@ -15,6 +15,7 @@ use crate::outbox::{Origin, Tracked};
 use crate::role::Stage;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+use crate::stage_loop::{drive, Handler};
 use flashpoint_core::partition::{ResumeFloors, ScoreBatch, SourceRecord};
 use flashpoint_core::reject::Rejection;
 use flashpoint_core::stage::StageRecord;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 type Consumer_ = GroupConsumer;
 
@@ -79,9 +80,11 @@ struct ScoreLoop {
     topic_names: Vec<Arc<str>>,
     /// Partitions assigned from before their committed offset (see `StageContext::with_resume_probe`).
     floors: ResumeFloors,
+    /// Set by the committer when a delivery failed.
+    fail_rx: watch::Receiver<Option<String>>,
 }
 
-pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerError> {
+pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), WorkerError> {
     let consumer = consumer(&shared)?;
     let scored_partitions = {
         let (c, t) = (consumer.clone(), shared.kafka.scored_topic.clone());
@@ -107,9 +110,13 @@ pub async fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), WorkerEr
         last_tick: None,
         topic_names: Vec::new(),
         floors: ResumeFloors::default(),
+        fail_rx: fail_rx.clone(),
     };
+    let mut ticks = tokio::time::interval(Duration::from_millis(shared.kafka.tick_interval_ms));
+    // Resolved once: a labelled lookup per record costs a hash and a lock.
+    let consumed = shared.metrics.consumed.with_label_values(&[Stage::Score.as_str()]);
     // Every way out of the loop, errors included, goes through the same shutdown path below.
-    let mut result = l.run(shutdown, fail_rx.clone()).await;
+    let mut result = drive(&mut l, &consumer, &mut ticks, &mut shutdown, &consumed).await;
     if result.is_ok() && fail_rx.borrow().is_none() {
         result = l.drain().await;
     }
@@ -144,42 +151,62 @@ fn consumer(shared: &Shared) -> Result<Arc<Consumer_>, WorkerError> {
     group_consumer(Stage::Score, cfg, shared.metrics.clone(), &topics, &commits)
 }
 
-impl ScoreLoop {
-    /// Reads, batches, scores and publishes until shutdown or a failure.
-    async fn run(
-        &mut self,
-        mut shutdown: Shutdown,
-        mut fail_rx: watch::Receiver<Option<String>>,
-    ) -> Result<(), WorkerError> {
-        let cfg = self.shared.kafka.clone();
-        let mut ticks = tokio::time::interval(Duration::from_millis(cfg.tick_interval_ms));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Resolved once: a labelled lookup per record costs a hash and a lock.
-        let consumed = self.shared.metrics.consumed.with_label_values(&[Stage::Score.as_str()]);
-        let consumer = self.consumer.clone();
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.recv() => return Ok(()),
-                _ = fail_rx.changed() => return Ok(()),
-                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    self.publish(done.map_err(join)?).await?;
-                }
-                _ = tokio::time::sleep_until(self.deadline), if !self.batch.is_empty() => self.dispatch(),
-                _ = ticks.tick() => self.tick(),
-                msg = consumer.recv(), if self.inflight.len() < cfg.score_parallelism => match msg {
-                    Ok(m) => {
-                        if self.admit(&m) {
-                            consumed.inc();
-                            self.push(&m, cfg.batch_max_records, cfg.batch_max_wait_ms);
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "score consumer error"),
-                },
-            }
+/// What wakes the score stage besides ticks and records.
+enum Wake {
+    /// The committer failed: stop reading (the failure is reported on the way out).
+    Failed,
+    Scored(BatchOut),
+    /// The open batch's time is up.
+    Deadline,
+}
+
+impl Handler for ScoreLoop {
+    const STAGE: Stage = Stage::Score;
+    type Event = Result<Wake, WorkerError>;
+
+    /// Every `kafka.tick_interval_ms`: the largest event time published, to every scored partition.
+    async fn tick(&mut self) -> Result<(), WorkerError> {
+        self.broadcast_tick();
+        Ok(())
+    }
+
+    async fn record(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
+        let (max_records, max_wait_ms) = (self.shared.kafka.batch_max_records, self.shared.kafka.batch_max_wait_ms);
+        self.push(m, max_records, max_wait_ms);
+        Ok(())
+    }
+
+    /// False for a record below its partition's resume floor (already scored before a restart).
+    fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
+        self.floors.set_all(self.consumer.context().take_floors().unwrap_or_default());
+        self.floors.admit(m.topic(), m.partition(), m.offset())
+    }
+
+    /// At most `kafka.score_parallelism` batches are scored at once; past that, records wait in the consumer.
+    fn accepting(&self) -> bool {
+        self.inflight.len() < self.shared.kafka.score_parallelism
+    }
+
+    async fn next_event(&mut self) -> Result<Wake, WorkerError> {
+        tokio::select! {
+            biased;
+            _ = self.fail_rx.changed() => Ok(Wake::Failed),
+            Some(done) = self.inflight.next(), if !self.inflight.is_empty() => done.map(Wake::Scored).map_err(join),
+            _ = tokio::time::sleep_until(self.deadline), if !self.batch.is_empty() => Ok(Wake::Deadline),
         }
     }
 
+    async fn on_event(&mut self, event: Result<Wake, WorkerError>) -> Result<bool, WorkerError> {
+        match event? {
+            Wake::Failed => return Ok(false),
+            Wake::Scored(out) => self.publish(out).await?,
+            Wake::Deadline => self.dispatch(),
+        }
+        Ok(true)
+    }
+}
+
+impl ScoreLoop {
     /// Shutdown: finishes what was read and publishes it, so the committer can commit all of it.
     async fn drain(&mut self) -> Result<(), WorkerError> {
         if !self.batch.is_empty() {
@@ -188,14 +215,8 @@ impl ScoreLoop {
         while let Some(done) = self.inflight.next().await {
             self.publish(done.map_err(join)?).await?;
         }
-        self.tick();
+        self.broadcast_tick();
         Ok(())
-    }
-
-    /// False for a record below its partition's resume floor (already scored before a restart).
-    fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
-        self.floors.set_all(self.consumer.context().take_floors().unwrap_or_default());
-        self.floors.admit(m.topic(), m.partition(), m.offset())
     }
 
     fn push(&mut self, m: &BorrowedMessage<'_>, max_records: usize, max_wait_ms: u64) {
@@ -255,7 +276,7 @@ impl ScoreLoop {
 
     /// Broadcasts the watermark to every partition of the internal topic. Not tracked for commits: a lost
     /// tick only delays window closing until the next one.
-    fn tick(&mut self) {
+    fn broadcast_tick(&mut self) {
         let Some(t) = self.max_matched.filter(|_| self.max_matched > self.last_tick) else { return };
         let payload = StageRecord::Tick { max_event_time: t }.encode();
         for p in 0..self.scored_partitions {
