@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
                 Pipeline::new(Box::new(LexiconScorer::default()), &entities(), &AggregatorConfig::default()).unwrap();
             let mut out = Vec::new();
             for chunk in posts.chunks(512) {
-                p.process_batch(chunk, &mut out).unwrap();
+                p.process_batch(chunk.to_vec(), &mut out).unwrap();
             }
             out.len()
         })

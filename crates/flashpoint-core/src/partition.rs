@@ -86,32 +86,64 @@ impl ScoreBatch {
     }
 }
 
+impl ScoreBatch {
+    /// Notes the next source record of the batch; returns its index.
+    fn push_source(&mut self, topic: &str, partition: i32, offset: i64) -> usize {
+        let k = match self.keys.iter().position(|k| is_key(k, topic, partition)) {
+            Some(k) => k,
+            None => {
+                self.keys.push(source_key(topic, partition));
+                self.keys.len() - 1
+            }
+        };
+        self.sources.push((k, offset));
+        self.sources.len() - 1
+    }
+
+    fn push_posts(&mut self, record: usize, posts: impl IntoIterator<Item = Post>) {
+        for (sub, p) in posts.into_iter().enumerate() {
+            self.posts.push(p);
+            self.origin.push((record, sub as u32));
+        }
+    }
+}
+
 impl ScoreStage {
     /// Decodes, matches and scores a batch of source records. Records that cannot be decoded are rejected
     /// with their reason; if the backend fails, every record that yielded a post is rejected once as
     /// `ScoreFailed` (the batch is not retried: a backend failing on some input must not stall the stage).
     pub fn process(&self, decoder: &Decoder, records: &[SourceRecord<'_>], out: &mut ScoreBatch) {
         out.clear();
-        for (i, r) in records.iter().enumerate() {
-            let k = match out.keys.iter().position(|k| is_key(k, r.topic, r.partition)) {
-                Some(k) => k,
-                None => {
-                    out.keys.push(source_key(r.topic, r.partition));
-                    out.keys.len() - 1
-                }
-            };
-            out.sources.push((k, r.offset));
+        for r in records {
+            let i = out.push_source(r.topic, r.partition, r.offset);
             match decoder.decode(r.payload) {
                 Ok(ps) if ps.is_empty() => out.skipped += 1,
-                Ok(ps) => {
-                    for (sub, p) in ps.into_iter().enumerate() {
-                        out.posts.push(p);
-                        out.origin.push((i, sub as u32));
-                    }
-                }
+                Ok(ps) => out.push_posts(i, ps),
                 Err(e) => out.rejected.push(Rejected { record: i, rejection: e.rejection, detail: e.detail }),
             }
         }
+        self.score_batch(out);
+    }
+
+    /// `process` for posts already decoded (the evaluations and benchmarks, which make posts, not records):
+    /// each post is one record of `topic`/`partition`, at consecutive offsets from `first_offset`.
+    pub fn process_posts(
+        &self,
+        topic: &str,
+        partition: i32,
+        first_offset: i64,
+        posts: impl IntoIterator<Item = Post>,
+        out: &mut ScoreBatch,
+    ) {
+        out.clear();
+        for (n, p) in posts.into_iter().enumerate() {
+            let i = out.push_source(topic, partition, first_offset + n as i64);
+            out.push_posts(i, [p]);
+        }
+        self.score_batch(out);
+    }
+
+    fn score_batch(&self, out: &mut ScoreBatch) {
         match self.score_counted(&out.posts, &mut out.scored) {
             Ok(counts) => {
                 let matched = counts.matched;

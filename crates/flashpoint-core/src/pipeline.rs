@@ -1,15 +1,17 @@
-//! The whole pure pipeline for one input: match, score, aggregate, detect.
+//! The whole pure pipeline for one input: the worker's two machines (`ScoreStage::process` and one
+//! `AggregatePartition`) back to back, without a topic between them.
 //!
-//! The evaluation commands and benchmarks drive it; `flashpoint replay` and the Kafka worker drive the
-//! per-record machines of `partition` instead, which add the worker's de-duplication and offsets.
+//! `flashpoint replay`, the evaluations and the benchmarks all drive it, so they run every decision the Kafka
+//! worker runs (de-duplication and offsets included). The stage records are not serialised: `partition`'s tests
+//! prove that path equal to the worker's bytes path.
 
 use crate::aggregate::{Aggregator, AggregatorConfig};
 use crate::entity::EntityConfig;
 use crate::event::Output;
-use crate::post::Post;
+use crate::partition::{AggregatePartition, ScoreBatch, SourceRecord, Step};
+use crate::post::{Decoder, Post};
 use crate::sentiment::{ScoreError, Scorer};
-use crate::stage::{ScoreStage, Scored};
-use crate::window::PostView;
+use crate::stage::{AggregateStage, ScoreStage};
 use std::sync::Arc;
 
 /// Counters of the stages before aggregation.
@@ -41,50 +43,77 @@ impl StageCounters {
     }
 }
 
+/// The source `process_batch`'s posts are records of (they come from no topic).
+const POSTS_SOURCE: &str = "posts";
+
 pub struct Pipeline {
     pub score: ScoreStage,
-    pub aggregator: Aggregator,
+    pub partition: AggregatePartition,
     pub counters: StageCounters,
-    scored: Vec<Scored>,
+    batch: ScoreBatch,
+    /// Offset of the next stage record in the (virtual) internal topic.
+    next: i64,
+    /// Offset of `process_batch`'s next post in its (virtual) source.
+    next_post: i64,
 }
 
 impl Pipeline {
+    /// A pipeline with no state yet over `entities`.
     pub fn new(scorer: Box<dyn Scorer>, entities: &[EntityConfig], cfg: &AggregatorConfig) -> Result<Pipeline, String> {
-        Ok(Pipeline {
-            score: ScoreStage::new(Arc::from(scorer), entities)?,
-            aggregator: Aggregator::new(cfg)?,
+        let score = ScoreStage::new(Arc::from(scorer), entities)?;
+        let partition = AggregatePartition::start(AggregateStage::new(entities, cfg)?, None, 0)?;
+        Ok(Pipeline::from_machines(score, partition))
+    }
+
+    /// A pipeline over machines the caller set up (a scorer's options, a restored partition).
+    pub fn from_machines(score: ScoreStage, partition: AggregatePartition) -> Pipeline {
+        Pipeline {
+            score,
+            partition,
             counters: StageCounters::default(),
-            scored: Vec::new(),
-        })
+            batch: ScoreBatch::default(),
+            next: 0,
+            next_post: 0,
+        }
     }
 
     pub fn scorer_name(&self) -> &'static str {
         self.score.scorer_name()
     }
 
-    /// Processes a batch of posts in order, appending spike events and diverted posts to `out`.
-    pub fn process_batch(&mut self, posts: &[Post], out: &mut Vec<Output>) -> Result<(), ScoreError> {
-        self.scored.clear();
-        let counts = self.score.score_counted(posts, &mut self.scored)?;
-        let (n, matched) = (posts.len() as u64, counts.matched as u64);
-        self.counters.add_batch(n, matched, n - matched, counts.unscored as u64);
-        if counts.matched == 0 {
-            return Ok(());
+    pub fn aggregator(&mut self) -> &mut Aggregator {
+        &mut self.partition.stage.aggregator
+    }
+
+    /// Decodes, matches, scores and aggregates a batch of source records, appending spike events and diverted
+    /// posts to `out`. Returns the batch, whose `rejected` records the caller dead-letters.
+    pub fn feed(&mut self, decoder: &Decoder, records: &[SourceRecord<'_>], out: &mut Vec<Output>) -> &ScoreBatch {
+        self.score.process(decoder, records, &mut self.batch);
+        self.aggregate(out);
+        &self.batch
+    }
+
+    /// `feed` for posts already decoded (each one record of a virtual source). A backend failure is returned:
+    /// no caller of this path has a dead-letter output.
+    pub fn process_batch(&mut self, posts: Vec<Post>, out: &mut Vec<Output>) -> Result<(), ScoreError> {
+        let n = posts.len() as i64;
+        self.score.process_posts(POSTS_SOURCE, 0, self.next_post, posts, &mut self.batch);
+        self.next_post += n;
+        if let Some(r) = self.batch.rejected.first() {
+            return Err(ScoreError::Backend(r.detail.clone()));
         }
-        let matcher = self.score.matcher();
-        for s in &self.scored {
-            let p = &posts[s.post];
-            let view = PostView {
-                id: &p.id,
-                text: &p.text,
-                created_at: p.created_at,
-                author: p.author.as_deref(),
-                followers: p.followers,
-                compound: s.sentiment.compound,
-                label: s.sentiment.label,
-            };
-            self.aggregator.process(s.entity, matcher.name(s.entity), matcher.own_terms(s.entity), &view, out);
-        }
+        self.aggregate(out);
         Ok(())
+    }
+
+    fn aggregate(&mut self, out: &mut Vec<Output>) {
+        let b = &self.batch;
+        self.counters.add_batch(b.posts.len() as u64, b.matched, b.unmatched, b.unscored);
+        for (_, _, rec) in b.records(&self.score) {
+            // One partition fed in order from offset 0, restored from nothing: every record applies.
+            let step = self.partition.on_decoded(self.next, &rec, out);
+            assert!(matches!(step, Step::Applied(_)), "stage record {} not applied: {step:?}", self.next);
+            self.next += 1;
+        }
     }
 }

@@ -140,9 +140,9 @@ fn foreign_posts_count_toward_volume_and_not_toward_the_negative_share() {
     }
     let mut out = Vec::new();
     for chunk in posts.chunks(512) {
-        p.process_batch(chunk, &mut out).unwrap();
+        p.process_batch(chunk.to_vec(), &mut out).unwrap();
     }
-    p.aggregator.flush(&mut out);
+    p.aggregator().flush(&mut out);
     assert_eq!(p.counters.unscored, 400, "every French post of the burst, tagged or not");
     assert_eq!(p.counters.scored + p.counters.unscored, p.counters.matched);
     let spikes: Vec<_> = out

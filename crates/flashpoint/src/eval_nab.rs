@@ -148,13 +148,12 @@ pub fn evaluate_series(
             id += 1;
         }
         if batch.len() >= 4096 {
-            pipe.process_batch(&batch, &mut out)?;
-            batch.clear();
+            pipe.process_batch(std::mem::take(&mut batch), &mut out)?;
         }
         collect_opened(&mut out, &mut ends)?;
     }
-    pipe.process_batch(&batch, &mut out)?;
-    pipe.aggregator.flush(&mut out);
+    pipe.process_batch(batch, &mut out)?;
+    pipe.aggregator().flush(&mut out);
     collect_opened(&mut out, &mut ends)?;
     let row_at = |t: Millis| rows.partition_point(|r| r.0 < t);
     let det: Vec<usize> = ends.iter().map(|&(t, _)| row_at(t)).filter(|&i| i < rows.len()).collect();

@@ -524,6 +524,7 @@ fn real_main() -> Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?;
             let partition =
                 flashpoint_core::partition::AggregatePartition::start(stage, None, 0).map_err(anyhow::Error::msg)?;
+            let pipeline = flashpoint_core::pipeline::Pipeline::from_machines(score, partition);
             let progress = if input != "-" && std::io::stderr().is_terminal() {
                 std::fs::metadata(&input).ok().map(|m| m.len())
             } else {
@@ -541,8 +542,7 @@ fn real_main() -> Result<ExitCode> {
             };
             let summary = replay::run(
                 &cfg,
-                score,
-                partition,
+                pipeline,
                 open_input(&input)?,
                 &mut *events,
                 &mut *dead,

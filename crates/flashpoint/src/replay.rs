@@ -8,10 +8,10 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use flashpoint_core::event::Output;
-use flashpoint_core::partition::{AggregatePartition, ScoreBatch, SourceRecord, Step};
-use flashpoint_core::pipeline::StageCounters;
+use flashpoint_core::partition::SourceRecord;
+use flashpoint_core::pipeline::{Pipeline, StageCounters};
+use flashpoint_core::post::Decoder;
 use flashpoint_core::sanitize;
-use flashpoint_core::stage::ScoreStage;
 use std::io::{BufRead, Write};
 
 const BATCH: usize = 512;
@@ -56,69 +56,43 @@ fn write_outputs(
     Ok(())
 }
 
-/// The worker's two machines back to back, without a topic between them: `ScoreStage::process` on batches
-/// of lines (line n is offset n - 1 of a one-partition source), each stage record straight into one
-/// `AggregatePartition`. The stage records are not serialised: `partition`'s tests prove that path equal
-/// to the worker's bytes path.
-struct Machines {
-    score: ScoreStage,
-    partition: AggregatePartition,
-    batch: ScoreBatch,
-    /// Offset of the next stage record in the (virtual) internal topic.
-    next: i64,
-    counters: StageCounters,
-    decode_errors: u64,
-    skipped: u64,
-}
-
-impl Machines {
-    fn feed(
-        &mut self,
-        cfg: &Config,
-        lines: &[u8],
-        ends: &[(i64, usize)],
-        outputs: &mut Vec<Output>,
-        dead: &mut dyn Write,
-    ) -> Result<()> {
-        let mut start = 0;
-        let sources: Vec<SourceRecord<'_>> = ends
-            .iter()
-            .map(|&(offset, end)| {
-                let r = SourceRecord { topic: "replay", partition: 0, offset, payload: &lines[start..end] };
-                start = end;
-                r
-            })
-            .collect();
-        let decoder = cfg.input.decoder();
-        self.score.process(&decoder, &sources, &mut self.batch);
-        let b = &self.batch;
-        self.counters.add_batch(b.posts.len() as u64, b.matched, b.unmatched, b.unscored);
-        self.skipped += b.skipped;
-        for r in &b.rejected {
-            self.decode_errors += 1;
-            let rec = sources[r.record].payload;
-            let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
-            let line = sources[r.record].offset + 1;
-            let dl =
-                serde_json::json!({"reason": r.rejection.reason(), "error": r.detail, "line": line, "record": shown});
-            sanitize::to_json_writer(&mut *dead, &dl)?;
-            dead.write_all(b"\n")?;
-        }
-        for (_, _, rec) in b.records(&self.score) {
-            match self.partition.on_decoded(self.next, &rec, outputs) {
-                Step::Applied(_) => {}
-                other => anyhow::bail!("replay: stage record {} was not applied ({other:?})", self.next),
-            }
-            self.next += 1;
-        }
-        Ok(())
+/// Feeds a batch of lines (line n is offset n - 1 of a one-partition source) to the pipeline and writes a dead
+/// letter for each record it rejected.
+fn feed(
+    p: &mut Pipeline,
+    decoder: &Decoder,
+    lines: &[u8],
+    ends: &[(i64, usize)],
+    outputs: &mut Vec<Output>,
+    dead: &mut dyn Write,
+    tally: &mut (u64, u64),
+) -> Result<()> {
+    let mut start = 0;
+    let sources: Vec<SourceRecord<'_>> = ends
+        .iter()
+        .map(|&(offset, end)| {
+            let r = SourceRecord { topic: "replay", partition: 0, offset, payload: &lines[start..end] };
+            start = end;
+            r
+        })
+        .collect();
+    let b = p.feed(decoder, &sources, outputs);
+    tally.1 += b.skipped;
+    for r in &b.rejected {
+        tally.0 += 1;
+        let rec = sources[r.record].payload;
+        let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
+        let line = sources[r.record].offset + 1;
+        let dl = serde_json::json!({"reason": r.rejection.reason(), "error": r.detail, "line": line, "record": shown});
+        sanitize::to_json_writer(&mut *dead, &dl)?;
+        dead.write_all(b"\n")?;
     }
+    Ok(())
 }
 
 pub fn run(
     cfg: &Config,
-    score: ScoreStage,
-    partition: AggregatePartition,
+    mut pipeline: Pipeline,
     input: Box<dyn BufRead>,
     events: &mut dyn Write,
     dead: &mut dyn Write,
@@ -133,15 +107,9 @@ pub fn run(
         );
         b
     });
-    let mut m = Machines {
-        score,
-        partition,
-        batch: ScoreBatch::default(),
-        next: 0,
-        counters: StageCounters::default(),
-        decode_errors: 0,
-        skipped: 0,
-    };
+    let decoder = cfg.input.decoder();
+    // (records dead-lettered, records holding no post)
+    let mut tally = (0u64, 0u64);
     let mut input = input;
     let mut line = Vec::new();
     // The batch's lines back to back, and where each ends (with its offset).
@@ -165,7 +133,7 @@ pub fn run(
             records += 1;
         }
         if ends.len() >= BATCH || (eof && !ends.is_empty()) {
-            m.feed(cfg, &lines, &ends, &mut outputs, dead)?;
+            feed(&mut pipeline, &decoder, &lines, &ends, &mut outputs, dead, &mut tally)?;
             (lines.clear(), ends.clear());
             write_outputs(&mut outputs, events, dead, &mut n_events)?;
         }
@@ -174,7 +142,7 @@ pub fn run(
         }
     }
     if opts.flush {
-        m.partition.stage.aggregator.flush(&mut outputs);
+        pipeline.aggregator().flush(&mut outputs);
         write_outputs(&mut outputs, events, dead, &mut n_events)?;
     }
     if let Some(b) = bar {
@@ -185,12 +153,12 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     Ok(Summary {
         records,
-        decode_errors: m.decode_errors,
-        skipped_not_posts: m.skipped,
-        stages: m.counters.clone(),
-        aggregator: m.partition.stage.aggregator.counters.clone(),
+        decode_errors: tally.0,
+        skipped_not_posts: tally.1,
+        stages: pipeline.counters.clone(),
+        aggregator: pipeline.aggregator().counters.clone(),
         events: n_events,
         seconds,
-        posts_per_second: m.counters.posts as f64 / seconds.max(1e-9),
+        posts_per_second: pipeline.counters.posts as f64 / seconds.max(1e-9),
     })
 }
