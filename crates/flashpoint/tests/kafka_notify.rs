@@ -7,7 +7,7 @@ mod common;
 mod notify_common;
 
 use common::*;
-use flashpoint_notify::format::webhook;
+use flashpoint_notify::channel::webhook;
 use notify_common::{Receiver, Reply};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 mod notify_common;
 
-use flashpoint_notify::format::{pagerduty, slack, teams, webhook};
+use flashpoint_notify::channel::{pagerduty, slack, teams, webhook};
 use notify_common::*;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -327,8 +327,10 @@ channels = ["broken", "hanging", "good"]
     assert_eq!(run.summary["low_water"], lines.len() as u64);
     let good = rx.requests("/good");
     assert_eq!(good.len(), 6);
+    // The hanging destination: three messages given up (one timeout each), then its circuit opens and the rest
+    // are dead-lettered at once, without waiting on it again.
     let hang = rx.requests("/hang");
-    assert_eq!(hang.len(), 6);
+    assert_eq!(hang.len(), 3, "breaker_failures = 3");
     assert!(
         good.last().unwrap().at < hang.last().unwrap().at,
         "the good channel finished while the hanging one was still timing out"
@@ -349,7 +351,12 @@ channels = ["broken", "hanging", "good"]
     assert!(broken[0]["events"][0]["incident_id"].is_string(), "the event travels with the dead letter");
     let hanging = by("delivery", "hanging");
     assert_eq!(hanging.len(), 6);
-    assert!(hanging.iter().all(|d| d["reason"].as_str().unwrap().contains("gave up after 1 attempts")), "{hanging:?}");
+    let reasons: Vec<&str> = hanging.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons[..3].iter().all(|r| r.contains("gave up after 1 attempts") && r.contains("timed out")),
+        "{reasons:?}"
+    );
+    assert!(reasons[3..].iter().all(|r| r.starts_with("circuit_open:") && r.contains("timed out")), "{reasons:?}");
     let dead_text = serde_json::to_string(&run.dead).unwrap();
     for s in ["S3CRETslack", "S3CREThang"] {
         assert!(!dead_text.contains(s) && !run.stderr.contains(s), "{s} leaked");
@@ -423,7 +430,9 @@ channels = ["mail"]
     for m in &mails[1..] {
         assert_eq!(header(m, "In-Reply-To").as_deref(), Some(root.as_str()));
         assert_eq!(header(m, "References").as_deref(), Some(root.as_str()));
-        assert!(header(m, "Subject").unwrap().starts_with("Re: [Flashpoint] Acme Air"));
+        let subject = header(m, "Subject").unwrap();
+        assert!(subject.starts_with("Re: [Flashpoint] ") && subject.contains("Acme Air"), "{subject}");
+        assert_eq!(header(m, "Auto-Submitted").as_deref(), Some("auto-generated"));
         ids.push(header(m, "Message-ID").unwrap());
     }
     ids.sort();
@@ -506,7 +515,7 @@ update_interval_secs = 1
     };
     let mut first = start();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mark = || std::fs::read_to_string(&ckpt).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let mark = || checkpoint_mark(&ckpt, "hook");
     while rx.requests("/hook").len() < 4 || mark() != Some(3) {
         assert!(Instant::now() < deadline, "stuck: {} requests, checkpoint {:?}", rx.requests("/hook").len(), mark());
         std::thread::sleep(Duration::from_millis(50));
@@ -723,10 +732,179 @@ channels = ["ops", "pager"]
     );
     assert!(!run.stderr.contains("VERYSECRET"));
 
-    // An inline secret is refused, naming the key.
-    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T1/B1/INLINE\"\n");
-    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("notify.channels"), "{err}");
+    // The missing secret's reason, once.
+    assert_eq!(run.stderr.matches("is not set").count(), 1, "{}", run.stderr);
+
+    // An inline secret is refused, naming the key and where secrets come from, never echoing the value; and
+    // the error is one readable line (no literal `\n`).
+    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"http://127.0.0.1:18080/slack/INLINESECRET\"\n");
+    for cmd in ["check-config", "notify"] {
+        let out = Command::new(bin()).args([cmd, "--config"]).arg(&bad).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("notify.channels[0]: url:") && err.contains("{ env = "), "{err}");
+        assert!(!err.contains("INLINESECRET") && !err.contains("\\n"), "{err}");
+    }
+
+    // A missing secret file is named and said to be missing (not "entity not found").
+    let nofile = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = { file = \"/nonexistent/slack_url\" }\n[[notify.routes]]\nname = \"r\"\nchannels = [\"ops\"]\n");
+    let run = notify(&nofile, &dir2, "", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("secret file /nonexistent/slack_url does not exist"), "{}", run.stderr);
+    assert!(!run.stderr.contains("entity not found"), "{}", run.stderr);
+}
+
+fn env_refs(e: &[(String, String)]) -> Vec<(&str, String)> {
+    e.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+}
+
+/// Defect 1: one non-UTF-8 line used to abort the run (exit 2), losing the message queued before it and every
+/// event after it.
+#[test]
+fn a_non_utf8_line_is_a_dead_letter_and_the_run_goes_on() {
+    let dir = tempdir("utf8");
+    let rx = Receiver::start();
+    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let events = sample_events();
+    let mut input = Vec::new();
+    for (i, l) in events.iter().enumerate() {
+        if i == 2 {
+            input.extend_from_slice(b"{\"entity\": \"Acme \xff\xfe Air\"}\n");
+        }
+        input.extend_from_slice(l.as_bytes());
+        input.push(b'\n');
+    }
+    let run = notify_with(&cfg, &dir, &input, &env_refs(&webhook_env(&rx, &["hook"])), &[]);
+    assert_eq!(run.code, 1, "a dead letter makes the status 1, not 2: {}", run.stderr);
+    assert_eq!(run.summary["events"], events.len() as u64);
+    assert_eq!(run.summary["bad_lines"], 1);
+    assert_eq!(run.dead.len(), 1, "{:?}", run.dead);
+    assert_eq!((run.dead[0]["source"].as_str(), run.dead[0]["line"].as_u64()), (Some("input"), Some(3)));
+    assert_eq!(run.dead[0]["reason"], "not_utf8");
+    let sent: Vec<u64> = rx.requests("/hook").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(sent.first(), Some(&0), "the message before the bad line is delivered");
+    assert_eq!(sent.last(), Some(&seqs(&events).last().unwrap().0), "and the events after it");
+}
+
+/// Defect 3: one mark for all channels made a fast channel resend after a restart, and resent messages were
+/// relabelled. Now each channel resumes from its own mark and a resend is the first send, byte for byte.
+#[test]
+fn resuming_after_a_kill_resends_nothing_a_channel_finished_and_resends_are_identical() {
+    let dir = tempdir("perchannel");
+    let rx = Receiver::start();
+    rx.script("/slow", &[Reply::Status(200), Reply::Status(200)]);
+    rx.default_reply("/slow", Reply::Hang);
+    let cfg = write_config(
+        &dir,
+        &webhooks(&dir, "timeout_secs = 60\ninitial_backoff_ms = 100", &["fast", "slow"], "update_interval_secs = 1"),
+    );
+    let events = sample_events();
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, events.join("\n") + "\n").unwrap();
+    let ckpt = dir.join("notify.checkpoint");
+    let env = webhook_env(&rx, &["fast", "slow"]);
+    let start = || {
+        let mut c = Command::new(bin());
+        c.args(["notify", "--config"]).arg(&cfg).arg("--input").arg(&input).arg("--checkpoint").arg(&ckpt);
+        c.arg("--dead-letter").arg(dir.join("dead.jsonl")).envs(env.iter().cloned()).stderr(Stdio::piped());
+        c
+    };
+    let mut first = start().spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.requests("/slow").len() < 3 || checkpoint_mark(&ckpt, "fast") != Some(events.len() as u64) {
+        assert!(Instant::now() < deadline, "stuck: fast mark {:?}", checkpoint_mark(&ckpt, "fast"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let fast_before = rx.requests("/fast").len();
+    rx.default_reply("/slow", Reply::Status(200));
+    let second = start().output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(rx.requests("/fast").len(), fast_before, "the fast channel had finished: nothing resent");
+    let fast: BTreeMap<String, (String, Vec<u8>)> = rx
+        .requests("/fast")
+        .iter()
+        .map(|r| {
+            let k = r.header("idempotency-key").unwrap().to_string();
+            (k, (r.header("flashpoint-notice").unwrap().to_string(), r.body.clone()))
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    for r in rx.requests("/slow") {
+        let key = r.header("idempotency-key").unwrap().to_string();
+        let notice = r.header("flashpoint-notice").unwrap().to_string();
+        assert_eq!(
+            fast.get(&key),
+            Some(&(notice.clone(), r.body.clone())),
+            "{key}: the same key carries the same label and body on every channel and every send"
+        );
+        if r.ok() {
+            delivered.push(key);
+        }
+    }
+    let mut want: Vec<String> = fast.keys().cloned().collect();
+    want.sort();
+    delivered.sort();
+    assert_eq!(delivered, want, "the slow channel got every message once to a 200");
+}
+
+/// Defect 4: a checkpoint reused with another input silently skipped lines.
+#[test]
+fn a_checkpoint_written_for_another_input_is_refused_and_restart_starts_over() {
+    let dir = tempdir("identity");
+    let rx = Receiver::start();
+    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let env = webhook_env(&rx, &["hook"]);
+    let ckpt = dir.join("ckpt").display().to_string();
+    let a = sample_events();
+    let run = notify_with(&cfg, &dir, (a.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent_a = rx.requests("/hook").len();
+    // Another input: the same incident under another id.
+    let b: Vec<String> = a.iter().map(|l| l.replace("\"incident_id\":\"inc-", "\"incident_id\":\"other-")).collect();
+    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("written for another input") && run.stderr.contains("--restart"), "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), sent_a, "nothing sent for the other input");
+    let run = notify_with(
+        &cfg,
+        &dir,
+        (b.join("\n") + "\n").as_bytes(),
+        &env_refs(&env),
+        &["--checkpoint", &ckpt, "--restart"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), 2 * sent_a, "every message of the new input");
+    // The same input again: everything was done, nothing is sent.
+    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), 2 * sent_a);
+    assert_eq!(run.summary["skipped_on_resume"], sent_a as u64);
+}
+
+/// Defect 5: a closed port cost 209 s per message ("request failed: error sending request"). Now the cause is
+/// named, a message gives up at its deadline, the circuit opens and the rest are dead-lettered at once, while
+/// the other channel is not delayed.
+#[test]
+fn a_dead_destination_costs_one_deadline_names_the_cause_and_delays_no_other_channel() {
+    let dir = tempdir("deaddest");
+    let rx = Receiver::start();
+    let cfg =
+        write_config(&dir, &webhooks(&dir, "message_deadline_secs = 3\nbreaker_failures = 2", &["dead", "good"], ""));
+    let mut env = webhook_env(&rx, &["dead", "good"]);
+    env[0].1 = format!("http://127.0.0.1:{}/dead", free_port()); // nothing listens there
+    let events = sample_events();
+    let t0 = Instant::now();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env_refs(&env));
+    let took = t0.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let dead: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "dead").collect();
+    let good = rx.requests("/good");
+    assert_eq!(dead.len(), good.len(), "every message of the dead channel is dead-lettered");
+    let first = dead[0]["reason"].as_str().unwrap();
+    assert!(first.contains("connection refused") && first.starts_with("gave up after"), "{first}");
+    assert!(dead[1..].iter().all(|d| d["reason"].as_str().unwrap().starts_with("circuit_open:")), "{dead:?}");
+    assert!(took < Duration::from_secs(12), "{} messages took {took:?}", dead.len());
+    assert!(good.iter().all(|r| r.at < t0 + Duration::from_secs(2)), "the good channel was not held up");
 }
