@@ -251,8 +251,8 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<NotifyAction>,
         /// TOML config with a [notify] section (secrets come from the environment or files it names).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required = true)]
+        config: Option<PathBuf>,
         /// Spike events as JSON Lines, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
         input: String,
@@ -535,7 +535,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Notify { action: None, config, input, dead_letter, clock, checkpoint, restart } => {
-            let cfg = Config::load(&config)?;
+            let cfg = Config::load(&config.context("--config")?)?;
             let mut dead: Box<dyn Write> = match &dead_letter {
                 Some(p) => create(p)?,
                 None => Box::new(std::io::stderr()),

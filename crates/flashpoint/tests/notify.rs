@@ -908,3 +908,118 @@ fn a_dead_destination_costs_one_deadline_names_the_cause_and_delays_no_other_cha
     assert!(took < Duration::from_secs(12), "{} messages took {took:?}", dead.len());
     assert!(good.iter().all(|r| r.at < t0 + Duration::from_secs(2)), "the good channel was not held up");
 }
+
+/// Slack's Web API: the opening starts a thread, every later message is a reply in it (an escalation also
+/// broadcast), and the opening is edited to the current state. The received bodies are written, rendered as
+/// lines, to `$FLASHPOINT_NOTIFY_CAPTURE/slack-thread.txt` when that is set (docs/alerts-new.md shows them).
+#[test]
+fn slack_web_api_threads_an_incident_and_edits_its_opening() {
+    let dir = tempdir("slackapi");
+    let rx = Receiver::start();
+    const OK: &str = r#"{"ok":true,"channel":"C0FLASH","ts":"1772633340.000100"}"#;
+    rx.default_reply("/api/chat.postMessage", Reply::Body(200, OK));
+    rx.default_reply("/api/chat.update", Reply::Body(200, OK));
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\ntoken = {{ env = \"FP_SLACK_TOKEN\" }}\nchannel = \"#ops-alerts\"\napi_url = \"{}\"\n[[notify.routes]]\nname = \"all\"\nchannels = [\"ops\"]\n",
+            rx.url("/api")
+        ),
+    );
+    let events = sample_events();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SLACK_TOKEN", "xoxb-S3CRET".into())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reqs = rx.requests("/api/");
+    assert!(reqs.iter().all(|r| r.header("authorization") == Some("Bearer xoxb-S3CRET")));
+    let (open, rest) = reqs.split_first().unwrap();
+    assert_eq!(open.path, "/api/chat.postMessage");
+    assert_eq!(open.json()["channel"], "#ops-alerts");
+    assert!(open.json().get("thread_ts").is_none(), "the opening starts the thread");
+    assert!(!rest.is_empty() && rest.len() % 2 == 0, "each later message: a reply and an edit");
+    for pair in rest.chunks(2) {
+        let (reply, edit) = (pair[0].json(), pair[1].json());
+        assert_eq!((pair[0].path.as_str(), pair[1].path.as_str()), ("/api/chat.postMessage", "/api/chat.update"));
+        assert_eq!(
+            (reply["thread_ts"].as_str(), reply["channel"].as_str()),
+            (Some("1772633340.000100"), Some("C0FLASH"))
+        );
+        assert_eq!((edit["ts"].as_str(), edit["channel"].as_str()), (Some("1772633340.000100"), Some("C0FLASH")));
+        assert_eq!(reply["blocks"], edit["blocks"], "the opening shows the current state");
+        let escalated = reply["text"].as_str().unwrap().contains("escalated");
+        assert_eq!(reply["reply_broadcast"].as_bool().unwrap_or(false), escalated, "{reply}");
+        slack::check_limits(&reply).unwrap();
+    }
+    let last = rest.last().unwrap().json();
+    assert!(last["text"].as_str().unwrap().starts_with("✅ RESOLVED"), "not in alarm colours: {last}");
+    let updates: Vec<String> = rest.iter().step_by(2).map(|r| r.json().to_string()).collect();
+    assert!(updates.iter().any(|u| u.contains("What changed: watch → warning")), "{updates:?}");
+    if let Ok(out) = std::env::var("FLASHPOINT_NOTIFY_CAPTURE") {
+        let mut text = String::new();
+        for r in &reqs {
+            let v = r.json();
+            let mut lines = Vec::new();
+            texts(&v["blocks"], &mut lines);
+            let lines: Vec<String> = lines
+                .into_iter()
+                .filter(|l| !["plain_text", "section", "header", "actions", "button", "context"].contains(&l.as_str()))
+                .collect();
+            text += &format!(
+                "{} {}{}{}\n    {}\n\n",
+                r.path.trim_start_matches("/api/"),
+                v["channel"],
+                v.get("thread_ts").map(|t| format!(" thread_ts={t}")).unwrap_or_default(),
+                if v["reply_broadcast"] == true { " reply_broadcast=true" } else { "" },
+                lines.join("\n    ")
+            );
+        }
+        std::fs::write(std::path::Path::new(&out).join("slack-thread.txt"), text).unwrap();
+    }
+}
+
+/// `notify test`, silences (and the command that adds one), and dead letters read back and re-sent.
+#[test]
+fn test_sends_silences_hold_and_dead_letters_resend() {
+    let dir = tempdir("features");
+    let rx = Receiver::start();
+    let env = webhook_env(&rx, &["hook"]);
+    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    let out =
+        Command::new(bin()).args(["notify", "test", "--config"]).arg(&cfg).envs(env.iter().cloned()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ok     hook (webhook)"), "{text}");
+    let t = &rx.requests("/hook")[0];
+    assert!(t.json()["entity"].as_str().unwrap().starts_with("TEST MESSAGE"), "clearly marked");
+
+    let events = sample_events();
+    let input = events.join("\n") + "\n";
+    let add = Command::new(bin())
+        .args(["notify", "silence", "--config"])
+        .arg(&cfg)
+        .args(["--entity", "acme*", "--until", "2099-01-01T00:00:00Z", "--reason", "planned launch"])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let before = rx.requests("/hook").len();
+    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), before, "silenced: nothing sent");
+    assert!(run.summary["silenced"].as_u64().unwrap() > 0, "but counted: {}", run.summary);
+
+    // Without the silence, against a failing receiver: dead letters; read back, they are re-sent as they were.
+    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    rx.script("/hook", &[Reply::Status(400), Reply::Status(400)]);
+    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let failed: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["source"] == "delivery").collect();
+    assert_eq!(failed.len(), 2);
+    let first_fail = rx.requests("/hook")[before].clone();
+    let dead_lines: String = failed.iter().map(|d| d.to_string() + "\n").collect();
+    let n = rx.requests("/hook").len();
+    let run = notify(&cfg, &dir, &dead_lines, &env_refs(&env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let resent = &rx.requests("/hook")[n..];
+    assert_eq!(resent.len(), 2);
+    assert_eq!(resent[0].header("idempotency-key"), first_fail.header("idempotency-key"));
+    assert_eq!(resent[0].header("flashpoint-notice"), first_fail.header("flashpoint-notice"));
+    assert_eq!(resent[0].json(), first_fail.json(), "the same event");
+}
