@@ -54,7 +54,7 @@ struct IncidentState {
     last_sent: Option<Millis>,
     last_severity: Option<Severity>,
     /// What the last message sent said, so the next one can say what changed since.
-    last_ratio: Option<f64>,
+    last_ratio: Option<(Signal, f64)>,
     last_signals: Vec<Signal>,
     pending: Option<Pending>,
 }
@@ -205,7 +205,8 @@ impl Router {
             if let Some(l) = st.last_severity.filter(|l| *l != event.severity) {
                 changes.push(format!("{} → {}", l.as_str(), event.severity.as_str()));
             }
-            if let (Some(a), Some(b)) = (st.last_ratio, ratio(&event)) {
+            // A ratio compares only with the same signal's (volume ×3 → ×6, not volume with negative volume).
+            if let (Some((_, a)), Some(b)) = (st.last_ratio.filter(|l| l.0 == event.signal), ratio(&event)) {
                 if format!("{a:.0}") != format!("{b:.0}") {
                     changes.push(format!("{} ×{a:.0} → ×{b:.0}", event.signal.as_str().replace('_', " ")));
                 }
@@ -250,7 +251,7 @@ impl Router {
             if !inc.last_signals.contains(&event.signal) {
                 inc.last_signals.push(event.signal);
             }
-            inc.last_ratio = ratio(&event);
+            inc.last_ratio = ratio(&event).map(|r| (event.signal, r));
         }
         Dispatch { route: r, message: Arc::new(Message::Notice(notice)), positions }
     }

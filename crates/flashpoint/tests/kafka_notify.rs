@@ -4,7 +4,7 @@
 //! dead-letter topic for bad spike records and permanent delivery failures.
 
 mod common;
-mod notify_common;
+pub mod notify_common;
 
 use common::*;
 use flashpoint_notify::channel::webhook;

@@ -2,7 +2,7 @@
 //! Teams, PagerDuty and a webhook endpoint (checking each payload against its format's documented fields and
 //! limits), and a real SMTP server (aiosmtpd) for email.
 
-mod notify_common;
+pub mod notify_common;
 
 use flashpoint_notify::channel::{pagerduty, slack, teams, webhook};
 use notify_common::*;
