@@ -18,8 +18,8 @@ use crate::metrics::now_ms;
 use crate::shutdown::Shutdown;
 use crate::stage_loop::{drive, Handler};
 use crate::{Shared, Stage, WorkerError};
-use flashpoint_core::partition::Rejection;
-use flashpoint_notify::{parse_event, Engine, NotifyMetrics, Position};
+use flashpoint_core::partition::{Rejection, ResumeFloors};
+use flashpoint_notify::{Engine, NotifyMetrics, Position};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -40,11 +40,11 @@ struct NotifyLoop {
     consumer: Arc<Consumer_>,
     engine: Engine,
     dead: mpsc::UnboundedReceiver<flashpoint_notify::DeadLetter>,
-    metrics: NotifyMetrics,
     /// Owned partitions and the offset committed (or resumed from) on each: every offset below it is done.
     committed: FxHashMap<i32, i64>,
-    /// Partitions assigned from a batch start (`tansu::BATCH_FETCH`): their committed offset, until seen.
-    floors: FxHashMap<i32, i64>,
+    /// Partitions assigned from a batch start (`tansu::BATCH_FETCH`): records below their committed offset are
+    /// dropped.
+    floors: ResumeFloors,
     topic: Arc<str>,
 }
 
@@ -62,9 +62,8 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
         consumer: consumer.clone(),
         engine,
         dead,
-        metrics,
         committed: FxHashMap::default(),
-        floors: FxHashMap::default(),
+        floors: ResumeFloors::default(),
     };
     let mut tick = tokio::time::interval(TICK);
     let consumed = shared.metrics.consumed.with_label_values(&[Stage::Notify.as_str()]);
@@ -110,39 +109,26 @@ impl NotifyLoop {
     async fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
         self.rebalanced();
         let pos = Position { partition: m.partition(), offset: m.offset() };
-        let floor = *self.committed.entry(pos.partition).or_insert_with(|| {
-            let f = self.floors.remove(&pos.partition);
-            f.map_or(pos.offset, |f| f.max(pos.offset))
-        });
-        if pos.offset < floor {
+        if !self.floors.admit(&self.topic, pos.partition, pos.offset) {
             return Ok(()); // re-read from a batch start: done before the committed offset
         }
+        self.committed.entry(pos.partition).or_insert(pos.offset);
         let payload = m.payload().unwrap_or_default();
-        let parsed = match std::str::from_utf8(payload) {
-            Err(_) => Err((Rejection::NotUtf8, "not UTF-8".to_string())),
-            Ok(line) => parse_event(line, pos).map_err(|e| {
-                let json = serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok();
-                (if json { Rejection::NotSpikeEvent } else { Rejection::NotJson }, e)
-            }),
-        };
-        match parsed {
-            Ok(input) => self.engine.submit(&input, now_ms() as i64),
-            Err((reason, detail)) => {
-                self.metrics.input_dead_letters.with_label_values(&[reason.reason()]).inc();
-                let d = DeadLetter {
-                    reason,
-                    detail,
-                    stage: Stage::Notify,
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: payload.to_vec(),
-                    topic: self.topic.to_string(),
-                    partition: pos.partition,
-                    offset: pos.offset,
-                };
-                let sent = self.shared.outbox.dead_letter(&d).await?;
-                self.shared.outbox.settle(sent).await?;
-                self.engine.skip(pos);
-            }
+        // The notifier's one reader (shared with `flashpoint notify`): classified, counted, routed.
+        if let Err(rej) = self.engine.read(payload, pos, |_| now_ms() as i64) {
+            let d = DeadLetter {
+                reason: rej.reason,
+                detail: rej.detail,
+                stage: Stage::Notify,
+                key: m.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+                topic: self.topic.to_string(),
+                partition: pos.partition,
+                offset: pos.offset,
+            };
+            let sent = self.shared.outbox.dead_letter(&d).await?;
+            self.shared.outbox.settle(sent).await?;
+            self.engine.skip(pos);
         }
         Ok(())
     }
@@ -162,10 +148,11 @@ impl NotifyLoop {
         for p in ctx.take_revoked().unwrap_or_default() {
             self.engine.forget_partition(p);
             self.committed.remove(&p);
-            self.floors.remove(&p);
+            // A floor left from before the revocation is at most the committed offset the partition resumes
+            // from (commits only advance), so its first re-read record lifts it; a new floor replaces it.
         }
-        for (_, p, at) in ctx.take_floors().unwrap_or_default() {
-            self.floors.insert(p, at);
+        for (topic, p, at) in ctx.take_floors().unwrap_or_default() {
+            self.floors.set(topic, p, at);
         }
     }
 
@@ -225,7 +212,7 @@ impl NotifyLoop {
         self.rebalanced();
         self.engine.close(now_ms() as i64);
         loop {
-            let more = tokio::time::timeout(TICK, self.engine.next_ack()).await.unwrap_or(true);
+            let more = self.engine.drain_step(TICK).await;
             self.commit().await?;
             if !more {
                 break;

@@ -6,7 +6,7 @@
 //! fontconfig are needed. The points are the entity's spike events seen by the notifier, the only windows it
 //! receives: a chart of what happened during the incident, not of the quiet hours before it.
 
-use crate::router::Point;
+use crate::message::Point;
 use flashpoint_core::time::{format_rfc3339, Millis};
 use plotters::prelude::*;
 use std::sync::Once;

@@ -2,12 +2,12 @@
 //! to which channels, how often). Every struct denies unknown keys, and [`NotifyConfig::validate`] names the key
 //! at fault, like the rest of the config.
 
+use crate::channel::ChannelSpec;
 use crate::secret::SecretRef;
 use flashpoint_core::detect::{Severity, Signal};
 use flashpoint_core::event::EventKind;
 use serde::{Deserialize, Serialize};
-
-pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +22,23 @@ pub struct NotifyConfig {
     pub delivery: DeliveryConfig,
     pub channels: Vec<ChannelConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Incidents whose messages are held back (counted, not sent) until a time.
+    pub silences: Vec<Silence>,
+}
+
+/// `[[notify.silences]]`: while it lasts, messages about matching entities are not sent (counted in
+/// `flashpoint_notifications_silenced_total`), e.g. during a known outage or a planned launch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// An entity name or glob (`*`, `?`; case-insensitive).
+    pub entity: String,
+    /// RFC 3339 end (`2026-03-04T18:00:00Z`); compared with the routing clock.
+    pub until: String,
+    pub reason: String,
+    /// Only these routes (empty: all).
+    #[serde(default)]
+    pub routes: Vec<String>,
 }
 
 impl Default for NotifyConfig {
@@ -33,6 +50,7 @@ impl Default for NotifyConfig {
             delivery: DeliveryConfig::default(),
             channels: Vec::new(),
             routes: Vec::new(),
+            silences: Vec::new(),
         }
     }
 }
@@ -53,6 +71,14 @@ pub struct DeliveryConfig {
     pub max_retry_after_secs: u64,
     /// Per request: connect, send and wait for the answer. A hanging receiver counts as a retryable failure.
     pub timeout_secs: u64,
+    /// A message still failing this long after its first attempt is dead-lettered (a `Retry-After` wait does
+    /// not count: the receiver is up and asked for it).
+    pub message_deadline_secs: u64,
+    /// A channel whose message was given up after this many consecutive failures opens its circuit: ...
+    pub breaker_failures: u32,
+    /// ... for this long every message is dead-lettered at once (`circuit_open`), then one probe decides
+    /// whether it closes again. A dead destination costs one deadline, not one per message.
+    pub breaker_open_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -64,115 +90,80 @@ impl Default for DeliveryConfig {
             max_backoff_ms: 60_000,
             max_retry_after_secs: 300,
             timeout_secs: 10,
+            message_deadline_secs: 30,
+            breaker_failures: 3,
+            breaker_open_secs: 30,
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum ChannelConfig {
-    /// Slack incoming webhook (Block Kit).
-    Slack(UrlChannel),
-    /// Microsoft Teams workflow webhook ("When a Teams webhook request is received"), Adaptive Card.
-    Teams(UrlChannel),
-    /// PagerDuty Events API v2.
-    Pagerduty(PagerDutyChannel),
-    /// Any HTTPS endpoint: the spike event JSON, signed.
-    Webhook(WebhookChannel),
-    Email(EmailChannel),
+/// One `[[notify.channels]]` entry: `kind` picks the channel module ([`crate::channel::KINDS`]), which reads the
+/// rest of the table.
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    kind: &'static str,
+    spec: Arc<dyn ChannelSpec>,
+    /// The table as written (secrets are references, never values), for equality and serialisation.
+    table: serde_json::Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UrlChannel {
-    pub name: String,
-    /// The webhook URL is a credential: from an environment variable or a file.
-    pub url: SecretRef,
+impl PartialEq for ChannelConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PagerDutyChannel {
-    pub name: String,
-    /// The integration's routing key (a credential).
-    pub routing_key: SecretRef,
-    /// The Events API endpoint (not secret; changed for EU accounts or tests).
-    #[serde(default = "pagerduty_url")]
-    pub url: String,
+impl Serialize for ChannelConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.table.serialize(s)
+    }
 }
 
-fn pagerduty_url() -> String {
-    PAGERDUTY_EVENTS_URL.into()
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookChannel {
-    pub name: String,
-    pub url: SecretRef,
-    /// HMAC-SHA256 key for the `Flashpoint-Signature` header.
-    pub signing_key: SecretRef,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required, not opportunistic); port 587 by default.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS); port 465 by default.
-    Tls,
-    /// No encryption: only for a relay on localhost (tests, a local MTA); refused for any other host.
-    None,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailChannel {
-    pub name: String,
-    pub smtp_host: String,
-    pub smtp_port: Option<u16>,
-    #[serde(default)]
-    pub tls: SmtpTls,
-    pub username: Option<SecretRef>,
-    pub password: Option<SecretRef>,
-    /// `Flashpoint <alerts@example.com>`; its domain also ends every Message-ID.
-    pub from: String,
-    pub to: Vec<String>,
-    /// A PEM root certificate to trust besides the public ones (a relay with a private CA).
-    pub ca_file: Option<std::path::PathBuf>,
+impl<'de> Deserialize<'de> for ChannelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = serde_json::Value::deserialize(d)?;
+        ChannelConfig::from_table(table).map_err(D::Error::custom)
+    }
 }
 
 impl ChannelConfig {
+    pub fn from_table(table: serde_json::Value) -> Result<ChannelConfig, String> {
+        let serde_json::Value::Object(mut rest) = table.clone() else {
+            return Err("a channel is a table with `kind` and `name`".into());
+        };
+        let kind = match rest.remove("kind") {
+            Some(serde_json::Value::String(k)) => k,
+            Some(_) => return Err("kind: a string".into()),
+            None => return Err("kind: missing".into()),
+        };
+        let Some(k) = crate::channel::KINDS.iter().find(|k| k.name == kind) else {
+            let names: Vec<&str> = crate::channel::KINDS.iter().map(|k| k.name).collect();
+            return Err(format!(
+                "kind: `{}` is not one of {}",
+                flashpoint_core::sanitize::for_log_truncated(&kind, 40),
+                names.join(", ")
+            ));
+        };
+        let spec = (k.parse)(serde_json::Value::Object(rest))?;
+        Ok(ChannelConfig { kind: k.name, spec: Arc::from(spec), table })
+    }
+
     pub fn name(&self) -> &str {
-        match self {
-            ChannelConfig::Slack(c) | ChannelConfig::Teams(c) => &c.name,
-            ChannelConfig::Pagerduty(c) => &c.name,
-            ChannelConfig::Webhook(c) => &c.name,
-            ChannelConfig::Email(c) => &c.name,
-        }
+        self.spec.name()
     }
 
     pub fn kind(&self) -> &'static str {
-        match self {
-            ChannelConfig::Slack(_) => "slack",
-            ChannelConfig::Teams(_) => "teams",
-            ChannelConfig::Pagerduty(_) => "pagerduty",
-            ChannelConfig::Webhook(_) => "webhook",
-            ChannelConfig::Email(_) => "email",
-        }
+        self.kind
     }
 
     /// (key, where) of every secret the channel needs, for resolving and for `check-config`.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
-        match self {
-            ChannelConfig::Slack(c) | ChannelConfig::Teams(c) => vec![("url", &c.url)],
-            ChannelConfig::Pagerduty(c) => vec![("routing_key", &c.routing_key)],
-            ChannelConfig::Webhook(c) => vec![("url", &c.url), ("signing_key", &c.signing_key)],
-            ChannelConfig::Email(c) => {
-                c.username.iter().map(|s| ("username", s)).chain(c.password.iter().map(|s| ("password", s))).collect()
-            }
-        }
+        self.spec.secrets()
+    }
+
+    pub fn spec(&self) -> &dyn ChannelSpec {
+        &*self.spec
     }
 }
 
@@ -282,6 +273,12 @@ impl NotifyConfig {
         if d.timeout_secs == 0 {
             return Err("notify.delivery.timeout_secs: must be at least 1".into());
         }
+        if d.message_deadline_secs == 0 || d.breaker_failures == 0 || d.breaker_open_secs == 0 {
+            return Err(
+                "notify.delivery: message_deadline_secs, breaker_failures and breaker_open_secs must be at least 1"
+                    .into(),
+            );
+        }
         for (i, c) in self.channels.iter().enumerate() {
             let key = format!("notify.channels[{i}]");
             let name = c.name();
@@ -291,30 +288,7 @@ impl NotifyConfig {
             if self.channels[..i].iter().any(|o| o.name() == name) {
                 return Err(format!("{key}.name: `{name}` is used twice"));
             }
-            match c {
-                ChannelConfig::Pagerduty(p) => {
-                    crate::engine::check_url(&p.url).map_err(|e| format!("{key}.url: `{}`: {e}", p.url))?;
-                }
-                ChannelConfig::Email(e) => {
-                    e.from.parse::<lettre::message::Mailbox>().map_err(|err| format!("{key}.from: {err}"))?;
-                    if e.to.is_empty() {
-                        return Err(format!("{key}.to: at least one recipient"));
-                    }
-                    for (j, t) in e.to.iter().enumerate() {
-                        t.parse::<lettre::message::Mailbox>().map_err(|err| format!("{key}.to[{j}]: `{t}`: {err}"))?;
-                    }
-                    if e.tls == SmtpTls::None && !is_localhost(&e.smtp_host) {
-                        return Err(format!(
-                            "{key}.tls: \"none\" is only allowed for a relay on localhost, not `{}` (use starttls or tls)",
-                            e.smtp_host
-                        ));
-                    }
-                    if e.username.is_some() != e.password.is_some() {
-                        return Err(format!("{key}: username and password go together"));
-                    }
-                }
-                _ => {}
-            }
+            c.spec().validate().map_err(|e| format!("{key}.{e}"))?;
         }
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("notify.routes[{i}]");
@@ -352,6 +326,20 @@ impl NotifyConfig {
                 }
             }
         }
+        for (i, x) in self.silences.iter().enumerate() {
+            let key = format!("notify.silences[{i}]");
+            if x.entity.is_empty() {
+                return Err(format!("{key}.entity: empty pattern"));
+            }
+            if flashpoint_core::time::parse_rfc3339(&x.until).is_none() {
+                return Err(format!("{key}.until: `{}` is not an RFC 3339 time", x.until));
+            }
+            for r in &x.routes {
+                if !self.routes.iter().any(|o| &o.name == r) {
+                    return Err(format!("{key}.routes: no route named `{r}`"));
+                }
+            }
+        }
         if !self.routes.is_empty() && self.channels.is_empty() {
             return Err("notify.channels: routes need channels".into());
         }
@@ -365,6 +353,18 @@ fn valid_name(s: &str) -> bool {
 
 pub fn is_localhost(host: &str) -> bool {
     matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.")
+}
+
+/// HTTPS, or plain HTTP to this machine only: a webhook URL is a credential and alerts quote customers' posts,
+/// neither goes over the network in clear.
+pub fn check_url(u: &str) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(u).map_err(|_| "not a valid URL")?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if url.host_str().is_some_and(is_localhost) => Ok(()),
+        "http" => Err("plain http is only allowed to localhost; use https"),
+        _ => Err("not an http(s) URL"),
+    }
 }
 
 #[cfg(test)]
@@ -418,16 +418,15 @@ digest = { every_secs = 3600 }
         assert_eq!(c.channels.len(), 4);
         assert_eq!(c.routes[0].min_severity, Severity::Critical);
         assert_eq!(c.routes[1].digest.as_ref().unwrap().up_to, Severity::Watch);
-        match &c.channels[1] {
-            ChannelConfig::Pagerduty(p) => assert_eq!(p.url, PAGERDUTY_EVENTS_URL),
-            _ => panic!(),
-        }
+        assert_eq!(c.channels[1].kind(), "pagerduty");
+        assert!(format!("{:?}", c.channels[1].spec()).contains(crate::channel::pagerduty::EVENTS_URL));
     }
 
     #[test]
     fn errors_name_the_key() {
-        let inline = OK.replace("url = { env = \"SLACK_URL\" }", "url = \"https://hooks.slack.com/x\"");
-        assert!(parse(&inline).is_err(), "an inline secret must be refused");
+        let inline = OK.replace("url = { env = \"SLACK_URL\" }", "url = \"https://hooks.slack.com/INLINESECRET\"");
+        let e = parse(&inline).unwrap_err();
+        assert!(e.contains("url") && e.contains("{ env = ") && !e.contains("INLINESECRET"), "{e}");
         let e = parse(&OK.replace("channels = [\"mail\"]", "channels = [\"nope\"]")).unwrap_err();
         assert!(e.contains("notify.routes[1].channels[0]") && e.contains("nope"), "{e}");
         let e = parse(&OK.replace("smtp_host = \"127.0.0.1\"", "smtp_host = \"smtp.example.com\"")).unwrap_err();

@@ -15,21 +15,28 @@
 //! carry the channel, route, incident, reason and the events, never a secret: HTTP errors are stripped of
 //! their URL (webhook URLs are credentials) and response bodies are quoted sanitised and short.
 //!
-//! Every delivered or dead-lettered message is acknowledged back to the engine, which keeps a [`Tracker`]; its
-//! low-water mark is the input position below which every route has delivered or dead-lettered everything.
+//! A message still failing [`DeliveryConfig::message_deadline_secs`] after its first attempt is dead-lettered
+//! with the cause (connection refused, DNS, TLS, timeout, HTTP status). Each channel has a circuit breaker: once a
+//! message was given up after `breaker_failures` consecutive failures, the circuit opens and for
+//! `breaker_open_secs` every message is dead-lettered at once (`circuit_open`, with the last cause); then the next
+//! message is one probe attempt, which closes the circuit or opens it again. A dead destination thus costs one
+//! deadline, not one per message, and only its own channel.
+//!
+//! Every delivered or dead-lettered message is acknowledged back to the engine, which keeps a [`Tracker`] for all
+//! channels (its low-water mark is the input position below which every route has delivered or dead-lettered
+//! everything) and one per channel (what a resume needs: a channel that was ahead does not resend).
 
-use crate::config::{ChannelConfig, DeliveryConfig, NotifyConfig, SmtpTls};
-use crate::format::{self, Context};
+use crate::channel::{self, Build, BuildError, Cause, Channel, Failure, Request};
+use crate::config::{glob_match, DeliveryConfig, NotifyConfig, Silence};
+use crate::format::Context;
+use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Position};
 use crate::metrics::NotifyMetrics;
-use crate::router::{Effects, Input, Message, Position, Router};
-use crate::secret::{Secret, SecretError};
+use crate::reader::{InputRejection, Record, Resend};
+use crate::router::{Effects, Router};
 use crate::tracker::Tracker;
 use flashpoint_core::time::{parse_rfc3339, Millis};
-use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
@@ -37,15 +44,16 @@ use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("notify.channels `{channel}`.{key}: {source}")]
-    Secret { channel: String, key: &'static str, source: SecretError },
-    #[error("notify.channels `{channel}`: {reason}")]
+    /// The reason names the key and where the secret comes from, never its value (and only once: it is not
+    /// a `source`, which a caller printing the chain would repeat).
+    #[error("notify.channels `{channel}`.{reason}")]
     Channel { channel: String, reason: String },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
 
-/// A message that will not be delivered, with the reason. Written to the dead-letter output as JSON.
+/// A message that will not be delivered, with the reason. Written to the dead-letter output as JSON; `notify
+/// --input` reads it back to re-send it (its events, on its route, to its channel).
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadLetter {
     pub channel: String,
@@ -58,6 +66,9 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// The spike events the message was about, as received (so they can be replayed).
     pub events: Vec<serde_json::Value>,
+    /// What each event's message was on its route (`opened`, `escalated`, `update`, `resolved`): a re-send says
+    /// the same.
+    pub notices: Vec<NoticeKind>,
     /// Their input positions (a Kafka dead letter names the first as its source).
     #[serde(skip)]
     pub positions: Vec<Position>,
@@ -71,33 +82,22 @@ struct Job {
 }
 
 struct Ack {
+    channel: usize,
     positions: Vec<Position>,
+    /// The channel's state after this message, when it keeps any (Slack threads).
+    state: Option<Vec<(String, String)>>,
 }
 
-enum Transport {
-    Slack(Secret),
-    Teams(Secret),
-    PagerDuty { url: String, key: Secret },
-    Webhook { url: Secret, key: Secret },
-    Email { smtp: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox, to: Vec<Mailbox> },
-}
-
-enum Request {
-    Http { url: String, body: Vec<u8>, headers: Vec<(&'static str, String)>, sign: Option<Secret> },
-    Mail(Box<lettre::Message>),
-}
-
-enum Failure {
-    Retry { after: Option<Duration>, reason: String },
-    Permanent(String),
-}
-
-struct Channel {
+struct Worker {
     name: String,
     kind: &'static str,
-    transport: Transport,
+    channel: Box<dyn Channel>,
     http: reqwest::Client,
     delivery: DeliveryConfig,
+    /// Consecutive failed attempts (a 429 is not a failure of the destination).
+    failures: u32,
+    /// The circuit is open until then; the last cause.
+    open: Option<(Instant, String)>,
 }
 
 struct ChannelHandle {
@@ -107,220 +107,39 @@ struct ChannelHandle {
     task: JoinHandle<()>,
 }
 
-/// HTTPS, or plain HTTP to this machine only: a webhook URL is a credential and alerts quote customers' posts,
-/// neither goes over the network in clear.
-pub fn check_url(u: &str) -> Result<(), &'static str> {
-    let url = reqwest::Url::parse(u).map_err(|_| "not a valid URL")?;
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if url.host_str().is_some_and(crate::config::is_localhost) => Ok(()),
-        "http" => Err("plain http is only allowed to localhost; use https"),
-        _ => Err("not an http(s) URL"),
-    }
-}
-
-/// Reads every secret of `cfg` with `env` for environment variables (files are read directly). Fails naming the
-/// channel and key, never the value.
-fn build_transport(
-    c: &ChannelConfig,
-    env: &dyn Fn(&str) -> Option<String>,
-    timeout: Duration,
-) -> Result<Transport, EngineError> {
-    let secret = |key: &'static str, r: &crate::secret::SecretRef| {
-        r.resolve_with(env).map_err(|source| EngineError::Secret { channel: c.name().into(), key, source })
-    };
-    // The reason names the key, never the URL (it is the secret).
-    let url = |r: &crate::secret::SecretRef| {
-        let v = secret("url", r)?;
-        check_url(v.expose()).map_err(|reason| EngineError::Channel {
-            channel: c.name().into(),
-            reason: format!("url ({r}): {reason}"),
-        })?;
-        Ok::<Secret, EngineError>(v)
-    };
-    Ok(match c {
-        ChannelConfig::Slack(u) => Transport::Slack(url(&u.url)?),
-        ChannelConfig::Teams(u) => Transport::Teams(url(&u.url)?),
-        ChannelConfig::Pagerduty(p) => {
-            Transport::PagerDuty { url: p.url.clone(), key: secret("routing_key", &p.routing_key)? }
-        }
-        ChannelConfig::Webhook(w) => {
-            Transport::Webhook { url: url(&w.url)?, key: secret("signing_key", &w.signing_key)? }
-        }
-        ChannelConfig::Email(e) => {
-            let bad = |reason: String| EngineError::Channel { channel: c.name().into(), reason };
-            let builder = match e.tls {
-                SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.smtp_host)
-                    .map_err(|x| bad(x.to_string()))?,
-                SmtpTls::Tls => {
-                    AsyncSmtpTransport::<Tokio1Executor>::relay(&e.smtp_host).map_err(|x| bad(x.to_string()))?
-                }
-                SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host),
-            };
-            let mut builder = builder.timeout(Some(timeout));
-            if let (Some(ca), SmtpTls::Starttls | SmtpTls::Tls) = (&e.ca_file, e.tls) {
-                let pem = std::fs::read(ca).map_err(|x| bad(format!("ca_file {}: {x}", ca.display())))?;
-                let cert = Certificate::from_pem(&pem).map_err(|x| bad(format!("ca_file {}: {x}", ca.display())))?;
-                let params = TlsParameters::builder(e.smtp_host.clone())
-                    .add_root_certificate(cert)
-                    .build_rustls()
-                    .map_err(|x| bad(x.to_string()))?;
-                builder = builder.tls(if e.tls == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) });
-            }
-            if let Some(p) = e.smtp_port {
-                builder = builder.port(p);
-            }
-            if let (Some(u), Some(p)) = (&e.username, &e.password) {
-                builder = builder.credentials(Credentials::new(
-                    secret("username", u)?.expose().to_string(),
-                    secret("password", p)?.expose().to_string(),
-                ));
-            }
-            let from = e.from.parse().map_err(|x: lettre::address::AddressError| bad(format!("from: {x}")))?;
-            let to =
-                e.to.iter()
-                    .map(|t| t.parse())
-                    .collect::<Result<Vec<Mailbox>, _>>()
-                    .map_err(|x| bad(format!("to: {x}")))?;
-            Transport::Email { smtp: builder.build(), from, to }
-        }
-    })
-}
-
-fn retry_after(h: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
-    let v = h?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
+pub use crate::config::check_url;
 
 fn unix_now_ms() -> Millis {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
-impl Channel {
-    /// The requests for one message (none: nothing to send on this channel, e.g. a plain update to PagerDuty).
-    fn render(&self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
-        let json = |v: serde_json::Value| serde_json::to_vec(&v).expect("a JSON value serialises");
-        let post = |url: &Secret, body: Vec<u8>| Request::Http {
-            url: url.expose().to_string(),
-            body,
-            headers: vec![("content-type", "application/json".into())],
-            sign: None,
-        };
-        let items: Vec<&crate::router::Notice> = match msg {
-            Message::Notice(n) => vec![n],
-            Message::Digest { items, .. } => items.iter().collect(),
-        };
-        Ok(match (&self.transport, msg) {
-            (Transport::Slack(url), Message::Notice(n)) => vec![post(url, json(format::slack::notice(n, ctx)))],
-            (Transport::Slack(url), Message::Digest { items, from, to }) => {
-                vec![post(url, json(format::slack::digest(items, *from, *to, ctx)))]
-            }
-            (Transport::Teams(url), Message::Notice(n)) => vec![post(url, json(format::teams::notice(n, ctx)))],
-            (Transport::Teams(url), Message::Digest { items, from, to }) => {
-                vec![post(url, json(format::teams::digest(items, *from, *to, ctx)))]
-            }
-            (Transport::PagerDuty { url, key }, _) => items
-                .into_iter()
-                .filter_map(|n| format::pagerduty::event(n, ctx))
-                .map(|mut v| {
-                    v["routing_key"] = serde_json::Value::String(key.expose().to_string());
-                    Request::Http {
-                        url: url.clone(),
-                        body: json(v),
-                        headers: vec![("content-type", "application/json".into())],
-                        sign: None,
-                    }
-                })
-                .collect(),
-            (Transport::Webhook { url, key }, _) => items
-                .into_iter()
-                .map(|n| Request::Http {
-                    url: url.expose().to_string(),
-                    body: n.raw.as_bytes().to_vec(),
-                    headers: vec![
-                        ("content-type", "application/json".into()),
-                        (format::webhook::IDEMPOTENCY_HEADER, n.idempotency_key()),
-                        (format::webhook::NOTICE_HEADER, n.kind.as_str().into()),
-                    ],
-                    sign: Some(key.clone()),
-                })
-                .collect(),
-            (Transport::Email { from, to, .. }, Message::Notice(n)) => {
-                let chart = match (parse_rfc3339(&n.event.incident_start), parse_rfc3339(&n.event.window_end)) {
-                    (Some(s), Some(e)) => crate::chart::render(&n.history, s, e)
-                        .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
-                        .ok(),
-                    _ => None,
-                };
-                vec![Request::Mail(Box::new(format::email::notice(n, ctx, from, to, chart)?))]
-            }
-            (Transport::Email { from, to, .. }, Message::Digest { items, from: f, to: t }) => {
-                vec![Request::Mail(Box::new(format::email::digest(items, *f, *t, ctx, from, to)?))]
-            }
-        })
-    }
+fn build_channel(
+    c: &crate::config::ChannelConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    delivery: &DeliveryConfig,
+) -> Result<Box<dyn Channel>, EngineError> {
+    c.spec().build(&Build { env, delivery }).map_err(|e| EngineError::Channel {
+        channel: c.name().into(),
+        reason: match e {
+            BuildError::Secret { key, reason } => format!("{key}: {reason}"),
+            BuildError::Other(r) => r,
+        },
+    })
+}
 
-    async fn send(&self, req: &Request) -> Result<(), Failure> {
-        match req {
-            Request::Http { url, body, headers, sign } => {
-                let mut rb = self.http.post(url.as_str()).body(body.clone());
-                for (k, v) in headers {
-                    rb = rb.header(*k, v);
-                }
-                if let Some(key) = sign {
-                    rb = rb.header(
-                        format::webhook::SIGNATURE_HEADER,
-                        format::webhook::sign(key.expose().as_bytes(), unix_now(), body),
-                    );
-                }
-                let resp = rb.send().await.map_err(|e| Failure::Retry {
-                    after: None,
-                    // The URL is a credential: never in a reason.
-                    reason: format!("request failed: {}", e.without_url()),
-                })?;
-                let status = resp.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                let after = retry_after(resp.headers().get(reqwest::header::RETRY_AFTER));
-                let text = resp.text().await.unwrap_or_default();
-                let reason = format!("HTTP {}: {}", status.as_u16(), crate::safe::plain(&text, 200));
-                if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
-                    Err(Failure::Retry { after, reason })
-                } else {
-                    Err(Failure::Permanent(reason))
-                }
-            }
-            Request::Mail(m) => {
-                let Transport::Email { smtp, .. } = &self.transport else { unreachable!("mail on an email channel") };
-                // lettre's own timeout does not cover every read (a server that never answers AUTH hangs it):
-                // the whole exchange gets the request timeout.
-                let limit = Duration::from_secs(self.delivery.timeout_secs);
-                let sent = tokio::time::timeout(limit, smtp.send(m.as_ref().clone())).await.map_err(|_| {
-                    Failure::Retry { after: None, reason: format!("SMTP: no answer within {}s", limit.as_secs()) }
-                })?;
-                match sent {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => {
-                        Err(Failure::Permanent(format!("SMTP: {}", crate::safe::plain(&e.to_string(), 300))))
-                    }
-                    Err(e) => Err(Failure::Retry {
-                        after: None,
-                        reason: format!("SMTP: {}", crate::safe::plain(&e.to_string(), 300)),
-                    }),
-                }
-            }
-        }
-    }
+fn http_client(d: &DeliveryConfig) -> Result<reqwest::Client, EngineError> {
+    let timeout = Duration::from_secs(d.timeout_secs);
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // A redirect would re-send a signed body somewhere else: answer it as a failure instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("flashpoint-notify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| EngineError::Channel { channel: "(http client)".into(), reason: e.to_string() })
+}
 
+impl Worker {
     fn backoff(&self, attempt: u32) -> Duration {
         let d = &self.delivery;
         let exp =
@@ -328,38 +147,96 @@ impl Channel {
         Duration::from_millis(exp / 2 + fastrand::u64(0..=exp - exp / 2))
     }
 
-    /// Delivers every request of a message in order, retrying; returns how many requests there were (0: the
-    /// message means nothing on this channel), or why it gave up and after how many attempts.
-    async fn deliver(&self, msg: &Message, ctx: &Context, metrics: &NotifyMetrics) -> Result<usize, (String, u32)> {
-        let requests = self.render(msg, ctx).map_err(|e| (format!("cannot build the message: {e}"), 0))?;
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.delivery.timeout_secs)
+    }
+
+    /// One attempt at a request, its answer read by the channel.
+    async fn attempt(&mut self, req: &Request) -> Result<(), Failure> {
+        let body = channel::send(req, &self.http, self.timeout()).await?;
+        self.channel.accepted(req, &body)
+    }
+
+    fn trip(&mut self, reason: &str) {
+        let open = Duration::from_secs(self.delivery.breaker_open_secs);
+        self.open = Some((Instant::now() + open, reason.to_string()));
+        tracing::error!(channel = %self.name, secs = open.as_secs(), "circuit open: {reason}");
+    }
+
+    /// Delivers every request in order, retrying; returns how many requests there were (0: the message means
+    /// nothing on this channel), or why it gave up and after how many attempts.
+    async fn deliver(
+        &mut self,
+        requests: Vec<Request>,
+        route: &str,
+        metrics: &NotifyMetrics,
+    ) -> Result<usize, (String, u32)> {
+        let probe = match &self.open {
+            Some((until, last)) if Instant::now() < *until => {
+                let secs = until.saturating_duration_since(Instant::now()).as_secs();
+                return Err((
+                    format!("circuit_open: the destination keeps failing (last: {last}); next try in {secs}s"),
+                    0,
+                ));
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let deadline = Duration::from_secs(self.delivery.message_deadline_secs);
+        let started = Instant::now();
+        // Waits a healthy receiver asked for (429 with Retry-After) do not count against the deadline.
+        let mut asked = Duration::ZERO;
         let mut attempts = 0;
         for req in &requests {
             loop {
                 attempts += 1;
-                match self.send(req).await {
-                    Ok(()) => break,
-                    Err(Failure::Permanent(r)) => return Err((r, attempts)),
-                    Err(Failure::Retry { after, reason }) => {
-                        if attempts >= self.delivery.max_attempts {
-                            return Err((format!("gave up after {attempts} attempts: {reason}"), attempts));
+                match self.attempt(req).await {
+                    Ok(()) => {
+                        self.failures = 0;
+                        self.open = None;
+                        break;
+                    }
+                    Err(Failure::Permanent(r)) => {
+                        // The destination answered: it is up, whatever it thought of this message.
+                        self.failures = 0;
+                        self.open = None;
+                        return Err((r, attempts));
+                    }
+                    Err(Failure::Retry { after, reason, cause }) => {
+                        if cause != Cause::RateLimited {
+                            self.failures += 1;
                         }
-                        metrics.retried.with_label_values(&[&self.name, &ctx.route]).inc();
+                        if probe && cause != Cause::RateLimited {
+                            self.trip(&reason);
+                            return Err((format!("circuit_open: probe failed: {reason}"), attempts));
+                        }
                         let cap = Duration::from_secs(self.delivery.max_retry_after_secs);
                         let wait = after.map(|a| a.min(cap)).unwrap_or_else(|| self.backoff(attempts));
-                        tracing::warn!(channel = %self.name, route = %ctx.route, attempts, ?wait, "delivery failed, retrying: {reason}");
+                        let spent = started.elapsed().saturating_sub(asked);
+                        let past_deadline = cause != Cause::RateLimited && spent + wait > deadline;
+                        if attempts >= self.delivery.max_attempts || past_deadline {
+                            if self.failures >= self.delivery.breaker_failures {
+                                self.trip(&reason);
+                            }
+                            return Err((
+                                format!(
+                                    "gave up after {attempts} attempts in {:.1}s: {reason}",
+                                    started.elapsed().as_secs_f64()
+                                ),
+                                attempts,
+                            ));
+                        }
+                        if cause == Cause::RateLimited && after.is_some() {
+                            asked += wait;
+                        }
+                        metrics.retried.with_label_values(&[&self.name, route]).inc();
+                        tracing::warn!(channel = %self.name, route = %route, attempts, ?wait, "delivery failed, retrying: {reason}");
                         tokio::time::sleep(wait).await;
                     }
                 }
             }
         }
         Ok(requests.len())
-    }
-}
-
-fn incidents(msg: &Message) -> Vec<&crate::router::Notice> {
-    match msg {
-        Message::Notice(n) => vec![n],
-        Message::Digest { items, .. } => items.iter().collect(),
     }
 }
 
@@ -372,7 +249,7 @@ fn dead_letter(
     attempts: u32,
     positions: &[Position],
 ) -> DeadLetter {
-    let ns = incidents(msg);
+    let ns = msg.notices();
     DeadLetter {
         channel: channel.into(),
         channel_kind: kind,
@@ -382,37 +259,43 @@ fn dead_letter(
         reason,
         attempts,
         events: ns.iter().map(|n| serde_json::from_str(&n.raw).unwrap_or(serde_json::Value::Null)).collect(),
+        notices: ns.iter().map(|n| n.kind).collect(),
         positions: positions.to_vec(),
     }
 }
 
 async fn worker(
-    ch: Channel,
+    index: usize,
+    mut w: Worker,
     mut rx: mpsc::Receiver<Job>,
     acks: mpsc::UnboundedSender<Ack>,
     dead: mpsc::UnboundedSender<DeadLetter>,
     metrics: NotifyMetrics,
 ) {
     while let Some(job) = rx.recv().await {
-        let labels = [ch.name.as_str(), job.route.route.as_str()];
-        match ch.deliver(&job.message, &job.route, &metrics).await {
+        let name = w.name.clone();
+        let labels = [name.as_str(), job.route.route.as_str()];
+        let result = match w.channel.render(&job.message, &job.route) {
+            Ok(requests) => w.deliver(requests, &job.route.route, &metrics).await,
+            Err(e) => Err((format!("cannot build the message: {e}"), 0)),
+        };
+        match result {
             Ok(0) => {}
             Ok(_) => {
                 metrics.sent.with_label_values(&labels).inc();
                 let now = unix_now_ms();
-                if let Some(end) =
-                    incidents(&job.message).iter().filter_map(|n| parse_rfc3339(&n.event.window_end)).max()
+                if let Some(end) = job.message.notices().iter().filter_map(|n| parse_rfc3339(&n.event.window_end)).max()
                 {
-                    metrics.latency.with_label_values(&[&ch.name]).observe((now - end).max(0) as f64 / 1000.0);
+                    metrics.latency.with_label_values(&[&w.name]).observe((now - end).max(0) as f64 / 1000.0);
                 }
                 metrics.processing.observe(job.queued_at.elapsed().as_secs_f64());
             }
             Err((reason, attempts)) => {
                 metrics.failed.with_label_values(&labels).inc();
-                tracing::error!(channel = %ch.name, route = %job.route.route, attempts, "dead-lettered: {reason}");
+                tracing::error!(channel = %w.name, route = %job.route.route, attempts, "dead-lettered: {reason}");
                 let _ = dead.send(dead_letter(
-                    &ch.name,
-                    ch.kind,
+                    &w.name,
+                    w.kind,
                     &job.route.route,
                     &job.message,
                     reason,
@@ -421,22 +304,93 @@ async fn worker(
                 ));
             }
         }
-        metrics.queue_depth.with_label_values(&[&ch.name]).dec();
-        let _ = acks.send(Ack { positions: job.positions });
+        metrics.queue_depth.with_label_values(&[&w.name]).dec();
+        let state = w.channel.state();
+        let state = (!state.is_empty()).then_some(state);
+        let _ = acks.send(Ack { channel: index, positions: job.positions, state });
     }
 }
 
-/// The notifier: feed it events with [`Engine::submit`] and time with [`Engine::tick`]; read what is done with
-/// [`Engine::low_water`]. Needs a Tokio runtime (it spawns one task per channel).
+/// What a restart resumes from: per channel, the input mark below which it finished everything (partition 0,
+/// `flashpoint notify`), and the state it kept (Slack threads).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub marks: HashMap<String, i64>,
+    #[serde(default)]
+    pub state: HashMap<String, Vec<(String, String)>>,
+}
+
+/// The result of one channel's test message.
+#[derive(Debug)]
+pub struct TestResult {
+    pub channel: String,
+    pub kind: &'static str,
+    /// Requests the receiver accepted, or why it failed.
+    pub result: Result<usize, String>,
+}
+
+/// `flashpoint notify test`: one clearly marked test message to every channel, each attempted once (a
+/// `Retry-After` is not waited for), the results in config order.
+pub async fn test_channels(
+    cfg: &NotifyConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    notice: &Notice,
+) -> Vec<TestResult> {
+    let mut out = Vec::new();
+    let http = match http_client(&cfg.delivery) {
+        Ok(h) => h,
+        Err(e) => {
+            return cfg
+                .channels
+                .iter()
+                .map(|c| TestResult { channel: c.name().into(), kind: c.kind(), result: Err(e.to_string()) })
+                .collect()
+        }
+    };
+    let ctx = Context::new("test", cfg.grafana_url.as_deref(), &cfg.dashboard_uid);
+    for c in &cfg.channels {
+        let result = async {
+            let mut ch = build_channel(c, env, &cfg.delivery).map_err(|e| e.to_string())?;
+            let reqs = ch.render_test(notice, &ctx)?;
+            for r in &reqs {
+                let body = channel::send(r, &http, Duration::from_secs(cfg.delivery.timeout_secs)).await.map_err(
+                    |f| match f {
+                        Failure::Retry { reason, .. } | Failure::Permanent(reason) => reason,
+                    },
+                )?;
+                ch.accepted(r, &body).map_err(|f| match f {
+                    Failure::Retry { reason, .. } | Failure::Permanent(reason) => reason,
+                })?;
+            }
+            Ok::<usize, String>(reqs.len())
+        }
+        .await;
+        out.push(TestResult { channel: c.name().into(), kind: c.kind(), result });
+    }
+    out
+}
+
+/// The notifier: feed it events with [`Engine::submit`] (or raw records with [`Engine::read`]) and time with
+/// [`Engine::tick`]; read what is done with [`Engine::low_water`]. Needs a Tokio runtime (it spawns one task per
+/// channel).
 pub struct Engine {
     router: Router,
     tracker: Tracker,
+    /// Per channel: what it alone still has outstanding.
+    channel_trackers: Vec<Tracker>,
+    /// Per channel: partition-0 positions below this were finished before a restart; their messages are not
+    /// sent again on this channel.
+    resumed: Vec<i64>,
+    channel_state: Vec<Vec<(String, String)>>,
     contexts: Vec<Arc<Context>>,
     route_channels: Vec<Vec<usize>>,
     channels: Vec<ChannelHandle>,
+    silences: Vec<(Silence, Millis)>,
     acks: mpsc::UnboundedReceiver<Ack>,
     dead: mpsc::UnboundedSender<DeadLetter>,
     metrics: NotifyMetrics,
+    /// Messages not sent again after a resume (their channel had finished them).
+    pub skipped_on_resume: u64,
 }
 
 impl Engine {
@@ -448,29 +402,38 @@ impl Engine {
         metrics: NotifyMetrics,
         dead: mpsc::UnboundedSender<DeadLetter>,
     ) -> Result<Engine, EngineError> {
-        let timeout = Duration::from_secs(cfg.delivery.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A redirect would re-send a signed body somewhere else: answer it as a failure instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("flashpoint-notify/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EngineError::Channel { channel: "(http client)".into(), reason: e.to_string() })?;
+        Self::start_resumed(cfg, env, metrics, dead, &Resume::default())
+    }
+
+    /// [`Engine::start`], resuming from `resume` (see [`Resume`]).
+    pub fn start_resumed(
+        cfg: &NotifyConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        metrics: NotifyMetrics,
+        dead: mpsc::UnboundedSender<DeadLetter>,
+        resume: &Resume,
+    ) -> Result<Engine, EngineError> {
+        let http = http_client(&cfg.delivery)?;
         let (ack_tx, acks) = mpsc::unbounded_channel();
         let mut channels = Vec::new();
-        for c in &cfg.channels {
-            let transport = build_transport(c, env, timeout)?;
-            let ch = Channel {
+        let mut channel_state = Vec::new();
+        for (i, c) in cfg.channels.iter().enumerate() {
+            let mut ch = build_channel(c, env, &cfg.delivery)?;
+            let state = resume.state.get(c.name()).cloned().unwrap_or_default();
+            ch.restore(&state);
+            channel_state.push(state);
+            let w = Worker {
                 name: c.name().into(),
                 kind: c.kind(),
-                transport,
+                channel: ch,
                 http: http.clone(),
                 delivery: cfg.delivery.clone(),
+                failures: 0,
+                open: None,
             };
             let (tx, rx) = mpsc::channel(cfg.delivery.queue_capacity);
             metrics.queue_depth.with_label_values(&[c.name()]).set(0);
-            let task = tokio::spawn(worker(ch, rx, ack_tx.clone(), dead.clone(), metrics.clone()));
+            let task = tokio::spawn(worker(i, w, rx, ack_tx.clone(), dead.clone(), metrics.clone()));
             channels.push(ChannelHandle { name: c.name().into(), kind: c.kind(), tx: Some(tx), task });
         }
         let route_channels = cfg
@@ -483,7 +446,7 @@ impl Engine {
         // Series that exist from the start, so rate() and the failing-channel alert see zeros rather than nothing.
         for r in &cfg.routes {
             for c in &r.channels {
-                for m in [&metrics.sent, &metrics.failed, &metrics.retried, &metrics.rate_limited] {
+                for m in [&metrics.sent, &metrics.failed, &metrics.retried, &metrics.rate_limited, &metrics.silenced] {
                     m.with_label_values(&[c, &r.name]);
                 }
                 metrics.latency.with_label_values(&[c]);
@@ -494,31 +457,117 @@ impl Engine {
             .iter()
             .map(|r| Arc::new(Context::new(&r.name, cfg.grafana_url.as_deref(), &cfg.dashboard_uid)))
             .collect();
+        let silences =
+            cfg.silences.iter().map(|x| (x.clone(), parse_rfc3339(&x.until).unwrap_or(Millis::MIN))).collect();
         Ok(Engine {
             router: Router::new(cfg),
             tracker: Tracker::default(),
+            channel_trackers: channels.iter().map(|_| Tracker::default()).collect(),
+            resumed: cfg.channels.iter().map(|c| resume.marks.get(c.name()).copied().unwrap_or(0)).collect(),
+            channel_state,
             contexts,
             route_channels,
             channels,
+            silences,
             acks,
             dead,
             metrics,
+            skipped_on_resume: 0,
         })
+    }
+
+    fn add(&mut self, pos: Position, n: u32) {
+        self.tracker.add(pos, n);
+        for t in &mut self.channel_trackers {
+            t.add(pos, n);
+        }
+    }
+
+    fn done(&mut self, pos: Position) {
+        self.tracker.done(pos);
+        for t in &mut self.channel_trackers {
+            t.done(pos);
+        }
     }
 
     /// Routes one event at `now` (wall clock when live, event time when replaying) and queues its messages.
     pub fn submit(&mut self, input: &Input, now: Millis) {
         self.metrics.events_in.inc();
-        self.tracker.add(input.position, 1);
+        self.add(input.position, 1);
         let fx = self.router.on_event(input, now);
-        self.apply(fx);
-        self.tracker.done(input.position);
+        self.apply(fx, now);
+        self.done(input.position);
+    }
+
+    /// The one way a reader hands the engine a record (a line of `flashpoint notify`'s input, a spikes-topic
+    /// record): classified, counted, and routed with the time after it, or re-sent (a dead letter read back).
+    /// A rejected record is counted by reason; the caller writes its dead letter, then calls [`Engine::skip`].
+    pub fn read(
+        &mut self,
+        payload: &[u8],
+        pos: Position,
+        mut now: impl FnMut(Option<Millis>) -> Millis,
+    ) -> Result<(), InputRejection> {
+        match crate::reader::classify(payload, pos) {
+            Ok(Record::Event(input)) => {
+                let t = now(input.event.window_end_ms());
+                self.submit(&input, t);
+                self.tick(t);
+                Ok(())
+            }
+            Ok(Record::Resend(r)) => {
+                let t = now(r.inputs.iter().filter_map(|i| i.event.window_end_ms()).max());
+                self.resend(r, pos, t)
+            }
+            Err(rej) => {
+                self.metrics.input_dead_letters.with_label_values(&[rej.reason.reason()]).inc();
+                Err(rej)
+            }
+        }
+    }
+
+    /// A dead letter read back: its events go again, as the same notices, on its route, to its channel only.
+    fn resend(&mut self, r: Resend, pos: Position, now: Millis) -> Result<(), InputRejection> {
+        let unknown = |what: &str| InputRejection {
+            reason: flashpoint_core::partition::Rejection::NotSpikeEvent,
+            detail: format!("a dead letter for {what}, which this config does not have"),
+        };
+        let route = self.contexts.iter().position(|c| c.route == r.route).ok_or_else(|| unknown("another route"))?;
+        let channel =
+            self.channels.iter().position(|c| c.name == r.channel).ok_or_else(|| unknown("another channel"))?;
+        self.metrics.events_in.inc();
+        let items: Vec<Notice> = r
+            .inputs
+            .iter()
+            .zip(&r.notices)
+            .map(|(i, k)| Notice {
+                kind: *k,
+                first: *k == NoticeKind::Opened,
+                changes: Vec::new(),
+                event: i.event.clone(),
+                raw: i.raw.clone(),
+                peak_severity: i.event.severity,
+                peak_volume: i.event.peak.volume.max(i.event.counts.volume),
+                peak_negative_share: i.event.peak.negative_share.max(i.event.negative_share),
+                events_seen: i.event.seq as u32 + 1,
+                history: Vec::new(),
+            })
+            .collect();
+        let message = match (r.digest, items.len()) {
+            (false, 1) => Message::Notice(items.into_iter().next().expect("one")),
+            _ => Message::Digest { from: now, to: now, items },
+        };
+        let d = Dispatch { route, message: Arc::new(message), positions: vec![pos] };
+        self.add(pos, 1);
+        self.enqueue(&d, channel, now);
+        self.done(pos);
+        Ok(())
     }
 
     /// Sends what has come due by `now` (held states, digests).
     pub fn tick(&mut self, now: Millis) {
         let fx = self.router.tick(now);
-        self.apply(fx);
+        self.apply(fx, now);
     }
 
     /// When the next held state or digest comes due.
@@ -529,42 +578,73 @@ impl Engine {
     /// Marks `pos` seen and done without routing (an input line that was dead-lettered), so it does not hold the
     /// low-water mark back.
     pub fn skip(&mut self, pos: Position) {
-        self.tracker.add(pos, 1);
-        self.tracker.done(pos);
+        self.add(pos, 1);
+        self.done(pos);
     }
 
-    fn apply(&mut self, fx: Effects) {
-        for d in fx.dispatches {
-            let chans = &self.route_channels[d.route];
-            for p in &d.positions {
-                self.tracker.add(*p, chans.len() as u32);
+    fn silenced(&self, d: &Dispatch, now: Millis) -> Option<&str> {
+        let route = &self.contexts[d.route].route;
+        let notices = d.message.notices();
+        self.silences
+            .iter()
+            .find(|(x, until)| {
+                now < *until
+                    && (x.routes.is_empty() || x.routes.contains(route))
+                    && notices.iter().all(|n| glob_match(&x.entity, &n.event.entity))
+            })
+            .map(|(x, _)| x.reason.as_str())
+    }
+
+    /// Queues `d` on channel `c`, or finishes it at once: already done before a restart, or refused.
+    fn enqueue(&mut self, d: &Dispatch, c: usize, _now: Millis) {
+        let mark = self.resumed[c];
+        if mark > 0 && d.positions.iter().all(|p| p.partition == 0 && p.offset < mark) {
+            self.skipped_on_resume += 1;
+            return;
+        }
+        for p in &d.positions {
+            self.tracker.add(*p, 1);
+            self.channel_trackers[c].add(*p, 1);
+        }
+        let h = &self.channels[c];
+        let job = Job {
+            route: self.contexts[d.route].clone(),
+            message: d.message.clone(),
+            positions: d.positions.clone(),
+            queued_at: Instant::now(),
+        };
+        let refused = match h.tx.as_ref().map(|tx| tx.try_send(job)) {
+            Some(Ok(())) => {
+                self.metrics.queue_depth.with_label_values(&[&h.name]).inc();
+                None
             }
-            for &c in chans {
-                let h = &self.channels[c];
-                let job = Job {
-                    route: self.contexts[d.route].clone(),
-                    message: d.message.clone(),
-                    positions: d.positions.clone(),
-                    queued_at: Instant::now(),
-                };
-                let refused = match h.tx.as_ref().map(|tx| tx.try_send(job)) {
-                    Some(Ok(())) => {
-                        self.metrics.queue_depth.with_label_values(&[&h.name]).inc();
-                        None
-                    }
-                    Some(Err(mpsc::error::TrySendError::Full(_))) => Some("queue_full: the channel's queue is full"),
-                    _ => Some("channel stopped"),
-                };
-                if let Some(reason) = refused {
-                    let route = &self.contexts[d.route].route;
-                    self.metrics.failed.with_label_values(&[&h.name, route]).inc();
-                    tracing::error!(channel = %h.name, route = %route, "dead-lettered: {reason}");
-                    let _ =
-                        self.dead.send(dead_letter(&h.name, h.kind, route, &d.message, reason.into(), 0, &d.positions));
-                    for p in &d.positions {
-                        self.tracker.done(*p);
-                    }
+            Some(Err(mpsc::error::TrySendError::Full(_))) => Some("queue_full: the channel's queue is full"),
+            _ => Some("channel stopped"),
+        };
+        if let Some(reason) = refused {
+            let route = &self.contexts[d.route].route;
+            self.metrics.failed.with_label_values(&[&h.name, route]).inc();
+            tracing::error!(channel = %h.name, route = %route, "dead-lettered: {reason}");
+            let _ = self.dead.send(dead_letter(&h.name, h.kind, route, &d.message, reason.into(), 0, &d.positions));
+            for p in &d.positions {
+                self.tracker.done(*p);
+                self.channel_trackers[c].done(*p);
+            }
+        }
+    }
+
+    fn apply(&mut self, fx: Effects, now: Millis) {
+        for d in fx.dispatches {
+            if let Some(reason) = self.silenced(&d, now) {
+                let route = self.contexts[d.route].route.clone();
+                tracing::info!(route = %route, "silenced: {reason}");
+                for &c in &self.route_channels[d.route] {
+                    self.metrics.silenced.with_label_values(&[&self.channels[c].name, &route]).inc();
                 }
+                continue;
+            }
+            for c in self.route_channels[d.route].clone() {
+                self.enqueue(&d, c, now);
             }
         }
         for r in fx.rate_limited {
@@ -572,11 +652,17 @@ impl Engine {
                 self.metrics.rate_limited.with_label_values(&[&self.channels[c].name, &self.contexts[r].route]).inc();
             }
         }
-        for p in fx.held {
+        for (r, p) in fx.held {
             self.tracker.add(p, 1);
+            for &c in &self.route_channels[r] {
+                self.channel_trackers[c].add(p, 1);
+            }
         }
-        for p in fx.released {
+        for (r, p) in fx.released {
             self.tracker.done(p);
+            for &c in &self.route_channels[r] {
+                self.channel_trackers[c].done(p);
+            }
         }
     }
 
@@ -605,7 +691,33 @@ impl Engine {
     fn ack(&mut self, a: Ack) {
         for p in a.positions {
             self.tracker.done(p);
+            self.channel_trackers[a.channel].done(p);
         }
+        if let Some(s) = a.state {
+            self.channel_state[a.channel] = s;
+        }
+    }
+
+    /// What a restart needs to resume (partition 0): per channel its mark and state. A channel's mark is never
+    /// below what it was resumed from.
+    pub fn resume_point(&self) -> Resume {
+        let mut r = Resume::default();
+        for (i, h) in self.channels.iter().enumerate() {
+            let mark = self.channel_trackers[i].low_water(0).unwrap_or(0).max(self.resumed[i]);
+            r.marks.insert(h.name.clone(), mark);
+            if !self.channel_state[i].is_empty() {
+                r.state.insert(h.name.clone(), self.channel_state[i].clone());
+            }
+        }
+        r
+    }
+
+    /// Waits up to `wait` for an acknowledgement and applies every one that arrived; `false` once none can come
+    /// any more (after [`Engine::close`], every worker stopped). The drain loop of every reader.
+    pub async fn drain_step(&mut self, wait: Duration) -> bool {
+        let more = tokio::time::timeout(wait, self.next_ack()).await.unwrap_or(true);
+        self.poll_acks();
+        more
     }
 
     /// Every offset of `partition` below this is delivered or dead-lettered on every route.
@@ -617,6 +729,9 @@ impl Engine {
     /// offset). Messages already queued for it are still delivered; they no longer hold any mark back.
     pub fn forget_partition(&mut self, partition: i32) {
         self.tracker.forget_partition(partition);
+        for t in &mut self.channel_trackers {
+            t.forget_partition(partition);
+        }
     }
 
     /// Channels whose queue is full (a receiver down or too slow for the input): new messages for them are
@@ -638,7 +753,7 @@ impl Engine {
     /// their queues are empty. Follow with [`Engine::next_ack`] until it says `false` (or [`Engine::finish`]).
     pub fn close(&mut self, now: Millis) {
         let fx = self.router.drain(now);
-        self.apply(fx);
+        self.apply(fx, now);
         for h in &mut self.channels {
             h.tx = None;
         }

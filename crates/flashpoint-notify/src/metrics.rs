@@ -10,6 +10,8 @@ pub struct NotifyMetrics {
     pub failed: IntCounterVec,
     pub retried: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    /// Messages held back by a `[[notify.silences]]` entry.
+    pub silenced: IntCounterVec,
     pub latency: HistogramVec,
     pub queue_depth: IntGaugeVec,
     pub input_dead_letters: IntCounterVec,
@@ -68,6 +70,7 @@ impl NotifyMetrics {
                 "flashpoint_notifications_rate_limited_total",
                 "Messages held back by a route's rate limit",
             )?,
+            silenced: cr("flashpoint_notifications_silenced_total", "Messages held back by a silence")?,
             latency,
             queue_depth,
             input_dead_letters,

@@ -19,113 +19,12 @@
 //! to tell which input positions are completely handled (see `tracker`).
 
 use crate::config::{glob_match, NotifyConfig, RouteConfig};
-use flashpoint_core::detect::Severity;
+use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Point, Position};
+use flashpoint_core::detect::{Severity, Signal};
 use flashpoint_core::event::{EventKind, SpikeEvent};
 use flashpoint_core::time::{parse_rfc3339, Millis};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-
-/// An input event's place in its input: a line number (partition 0), or a Kafka partition and offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    pub partition: i32,
-    pub offset: i64,
-}
-
-impl Position {
-    pub fn line(n: i64) -> Position {
-        Position { partition: 0, offset: n }
-    }
-}
-
-/// One input event, parsed, with the JSON it came as (the generic webhook forwards that, unknown fields and all).
-#[derive(Clone, Debug)]
-pub struct Input {
-    pub position: Position,
-    pub event: Arc<SpikeEvent>,
-    pub raw: Arc<str>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoticeKind {
-    /// The first message about this incident on this route.
-    Opened,
-    /// Severity went up since the last message.
-    Escalated,
-    /// A status message with the latest numbers.
-    Update,
-    /// The closing message.
-    Resolved,
-}
-
-impl NoticeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeKind::Opened => "opened",
-            NoticeKind::Escalated => "escalated",
-            NoticeKind::Update => "update",
-            NoticeKind::Resolved => "resolved",
-        }
-    }
-}
-
-/// One point of an entity's recent history (from the events seen), for charts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Point {
-    pub at: Millis,
-    pub volume: u64,
-    pub negative_share: f64,
-}
-
-/// What a message about one incident says.
-#[derive(Clone, Debug)]
-pub struct Notice {
-    pub kind: NoticeKind,
-    /// First message of the incident on this route: email threads start here.
-    pub first: bool,
-    pub event: Arc<SpikeEvent>,
-    pub raw: Arc<str>,
-    pub peak_severity: Severity,
-    pub peak_volume: u64,
-    pub peak_negative_share: f64,
-    /// Events seen for the incident so far (opened, updates, resolved).
-    pub events_seen: u32,
-    /// The entity's points from shortly before the incident to this event.
-    pub history: Vec<Point>,
-}
-
-impl Notice {
-    /// How long the incident has been open at this event (its window end minus its start), in milliseconds.
-    pub fn open_for_ms(&self) -> Option<Millis> {
-        Some(parse_rfc3339(&self.event.window_end)? - parse_rfc3339(&self.event.incident_start)?)
-    }
-
-    /// A key unique per incident and event: receivers de-duplicate on it.
-    pub fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.event.incident_id, self.event.seq)
-    }
-}
-
-#[derive(Clone, Debug)]
-pub enum Message {
-    Notice(Notice),
-    /// Several low-severity incidents in one message; each item is the newest state of one incident.
-    Digest {
-        items: Vec<Notice>,
-        from: Millis,
-        to: Millis,
-    },
-}
-
-/// One message for every channel of one route.
-#[derive(Clone, Debug)]
-pub struct Dispatch {
-    pub route: usize,
-    pub message: Arc<Message>,
-    /// Input positions this message completes (once every channel of the route has delivered it).
-    pub positions: Vec<Position>,
-}
 
 #[derive(Debug, Default)]
 ///
@@ -133,10 +32,10 @@ pub struct Dispatch {
 /// it complete in between would be wrong.
 pub struct Effects {
     pub dispatches: Vec<Dispatch>,
-    /// Positions now held back (one hold each) ...
-    pub held: Vec<Position>,
-    /// ... and positions whose hold ends (their state was dispatched or superseded).
-    pub released: Vec<Position>,
+    /// (route, position) now held back (one hold each) ...
+    pub held: Vec<(usize, Position)>,
+    /// ... and whose hold ends (their state was dispatched or superseded).
+    pub released: Vec<(usize, Position)>,
     /// Routes that held a message back because of their rate limit (one entry per event held).
     pub rate_limited: Vec<usize>,
 }
@@ -154,6 +53,9 @@ struct IncidentState {
     notified: bool,
     last_sent: Option<Millis>,
     last_severity: Option<Severity>,
+    /// What the last message sent said, so the next one can say what changed since.
+    last_ratio: Option<(Signal, f64)>,
+    last_signals: Vec<Signal>,
     pending: Option<Pending>,
 }
 
@@ -180,6 +82,11 @@ struct Peak {
     events: u32,
     /// When the resolution was seen: the entry is kept a while for held closing messages, then dropped.
     resolved_at: Option<Millis>,
+}
+
+/// Observed over baseline, when there is a baseline.
+fn ratio(e: &SpikeEvent) -> Option<f64> {
+    (e.baseline > 0.0).then(|| e.observed / e.baseline)
 }
 
 /// How long an incident's peaks outlive its resolution (a closing message held by a rate limit still needs them).
@@ -293,9 +200,25 @@ impl Router {
                 h.iter().filter(|p| p.at >= start.saturating_sub(HISTORY_BEFORE_MS) && p.at <= end).copied().collect()
             })
             .unwrap_or_default();
+        let mut changes = Vec::new();
+        if let Some(st) = st.filter(|s| s.notified) {
+            if let Some(l) = st.last_severity.filter(|l| *l != event.severity) {
+                changes.push(format!("{} → {}", l.as_str(), event.severity.as_str()));
+            }
+            // A ratio compares only with the same signal's (volume ×3 → ×6, not volume with negative volume).
+            if let (Some((_, a)), Some(b)) = (st.last_ratio.filter(|l| l.0 == event.signal), ratio(&event)) {
+                if format!("{a:.0}") != format!("{b:.0}") {
+                    changes.push(format!("{} ×{a:.0} → ×{b:.0}", event.signal.as_str().replace('_', " ")));
+                }
+            }
+            if !st.last_signals.contains(&event.signal) {
+                changes.push(format!("{} joined", event.signal.as_str().replace('_', " ")));
+            }
+        }
         Notice {
             kind,
             first,
+            changes,
             peak_severity: peak.severity,
             peak_volume: peak.volume,
             peak_negative_share: peak.negative_share,
@@ -325,6 +248,10 @@ impl Router {
             inc.notified = true;
             inc.last_sent = Some(now);
             inc.last_severity = Some(event.severity);
+            if !inc.last_signals.contains(&event.signal) {
+                inc.last_signals.push(event.signal);
+            }
+            inc.last_ratio = ratio(&event).map(|r| (event.signal, r));
         }
         Dispatch { route: r, message: Arc::new(Message::Notice(notice)), positions }
     }
@@ -373,12 +300,12 @@ impl Router {
                     });
                     match buf.items.iter_mut().find(|(ev, _, _)| ev.incident_id == e.incident_id) {
                         Some(item) => {
-                            fx.released.append(&mut item.2);
+                            fx.released.extend(item.2.drain(..).map(|p| (r, p)));
                             *item = (e.clone(), input.raw.clone(), vec![input.position]);
                         }
                         None => buf.items.push((e.clone(), input.raw.clone(), vec![input.position])),
                     }
-                    fx.held.push(input.position);
+                    fx.held.push((r, input.position));
                     continue;
                 }
                 if in_digest {
@@ -386,7 +313,7 @@ impl Router {
                     let buf = self.state[r].digest.as_mut().expect("in_digest");
                     if let Some(i) = buf.items.iter().position(|(ev, _, _)| ev.incident_id == e.incident_id) {
                         let (_, _, mut pos) = buf.items.remove(i);
-                        fx.released.append(&mut pos);
+                        fx.released.extend(pos.drain(..).map(|p| (r, p)));
                     }
                     if buf.items.is_empty() {
                         self.state[r].digest = None;
@@ -401,7 +328,7 @@ impl Router {
             // Its position completes now: the newer event (a later position) carries the state on.
             let positions = vec![input.position];
             if let Some(old) = inc.pending.take() {
-                fx.released.extend_from_slice(&old.positions);
+                fx.released.extend(old.positions.iter().map(|p| (r, *p)));
             }
             let gate = match inc.last_sent {
                 Some(t) if !urgent => t + interval,
@@ -415,7 +342,7 @@ impl Router {
                 if allowed > now {
                     fx.rate_limited.push(r);
                 }
-                fx.held.extend_from_slice(&positions);
+                fx.held.extend(positions.iter().map(|p| (r, *p)));
                 let inc = self.state[r].incidents.get_mut(&e.incident_id).expect("entry above");
                 inc.pending = Some(Pending { event: e.clone(), raw: input.raw.clone(), positions, due });
             }
@@ -457,7 +384,7 @@ impl Router {
                     positions.extend_from_slice(&pos);
                     items.push(self.notice(r, ev, raw));
                 }
-                fx.released.extend_from_slice(&positions);
+                fx.released.extend(positions.iter().map(|p| (r, *p)));
                 fx.dispatches.push(Dispatch {
                     route: r,
                     message: Arc::new(Message::Digest { items, from: d.from, to: now }),
@@ -481,7 +408,7 @@ impl Router {
                     continue;
                 }
                 let p = self.state[r].incidents.get_mut(&id).expect("listed").pending.take().expect("pending");
-                fx.released.extend_from_slice(&p.positions);
+                fx.released.extend(p.positions.iter().map(|x| (r, *x)));
                 fx.dispatches.push(self.send_now(r, p.event, p.raw, p.positions, now));
             }
         }
@@ -523,6 +450,14 @@ mod tests {
         Input { position: Position::line(pos), raw: serde_json::to_string(&e).unwrap().into(), event: Arc::new(e) }
     }
 
+    fn held(fx: &Effects) -> Vec<Position> {
+        fx.held.iter().map(|h| h.1).collect()
+    }
+
+    fn released(fx: &Effects) -> Vec<Position> {
+        fx.released.iter().map(|h| h.1).collect()
+    }
+
     fn kinds(fx: &Effects) -> Vec<(NoticeKind, u64)> {
         fx.dispatches
             .iter()
@@ -562,18 +497,14 @@ mod tests {
         assert_eq!(kinds(&r.on_event(&ev(0, 0, Severity::Watch), 0)), vec![(NoticeKind::Opened, 0)]);
         let fx = r.on_event(&ev(1, 1, Severity::Watch), MIN);
         assert!(fx.dispatches.is_empty());
-        assert_eq!(fx.held, vec![Position::line(1)]);
+        assert_eq!(held(&fx), vec![Position::line(1)]);
         let fx = r.on_event(&ev(2, 2, Severity::Watch), 2 * MIN);
-        assert_eq!(
-            (fx.held.clone(), fx.released.clone()),
-            (vec![Position::line(2)], vec![Position::line(1)]),
-            "newest state wins"
-        );
+        assert_eq!((held(&fx), released(&fx)), (vec![Position::line(2)], vec![Position::line(1)]), "newest state wins");
         assert_eq!(r.next_due(), Some(10 * MIN));
         assert!(r.tick(9 * MIN).dispatches.is_empty());
         let fx = r.tick(10 * MIN);
         assert_eq!(kinds(&fx), vec![(NoticeKind::Update, 2)]);
-        assert_eq!(fx.released, vec![Position::line(2)]);
+        assert_eq!(released(&fx), vec![Position::line(2)]);
         // Escalation: at once, even inside the interval.
         let fx = r.on_event(&ev(3, 3, Severity::Critical), 11 * MIN);
         assert_eq!(kinds(&fx), vec![(NoticeKind::Escalated, 3)]);
@@ -582,7 +513,7 @@ mod tests {
         // Resolution: at once, supersedes the held update.
         let fx = r.on_event(&input(5, "i1", "Acme Air", EventKind::Resolved, 5, Severity::Critical), 13 * MIN);
         assert_eq!(kinds(&fx), vec![(NoticeKind::Resolved, 5)]);
-        assert_eq!(fx.released, vec![Position::line(4)]);
+        assert_eq!(released(&fx), vec![Position::line(4)]);
         assert_eq!(r.next_due(), None);
         let Message::Notice(n) = &*fx.dispatches[0].message else { panic!() };
         assert_eq!((n.peak_severity, n.events_seen, n.first), (Severity::Critical, 6, false));
@@ -603,7 +534,7 @@ mod tests {
         assert_eq!(fx.rate_limited, vec![0]);
         let fx = r.on_event(&input(3, "i1", "Acme", EventKind::Resolved, 2, Severity::Critical), 3 * MIN);
         assert!(fx.dispatches.is_empty());
-        assert_eq!(fx.released, vec![Position::line(2)], "the resolution replaces the held escalation");
+        assert_eq!(released(&fx), vec![Position::line(2)], "the resolution replaces the held escalation");
         // Another entity is not limited by Acme's messages.
         assert_eq!(
             r.on_event(&input(4, "i3", "Globex", EventKind::Opened, 0, Severity::Warning), 3 * MIN).dispatches.len(),
@@ -627,12 +558,12 @@ mod tests {
         assert!(fx.dispatches.is_empty());
         r.on_event(&input(1, "i2", "Globex", EventKind::Opened, 0, Severity::Watch), MIN);
         let fx = r.on_event(&input(2, "i1", "Acme", EventKind::Updated, 1, Severity::Watch), 2 * MIN);
-        assert_eq!(fx.released, vec![Position::line(0)]);
+        assert_eq!(released(&fx), vec![Position::line(0)]);
         r.on_event(&input(3, "i3", "Initech", EventKind::Opened, 0, Severity::Watch), 3 * MIN);
         // i3 escalates: out of the digest, sent on its own as an opening.
         let fx = r.on_event(&input(4, "i3", "Initech", EventKind::Updated, 1, Severity::Critical), 4 * MIN);
         assert_eq!(kinds(&fx), vec![(NoticeKind::Opened, 1)]);
-        assert_eq!(fx.released, vec![Position::line(3)]);
+        assert_eq!(released(&fx), vec![Position::line(3)]);
         assert!(r.tick(hour - 1).dispatches.is_empty());
         let fx = r.tick(hour);
         assert_eq!(fx.dispatches.len(), 1);

@@ -6,16 +6,59 @@
 //! `Debug`, `Display` and `Serialize` all say `[redacted]`: a secret that reaches a log line, a metric label, a
 //! dead letter or `check-config` output through any of those says nothing.
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::path::PathBuf;
 
 /// Where a secret comes from: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }` (trailing newline trimmed).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+}
+
+/// What an error about a secret's place says; never the value found there (an inline string is most likely
+/// the secret itself, pasted in).
+pub const WHERE_SECRETS_COME_FROM: &str =
+    "secrets are never written in the config: use { env = \"VARIABLE\" } or { file = \"/path/to/file\" }";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(WHERE_SECRETS_COME_FROM)
+            }
+            // Every other shape lands in the default methods, whose message is `expecting` and the type found,
+            // never the value; a string is spelled out here for the same reason.
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(format!("an inline value is refused; {WHERE_SECRETS_COME_FROM}")))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<SecretRef, A::Error> {
+                use serde::de::Error;
+                let mut out = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if out.is_some() {
+                        return Err(A::Error::custom(format!("one of env or file; {WHERE_SECRETS_COME_FROM}")));
+                    }
+                    out = Some(match k.as_str() {
+                        "env" => SecretRef::Env(
+                            m.next_value::<String>()
+                                .map_err(|_| A::Error::custom("env: the name of an environment variable (a string)"))?,
+                        ),
+                        "file" => SecretRef::File(
+                            m.next_value::<PathBuf>().map_err(|_| A::Error::custom("file: a path (a string)"))?,
+                        ),
+                        _ => return Err(A::Error::custom(format!("unknown key; {WHERE_SECRETS_COME_FROM}"))),
+                    });
+                }
+                out.ok_or_else(|| A::Error::custom(WHERE_SECRETS_COME_FROM))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl fmt::Display for SecretRef {
@@ -31,7 +74,7 @@ impl fmt::Display for SecretRef {
 pub enum SecretError {
     #[error("environment variable {0} is not set (or not UTF-8)")]
     EnvMissing(String),
-    #[error("secret file {0}: {1}")]
+    #[error("secret file {0} {1}")]
     File(String, String),
     #[error("{0} is empty")]
     Empty(String),
@@ -42,8 +85,15 @@ impl SecretRef {
     pub fn resolve_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
         let value = match self {
             SecretRef::Env(var) => env(var).ok_or_else(|| SecretError::EnvMissing(var.clone()))?,
-            SecretRef::File(p) => std::fs::read_to_string(p)
-                .map_err(|e| SecretError::File(p.display().to_string(), e.kind().to_string()))?,
+            SecretRef::File(p) => std::fs::read_to_string(p).map_err(|e| {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                    std::io::ErrorKind::PermissionDenied => "is not readable by this user (permission denied)".into(),
+                    std::io::ErrorKind::InvalidData => "is not UTF-8 text".into(),
+                    _ => format!("cannot be read: {e}"),
+                };
+                SecretError::File(p.display().to_string(), why)
+            })?,
         };
         let value = value.trim_end_matches(['\n', '\r']).to_string();
         if value.is_empty() {
@@ -118,6 +168,6 @@ mod tests {
         assert!(matches!(SecretRef::File(dir.clone()).resolve(), Err(SecretError::Empty(_))));
         std::fs::remove_file(&dir).unwrap();
         let e = SecretRef::File("/nonexistent/x".into()).resolve().unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/x"), "{e}");
+        assert_eq!(e.to_string(), "secret file /nonexistent/x does not exist");
     }
 }

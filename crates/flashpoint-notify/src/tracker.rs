@@ -5,7 +5,7 @@
 //! position still open (or one past the highest seen when none is): every offset below it is done, in whatever
 //! order they finished. A Kafka consumer commits it; `flashpoint notify` reports it.
 
-use crate::router::Position;
+use crate::message::Position;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Default)]

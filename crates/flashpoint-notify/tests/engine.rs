@@ -2,8 +2,7 @@
 //! a position whose message is still being delivered, however many later positions are done. Against a real
 //! HTTP server on 127.0.0.1 that holds its first answer until the test releases it.
 
-use flashpoint_notify::config::{ChannelConfig, NotifyConfig, RouteConfig, WebhookChannel};
-use flashpoint_notify::secret::SecretRef;
+use flashpoint_notify::config::{ChannelConfig, NotifyConfig, RouteConfig};
 use flashpoint_notify::{parse_event, Engine, NotifyMetrics, Position};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -57,17 +56,21 @@ async fn receiver(release: Arc<Notify>, seen: Arc<AtomicUsize>) -> u16 {
     port
 }
 
+/// A `kind = "webhook"` channel named `hook`, its URL from `url_var`.
+fn webhook(url_var: &str) -> ChannelConfig {
+    ChannelConfig::from_table(serde_json::json!({
+        "kind": "webhook", "name": "hook", "url": {"env": url_var}, "signing_key": {"env": "HOOK_KEY"}
+    }))
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_water_waits_for_the_oldest_undelivered_position() {
     let release = Arc::new(Notify::new());
     let seen = Arc::new(AtomicUsize::new(0));
     let port = receiver(release.clone(), seen.clone()).await;
     let cfg = NotifyConfig {
-        channels: vec![ChannelConfig::Webhook(WebhookChannel {
-            name: "hook".into(),
-            url: SecretRef::Env("HOOK_URL".into()),
-            signing_key: SecretRef::Env("HOOK_KEY".into()),
-        })],
+        channels: vec![webhook("HOOK_URL")],
         routes: vec![RouteConfig {
             name: "acme".into(),
             entities: vec!["Acme*".into()],
@@ -132,14 +135,7 @@ async fn low_water_waits_for_the_oldest_undelivered_position() {
 
 #[tokio::test]
 async fn webhook_urls_must_be_https_unless_local_and_errors_never_show_them() {
-    let cfg = |url_var: &str| NotifyConfig {
-        channels: vec![ChannelConfig::Webhook(WebhookChannel {
-            name: "hook".into(),
-            url: SecretRef::Env(url_var.into()),
-            signing_key: SecretRef::Env("HOOK_KEY".into()),
-        })],
-        ..NotifyConfig::default()
-    };
+    let cfg = |url_var: &str| NotifyConfig { channels: vec![webhook(url_var)], ..NotifyConfig::default() };
     let env = |k: &str| match k {
         "REMOTE_HTTP" => Some("http://alerts.example.com/hook/T0KEN".to_string()),
         "REMOTE_HTTPS" => Some("https://alerts.example.com/hook/T0KEN".to_string()),

@@ -199,7 +199,12 @@ impl Config {
         }
         let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
-            anyhow::anyhow!("{}: {}", if path == "." { "(top level)".to_string() } else { path }, e.into_inner())
+            // The message alone: toml's Display adds "\nin `path`", which the path already says.
+            anyhow::anyhow!(
+                "{}: {}",
+                if path == "." { "(top level)".to_string() } else { path },
+                e.into_inner().message()
+            )
         })?;
         cfg.validate()?;
         Ok(cfg)

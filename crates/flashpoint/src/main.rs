@@ -246,10 +246,13 @@ enum Cmd {
     ///
     /// Exits when the input ends and every message is delivered or dead-lettered: 0 if all were delivered,
     /// 1 if any input line or message was dead-lettered. A summary goes to stderr.
+    #[command(subcommand_negates_reqs = true)]
     Notify {
+        #[command(subcommand)]
+        action: Option<NotifyAction>,
         /// TOML config with a [notify] section (secrets come from the environment or files it names).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required = true)]
+        config: Option<PathBuf>,
         /// Spike events as JSON Lines, or `-` for standard input.
         #[arg(long, short, default_value = "-")]
         input: String,
@@ -259,15 +262,42 @@ enum Cmd {
         /// The routing clock: the events' own time (replays; deterministic) or the system clock (live).
         #[arg(long, value_enum, default_value = "event")]
         clock: notify::Clock,
-        /// Keep the low-water mark (lines before it are delivered or dead-lettered) in this file, and resume
-        /// from it: a restart after a crash re-sends at most what was in flight.
+        /// Keep each channel's progress (and the input's identity) in this file, and resume from it: a
+        /// restart after a crash re-sends at most what was in flight, each message as it was first sent.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Start over: ignore what the checkpoint says (needed when it was written for another input).
+        #[arg(long)]
+        restart: bool,
     },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyAction {
+    /// Send a clearly marked test message to every channel of the config and print each result (exit 1 if any
+    /// failed).
+    Test {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Add a `[[notify.silences]]` entry to the config: messages about matching entities are held (counted,
+    /// not sent) until the given time.
+    Silence {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Entity name or glob (`*`, `?`).
+        #[arg(long)]
+        entity: String,
+        /// RFC 3339 end, e.g. 2026-03-04T18:00:00Z.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -494,8 +524,18 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Notify { config, input, dead_letter, clock, checkpoint } => {
+        Cmd::Notify { action: Some(NotifyAction::Test { config }), .. } => {
             let cfg = Config::load(&config)?;
+            let ok = notify::test(&cfg, &mut std::io::stdout())?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Notify { action: Some(NotifyAction::Silence { config, entity, until, reason }), .. } => {
+            notify::add_silence(&config, &entity, &until, &reason)?;
+            println!("{}: silence added for `{entity}` until {until}", config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Notify { action: None, config, input, dead_letter, clock, checkpoint, restart } => {
+            let cfg = Config::load(&config.context("--config")?)?;
             let mut dead: Box<dyn Write> = match &dead_letter {
                 Some(p) => create(p)?,
                 None => Box::new(std::io::stderr()),
@@ -506,7 +546,7 @@ fn real_main() -> Result<ExitCode> {
                 let f = std::fs::File::open(&input).with_context(|| format!("opening input {input}"))?;
                 Box::new(std::io::BufReader::new(f))
             };
-            let summary = notify::run(&cfg, input, &mut *dead, &notify::Options { clock, checkpoint })?;
+            let summary = notify::run(&cfg, input, &mut *dead, &notify::Options { clock, checkpoint, restart })?;
             dead.flush()?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(if summary.bad_lines > 0 || summary.dead_lettered > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -4,10 +4,10 @@
 //! dead-letter topic for bad spike records and permanent delivery failures.
 
 mod common;
-mod notify_common;
+pub mod notify_common;
 
 use common::*;
-use flashpoint_notify::format::webhook;
+use flashpoint_notify::channel::webhook;
 use notify_common::{Receiver, Reply};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,9 +2,9 @@
 //! Teams, PagerDuty and a webhook endpoint (checking each payload against its format's documented fields and
 //! limits), and a real SMTP server (aiosmtpd) for email.
 
-mod notify_common;
+pub mod notify_common;
 
-use flashpoint_notify::format::{pagerduty, slack, teams, webhook};
+use flashpoint_notify::channel::{pagerduty, slack, teams, webhook};
 use notify_common::*;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -327,8 +327,10 @@ channels = ["broken", "hanging", "good"]
     assert_eq!(run.summary["low_water"], lines.len() as u64);
     let good = rx.requests("/good");
     assert_eq!(good.len(), 6);
+    // The hanging destination: three messages given up (one timeout each), then its circuit opens and the rest
+    // are dead-lettered at once, without waiting on it again.
     let hang = rx.requests("/hang");
-    assert_eq!(hang.len(), 6);
+    assert_eq!(hang.len(), 3, "breaker_failures = 3");
     assert!(
         good.last().unwrap().at < hang.last().unwrap().at,
         "the good channel finished while the hanging one was still timing out"
@@ -349,7 +351,12 @@ channels = ["broken", "hanging", "good"]
     assert!(broken[0]["events"][0]["incident_id"].is_string(), "the event travels with the dead letter");
     let hanging = by("delivery", "hanging");
     assert_eq!(hanging.len(), 6);
-    assert!(hanging.iter().all(|d| d["reason"].as_str().unwrap().contains("gave up after 1 attempts")), "{hanging:?}");
+    let reasons: Vec<&str> = hanging.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons[..3].iter().all(|r| r.contains("gave up after 1 attempts") && r.contains("timed out")),
+        "{reasons:?}"
+    );
+    assert!(reasons[3..].iter().all(|r| r.starts_with("circuit_open:") && r.contains("timed out")), "{reasons:?}");
     let dead_text = serde_json::to_string(&run.dead).unwrap();
     for s in ["S3CRETslack", "S3CREThang"] {
         assert!(!dead_text.contains(s) && !run.stderr.contains(s), "{s} leaked");
@@ -423,7 +430,9 @@ channels = ["mail"]
     for m in &mails[1..] {
         assert_eq!(header(m, "In-Reply-To").as_deref(), Some(root.as_str()));
         assert_eq!(header(m, "References").as_deref(), Some(root.as_str()));
-        assert!(header(m, "Subject").unwrap().starts_with("Re: [Flashpoint] Acme Air"));
+        let subject = header(m, "Subject").unwrap();
+        assert!(subject.starts_with("Re: [Flashpoint] ") && subject.contains("Acme Air"), "{subject}");
+        assert_eq!(header(m, "Auto-Submitted").as_deref(), Some("auto-generated"));
         ids.push(header(m, "Message-ID").unwrap());
     }
     ids.sort();
@@ -506,7 +515,7 @@ update_interval_secs = 1
     };
     let mut first = start();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mark = || std::fs::read_to_string(&ckpt).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let mark = || checkpoint_mark(&ckpt, "hook");
     while rx.requests("/hook").len() < 4 || mark() != Some(3) {
         assert!(Instant::now() < deadline, "stuck: {} requests, checkpoint {:?}", rx.requests("/hook").len(), mark());
         std::thread::sleep(Duration::from_millis(50));
@@ -723,10 +732,294 @@ channels = ["ops", "pager"]
     );
     assert!(!run.stderr.contains("VERYSECRET"));
 
-    // An inline secret is refused, naming the key.
-    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T1/B1/INLINE\"\n");
-    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("notify.channels"), "{err}");
+    // The missing secret's reason, once.
+    assert_eq!(run.stderr.matches("is not set").count(), 1, "{}", run.stderr);
+
+    // An inline secret is refused, naming the key and where secrets come from, never echoing the value; and
+    // the error is one readable line (no literal `\n`).
+    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"http://127.0.0.1:18080/slack/INLINESECRET\"\n");
+    for cmd in ["check-config", "notify"] {
+        let out = Command::new(bin()).args([cmd, "--config"]).arg(&bad).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("notify.channels[0]: url:") && err.contains("{ env = "), "{err}");
+        assert!(!err.contains("INLINESECRET") && !err.contains("\\n"), "{err}");
+    }
+
+    // A missing secret file is named and said to be missing (not "entity not found").
+    let nofile = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = { file = \"/nonexistent/slack_url\" }\n[[notify.routes]]\nname = \"r\"\nchannels = [\"ops\"]\n");
+    let run = notify(&nofile, &dir2, "", &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("secret file /nonexistent/slack_url does not exist"), "{}", run.stderr);
+    assert!(!run.stderr.contains("entity not found"), "{}", run.stderr);
+}
+
+fn env_refs(e: &[(String, String)]) -> Vec<(&str, String)> {
+    e.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+}
+
+/// Defect 1: one non-UTF-8 line used to abort the run (exit 2), losing the message queued before it and every
+/// event after it.
+#[test]
+fn a_non_utf8_line_is_a_dead_letter_and_the_run_goes_on() {
+    let dir = tempdir("utf8");
+    let rx = Receiver::start();
+    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let events = sample_events();
+    let mut input = Vec::new();
+    for (i, l) in events.iter().enumerate() {
+        if i == 2 {
+            input.extend_from_slice(b"{\"entity\": \"Acme \xff\xfe Air\"}\n");
+        }
+        input.extend_from_slice(l.as_bytes());
+        input.push(b'\n');
+    }
+    let run = notify_with(&cfg, &dir, &input, &env_refs(&webhook_env(&rx, &["hook"])), &[]);
+    assert_eq!(run.code, 1, "a dead letter makes the status 1, not 2: {}", run.stderr);
+    assert_eq!(run.summary["events"], events.len() as u64);
+    assert_eq!(run.summary["bad_lines"], 1);
+    assert_eq!(run.dead.len(), 1, "{:?}", run.dead);
+    assert_eq!((run.dead[0]["source"].as_str(), run.dead[0]["line"].as_u64()), (Some("input"), Some(3)));
+    assert_eq!(run.dead[0]["reason"], "not_utf8");
+    let sent: Vec<u64> = rx.requests("/hook").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(sent.first(), Some(&0), "the message before the bad line is delivered");
+    assert_eq!(sent.last(), Some(&seqs(&events).last().unwrap().0), "and the events after it");
+}
+
+/// Defect 3: one mark for all channels made a fast channel resend after a restart, and resent messages were
+/// relabelled. Now each channel resumes from its own mark and a resend is the first send, byte for byte.
+#[test]
+fn resuming_after_a_kill_resends_nothing_a_channel_finished_and_resends_are_identical() {
+    let dir = tempdir("perchannel");
+    let rx = Receiver::start();
+    rx.script("/slow", &[Reply::Status(200), Reply::Status(200)]);
+    rx.default_reply("/slow", Reply::Hang);
+    let cfg = write_config(
+        &dir,
+        &webhooks(&dir, "timeout_secs = 60\ninitial_backoff_ms = 100", &["fast", "slow"], "update_interval_secs = 1"),
+    );
+    let events = sample_events();
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, events.join("\n") + "\n").unwrap();
+    let ckpt = dir.join("notify.checkpoint");
+    let env = webhook_env(&rx, &["fast", "slow"]);
+    let start = || {
+        let mut c = Command::new(bin());
+        c.args(["notify", "--config"]).arg(&cfg).arg("--input").arg(&input).arg("--checkpoint").arg(&ckpt);
+        c.arg("--dead-letter").arg(dir.join("dead.jsonl")).envs(env.iter().cloned()).stderr(Stdio::piped());
+        c
+    };
+    let mut first = start().spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rx.requests("/slow").len() < 3 || checkpoint_mark(&ckpt, "fast") != Some(events.len() as u64) {
+        assert!(Instant::now() < deadline, "stuck: fast mark {:?}", checkpoint_mark(&ckpt, "fast"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let fast_before = rx.requests("/fast").len();
+    rx.default_reply("/slow", Reply::Status(200));
+    let second = start().output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(rx.requests("/fast").len(), fast_before, "the fast channel had finished: nothing resent");
+    let fast: BTreeMap<String, (String, Vec<u8>)> = rx
+        .requests("/fast")
+        .iter()
+        .map(|r| {
+            let k = r.header("idempotency-key").unwrap().to_string();
+            (k, (r.header("flashpoint-notice").unwrap().to_string(), r.body.clone()))
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    for r in rx.requests("/slow") {
+        let key = r.header("idempotency-key").unwrap().to_string();
+        let notice = r.header("flashpoint-notice").unwrap().to_string();
+        assert_eq!(
+            fast.get(&key),
+            Some(&(notice.clone(), r.body.clone())),
+            "{key}: the same key carries the same label and body on every channel and every send"
+        );
+        if r.ok() {
+            delivered.push(key);
+        }
+    }
+    let mut want: Vec<String> = fast.keys().cloned().collect();
+    want.sort();
+    delivered.sort();
+    assert_eq!(delivered, want, "the slow channel got every message once to a 200");
+}
+
+/// Defect 4: a checkpoint reused with another input silently skipped lines.
+#[test]
+fn a_checkpoint_written_for_another_input_is_refused_and_restart_starts_over() {
+    let dir = tempdir("identity");
+    let rx = Receiver::start();
+    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let env = webhook_env(&rx, &["hook"]);
+    let ckpt = dir.join("ckpt").display().to_string();
+    let a = sample_events();
+    let run = notify_with(&cfg, &dir, (a.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent_a = rx.requests("/hook").len();
+    // Another input: the same incident under another id.
+    let b: Vec<String> = a.iter().map(|l| l.replace("\"incident_id\":\"inc-", "\"incident_id\":\"other-")).collect();
+    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("written for another input") && run.stderr.contains("--restart"), "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), sent_a, "nothing sent for the other input");
+    let run = notify_with(
+        &cfg,
+        &dir,
+        (b.join("\n") + "\n").as_bytes(),
+        &env_refs(&env),
+        &["--checkpoint", &ckpt, "--restart"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), 2 * sent_a, "every message of the new input");
+    // The same input again: everything was done, nothing is sent.
+    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), 2 * sent_a);
+    assert_eq!(run.summary["skipped_on_resume"], sent_a as u64);
+}
+
+/// Defect 5: a closed port cost 209 s per message ("request failed: error sending request"). Now the cause is
+/// named, a message gives up at its deadline, the circuit opens and the rest are dead-lettered at once, while
+/// the other channel is not delayed.
+#[test]
+fn a_dead_destination_costs_one_deadline_names_the_cause_and_delays_no_other_channel() {
+    let dir = tempdir("deaddest");
+    let rx = Receiver::start();
+    let cfg =
+        write_config(&dir, &webhooks(&dir, "message_deadline_secs = 3\nbreaker_failures = 2", &["dead", "good"], ""));
+    let mut env = webhook_env(&rx, &["dead", "good"]);
+    env[0].1 = format!("http://127.0.0.1:{}/dead", free_port()); // nothing listens there
+    let events = sample_events();
+    let t0 = Instant::now();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env_refs(&env));
+    let took = t0.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let dead: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "dead").collect();
+    let good = rx.requests("/good");
+    assert_eq!(dead.len(), good.len(), "every message of the dead channel is dead-lettered");
+    let first = dead[0]["reason"].as_str().unwrap();
+    assert!(first.contains("connection refused") && first.starts_with("gave up after"), "{first}");
+    assert!(dead[1..].iter().all(|d| d["reason"].as_str().unwrap().starts_with("circuit_open:")), "{dead:?}");
+    assert!(took < Duration::from_secs(12), "{} messages took {took:?}", dead.len());
+    assert!(good.iter().all(|r| r.at < t0 + Duration::from_secs(2)), "the good channel was not held up");
+}
+
+/// Slack's Web API: the opening starts a thread, every later message is a reply in it (an escalation also
+/// broadcast), and the opening is edited to the current state. The received bodies are written, rendered as
+/// lines, to `$FLASHPOINT_NOTIFY_CAPTURE/slack-thread.txt` when that is set (docs/alerts-new.md shows them).
+#[test]
+fn slack_web_api_threads_an_incident_and_edits_its_opening() {
+    let dir = tempdir("slackapi");
+    let rx = Receiver::start();
+    const OK: &str = r#"{"ok":true,"channel":"C0FLASH","ts":"1772633340.000100"}"#;
+    rx.default_reply("/api/chat.postMessage", Reply::Body(200, OK));
+    rx.default_reply("/api/chat.update", Reply::Body(200, OK));
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\ntoken = {{ env = \"FP_SLACK_TOKEN\" }}\nchannel = \"#ops-alerts\"\napi_url = \"{}\"\n[[notify.routes]]\nname = \"all\"\nchannels = [\"ops\"]\n",
+            rx.url("/api")
+        ),
+    );
+    let events = sample_events();
+    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SLACK_TOKEN", "xoxb-S3CRET".into())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reqs = rx.requests("/api/");
+    assert!(reqs.iter().all(|r| r.header("authorization") == Some("Bearer xoxb-S3CRET")));
+    let (open, rest) = reqs.split_first().unwrap();
+    assert_eq!(open.path, "/api/chat.postMessage");
+    assert_eq!(open.json()["channel"], "#ops-alerts");
+    assert!(open.json().get("thread_ts").is_none(), "the opening starts the thread");
+    assert!(!rest.is_empty() && rest.len() % 2 == 0, "each later message: a reply and an edit");
+    for pair in rest.chunks(2) {
+        let (reply, edit) = (pair[0].json(), pair[1].json());
+        assert_eq!((pair[0].path.as_str(), pair[1].path.as_str()), ("/api/chat.postMessage", "/api/chat.update"));
+        assert_eq!(
+            (reply["thread_ts"].as_str(), reply["channel"].as_str()),
+            (Some("1772633340.000100"), Some("C0FLASH"))
+        );
+        assert_eq!((edit["ts"].as_str(), edit["channel"].as_str()), (Some("1772633340.000100"), Some("C0FLASH")));
+        assert_eq!(reply["blocks"], edit["blocks"], "the opening shows the current state");
+        let escalated = reply["text"].as_str().unwrap().contains("escalated");
+        assert_eq!(reply["reply_broadcast"].as_bool().unwrap_or(false), escalated, "{reply}");
+        slack::check_limits(&reply).unwrap();
+    }
+    let last = rest.last().unwrap().json();
+    assert!(last["text"].as_str().unwrap().starts_with("✅ RESOLVED"), "not in alarm colours: {last}");
+    let updates: Vec<String> = rest.iter().step_by(2).map(|r| r.json().to_string()).collect();
+    assert!(updates.iter().any(|u| u.contains("What changed: watch → warning")), "{updates:?}");
+    if let Ok(out) = std::env::var("FLASHPOINT_NOTIFY_CAPTURE") {
+        let mut text = String::new();
+        for r in &reqs {
+            let v = r.json();
+            let mut lines = Vec::new();
+            texts(&v["blocks"], &mut lines);
+            let lines: Vec<String> = lines
+                .into_iter()
+                .filter(|l| !["plain_text", "section", "header", "actions", "button", "context"].contains(&l.as_str()))
+                .collect();
+            text += &format!(
+                "{} {}{}{}\n    {}\n\n",
+                r.path.trim_start_matches("/api/"),
+                v["channel"],
+                v.get("thread_ts").map(|t| format!(" thread_ts={t}")).unwrap_or_default(),
+                if v["reply_broadcast"] == true { " reply_broadcast=true" } else { "" },
+                lines.join("\n    ")
+            );
+        }
+        std::fs::write(std::path::Path::new(&out).join("slack-thread.txt"), text).unwrap();
+    }
+}
+
+/// `notify test`, silences (and the command that adds one), and dead letters read back and re-sent.
+#[test]
+fn test_sends_silences_hold_and_dead_letters_resend() {
+    let dir = tempdir("features");
+    let rx = Receiver::start();
+    let env = webhook_env(&rx, &["hook"]);
+    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    let out =
+        Command::new(bin()).args(["notify", "test", "--config"]).arg(&cfg).envs(env.iter().cloned()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ok     hook (webhook)"), "{text}");
+    let t = &rx.requests("/hook")[0];
+    assert!(t.json()["entity"].as_str().unwrap().starts_with("TEST MESSAGE"), "clearly marked");
+
+    let events = sample_events();
+    let input = events.join("\n") + "\n";
+    let add = Command::new(bin())
+        .args(["notify", "silence", "--config"])
+        .arg(&cfg)
+        .args(["--entity", "acme*", "--until", "2099-01-01T00:00:00Z", "--reason", "planned launch"])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let before = rx.requests("/hook").len();
+    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rx.requests("/hook").len(), before, "silenced: nothing sent");
+    assert!(run.summary["silenced"].as_u64().unwrap() > 0, "but counted: {}", run.summary);
+
+    // Without the silence, against a failing receiver: dead letters; read back, they are re-sent as they were.
+    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    rx.script("/hook", &[Reply::Status(400), Reply::Status(400)]);
+    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let failed: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["source"] == "delivery").collect();
+    assert_eq!(failed.len(), 2);
+    let first_fail = rx.requests("/hook")[before].clone();
+    let dead_lines: String = failed.iter().map(|d| d.to_string() + "\n").collect();
+    let n = rx.requests("/hook").len();
+    let run = notify(&cfg, &dir, &dead_lines, &env_refs(&env));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let resent = &rx.requests("/hook")[n..];
+    assert_eq!(resent.len(), 2);
+    assert_eq!(resent[0].header("idempotency-key"), first_fail.header("idempotency-key"));
+    assert_eq!(resent[0].header("flashpoint-notice"), first_fail.header("flashpoint-notice"));
+    assert_eq!(resent[0].json(), first_fail.json(), "the same event");
 }

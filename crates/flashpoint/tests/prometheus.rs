@@ -10,7 +10,7 @@
 //! a signed webhook on a local receiver, so the notification panels and the failing-channel alert have data.
 
 mod common;
-mod notify_common;
+pub mod notify_common;
 
 use common::*;
 use serde_json::Value;

@@ -1,13 +1,7 @@
-//! Payload builders, one per channel kind, each in its receiver's documented format. Pure: a [`Notice`] or a
-//! digest in, a JSON value or a MIME message out. All post-derived text goes through [`crate::safe`].
+//! What every channel's payload says, whatever its format: the phrases, numbers and links the builders in
+//! [`crate::channel`] share. Pure. All post-derived text goes through [`crate::safe`].
 
-pub mod email;
-pub mod pagerduty;
-pub mod slack;
-pub mod teams;
-pub mod webhook;
-
-use crate::router::{Notice, NoticeKind};
+use crate::message::{Notice, NoticeKind};
 use crate::safe;
 use flashpoint_core::detect::Severity;
 use flashpoint_core::time::{format_rfc3339, parse_rfc3339, Millis};
@@ -142,6 +136,11 @@ pub fn attribution(p: &EvidencePost, escape: impl Fn(&str, usize) -> String) -> 
     format!("— {who}, {}", escape(&p.created_at, 40))
 }
 
+/// `What changed: watch → warning · volume ×3 → ×6`, when anything did since the last message.
+pub fn what_changed(n: &Notice) -> Option<String> {
+    (!n.changes.is_empty()).then(|| format!("What changed: {}", n.changes.join(" · ")))
+}
+
 /// One line for a digest or a closing message.
 pub fn closing_summary(n: &Notice) -> String {
     format!(
@@ -154,7 +153,11 @@ pub fn closing_summary(n: &Notice) -> String {
     )
 }
 
+/// The headline. A resolved incident is not drawn in alarm colours: a check mark and its peak instead.
 pub fn title(n: &Notice, escape: impl Fn(&str, usize) -> String) -> String {
+    if n.kind == NoticeKind::Resolved {
+        return format!("✅ RESOLVED · {}: resolved (peak {})", escape(&n.event.entity, 80), n.peak_severity.as_str());
+    }
     format!(
         "{} {} · {}: {}",
         severity_emoji(n.event.severity),
@@ -170,7 +173,7 @@ pub fn time_range(from: Millis, to: Millis) -> String {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use crate::router::{Notice, NoticeKind, Point};
+    use crate::message::{Notice, NoticeKind, Point};
     use flashpoint_core::detect::{Severity, Signal};
     use flashpoint_core::event::{EventKind, SpikeEvent, SPIKE_SCHEMA};
     use flashpoint_core::window::{EvidencePost, TermCount};
@@ -225,6 +228,7 @@ pub(crate) mod testing {
         Notice {
             kind,
             first: kind == NoticeKind::Opened,
+            changes: vec![],
             peak_severity: e.severity,
             peak_volume: 150,
             peak_negative_share: 0.7,

@@ -2,8 +2,6 @@
 //! answers as scripted (a status, `429` with `Retry-After`, or no answer at all), and a real SMTP server
 //! (Debian's python3-aiosmtpd, writing a Maildir).
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +36,8 @@ pub enum Reply {
     RetryAfter(u64),
     /// Read the request, never answer.
     Hang,
+    /// This status with this body (a JSON API's answer).
+    Body(u16, &'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl Request {
     }
 
     pub fn ok(&self) -> bool {
-        matches!(self.reply, Reply::Status(200..=299))
+        matches!(self.reply, Reply::Status(200..=299) | Reply::Body(200..=299, _))
     }
 }
 
@@ -179,12 +179,17 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) {
         let (status, extra) = match reply {
             Reply::Status(s) => (s, String::new()),
             Reply::RetryAfter(secs) => (429, format!("Retry-After: {secs}\r\n")),
+            Reply::Body(s, _) => (s, String::new()),
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(120)).await;
                 return;
             }
         };
-        let body = if status < 300 { "ok" } else { "{\"error\":\"no\"}" };
+        let body = match reply {
+            Reply::Body(_, b) => b,
+            _ if status < 300 => "ok",
+            _ => "{\"error\":\"no\"}",
+        };
         let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len());
         if sock.write_all(resp.as_bytes()).await.is_err() {
             return;
@@ -319,6 +324,27 @@ pub fn sample_events() -> Vec<String> {
     lines
 }
 
+/// A `[notify]` section: `delivery` lines under `[notify.delivery]`, one signed webhook channel per name (URL from
+/// `FP_URL_<NAME>`, key from `dir/k`), and one route `all` to all of them. The fixture most notify tests share.
+pub fn webhooks(dir: &Path, delivery: &str, names: &[&str], route_extra: &str) -> String {
+    std::fs::write(dir.join("k"), "k").unwrap();
+    let mut s = format!("[notify]\n[notify.delivery]\n{delivery}\n");
+    for n in names {
+        s += &format!(
+            "[[notify.channels]]\nkind = \"webhook\"\nname = \"{n}\"\nurl = {{ env = \"FP_URL_{}\" }}\nsigning_key = {{ file = \"{}\" }}\n",
+            n.to_ascii_uppercase(),
+            dir.join("k").display()
+        );
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    s + &format!("[[notify.routes]]\nname = \"all\"\nchannels = [{}]\n{route_extra}\n", list.join(", "))
+}
+
+/// The environment [`webhooks`] reads: each channel posting to `/{name}` on `rx`.
+pub fn webhook_env(rx: &Receiver, names: &[&str]) -> Vec<(String, String)> {
+    names.iter().map(|n| (format!("FP_URL_{}", n.to_ascii_uppercase()), rx.url(&format!("/{n}")))).collect()
+}
+
 /// config/flashpoint.toml (watchlist, windows) plus `notify` (a [notify] section).
 pub fn write_config(dir: &Path, notify: &str) -> PathBuf {
     let base = std::fs::read_to_string(repo("config/flashpoint.toml")).unwrap();
@@ -334,19 +360,30 @@ pub struct Run {
     pub dead: Vec<serde_json::Value>,
 }
 
+/// A channel's mark in a `--checkpoint` file (lines before it finished on that channel).
+pub fn checkpoint_mark(path: &Path, channel: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v["marks"][channel].as_u64()
+}
+
 /// `flashpoint notify` with `input` on stdin and `env` set; waits for it to exit.
 pub fn notify(config: &Path, dir: &Path, input: &str, env: &[(&str, String)]) -> Run {
+    notify_with(config, dir, input.as_bytes(), env, &[])
+}
+
+/// [`notify`] with raw input bytes and extra arguments.
+pub fn notify_with(config: &Path, dir: &Path, input: &[u8], env: &[(&str, String)], args: &[&str]) -> Run {
     let dead = dir.join("dead.jsonl");
     let mut cmd = Command::new(bin());
-    cmd.args(["notify", "--config"]).arg(config).args(["--input", "-", "--dead-letter"]).arg(&dead);
+    cmd.args(["notify", "--config"]).arg(config).args(["--input", "-", "--dead-letter"]).arg(&dead).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
+    let input = input.to_vec();
     let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.write_all(&input);
     });
     let out = child.wait_with_output().unwrap();
     w.join().unwrap();

@@ -13,8 +13,67 @@
 //! received (before any JSON parsing); compare with `v1` in constant time. In Python:
 //! `hmac.compare_digest(hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest(), v1)`.
 
+use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
+use crate::format::Context;
+use crate::message::Message;
+use crate::secret::{Secret, SecretRef};
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
+
+pub const KIND: Kind = Kind { name: "webhook", parse: |v| Ok(Box::new(parse_table::<WebhookConfig>(v)?)) };
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: SecretRef,
+    /// HMAC-SHA256 key for the `Flashpoint-Signature` header.
+    pub signing_key: SecretRef,
+}
+
+impl ChannelSpec for WebhookConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("url", &self.url), ("signing_key", &self.signing_key)]
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Box<dyn Channel>, BuildError> {
+        Ok(Box::new(Webhook { url: b.secret_url("url", &self.url)?, key: b.secret("signing_key", &self.signing_key)? }))
+    }
+}
+
+struct Webhook {
+    url: Secret,
+    key: Secret,
+}
+
+impl Channel for Webhook {
+    /// One request per event (a digest's events each go on their own, so a receiver sees one schema).
+    fn render(&mut self, msg: &Message, _ctx: &Context) -> Result<Vec<Request>, String> {
+        Ok(msg
+            .notices()
+            .into_iter()
+            .map(|n| {
+                Request::Http(HttpRequest {
+                    url: self.url.clone(),
+                    body: n.raw.as_bytes().to_vec(),
+                    headers: vec![
+                        ("content-type", "application/json".into()),
+                        (IDEMPOTENCY_HEADER, n.idempotency_key()),
+                        (NOTICE_HEADER, n.kind.as_str().into()),
+                    ],
+                    sign: Some(self.key.clone()),
+                    bearer: None,
+                    note: None,
+                })
+            })
+            .collect())
+    }
+}
 
 pub const SIGNATURE_HEADER: &str = "Flashpoint-Signature";
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";

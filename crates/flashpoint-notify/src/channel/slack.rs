@@ -8,10 +8,179 @@
 //! 2000 each; at most 10 context elements; button text 75, button URL 3000. Post text only ever goes into
 //! `plain_text` objects, and through [`crate::safe::slack`] first.
 
-use super::{attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context};
-use crate::router::{Notice, NoticeKind};
+use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Failure, HttpRequest, Kind, Request};
+use crate::format::{
+    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context,
+};
+use crate::message::Message;
+use crate::message::{Notice, NoticeKind};
 use crate::safe;
+use crate::secret::{Secret, SecretRef};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
+
+pub const KIND: Kind = Kind { name: "slack", parse: |v| Ok(Box::new(parse_table::<SlackConfig>(v)?)) };
+
+pub const API_URL: &str = "https://slack.com/api";
+
+/// Either an incoming webhook (`url`), or the Web API with a bot token (`token` and `channel`): then each
+/// incident is one thread (see [`WebApi`]).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub name: String,
+    /// The incoming webhook URL (a credential).
+    pub url: Option<SecretRef>,
+    /// A bot token (`xoxb-…`, scope `chat:write`) for the Web API.
+    pub token: Option<SecretRef>,
+    /// With `token`: the channel to post in (an id such as `C0123ABCD`, or `#name`).
+    pub channel: Option<String>,
+    /// The Web API's base URL (tests point it at a local receiver).
+    #[serde(default = "api_url")]
+    pub api_url: String,
+}
+
+fn api_url() -> String {
+    API_URL.into()
+}
+
+impl ChannelSpec for SlackConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        self.url.iter().map(|s| ("url", s)).chain(self.token.iter().map(|s| ("token", s))).collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match (&self.url, &self.token, &self.channel) {
+            (Some(_), None, None) => Ok(()),
+            (None, Some(_), Some(c)) if !c.is_empty() => {
+                crate::config::check_url(&self.api_url).map_err(|e| format!("api_url: `{}`: {e}", self.api_url))
+            }
+            (None, Some(_), _) => Err("channel: the Web API (token) needs the channel to post in".into()),
+            (Some(_), Some(_), _) => Err("url, token: one or the other (webhook or Web API), not both".into()),
+            (Some(_), None, Some(_)) => Err("channel: only with token (a webhook posts where it was made for)".into()),
+            (None, None, _) => Err("url: an incoming webhook `url`, or a bot `token` and `channel`".into()),
+        }
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Box<dyn Channel>, BuildError> {
+        if let Some(token) = &self.token {
+            return Ok(Box::new(WebApi {
+                api: self.api_url.trim_end_matches('/').to_string(),
+                token: b.secret("token", token)?,
+                channel: self.channel.clone().unwrap_or_default(),
+                threads: HashMap::new(),
+            }));
+        }
+        let url = self.url.as_ref().ok_or_else(|| BuildError::Other("url: missing".into()))?;
+        Ok(Box::new(Webhook { url: b.secret_url("url", url)? }))
+    }
+}
+
+fn payload(msg: &Message, ctx: &Context) -> Value {
+    match msg {
+        Message::Notice(n) => notice(n, ctx),
+        Message::Digest { items, from, to } => digest(items, *from, *to, ctx),
+    }
+}
+
+struct Webhook {
+    url: Secret,
+}
+
+impl Channel for Webhook {
+    fn render(&mut self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
+        Ok(vec![Request::Http(HttpRequest::json(&self.url, &payload(msg, ctx)))])
+    }
+}
+
+/// The Web API: an incident's first message (`chat.postMessage`) starts a thread; each later one is a reply in
+/// it (`thread_ts` = the opening's `ts`; an escalation also goes to the channel, `reply_broadcast`), and the
+/// opening is edited to the incident's current state (`chat.update`), so the channel shows one line per
+/// incident. Slack answers `200` with `{"ok": false, "error": …}` for a refused call: that is a failure here.
+struct WebApi {
+    api: String,
+    token: Secret,
+    channel: String,
+    /// (route, incident) → (channel id, opening's ts).
+    threads: HashMap<String, (String, String)>,
+}
+
+fn thread_key(route: &str, incident: &str) -> String {
+    format!("{route}/{incident}")
+}
+
+impl WebApi {
+    fn call(&self, method: &str, body: &Value, note: Option<String>) -> Request {
+        let mut r = HttpRequest::json(&Secret::new(format!("{}/{method}", self.api)), body);
+        r.headers = vec![("content-type", "application/json; charset=utf-8".into())];
+        r.bearer = Some(self.token.clone());
+        r.note = note;
+        Request::Http(r)
+    }
+}
+
+impl Channel for WebApi {
+    fn render(&mut self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
+        let Message::Notice(n) = msg else {
+            let mut body = payload(msg, ctx);
+            body["channel"] = json!(self.channel);
+            return Ok(vec![self.call("chat.postMessage", &body, None)]);
+        };
+        let key = thread_key(&ctx.route, &n.event.incident_id);
+        let mut body = notice(n, ctx);
+        match self.threads.get(&key) {
+            None => {
+                body["channel"] = json!(self.channel);
+                Ok(vec![self.call("chat.postMessage", &body, Some(key))])
+            }
+            Some((channel, ts)) => {
+                let mut reply = body.clone();
+                reply["channel"] = json!(channel);
+                reply["thread_ts"] = json!(ts);
+                if n.kind == NoticeKind::Escalated {
+                    reply["reply_broadcast"] = json!(true);
+                }
+                let mut root = body;
+                root["channel"] = json!(channel);
+                root["ts"] = json!(ts);
+                Ok(vec![self.call("chat.postMessage", &reply, None), self.call("chat.update", &root, None)])
+            }
+        }
+    }
+
+    fn accepted(&mut self, req: &Request, body: &[u8]) -> Result<(), Failure> {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if v["ok"] != json!(true) {
+            let error = v["error"].as_str().unwrap_or("no `ok` in the answer");
+            return Err(Failure::Permanent(format!("Slack API: {}", safe::plain(error, 100))));
+        }
+        if let Request::Http(HttpRequest { note: Some(key), .. }) = req {
+            if let (Some(c), Some(ts)) = (v["channel"].as_str(), v["ts"].as_str()) {
+                self.threads.insert(key.clone(), (c.to_string(), ts.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self.threads.iter().map(|(k, (c, ts))| (k.clone(), format!("{c} {ts}"))).collect();
+        v.sort();
+        v
+    }
+
+    fn restore(&mut self, state: &[(String, String)]) {
+        for (k, v) in state {
+            if let Some((c, ts)) = v.split_once(' ') {
+                self.threads.insert(k.clone(), (c.to_string(), ts.to_string()));
+            }
+        }
+    }
+}
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_HEADER: usize = 150;
@@ -40,6 +209,9 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
     } else {
         blocks.push(json!({"type": "section", "text": plain(safe::truncate(title(n, safe::slack), MAX_SECTION_TEXT))}));
     }
+    if let Some(c) = crate::format::what_changed(n) {
+        blocks.push(json!({"type": "section", "text": plain(safe::truncate(c, MAX_SECTION_TEXT))}));
+    }
     if n.kind == NoticeKind::Resolved {
         blocks.push(json!({"type": "section", "text": plain(format!("Resolved: {}", closing_summary(n)))}));
     }
@@ -49,7 +221,7 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
         field("Observed", observed_vs_baseline(n)),
         field("Counts", counts(n)),
         field("Negative share", percent(e.negative_share)),
-        field("Open for", n.open_for_ms().map(super::duration).unwrap_or_else(|| "?".into())),
+        field("Open for", n.open_for_ms().map(crate::format::duration).unwrap_or_else(|| "?".into())),
         field("Top terms", top_terms(n, 5, safe::slack)),
     ]}));
     let posts = evidence(n, 3);
@@ -90,7 +262,7 @@ pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
     let head = format!("Flashpoint digest: {} incident(s)", items.len());
     let mut blocks = vec![
         json!({"type": "header", "text": plain(safe::truncate(head.clone(), MAX_HEADER))}),
-        context_line(format!("{} · route {}", super::time_range(from, to), ctx.route)),
+        context_line(format!("{} · route {}", crate::format::time_range(from, to), ctx.route)),
     ];
     let mut shown = 0;
     for n in items {

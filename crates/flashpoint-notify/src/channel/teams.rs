@@ -8,10 +8,54 @@
 //! goes through [`crate::safe::chat`], so no markup forms even where Teams parses markdown (`TextBlock`,
 //! `FactSet` values). Teams refuses cards over about 28 KB: [`check_limits`] holds payloads to that.
 
-use super::{attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context};
-use crate::router::{Notice, NoticeKind};
+use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
+use crate::format::{
+    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context,
+};
+use crate::message::Message;
+use crate::message::{Notice, NoticeKind};
 use crate::safe;
+use crate::secret::{Secret, SecretRef};
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+pub const KIND: Kind = Kind { name: "teams", parse: |v| Ok(Box::new(parse_table::<TeamsConfig>(v)?)) };
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    pub name: String,
+    /// The workflow URL is a credential: from an environment variable or a file.
+    pub url: SecretRef,
+}
+
+impl ChannelSpec for TeamsConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("url", &self.url)]
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Box<dyn Channel>, BuildError> {
+        Ok(Box::new(Teams { url: b.secret_url("url", &self.url)? }))
+    }
+}
+
+struct Teams {
+    url: Secret,
+}
+
+impl Channel for Teams {
+    fn render(&mut self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
+        let card = match msg {
+            Message::Notice(n) => notice(n, ctx),
+            Message::Digest { items, from, to } => digest(items, *from, *to, ctx),
+        };
+        Ok(vec![Request::Http(HttpRequest::json(&self.url, &card))])
+    }
+}
 
 pub const CARD_VERSION: &str = "1.4";
 pub const MAX_PAYLOAD_BYTES: usize = 28 * 1024;
@@ -26,15 +70,19 @@ fn facts(n: &Notice) -> Value {
         f("Observed", observed_vs_baseline(n)),
         f("Counts", counts(n)),
         f("Negative share", percent(e.negative_share)),
-        f("Open for", n.open_for_ms().map(super::duration).unwrap_or_else(|| "?".into())),
+        f("Open for", n.open_for_ms().map(crate::format::duration).unwrap_or_else(|| "?".into())),
         f("Top terms", top_terms(n, 5, safe::chat)),
     ]})
 }
 
 fn notice_body(n: &Notice, with_evidence: bool) -> Vec<Value> {
     let mut body = vec![json!({
-        "type": "TextBlock", "text": title(n, safe::chat), "weight": "Bolder", "size": "Medium", "wrap": true
+        "type": "TextBlock", "text": title(n, safe::chat), "weight": "Bolder", "size": "Medium", "wrap": true,
+        "color": if n.kind == NoticeKind::Resolved { "Good" } else { "Attention" }
     })];
+    if let Some(c) = crate::format::what_changed(n) {
+        body.push(json!({"type": "TextBlock", "text": c, "wrap": true}));
+    }
     if n.kind == NoticeKind::Resolved {
         body.push(json!({"type": "TextBlock", "text": format!("Resolved: {}", closing_summary(n)), "wrap": true}));
     }
@@ -85,7 +133,7 @@ pub fn notice(n: &Notice, ctx: &Context) -> Value {
 pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
     let mut body = vec![
         json!({"type": "TextBlock", "text": format!("Flashpoint digest: {} incident(s)", items.len()), "weight": "Bolder", "size": "Medium"}),
-        json!({"type": "TextBlock", "text": format!("{} · route {}", super::time_range(from, to), ctx.route), "isSubtle": true, "wrap": true}),
+        json!({"type": "TextBlock", "text": format!("{} · route {}", crate::format::time_range(from, to), ctx.route), "isSubtle": true, "wrap": true}),
     ];
     let mut shown = 0;
     for n in items {

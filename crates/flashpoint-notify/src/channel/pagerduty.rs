@@ -6,11 +6,77 @@
 //! retried or replayed event is de-duplicated by PagerDuty. Severity: critical → `critical`, warning →
 //! `warning`, watch → `info`. Limits: `summary` at most 1024 characters, `dedup_key` at most 255.
 
-use super::{counts, evidence, observed_vs_baseline, percent, top_terms, Context};
-use crate::router::{Notice, NoticeKind};
+use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
+use crate::format::{counts, evidence, observed_vs_baseline, percent, top_terms, Context};
+use crate::message::Message;
+use crate::message::{Notice, NoticeKind};
 use crate::safe;
+use crate::secret::{Secret, SecretRef};
 use flashpoint_core::detect::Severity;
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+pub const EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+pub const KIND: Kind = Kind { name: "pagerduty", parse: |v| Ok(Box::new(parse_table::<PagerDutyConfig>(v)?)) };
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    pub name: String,
+    /// The integration's routing key (a credential).
+    pub routing_key: SecretRef,
+    /// The Events API endpoint (not secret; changed for EU accounts or tests).
+    #[serde(default = "events_url")]
+    pub url: String,
+}
+
+fn events_url() -> String {
+    EVENTS_URL.into()
+}
+
+impl ChannelSpec for PagerDutyConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("routing_key", &self.routing_key)]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        crate::config::check_url(&self.url).map_err(|e| format!("url: `{}`: {e}", self.url))
+    }
+
+    fn build(&self, b: &Build<'_>) -> Result<Box<dyn Channel>, BuildError> {
+        Ok(Box::new(PagerDuty { url: Secret::new(self.url.clone()), key: b.secret("routing_key", &self.routing_key)? }))
+    }
+}
+
+struct PagerDuty {
+    url: Secret,
+    key: Secret,
+}
+
+impl PagerDuty {
+    fn request(&self, mut v: Value) -> Request {
+        v["routing_key"] = Value::String(self.key.expose().to_string());
+        Request::Http(HttpRequest::json(&self.url, &v))
+    }
+}
+
+impl Channel for PagerDuty {
+    fn render(&mut self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
+        Ok(msg.notices().into_iter().filter_map(|n| event(n, ctx)).map(|v| self.request(v)).collect())
+    }
+
+    /// A test trigger and its resolve at once, so a test leaves no open alert behind.
+    fn render_test(&mut self, n: &Notice, ctx: &Context) -> Result<Vec<Request>, String> {
+        let trigger = event(n, ctx).ok_or("a test notice is an opening")?;
+        let resolve = json!({"event_action": "resolve", "dedup_key": trigger["dedup_key"].clone()});
+        Ok(vec![self.request(trigger), self.request(resolve)])
+    }
+}
 
 pub const MAX_SUMMARY: usize = 1024;
 pub const MAX_DEDUP_KEY: usize = 255;
@@ -34,10 +100,10 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
             let summary = safe::plain(
                 &format!(
                     "{} {}: {} {} ({}), {} negative",
-                    super::severity_upper(e.severity),
+                    crate::format::severity_upper(e.severity),
                     e.entity,
                     e.signal.as_str(),
-                    super::kind_phrase(n),
+                    crate::format::kind_phrase(n),
                     observed_vs_baseline(n),
                     percent(e.negative_share)
                 ),
@@ -66,7 +132,7 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                         "counts": counts(n),
                         "negative_share": e.negative_share,
                         "top_terms": top_terms(n, 5, safe::plain),
-                        "open_for": n.open_for_ms().map(super::duration),
+                        "open_for": n.open_for_ms().map(crate::format::duration),
                         "evidence": posts,
                     }
                 },
