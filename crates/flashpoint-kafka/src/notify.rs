@@ -14,10 +14,12 @@
 
 use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
+use crate::error::WorkerError;
 use crate::metrics::now_ms;
+use crate::role::Stage;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stage_loop::{drive, Handler};
-use crate::{Shared, Stage, WorkerError};
 use flashpoint_core::partition::{Rejection, ResumeFloors};
 use flashpoint_notify::{Engine, NotifyMetrics, Position};
 use rdkafka::consumer::{CommitMode, Consumer};

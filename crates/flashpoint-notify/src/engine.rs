@@ -27,7 +27,8 @@
 //! everything) and one per channel (what a resume needs: a channel that was ahead does not resend).
 
 use crate::channel::{self, Build, BuildError, Cause, Channel, Failure, Request};
-use crate::config::{glob_match, DeliveryConfig, NotifyConfig, Silence};
+use crate::config::{glob_match, NotifyConfig, Silence};
+use crate::delivery::DeliveryConfig;
 use crate::format::Context;
 use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Position};
 use crate::metrics::NotifyMetrics;

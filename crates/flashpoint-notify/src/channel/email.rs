@@ -78,7 +78,7 @@ impl ChannelSpec for EmailConfig {
         for (j, t) in self.to.iter().enumerate() {
             t.parse::<Mailbox>().map_err(|err| format!("to[{j}]: `{t}`: {err}"))?;
         }
-        if self.tls == SmtpTls::None && !crate::config::is_localhost(&self.smtp_host) {
+        if self.tls == SmtpTls::None && !crate::delivery::is_localhost(&self.smtp_host) {
             return Err(format!(
                 "tls: \"none\" is only allowed for a relay on localhost, not `{}` (use starttls or tls)",
                 self.smtp_host

@@ -10,7 +10,7 @@ pub mod slack;
 pub mod teams;
 pub mod webhook;
 
-use crate::config::DeliveryConfig;
+use crate::delivery::DeliveryConfig;
 use crate::format::Context;
 use crate::message::{Message, Notice};
 use crate::secret::{Secret, SecretError, SecretRef};
@@ -79,7 +79,7 @@ impl Build<'_> {
     /// A secret that is a URL: checked like any other URL, the reason naming the key, never the value.
     pub fn secret_url(&self, key: &'static str, r: &SecretRef) -> Result<Secret, BuildError> {
         let v = self.secret(key, r)?;
-        crate::config::check_url(v.expose()).map_err(|reason| BuildError::Other(format!("{key} ({r}): {reason}")))?;
+        crate::delivery::check_url(v.expose()).map_err(|reason| BuildError::Other(format!("{key} ({r}): {reason}")))?;
         Ok(v)
     }
 

@@ -45,7 +45,7 @@ impl ChannelSpec for PagerDutyConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        crate::config::check_url(&self.url).map_err(|e| format!("url: `{}`: {e}", self.url))
+        crate::delivery::check_url(&self.url).map_err(|e| format!("url: `{}`: {e}", self.url))
     }
 
     fn build(&self, b: &Build<'_>) -> Result<Box<dyn Channel>, BuildError> {

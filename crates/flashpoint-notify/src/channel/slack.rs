@@ -58,7 +58,7 @@ impl ChannelSpec for SlackConfig {
         match (&self.url, &self.token, &self.channel) {
             (Some(_), None, None) => Ok(()),
             (None, Some(_), Some(c)) if !c.is_empty() => {
-                crate::config::check_url(&self.api_url).map_err(|e| format!("api_url: `{}`: {e}", self.api_url))
+                crate::delivery::check_url(&self.api_url).map_err(|e| format!("api_url: `{}`: {e}", self.api_url))
             }
             (None, Some(_), _) => Err("channel: the Web API (token) needs the channel to post in".into()),
             (Some(_), Some(_), _) => Err("url, token: one or the other (webhook or Web API), not both".into()),
