@@ -77,6 +77,39 @@ impl Rejection {
     }
 }
 
+/// A record that was not processed, as a file sink writes it (one JSON line): the one dead-letter record of
+/// `flashpoint replay` and `flashpoint notify`'s input. The Kafka sink writes the same fields its own way
+/// (headers for the reason, detail and source position; the original bytes as the payload).
+#[derive(Debug, Serialize)]
+pub struct DeadLetter<'a> {
+    // Fields in the order of their names: the file format's keys are sorted, as they were when this was a map.
+    /// What was wrong, for a person.
+    #[serde(rename = "error")]
+    pub detail: &'a str,
+    /// The record's position in its input: line 1 is the first.
+    pub line: u64,
+    pub reason: Rejection,
+    /// The start of the original record (at most `DeadLetter::HEAD_BYTES`, invalid UTF-8 replaced): enough to
+    /// find and fix it, never a second copy of a huge record.
+    pub record: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> DeadLetter<'a> {
+    pub const HEAD_BYTES: usize = 64 * 1024;
+
+    pub fn new(reason: Rejection, detail: &'a str, line: u64, original: &'a [u8]) -> DeadLetter<'a> {
+        let head = &original[..original.len().min(Self::HEAD_BYTES)];
+        DeadLetter { reason, detail, line, record: String::from_utf8_lossy(head) }
+    }
+
+    /// The one file writer: a JSON line, made safe for terminals and log readers (`sanitize`), since the
+    /// record is untrusted and the sink may be stderr.
+    pub fn write_line(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::sanitize::to_json_writer(&mut *out, self)?;
+        out.write_all(b"\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +123,21 @@ mod tests {
         for r in Rejection::ALL {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.reason()));
         }
+    }
+
+    #[test]
+    fn a_dead_letter_line_holds_the_reason_detail_position_and_head_inert() {
+        let big = [b"{\"text\":\"\x1b[31m".as_slice(), &vec![b'x'; DeadLetter::HEAD_BYTES], b"\xff"].concat();
+        let mut out = Vec::new();
+        DeadLetter::new(Rejection::NotJson, "record is not valid JSON", 7, &big).write_line(&mut out).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.ends_with('\n') && !line.contains('\x1b'), "control characters escaped");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (v["reason"].as_str(), v["error"].as_str(), v["line"].as_u64()),
+            (Some("not_json"), Some("record is not valid JSON"), Some(7))
+        );
+        assert_eq!(v["record"].as_str().unwrap().len(), DeadLetter::HEAD_BYTES, "the head only");
+        assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["error", "line", "reason", "record"]);
     }
 }

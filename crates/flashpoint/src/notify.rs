@@ -26,6 +26,7 @@
 
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
+use flashpoint_core::reject::DeadLetter as InputDeadLetter;
 use flashpoint_core::sanitize;
 use flashpoint_core::time::Millis;
 use flashpoint_notify::reader::InputDigest;
@@ -56,15 +57,6 @@ pub struct Summary {
     pub skipped_on_resume: u64,
     /// Every line before this one is delivered or dead-lettered on every route.
     pub low_water: i64,
-}
-
-#[derive(serde::Serialize)]
-struct InputDeadLetter<'a> {
-    source: &'static str,
-    line: u64,
-    reason: &'a str,
-    detail: &'a str,
-    excerpt: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -252,9 +244,8 @@ async fn run_async(
                     Ok(()) => s.events += 1,
                     Err(rej) => {
                         s.bad_lines += 1;
-                        let text = String::from_utf8_lossy(&line);
-                        let excerpt = sanitize::for_log_truncated(text.trim_end(), 200);
-                        write_line(dead, &InputDeadLetter { source: "input", line: n + 1, reason: rej.reason.reason(), detail: &rej.detail, excerpt: &excerpt })?;
+                        InputDeadLetter::new(rej.reason, &rej.detail, n + 1, line.trim_ascii_end()).write_line(dead)?;
+                        dead.flush()?;
                         engine.skip(pos);
                     }
                 }

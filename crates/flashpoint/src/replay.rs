@@ -11,6 +11,7 @@ use flashpoint_core::event::Output;
 use flashpoint_core::partition::SourceRecord;
 use flashpoint_core::pipeline::{Pipeline, StageCounters};
 use flashpoint_core::post::Decoder;
+use flashpoint_core::reject::DeadLetter;
 use flashpoint_core::sanitize;
 use std::io::{BufRead, Write};
 
@@ -80,12 +81,8 @@ fn feed(
     tally.1 += b.skipped;
     for r in &b.rejected {
         tally.0 += 1;
-        let rec = sources[r.record].payload;
-        let shown = String::from_utf8_lossy(&rec[..rec.len().min(64 * 1024)]);
-        let line = sources[r.record].offset + 1;
-        let dl = serde_json::json!({"reason": r.rejection.reason(), "error": r.detail, "line": line, "record": shown});
-        sanitize::to_json_writer(&mut *dead, &dl)?;
-        dead.write_all(b"\n")?;
+        let src = &sources[r.record];
+        DeadLetter::new(r.rejection, &r.detail, src.offset as u64 + 1, src.payload).write_line(dead)?;
     }
     Ok(())
 }
