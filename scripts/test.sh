@@ -17,6 +17,8 @@ if cargo fmt --version >/dev/null 2>&1; then
 else
   echo "test.sh: NOTE: rustfmt is not installed (rustup component add rustfmt); formatting not checked" >&2
 fi
+# No import cycles between the modules of a crate, and crate roots that only declare and re-export.
+python3 scripts/import-cycles.py
 # Build first so compile errors are reported apart from test failures; --locked keeps CI on Cargo.lock.
 cargo build --locked --workspace --all-targets
 # The default release binary, as the README's first command builds it (`cargo run --release -- replay ...`: the same

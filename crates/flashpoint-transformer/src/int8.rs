@@ -12,7 +12,7 @@
 //!
 //! The same code runs in fp32 ([`Linear::F32`]), which is how a test pins this forward pass to rust-bert's.
 
-use crate::LoadError;
+use crate::model::LoadError;
 use std::path::Path;
 use tch::{Kind, Tensor};
 

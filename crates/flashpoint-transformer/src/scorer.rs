@@ -1,10 +1,8 @@
 //! The libtorch half: loading the encoder and head, and scoring batches.
 
 use crate::int8::Encoder;
-use crate::{
-    check_model_dir, length_order, read_head_meta, spell_out_emoji, to_sentiment, DeviceChoice, LoadError, Precision,
-    TransformerConfig,
-};
+use crate::model::{check_model_dir, read_head_meta, DeviceChoice, LoadError, Precision, TransformerConfig};
+use crate::text::{length_order, spell_out_emoji, to_sentiment};
 use flashpoint_core::sentiment::{ScoreError, Scorer, Sentiment};
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{SentenceEmbeddingsConfig, SentenceEmbeddingsModel};
