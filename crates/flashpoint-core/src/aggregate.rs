@@ -556,7 +556,8 @@ mod tests {
         // A second storm at 02:35, inside the 30-minute cooldown, opens nothing.
         f.steady(0, 155, 157, 150, -0.8);
         f.steady(0, 157, 160, 10, 0.3);
-        let got: Vec<_> = f.spikes().iter().map(|e| (e.kind, e.seq, e.severity, e.window_end.clone())).collect();
+        let got: Vec<_> =
+            f.spikes().iter().map(|e| (e.kind, e.seq, e.severity, crate::time::format_rfc3339(e.window_end))).collect();
         let id = f.spikes()[0].incident_id.clone();
         assert!(f.spikes().iter().all(|e| e.incident_id == id && e.entity == "e0"));
         assert_eq!(

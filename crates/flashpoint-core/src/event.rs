@@ -7,7 +7,7 @@
 
 use crate::detect::{Decision, Resolution, Severity, Signal, Transition};
 use crate::reject::Rejection;
-use crate::time::{format_rfc3339, Millis};
+use crate::time::Millis;
 use crate::window::{EvidencePost, TermCount, WindowStats};
 use serde::{Deserialize, Serialize};
 
@@ -68,13 +68,17 @@ pub struct SpikeEvent {
     pub seq: u64,
     pub kind: EventKind,
     pub entity: String,
-    pub incident_start: String,
+    /// Event times are kept as milliseconds and written as RFC 3339 (UTC) by serde only.
+    #[serde(with = "crate::time::rfc3339")]
+    pub incident_start: Millis,
     /// Seconds since the incident opened (0 on `opened`). The v2 fields read as defaults from a v1 event, so a
     /// consumer of the spikes topic (the notifier) keeps working across a producer upgrade.
     #[serde(default)]
     pub open_secs: u64,
-    pub window_start: String,
-    pub window_end: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub window_start: Millis,
+    #[serde(with = "crate::time::rfc3339")]
+    pub window_end: Millis,
     pub signal: Signal,
     pub observed: f64,
     pub baseline: f64,
@@ -114,10 +118,10 @@ impl SpikeEvent {
                 Transition::Resolved(_) => EventKind::Resolved,
             },
             entity: entity.to_string(),
-            incident_start: format_rfc3339(d.incident.started),
+            incident_start: d.incident.started,
             open_secs: ((w.end - d.incident.opened_at).max(0) / 1000) as u64,
-            window_start: format_rfc3339(w.start),
-            window_end: format_rfc3339(w.end),
+            window_start: w.start,
+            window_end: w.end,
             signal: d.reading.signal,
             observed: r4(d.reading.observed),
             baseline: r4(d.reading.baseline),
@@ -153,11 +157,6 @@ impl SpikeEvent {
                 top_terms: w.top_terms.clone(),
             },
         }
-    }
-
-    /// End of the window as milliseconds (the detection time).
-    pub fn window_end_ms(&self) -> Option<Millis> {
-        crate::time::parse_rfc3339(&self.window_end)
     }
 }
 

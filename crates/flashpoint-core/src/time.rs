@@ -174,6 +174,23 @@ pub fn hour_of_day(ms: Millis) -> usize {
     (ms.div_euclid(1000).rem_euclid(86_400) / 3600) as usize
 }
 
+/// Serde for an event-time field kept as `Millis` and written as RFC 3339 (`format_rfc3339`) only at the edge:
+/// `#[serde(with = "crate::time::rfc3339")]`. Reading refuses a string that is not RFC 3339, so a malformed
+/// event fails where it is read, not at each later use.
+pub mod rfc3339 {
+    use super::{format_rfc3339, parse_rfc3339, Millis};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_rfc3339(*ms))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

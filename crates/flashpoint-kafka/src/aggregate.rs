@@ -320,9 +320,7 @@ async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Re
                 EventKind::Resolved => m.incidents_resolved.with_label_values(&[&label]).inc(),
                 EventKind::Updated => {}
             }
-            if let Some(end) = e.window_end_ms() {
-                m.event_lag_seconds.observe((now_ms() as f64 / 1000.0 - end as f64 / 1000.0).max(0.0));
-            }
+            m.event_lag_seconds.observe((now_ms() as f64 / 1000.0 - e.window_end as f64 / 1000.0).max(0.0));
             let body = serde_json::to_vec(&e).expect("events serialise");
             let seq = e.seq.to_string();
             let headers = OwnedHeaders::new()

@@ -285,8 +285,7 @@ async fn worker(
             Ok(_) => {
                 metrics.sent.with_label_values(&labels).inc();
                 let now = unix_now_ms();
-                if let Some(end) = job.message.notices().iter().filter_map(|n| parse_rfc3339(&n.event.window_end)).max()
-                {
+                if let Some(end) = job.message.notices().iter().map(|n| n.event.window_end).max() {
                     metrics.latency.with_label_values(&[&w.name]).observe((now - end).max(0) as f64 / 1000.0);
                 }
                 metrics.processing.observe(job.queued_at.elapsed().as_secs_f64());
@@ -511,13 +510,13 @@ impl Engine {
     ) -> Result<(), InputRejection> {
         match crate::reader::classify(payload, pos) {
             Ok(Record::Event(input)) => {
-                let t = now(input.event.window_end_ms());
+                let t = now(Some(input.event.window_end));
                 self.submit(&input, t);
                 self.tick(t);
                 Ok(())
             }
             Ok(Record::Resend(r)) => {
-                let t = now(r.inputs.iter().filter_map(|i| i.event.window_end_ms()).max());
+                let t = now(r.inputs.iter().map(|i| i.event.window_end).max());
                 self.resend(r, pos, t)
             }
             Err(rej) => {

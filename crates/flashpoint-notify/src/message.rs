@@ -4,7 +4,7 @@
 
 use flashpoint_core::detect::Severity;
 use flashpoint_core::event::SpikeEvent;
-use flashpoint_core::time::{parse_rfc3339, Millis};
+use flashpoint_core::time::Millis;
 use std::sync::Arc;
 
 /// An input event's place in its input: a line number (partition 0), or a Kafka partition and offset.
@@ -82,8 +82,8 @@ pub struct Notice {
 
 impl Notice {
     /// How long the incident has been open at this event (its window end minus its start), in milliseconds.
-    pub fn open_for_ms(&self) -> Option<Millis> {
-        Some(parse_rfc3339(&self.event.window_end)? - parse_rfc3339(&self.event.incident_start)?)
+    pub fn open_for_ms(&self) -> Millis {
+        self.event.window_end - self.event.incident_start
     }
 
     /// A key unique per incident and event: receivers de-duplicate on it.

@@ -22,7 +22,7 @@ use crate::config::{glob_match, NotifyConfig, RouteConfig};
 use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Point, Position};
 use flashpoint_core::detect::{Severity, Signal};
 use flashpoint_core::event::{EventKind, SpikeEvent};
-use flashpoint_core::time::{parse_rfc3339, Millis};
+use flashpoint_core::time::Millis;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -161,7 +161,8 @@ impl Router {
         p.volume = p.volume.max(e.counts.volume);
         p.negative_share = p.negative_share.max(e.negative_share);
         p.events += 1;
-        if let Some(at) = parse_rfc3339(&e.window_end) {
+        {
+            let at = e.window_end;
             let h = self.history.entry(e.entity.clone()).or_default();
             if h.back().map_or(true, |b| b.at < at) {
                 h.push_back(Point { at, volume: e.counts.volume, negative_share: e.negative_share });
@@ -191,8 +192,7 @@ impl Router {
             events: 1,
             resolved_at: None,
         });
-        let start = parse_rfc3339(&event.incident_start).unwrap_or(Millis::MIN);
-        let end = parse_rfc3339(&event.window_end).unwrap_or(Millis::MAX);
+        let (start, end) = (event.incident_start, event.window_end);
         let history = self
             .history
             .get(&event.entity)
@@ -607,7 +607,7 @@ mod tests {
         let mut i = input(0, "i1", "Acme", EventKind::Opened, 0, Severity::Watch);
         r.on_event(&i, 0);
         let mut e = (*i.event).clone();
-        e.window_end = "2026-03-04T14:09:00.000Z".into();
+        e.window_end = flashpoint_core::time::parse_rfc3339("2026-03-04T14:09:00.000Z").unwrap();
         e.kind = EventKind::Updated;
         e.seq = 1;
         e.severity = Severity::Critical;
@@ -615,6 +615,6 @@ mod tests {
         let fx = r.on_event(&i, MIN);
         let Message::Notice(n) = &*fx.dispatches[0].message else { panic!() };
         assert_eq!(n.history.len(), 2);
-        assert_eq!(n.open_for_ms(), Some(8 * MIN));
+        assert_eq!(n.open_for_ms(), 8 * MIN);
     }
 }

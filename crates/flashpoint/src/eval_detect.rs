@@ -222,7 +222,7 @@ pub fn run_series(
         }
         for o in out.drain(..) {
             if let Output::Spike(e) = o {
-                let end = e.window_end_ms().context("event time")?;
+                let end = e.window_end;
                 match e.kind {
                     EventKind::Opened => opened.push(end),
                     EventKind::Updated => updated.push(end),

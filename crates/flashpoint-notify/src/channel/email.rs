@@ -20,7 +20,6 @@ use crate::message::{Notice, NoticeKind};
 use crate::safe;
 use crate::secret::SecretRef;
 use flashpoint_core::detect::Severity;
-use flashpoint_core::time::parse_rfc3339;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -142,12 +141,9 @@ impl Channel for Email {
     fn render(&mut self, msg: &crate::message::Message, ctx: &Context) -> Result<Vec<Request>, String> {
         let mail = match msg {
             crate::message::Message::Notice(n) => {
-                let chart = match (parse_rfc3339(&n.event.incident_start), parse_rfc3339(&n.event.window_end)) {
-                    (Some(s), Some(e)) => crate::chart::render(&n.history, s, e)
-                        .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
-                        .ok(),
-                    _ => None,
-                };
+                let chart = crate::chart::render(&n.history, n.event.incident_start, n.event.window_end)
+                    .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
+                    .ok();
                 notice(n, ctx, &self.from, &self.to, chart)?
             }
             crate::message::Message::Digest { items, from, to } => {
@@ -160,7 +156,7 @@ impl Channel for Email {
 
 /// The event's own time, so a resent mail is the same mail (its `Date` too).
 fn event_date(n: &Notice) -> SystemTime {
-    let ms = parse_rfc3339(&n.event.window_end).unwrap_or(0).max(0) as u64;
+    let ms = n.event.window_end.max(0) as u64;
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
@@ -221,7 +217,7 @@ fn rows(n: &Notice) -> Vec<(&'static str, String)> {
         ("Observed", observed_vs_baseline(n)),
         ("Counts", counts(n)),
         ("Negative share", percent(e.negative_share)),
-        ("Open for", n.open_for_ms().map(crate::format::duration).unwrap_or_else(|| "?".into())),
+        ("Open for", crate::format::duration(n.open_for_ms())),
         ("Top terms", top_terms(n, 5, safe::plain)),
     ]
 }

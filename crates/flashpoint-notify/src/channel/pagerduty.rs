@@ -120,7 +120,7 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                     "summary": summary,
                     "source": "flashpoint",
                     "severity": severity(e.severity),
-                    "timestamp": e.window_end,
+                    "timestamp": flashpoint_core::time::format_rfc3339(e.window_end),
                     "component": safe::plain(&e.entity, 200),
                     "group": "flashpoint",
                     "class": e.signal.as_str(),
@@ -132,7 +132,7 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                         "counts": counts(n),
                         "negative_share": e.negative_share,
                         "top_terms": top_terms(n, 5, safe::plain),
-                        "open_for": n.open_for_ms().map(crate::format::duration),
+                        "open_for": crate::format::duration(n.open_for_ms()),
                         "evidence": posts,
                     }
                 },

@@ -221,7 +221,7 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
         field("Observed", observed_vs_baseline(n)),
         field("Counts", counts(n)),
         field("Negative share", percent(e.negative_share)),
-        field("Open for", n.open_for_ms().map(crate::format::duration).unwrap_or_else(|| "?".into())),
+        field("Open for", crate::format::duration(n.open_for_ms())),
         field("Top terms", top_terms(n, 5, safe::slack)),
     ]}));
     let posts = evidence(n, 3);

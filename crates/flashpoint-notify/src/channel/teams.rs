@@ -70,7 +70,7 @@ fn facts(n: &Notice) -> Value {
         f("Observed", observed_vs_baseline(n)),
         f("Counts", counts(n)),
         f("Negative share", percent(e.negative_share)),
-        f("Open for", n.open_for_ms().map(crate::format::duration).unwrap_or_else(|| "?".into())),
+        f("Open for", crate::format::duration(n.open_for_ms())),
         f("Top terms", top_terms(n, 5, safe::chat)),
     ]})
 }

@@ -4,7 +4,7 @@
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
 use flashpoint_core::detect::Severity;
-use flashpoint_core::time::{format_rfc3339, parse_rfc3339, Millis};
+use flashpoint_core::time::{format_rfc3339, Millis};
 use flashpoint_core::window::EvidencePost;
 
 /// What every builder needs besides the notice.
@@ -27,8 +27,7 @@ impl Context {
     /// quarter hour after this event's window (Grafana takes epoch milliseconds in `from`/`to`).
     pub fn grafana_link(&self, n: &Notice) -> Option<String> {
         let base = self.dashboard.as_ref()?;
-        let start = parse_rfc3339(&n.event.incident_start)?;
-        let end = parse_rfc3339(&n.event.window_end)?;
+        let (start, end) = (n.event.incident_start, n.event.window_end);
         Some(format!(
             "{base}?var-entity={}&from={}&to={}",
             safe::url_component(&n.event.entity),
@@ -145,7 +144,7 @@ pub fn what_changed(n: &Notice) -> Option<String> {
 pub fn closing_summary(n: &Notice) -> String {
     format!(
         "open for {}, peak {} · peak volume {} · peak negative share {} · {} events",
-        n.open_for_ms().map(duration).unwrap_or_else(|| "?".into()),
+        duration(n.open_for_ms()),
         n.peak_severity.as_str(),
         n.peak_volume,
         percent(n.peak_negative_share),
