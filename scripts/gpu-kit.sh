@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a kit to run the transformer backend on a CUDA machine that has PyTorch (Python) but no Rust toolchain and
 # no network: the flashpoint binary (stripped, xz), the model with fp16-rounded encoder weights (44 MB), the
-# TweetEval validation texts, the Python reference and a run script. This is how the GPU figures in the README were
+# TweetEval validation texts, the Python reference and a run script. This is how the GPU figures in docs/sentiment.md ("GPU") were
 # taken (H100, torch 2.11.0+cu130 in Python there).
 #
 # tch 0.17 expects libtorch 2.4.0; the GPU machine has torch TORCH_VERSION. So the binary is built here against that

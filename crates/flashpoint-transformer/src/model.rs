@@ -19,8 +19,9 @@ pub enum DeviceChoice {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Weights quantised to int8 at load, activations per call (CPU only; about 4x the fp32 throughput on a
-    /// VNNI CPU with the same TweetEval macro recall, see the README). On CUDA the encoder runs in fp32.
+    /// Weights quantised to int8 at load, activations per call (CPU only; about twice the fp32 throughput on a
+    /// VNNI CPU with the same TweetEval macro recall, see docs/sentiment.md, "Throughput on the CPU"). On CUDA
+    /// the encoder runs in fp32.
     #[default]
     Int8,
     /// rust-bert's fp32 encoder, exactly the published model.

@@ -221,6 +221,9 @@ initial_backoff_ms = 100
 max_backoff_ms = 1000
 timeout_secs = 1
 max_attempts = 1000
+# An outage shorter than the deadline is ridden out (FLASHPOINT_NOTIFY_DOWN_SECS up to 100); a longer one is
+# dead-lettered, as the dead-destination test shows.
+message_deadline_secs = 120
 [[notify.channels]]
 kind = "webhook"
 name = "hook"
@@ -912,7 +915,7 @@ fn a_dead_destination_costs_one_deadline_names_the_cause_and_delays_no_other_cha
 
 /// Slack's Web API: the opening starts a thread, every later message is a reply in it (an escalation also
 /// broadcast), and the opening is edited to the current state. The received bodies are written, rendered as
-/// lines, to `$FLASHPOINT_NOTIFY_CAPTURE/slack-thread.txt` when that is set (docs/alerts-new.md shows them).
+/// lines, to `$FLASHPOINT_NOTIFY_CAPTURE/slack-thread.txt` when that is set (docs/alerts.md shows them).
 #[test]
 fn slack_web_api_threads_an_incident_and_edits_its_opening() {
     let dir = tempdir("slackapi");
