@@ -130,6 +130,9 @@ pub const CALIB_FLOOR: f64 = 0.75;
 
 /// Upper winsorising bound, in predictive standard deviations: what a step may teach the baseline.
 pub const CLIP_SD: f64 = 3.0;
+/// The standard deviation that bound is measured in is at least this many posts, so a baseline near zero
+/// can still learn that an entity has become busier.
+pub const CLIP_MIN_SD: f64 = 1.0;
 /// Pseudo-counts that shrink an hour-of-day factor towards 1 until that hour has seen enough posts.
 pub const SEASON_PRIOR: f64 = 20.0;
 /// Prior relative excess variance and its weight (in units of squared expected counts), and its ceiling.
@@ -162,6 +165,9 @@ pub const INTENSITY_HALF_LIFE_SECS: f64 = 900.0;
 /// A doubling of the smoothed rate escalates only when it exceeds this many standard deviations of the
 /// rate's own Poisson noise.
 pub const ESCALATION_NOISE_SDS: f64 = 3.0;
+/// That noise is taken at a rate of at least this many posts a step, so a near-silent signal does not
+/// escalate on its first few posts.
+pub const ESCALATION_MIN_RATE: f64 = 1.0;
 /// A window's negative share counts towards the incident's peak only from this many posts: the share of a
 /// near-empty window is noise (the opening window counts whatever its size).
 pub const PEAK_SHARE_MIN_VOLUME: u64 = 10;

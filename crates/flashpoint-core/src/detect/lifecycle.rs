@@ -10,7 +10,8 @@
 //! the reach of the negative posts.
 
 use super::config::{
-    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS, PEAK_SHARE_MIN_VOLUME,
+    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, ESCALATION_MIN_RATE, ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS,
+    PEAK_SHARE_MIN_VOLUME,
 };
 use super::model::{binom_llr, nb_llr};
 use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
@@ -256,6 +257,7 @@ fn resolution(inc: &mut OpenIncident, th: &Thresholds) -> Option<Resolution> {
 
 /// A doubling of the smoothed rate since the last event, by more than its own noise (Poisson, ~2/alpha steps).
 fn rate_doubled(inc: &OpenIncident, th: &Thresholds) -> bool {
-    let noise = ESCALATION_NOISE_SDS * (inc.intensity_at_event.max(1.0) * th.alpha_intensity / 2.0).sqrt();
+    let noise =
+        ESCALATION_NOISE_SDS * (inc.intensity_at_event.max(ESCALATION_MIN_RATE) * th.alpha_intensity / 2.0).sqrt();
     inc.intensity >= th.escalate_ratio * inc.intensity_at_event && inc.intensity - inc.intensity_at_event > noise
 }

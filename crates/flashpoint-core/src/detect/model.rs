@@ -11,8 +11,8 @@
 //! in `config`.
 
 use super::config::{
-    CLIP_SD, PHI_MAX, PHI_PRIOR_WEIGHT, SEASON_PRIOR, SHARE_MAX, SHARE_MIN, SHARE_PRIOR, SHARE_PRIOR_POSTS, V_MAX,
-    V_PRIOR, V_PRIOR_WEIGHT,
+    CLIP_MIN_SD, CLIP_SD, PHI_MAX, PHI_PRIOR_WEIGHT, SEASON_PRIOR, SHARE_MAX, SHARE_MIN, SHARE_PRIOR,
+    SHARE_PRIOR_POSTS, V_MAX, V_PRIOR, V_PRIOR_WEIGHT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -163,7 +163,7 @@ impl CountModel {
             self.level = x / self.season(h, d);
             return;
         }
-        let xc = x.min(p.mean + CLIP_SD * p.sd().max(1.0));
+        let xc = x.min(p.mean + CLIP_SD * p.sd().max(CLIP_MIN_SD));
         let s = self.season(h, d);
         self.level += weight(rates.alpha_level, self.seen) * (xc / s - self.level);
         // Each profile learns what the level and the other profile do not explain.
@@ -238,7 +238,7 @@ impl ShareModel {
         }
         let p = self.share();
         let var = n * p * (1.0 - p);
-        let yc = y.min(n * p + CLIP_SD * (var * self.phi()).sqrt().max(1.0));
+        let yc = y.min(n * p + CLIP_SD * (var * self.phi()).sqrt().max(CLIP_MIN_SD));
         // The share learns at the level's pace, weighted by volume: a busy hour counts more than a quiet one.
         let a = rates.alpha_level;
         self.neg = self.neg * (1.0 - a) + yc;
