@@ -53,8 +53,11 @@ pub fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
     Ok(rows)
 }
 
+/// A NAB series file and the windows NAB labelled in it.
+pub type LabelledFile = (PathBuf, Vec<(Millis, Millis)>);
+
 /// The labelled series of a NAB corpus folder: each `data/*.csv` with its windows in `combined_windows.json`.
-pub fn nab_corpus(dir: &Path) -> Result<Vec<(PathBuf, Vec<(Millis, Millis)>)>> {
+pub fn nab_corpus(dir: &Path) -> Result<Vec<LabelledFile>> {
     let wpath = dir.join("combined_windows.json");
     let wtext = read(&wpath)?;
     let bad = |msg: String| EvalError::Syntax { at: wpath.display().to_string(), msg };

@@ -73,7 +73,7 @@ pub fn placements(s: &Series, duration: Millis, rng: &mut Rng) -> Vec<Millis> {
 
 /// Ramp in and out over a tenth of the duration, at most an hour.
 pub(crate) fn ramp(t: Millis, start: Millis, duration: Millis) -> f64 {
-    let r = (duration / 10).min(HOUR).max(1) as f64;
+    let r = (duration / 10).clamp(1, HOUR) as f64;
     let (a, b) = ((t - start) as f64, (start + duration - t) as f64);
     (a / r).min(b / r).clamp(0.0, 1.0)
 }

@@ -71,7 +71,7 @@ pub fn nab_score(n_rows: usize, det: &[usize], windows: &[(usize, usize)], c: &C
             }
             None => {
                 fps += 1;
-                let prev = windows.iter().filter(|&&(_, r)| r < i).last();
+                let prev = windows.iter().rev().find(|&&(_, r)| r < i);
                 let u = match prev {
                     None => -1.0,
                     Some(&(l, r)) => scaled_sigmoid((i - r) as f64 / (r - l) as f64),

@@ -230,7 +230,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         // Hourly rows over the days the detector runs, plus every row of the injection.
         let rows = body.lines().filter(|l| !l.starts_with('#')).count();
-        assert!(rows >= 10 * 24 - 48 && rows <= 10 * 24 + 13, "{rows}");
+        assert!((10 * 24 - 48..=10 * 24 + 13).contains(&rows), "{rows}");
         assert!(body.lines().any(|l| l.starts_with("# Opened")), "the opening is traced");
         assert!(body.lines().any(|l| l.starts_with("#   over [")), "with the statistics over their thresholds");
     }
