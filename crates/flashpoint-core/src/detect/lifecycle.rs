@@ -124,7 +124,7 @@ fn severity(inc: &OpenIncident, th: &Thresholds) -> Severity {
 }
 
 /// What one window tells the lifecycle: the window, its newest pane, the readings and the expectation.
-pub(super) struct Window<'a> {
+pub(super) struct WindowEvidence<'a> {
     pub entity: &'a str,
     pub stats: &'a WindowStats,
     pub step: &'a StepCounts,
@@ -134,7 +134,7 @@ pub(super) struct Window<'a> {
 
 impl Detector {
     /// With no incident open: opens one if a statistic fired, after the warm-up and outside the cooldown.
-    pub(super) fn consider_opening(&mut self, x: &Window, th: &Thresholds) -> Option<Decision> {
+    pub(super) fn consider_opening(&mut self, x: &WindowEvidence, th: &Thresholds) -> Option<Decision> {
         if self.cooldown_left > 0 {
             self.cooldown_left -= 1;
             return None;
@@ -181,7 +181,12 @@ impl Detector {
 
     /// With an incident open: accounts the window to it, then resolves it (calm or stale), escalates it, or
     /// keeps it open quietly.
-    pub(super) fn follow_incident(&mut self, mut inc: OpenIncident, x: &Window, th: &Thresholds) -> Option<Decision> {
+    pub(super) fn follow_incident(
+        &mut self,
+        mut inc: OpenIncident,
+        x: &WindowEvidence,
+        th: &Thresholds,
+    ) -> Option<Decision> {
         account(&mut inc, x, th);
         let mut reading = x.readings[inc.signal as usize];
         if let Some(why) = resolution(&mut inc, th) {
@@ -216,7 +221,7 @@ impl Detector {
 }
 
 /// What the window adds to an open incident: its age, impact, peaks, smoothed rate and calm evidence.
-fn account(inc: &mut OpenIncident, x: &Window, th: &Thresholds) {
+fn account(inc: &mut OpenIncident, x: &WindowEvidence, th: &Thresholds) {
     let (w, step) = (x.stats, x.step);
     inc.steps_open += 1;
     inc.steps_since_event += 1;

@@ -35,7 +35,7 @@ use crate::event::EventKind;
 use crate::time::{hour_of_day, Millis};
 use crate::window::WindowStats;
 use cusum::{Cusum, PerStatistic};
-use lifecycle::Window;
+use lifecycle::WindowEvidence;
 use model::{CountModel, Prediction, ShareModel};
 use serde::{Deserialize, Serialize};
 
@@ -165,7 +165,7 @@ impl Detector {
         self.last_score = readings.iter().map(|r| r.score).fold(0.0, f64::max);
         self.last_volume_baseline = expected.vol_window;
         self.last_share_baseline = expected.share;
-        let x = Window { entity, stats: w, step, readings: &readings, expected: &expected };
+        let x = WindowEvidence { entity, stats: w, step, readings: &readings, expected: &expected };
         match self.open.take() {
             None => self.consider_opening(&x, th),
             Some(inc) => self.follow_incident(inc, &x, th),
