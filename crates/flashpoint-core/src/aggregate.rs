@@ -8,9 +8,9 @@
 //! State is bounded: at most `max_entities` entity states (the least recently active quiet one is evicted
 //! first), panes only for windows the watermark has not passed, and capped term maps.
 
-use crate::detect::{DetectionConfig, Detector, Step, Thresholds};
+use crate::detect::{DetectionConfig, Detector, StepCounts, Thresholds};
 use crate::entity::EntityId;
-use crate::event::{DivertedPost, Output, SpikeEvent};
+use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
 use crate::reject::Rejection;
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{Pane, PaneLimits, PostView, WindowSpec, WindowStats};
@@ -88,6 +88,7 @@ pub struct Counters {
 }
 
 /// Sizes of the aggregator's state (see `Aggregator::state_size`).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StateSize {
     pub entities: usize,
@@ -237,11 +238,13 @@ impl Aggregator {
         self.max_seen.map(|m| m - self.lateness)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn tracked_entities(&self) -> usize {
         self.states.len()
     }
 
-    /// How much state is held now, for gauges and for tests that hold the caps to account.
+    /// How much state is held now, for the tests that hold the caps to account.
+    #[cfg(any(test, feature = "testing"))]
     pub fn state_size(&self) -> StateSize {
         let mut z = StateSize { entities: self.states.len(), ..StateSize::default() };
         for s in self.states.values() {
@@ -358,15 +361,16 @@ impl Aggregator {
             let in_window = |p: &&Pane| p.start >= start && p.start < end;
             let mut w = WindowStats::from_panes(start, end, st.panes.iter().filter(in_window));
             // The newest pane is the part of the window no earlier window held: the detector's step.
-            let step = st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(Step::default(), |p| {
-                Step { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
-            });
+            let step =
+                st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(StepCounts::default(), |p| {
+                    StepCounts { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
+                });
             if let Some(d) = st.detector.on_window(&st.name, &w, &step, &self.th) {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
-                match d.transition {
-                    crate::detect::Transition::Opened => self.counters.opened += 1,
-                    crate::detect::Transition::Updated => self.counters.updated += 1,
-                    crate::detect::Transition::Resolved(_) => self.counters.resolved += 1,
+                match d.kind {
+                    EventKind::Opened => self.counters.opened += 1,
+                    EventKind::Updated => self.counters.updated += 1,
+                    EventKind::Resolved => self.counters.resolved += 1,
                 }
                 out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d)));
             }

@@ -5,7 +5,7 @@
 //! input always yields byte-identical events (what lets consumers de-duplicate replays by `incident_id` and
 //! `seq`).
 
-use crate::detect::{Decision, Resolution, Severity, Signal, Transition};
+use crate::detect::{Decision, Resolution, Severity, Signal};
 use crate::reject::Rejection;
 use crate::time::Millis;
 use crate::window::{EvidencePost, TermCount, WindowStats};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v2";
 
+/// What happened to an incident: the kind of a spike event, and of the detector's `Decision` that made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
@@ -112,11 +113,7 @@ impl SpikeEvent {
             schema: SPIKE_SCHEMA.into(),
             incident_id: d.incident.id.clone(),
             seq: d.incident.seq,
-            kind: match d.transition {
-                Transition::Opened => EventKind::Opened,
-                Transition::Updated => EventKind::Updated,
-                Transition::Resolved(_) => EventKind::Resolved,
-            },
+            kind: d.kind,
             entity: entity.to_string(),
             incident_start: d.incident.started,
             open_secs: ((w.end - d.incident.opened_at).max(0) / 1000) as u64,
@@ -136,10 +133,7 @@ impl SpikeEvent {
                 excess_negative: d.incident.excess_negative.max(0.0).round() as u64,
                 negative_reach: d.incident.negative_reach.max(0.0).round() as u64,
             },
-            resolution: match d.transition {
-                Transition::Resolved(r) => Some(r),
-                _ => None,
-            },
+            resolution: d.resolution,
             counts: Counts {
                 volume: w.volume,
                 negative: w.negative,

@@ -30,6 +30,8 @@ pub struct TransformerScorer {
     batch_size: usize,
     device: Device,
     precision: Precision,
+    /// Only `compare_encoders` loads the model a second time.
+    #[cfg(feature = "testing")]
     model_dir: std::path::PathBuf,
 }
 
@@ -142,6 +144,7 @@ impl TransformerScorer {
             batch_size: cfg.batch_size,
             device,
             precision,
+            #[cfg(feature = "testing")]
             model_dir: dir.to_path_buf(),
         })
     }
@@ -157,6 +160,7 @@ impl TransformerScorer {
 
     /// Sentence embeddings of `texts` by rust-bert's fp32 encoder and by this crate's forward pass (`int8`:
     /// quantised or not), for tests that pin the one to the other.
+    #[cfg(feature = "testing")]
     pub fn compare_encoders(&self, texts: &[&str], int8: bool) -> Result<(Tensor, Tensor), ScoreError> {
         let model = self.model.lock().map_err(|_| ScoreError::Backend("poisoned".into()))?;
         let reference =

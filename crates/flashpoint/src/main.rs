@@ -1,9 +1,7 @@
-//! The `flashpoint` binary: command line, configuration and wiring. The logic lives in `flashpoint-core`.
+//! The `flashpoint` binary: command line, configuration and wiring. The logic lives in `flashpoint-core`, the
+//! evaluations in `flashpoint-eval`.
 
 mod config;
-mod eval_detect;
-mod eval_nab;
-mod eval_sentiment;
 mod notify;
 mod replay;
 mod run;
@@ -240,6 +238,11 @@ enum Cmd {
         /// One injection per replay (no injection can teach the detector about the next); slower.
         #[arg(long)]
         isolated: bool,
+        /// Write each run's detector internals here, one TSV per series and cell ("<series> <cell>.tsv"): every
+        /// statistic against its threshold and the models' beliefs, hourly and at every row of an injection,
+        /// and each event with the statistics over their thresholds when it opened. Created if missing.
+        #[arg(long, value_name = "DIR", env = "FLASHPOINT_EVAL_TRACE")]
+        trace: Option<PathBuf>,
     },
     /// Deliver spike events (JSON Lines, e.g. from `flashpoint replay`) to the channels of the config's
     /// [notify] section: Slack, Teams, PagerDuty, signed webhooks, email. No broker needed.
@@ -383,7 +386,7 @@ fn real_main() -> Result<ExitCode> {
                 None => Config::default(),
             };
             cfg.entities.clear();
-            let (scores, total) = eval_nab::run(&data, &cfg)?;
+            let (scores, total) = flashpoint_eval::nab::run(&data, &cfg.aggregator(), cfg.scorer.thresholds)?;
             for s in &scores {
                 println!(
                     "{:<28} windows {:>2}  detected {:>2}  false positives {:>3}  raw {:>7.3}  NAB {:>6.1}",
@@ -398,31 +401,33 @@ fn real_main() -> Result<ExitCode> {
             println!("{:<28} NAB standard profile, normalised: {total:.1}", "TOTAL");
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::EvalDetect { nab, texts, config, seed, svg, json, only, isolated } => {
+        Cmd::EvalDetect { nab, texts, config, seed, svg, json, only, isolated, trace } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?,
                 None => Config::default(),
             };
             cfg.entities.clear();
-            let cells: Option<Vec<eval_detect::Cell>> = only.map(|o| {
+            let cells: Option<Vec<flashpoint_eval::injection::Cell>> = only.map(|o| {
                 let parts: Vec<&str> = o.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-                eval_detect::cells().into_iter().filter(|c| parts.iter().any(|p| c.kind.name().contains(p))).collect()
+                flashpoint_eval::injection::cells()
+                    .into_iter()
+                    .filter(|c| parts.iter().any(|p| c.kind.name().contains(p)))
+                    .collect()
             });
-            let report = eval_detect::run(&nab, &texts, &cfg, seed, cells.as_deref(), isolated)?;
-            print!("{}", eval_detect::markdown(&report, &cfg));
+            if let Some(dir) = &trace {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let opts =
+                flashpoint_eval::DetectOptions { seed, only: cells.as_deref(), isolated, trace: trace.as_deref() };
+            let agg = cfg.aggregator();
+            let report = flashpoint_eval::run(&nab, &texts, &agg, cfg.scorer.thresholds, &opts)?;
+            print!("{}", flashpoint_eval::report::markdown(&report, &agg));
             if let Some(p) = svg {
-                std::fs::write(&p, eval_detect::svg(&report)).with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(&p, flashpoint_eval::report::svg(&report))
+                    .with_context(|| format!("writing {}", p.display()))?;
             }
             if let Some(p) = json {
-                let v = serde_json::json!({
-                    "seed": seed,
-                    "nab_total": report.nab_total,
-                    "nab": report.nab,
-                    "false_alarms": report.false_alarms,
-                    "natural_surges": report.natural_surges,
-                    "false_alarm_causes": report.false_alarm_causes,
-                    "cells": report.cells,
-                });
+                let v = flashpoint_eval::report::json(&report, seed);
                 std::fs::write(&p, serde_json::to_string_pretty(&v)?)
                     .with_context(|| format!("writing {}", p.display()))?;
             }
@@ -461,7 +466,7 @@ fn real_main() -> Result<ExitCode> {
                 None => ScorerConfig::default(),
             };
             scorer.apply(&mut cfg)?;
-            let sample = eval_sentiment::Sample::load(&data, raw || !cfg.normalize)?;
+            let sample = flashpoint_eval::sentiment::Sample::load(&data, raw || !cfg.normalize)?;
             let mut backends = Vec::new();
             if all_backends {
                 backends.push((ScorerConfig { kind: ScorerKind::Lexicon, ..cfg.clone() }, "lexicon".to_string()));
@@ -488,14 +493,14 @@ fn real_main() -> Result<ExitCode> {
                 let gate = c.language_gate(built.as_ref())?;
                 let verdicts = sample.judge(&gate);
                 if i == 0 {
-                    println!("{}", eval_sentiment::LanguageTable::new(&gate, &verdicts));
+                    println!("{}", flashpoint_eval::sentiment::LanguageTable::new(&gate, &verdicts));
                 }
-                let r = eval_sentiment::run(&sample, &verdicts, built.as_ref(), name)?;
+                let r = flashpoint_eval::sentiment::run(&sample, &verdicts, built.as_ref(), name)?;
                 println!("{r}");
                 reports.push(r);
             }
             if all_backends {
-                print!("{}", eval_sentiment::summary(&reports));
+                print!("{}", flashpoint_eval::sentiment::summary(&reports));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -44,6 +44,10 @@ fn every_command_explains_itself() {
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).len() > 200, "{args:?} explains itself");
     }
+    // The detector trace of eval-detect is a documented flag, with its environment variable named.
+    let out = bin().args(["eval-detect", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--trace <DIR>") && help.contains("FLASHPOINT_EVAL_TRACE"), "{help}");
 }
 
 #[test]

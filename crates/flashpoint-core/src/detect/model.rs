@@ -1,4 +1,5 @@
-//! The count and share models behind detection, and the CUSUM statistics that run on them.
+//! The count and share models behind detection, and the evidence (log-likelihood ratios) a step gives
+//! against them.
 //!
 //! Counts are negative binomial around a seasonal baseline: `mean = level × hour-of-day factor`, with a
 //! relative excess variance `v` (`var = mean + v·mean²`) learned from the prediction residuals themselves, at
@@ -6,23 +7,14 @@
 //! more variable than independent steps would; the larger of the two is used, so a CUSUM summing many steps
 //! is not over-confident). The negative share is binomial around a learned share, with a quasi-likelihood
 //! dispersion `φ` learned the same way. Everything updates online, with residuals winsorised before they
-//! teach anything, so a surge does not teach the baseline that surges are normal.
-//!
-//! A CUSUM of the log-likelihood ratio of "rate × r" (or "share + δ") against the baseline accumulates
-//! evidence over however many steps a change lasts: one statistic covers a burst of minutes and a drift over
-//! a day. By Lorden's bound a CUSUM on an exact likelihood ratio with threshold `h` raises a false alarm at
-//! most once per `e^h` steps on average, which is how the thresholds are set from a false-alarm budget.
+//! teach anything, so a surge does not teach the baseline that surges are normal. The priors and bounds are
+//! in `config`.
 
+use super::config::{
+    CLIP_MIN_SD, CLIP_SD, PHI_MAX, PHI_PRIOR_WEIGHT, SEASON_PRIOR, SHARE_MAX, SHARE_MIN, SHARE_PRIOR,
+    SHARE_PRIOR_POSTS, V_MAX, V_PRIOR, V_PRIOR_WEIGHT,
+};
 use serde::{Deserialize, Serialize};
-
-/// Upper winsorising bound, in predictive standard deviations: what a step may teach the baseline.
-const CLIP_SD: f64 = 3.0;
-/// Pseudo-counts that shrink an hour-of-day factor towards 1 until that hour has seen enough posts.
-const SEASON_PRIOR: f64 = 20.0;
-/// Prior relative excess variance and its weight (in units of squared expected counts).
-const V_PRIOR: f64 = 0.05;
-const V_PRIOR_WEIGHT: f64 = 4.0;
-const V_MAX: f64 = 4.0;
 
 /// EWMA weight with start-up bias correction: a plain mean over the first `1/alpha` observations.
 pub(crate) fn weight(alpha: f64, n: u64) -> f64 {
@@ -171,7 +163,7 @@ impl CountModel {
             self.level = x / self.season(h, d);
             return;
         }
-        let xc = x.min(p.mean + CLIP_SD * p.sd().max(1.0));
+        let xc = x.min(p.mean + CLIP_SD * p.sd().max(CLIP_MIN_SD));
         let s = self.season(h, d);
         self.level += weight(rates.alpha_level, self.seen) * (xc / s - self.level);
         // Each profile learns what the level and the other profile do not explain.
@@ -228,15 +220,9 @@ pub struct ShareModel {
     block_n: u64,
 }
 
-/// Prior posts behind the share (at 15% negative) and behind φ = 1.
-const SHARE_PRIOR_POSTS: f64 = 20.0;
-const SHARE_PRIOR: f64 = 0.15;
-const PHI_PRIOR_WEIGHT: f64 = 30.0;
-const PHI_MAX: f64 = 50.0;
-
 impl ShareModel {
     pub fn share(&self) -> f64 {
-        ((self.neg + SHARE_PRIOR * SHARE_PRIOR_POSTS) / (self.vol + SHARE_PRIOR_POSTS)).clamp(0.005, 0.95)
+        ((self.neg + SHARE_PRIOR * SHARE_PRIOR_POSTS) / (self.vol + SHARE_PRIOR_POSTS)).clamp(SHARE_MIN, SHARE_MAX)
     }
 
     pub fn phi(&self) -> f64 {
@@ -252,7 +238,7 @@ impl ShareModel {
         }
         let p = self.share();
         let var = n * p * (1.0 - p);
-        let yc = y.min(n * p + CLIP_SD * (var * self.phi()).sqrt().max(1.0));
+        let yc = y.min(n * p + CLIP_SD * (var * self.phi()).sqrt().max(CLIP_MIN_SD));
         // The share learns at the level's pace, weighted by volume: a busy hour counts more than a quiet one.
         let a = rates.alpha_level;
         self.neg = self.neg * (1.0 - a) + yc;
@@ -278,98 +264,6 @@ impl ShareModel {
             self.block_var = 0.0;
             self.block_n = 0;
         }
-    }
-}
-
-/// Excursions of a CUSUM above this many nats are the sample its empirical calibration learns from.
-pub const CALIB_BASE: f64 = 5.0;
-/// An excursion's excess over `CALIB_BASE` counts at most this much (a real incident is not a tail sample).
-const CALIB_EXCESS_CAP: f64 = 100.0;
-
-/// One CUSUM: `max(0, S + llr)`, with the totals of its current run (since it last left zero), which
-/// estimate where the change began and how big it is, and its own empirical calibration.
-///
-/// Calibration (peaks over threshold): on an exact likelihood ratio, the maximum of an excursion exceeds
-/// `CALIB_BASE + x` with probability about `e^{-x}` once it exceeds `CALIB_BASE`. Real data have heavier tails
-/// (the model is never exact), so each statistic measures its own: the rate `λ` of excursions past
-/// `CALIB_BASE` per step, and the exponential rate `θ` of their excesses. The threshold that keeps alarms at
-/// `e^{-h₀}` per step (`h₀` the theoretical threshold) is then `CALIB_BASE + (ln λ + h₀) / θ`; both are
-/// seeded with a day's worth of the theoretical values (`λ = e^{-CALIB_BASE}`, `θ = 1`, which give `h₀`
-/// back). The threshold may fall to `0.75 h₀` where the measured tail is lighter than Lorden's bound assumes
-/// (capped per-step evidence makes it so); without that floor a stationary stream used a fifth of its budget.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Cusum {
-    pub s: f64,
-    /// Steps, observed and expected totals since the run began.
-    pub run_steps: u64,
-    pub run_observed: f64,
-    pub run_expected: f64,
-    excursion_max: f64,
-    /// Decayed steps, excursions past `CALIB_BASE`, and the sum of their (capped) excesses.
-    cal_steps: f64,
-    cal_exceed: f64,
-    cal_excess: f64,
-    /// Of `cal_exceed`, the excursions censored at the alarm threshold (`censor`): they count towards how
-    /// often excursions pass `CALIB_BASE` and their excess up to the threshold is exposure, but their true
-    /// size is unknown, so they do not count as observed tail sizes (the censored exponential estimate).
-    #[serde(default)]
-    cal_censored: f64,
-    #[serde(default)]
-    censored: bool,
-}
-
-impl Cusum {
-    pub fn step(&mut self, llr: f64, observed: f64, expected: f64, calib_decay: f64) {
-        self.cal_steps = self.cal_steps * calib_decay + 1.0;
-        self.cal_exceed *= calib_decay;
-        self.cal_excess *= calib_decay;
-        self.cal_censored *= calib_decay;
-        let s = self.s + llr;
-        if s <= 0.0 {
-            self.reset();
-        } else {
-            self.s = s;
-            self.excursion_max = self.excursion_max.max(s);
-            self.run_steps += 1;
-            self.run_observed += observed;
-            self.run_expected += expected;
-        }
-    }
-
-    /// Caps what the current excursion can teach the calibration at `ceiling` (the alarm threshold): an
-    /// excursion past it raised an alarm, and how far past says nothing about the tail of the noise. Without
-    /// this, one real incident would raise the threshold for weeks. (The detector censors its negative-post
-    /// and share statistics, not volume: see `Detector::observe`.)
-    pub fn censor(&mut self, ceiling: f64) {
-        if self.excursion_max > ceiling {
-            self.excursion_max = ceiling;
-            self.censored = true;
-        }
-    }
-
-    /// Ends the current run (an excursion's maximum joins the calibration sample); keeps the calibration.
-    pub fn reset(&mut self) {
-        if self.excursion_max > CALIB_BASE {
-            self.cal_exceed += 1.0;
-            self.cal_excess += (self.excursion_max - CALIB_BASE).min(CALIB_EXCESS_CAP);
-            if self.censored {
-                self.cal_censored += 1.0;
-            }
-        }
-        self.censored = false;
-        self.s = 0.0;
-        self.excursion_max = 0.0;
-        self.run_steps = 0;
-        self.run_observed = 0.0;
-        self.run_expected = 0.0;
-    }
-
-    /// The alarm threshold for a theoretical threshold `h0`, with `prior_steps` steps of prior weight.
-    pub fn threshold(&self, h0: f64, prior_steps: f64) -> f64 {
-        let lambda = (self.cal_exceed + prior_steps * (-CALIB_BASE).exp()) / (self.cal_steps + prior_steps);
-        let prior_n = prior_steps * (-CALIB_BASE).exp();
-        let theta = (self.cal_exceed - self.cal_censored + prior_n) / (self.cal_excess + prior_n);
-        (0.75 * h0).max(CALIB_BASE + (lambda.ln() + h0) / theta)
     }
 }
 
@@ -421,38 +315,5 @@ mod tests {
         assert!((lo.mean - 10.0).abs() < 1.5, "{lo:?}");
         assert!((hi.mean - 30.0).abs() < 4.0, "{hi:?}");
         assert!(hi.v > 0.04 && hi.v < 0.2, "{hi:?}");
-    }
-
-    #[test]
-    fn cusum_tracks_its_run() {
-        let mut c = Cusum::default();
-        c.step(-1.0, 1.0, 1.0, 1.0);
-        assert_eq!((c.s, c.run_steps), (0.0, 0));
-        c.step(2.0, 5.0, 1.0, 1.0);
-        c.step(1.0, 4.0, 1.0, 1.0);
-        assert_eq!((c.s, c.run_steps, c.run_observed, c.run_expected), (3.0, 2, 9.0, 2.0));
-        c.step(-5.0, 0.0, 1.0, 1.0);
-        assert_eq!(c.s, 0.0);
-        c.step(1.0, 3.0, 1.0, 1.0);
-        assert_eq!((c.run_steps, c.run_observed), (1, 3.0));
-    }
-
-    #[test]
-    fn calibration_starts_at_the_theoretical_threshold_and_rises_with_heavy_tails() {
-        let c = Cusum::default();
-        assert!((c.threshold(12.0, 1440.0) - 12.0).abs() < 1e-9);
-        // A statistic whose excursions past 5 nats are frequent (one every 50 steps) and large (excess 10):
-        // the tail is heavier than the model claims, so the threshold rises.
-        let mut c = Cusum::default();
-        for i in 0..20_000 {
-            if i % 50 == 0 {
-                c.step(15.0, 0.0, 0.0, 1.0);
-                c.step(-100.0, 0.0, 0.0, 1.0);
-            } else {
-                c.step(-1.0, 0.0, 0.0, 1.0);
-            }
-        }
-        let h = c.threshold(12.0, 1440.0);
-        assert!(h > 30.0, "{h}");
     }
 }

@@ -1,5 +1,6 @@
 use super::sim::Rng;
 use super::*;
+use crate::event::EventKind;
 use std::collections::VecDeque;
 
 const MIN: Millis = 60_000;
@@ -8,7 +9,7 @@ const MIN: Millis = 60_000;
 struct Driver {
     det: Detector,
     th: Thresholds,
-    panes: VecDeque<Step>,
+    panes: VecDeque<StepCounts>,
     t: Millis,
     events: Vec<(Millis, Decision)>,
 }
@@ -24,8 +25,8 @@ impl Driver {
         }
     }
 
-    fn step(&mut self, volume: u64, negative: u64, reach: u64) -> Option<Transition> {
-        let s = Step { volume, negative, scored: volume, reach };
+    fn step(&mut self, volume: u64, negative: u64, reach: u64) -> Option<EventKind> {
+        let s = StepCounts { volume, negative, scored: volume, reach };
         self.panes.push_back(s);
         if self.panes.len() > 5 {
             self.panes.pop_front();
@@ -48,13 +49,13 @@ impl Driver {
             top_terms: vec![],
         };
         let d = self.det.on_window("e", &w, &s, &self.th)?;
-        let tr = d.transition;
+        let tr = d.kind;
         self.events.push((self.t, d));
         Some(tr)
     }
 
     fn opened(&self) -> usize {
-        self.events.iter().filter(|e| e.1.transition == Transition::Opened).count()
+        self.events.iter().filter(|e| e.1.kind == EventKind::Opened).count()
     }
 }
 
@@ -133,7 +134,7 @@ fn delay_of(lo: f64, hi: f64, share: f64, seed: u64, surge: impl Fn(i64) -> (f64
         let (v, n) = background(&mut rng, 2 * 1440 + k, lo, hi, share);
         let (ev, en) = surge(k);
         let (xv, xn) = (rng.poisson(ev), rng.poisson(en));
-        if let Some(Transition::Opened | Transition::Updated) = d.step(v + xv + xn, n + xn, 0) {
+        if let Some(EventKind::Opened | EventKind::Updated) = d.step(v + xv + xn, n + xn, 0) {
             return Some(k + 1);
         }
     }
@@ -176,7 +177,7 @@ fn a_share_shift_of_twenty_points_over_two_hours_is_detected() {
     for k in 0..120 {
         let (v, _) = background(&mut rng, 2 * 1440 + k, 3.0, 3.0, 0.15);
         let n = rng.binomial(v, 0.35);
-        if d.step(v, n, 0) == Some(Transition::Opened) {
+        if d.step(v, n, 0) == Some(EventKind::Opened) {
             at = Some(k + 1);
             break;
         }
@@ -244,7 +245,7 @@ fn a_second_incident_a_week_later_is_detected_as_fast_as_the_first() {
             n += extra;
         }
         let tr = d.step(v, n, 0);
-        if let (Some(i), Some(Transition::Opened | Transition::Updated)) = (surge, tr) {
+        if let (Some(i), Some(EventKind::Opened | EventKind::Updated)) = (surge, tr) {
             delay[i] = delay[i].or(Some(m - surges[i] + 1));
         }
     }
@@ -278,8 +279,9 @@ fn a_calm_resolution_puts_the_baselines_back() {
         d.step(v, n, 0);
     }
     let k = kinds(&d);
-    assert_eq!(k.first().map(|e| e.0), Some(Transition::Opened), "{k:?}");
-    assert_eq!(k.last().map(|e| e.0), Some(Transition::Resolved(Resolution::Calm)), "{k:?}");
+    assert_eq!(k.first().map(|e| e.0), Some(EventKind::Opened), "{k:?}");
+    let last = &d.events.last().unwrap().1;
+    assert_eq!((last.kind, last.resolution), (EventKind::Resolved, Some(Resolution::Calm)), "{k:?}");
     let after = d.det.diagnostics(&d.th).share;
     assert!(during > before + 0.01, "the baseline learned during the incident: {before} -> {during}");
     assert!((after - before).abs() < 0.005, "put back: before {before}, during {during}, after {after}");
@@ -316,8 +318,10 @@ fn lifecycle(cfg: &DetectionConfig, steps: impl IntoIterator<Item = (u64, u64, u
     d
 }
 
-fn kinds(d: &Driver) -> Vec<(Transition, Severity, u64)> {
-    d.events.iter().map(|(_, e)| (e.transition, e.incident.severity, e.incident.seq)).collect()
+fn kinds(d: &Driver) -> Vec<(EventKind, Severity, u64)> {
+    // A resolution comes with the `resolved` event and only with it.
+    assert!(d.events.iter().all(|(_, e)| (e.kind == EventKind::Resolved) == e.resolution.is_some()));
+    d.events.iter().map(|(_, e)| (e.kind, e.incident.severity, e.incident.seq)).collect()
 }
 
 #[test]
@@ -327,15 +331,15 @@ fn lifecycle_opens_escalates_when_the_surge_grows_and_resolves_when_calm() {
         (0..20).map(|_| (14, 10, 100)).chain((0..20).map(|_| (44, 40, 100))).chain((0..180).map(|_| (4, 0, 100)));
     let d = lifecycle(&DetectionConfig::default(), steps);
     let k = kinds(&d);
-    assert_eq!(k[0].0, Transition::Opened);
+    assert_eq!(k[0].0, EventKind::Opened);
     assert!(
-        k.iter().any(|e| e.0 == Transition::Updated && e.1 >= Severity::Warning),
+        k.iter().any(|e| e.0 == EventKind::Updated && e.1 >= Severity::Warning),
         "severity rises with the excess negatives: {k:?}"
     );
-    let grown = d.events.iter().find(|(_, e)| e.transition == Transition::Updated && e.incident.peak_negative >= 150);
+    let grown = d.events.iter().find(|(_, e)| e.kind == EventKind::Updated && e.incident.peak_negative >= 150);
     assert!(grown.is_some(), "the fourfold surge escalates: {k:?}");
     let (t_res, res) = d.events.last().unwrap();
-    assert_eq!(res.transition, Transition::Resolved(Resolution::Calm), "{k:?}");
+    assert_eq!((res.kind, res.resolution), (EventKind::Resolved, Some(Resolution::Calm)), "{k:?}");
     // Calm from minute 40 on: an hour of near-baseline windows (after the 5-minute window drains).
     let surge_end = 2 * 1440 * MIN + 40 * MIN;
     assert!(*t_res >= surge_end + 60 * MIN && *t_res <= surge_end + 70 * MIN, "{}", (t_res - surge_end) / MIN);
@@ -361,13 +365,13 @@ fn a_stale_watch_incident_is_reassessed_then_can_reopen() {
     let steps = (0..12 * 60).map(|_| (6, 0, 10)).chain((0..10).map(|_| (80, 60, 10)));
     let d = lifecycle(&cfg, steps);
     let k = kinds(&d);
-    assert_eq!(k[0], (Transition::Opened, Severity::Watch, 0), "{k:?}");
-    let re = d.events.iter().position(|e| e.1.transition == Transition::Resolved(Resolution::Reassessed));
+    assert_eq!(k[0], (EventKind::Opened, Severity::Watch, 0), "{k:?}");
+    let re = d.events.iter().position(|e| e.1.resolution == Some(Resolution::Reassessed));
     let re = re.unwrap_or_else(|| panic!("no re-assessment: {k:?}"));
     let (t_open, t_re) = (d.events[0].0, d.events[re].0);
     assert_eq!((t_re - t_open) / MIN, 6 * 60, "re-assessed after six hours without escalation");
     // Later, the lasting rise or the storm opens a new incident, and the storm is not a watch.
-    let reopened = d.events[re + 1..].iter().find(|e| e.1.transition == Transition::Opened);
+    let reopened = d.events[re + 1..].iter().find(|e| e.1.kind == EventKind::Opened);
     assert!(reopened.is_some_and(|e| e.1.incident.id != d.events[0].1.incident.id), "{k:?}");
     assert!(d.events.last().unwrap().1.incident.severity >= Severity::Warning, "{k:?}");
 }
@@ -398,8 +402,7 @@ fn a_share_shift_during_an_open_volume_incident_escalates_it() {
     let k = kinds(&d);
     assert_eq!(d.events[0].1.reading.signal, Signal::Volume, "{k:?}");
     let joined = d.events.iter().find(|e| {
-        e.1.transition == Transition::Updated
-            && matches!(e.1.reading.signal, Signal::NegativeShare | Signal::NegativeVolume)
+        e.1.kind == EventKind::Updated && matches!(e.1.reading.signal, Signal::NegativeShare | Signal::NegativeVolume)
     });
     assert!(joined.is_some(), "{k:?}");
     assert!(joined.unwrap().0 > 2 * 1440 * MIN + 60 * MIN, "after the share shift began");

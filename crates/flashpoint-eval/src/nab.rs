@@ -1,4 +1,4 @@
-//! `flashpoint eval-nab`: scores the volume-spike detector on Numenta Anomaly Benchmark series.
+//! `flashpoint eval-nab`: scores the spike detector on Numenta Anomaly Benchmark series.
 //!
 //! Each 5-minute count becomes that many posts mentioning one entity, spread evenly over the 5 minutes; the
 //! posts are replayed through the real pipeline (5-minute tumbling windows aligned with the series) and each
@@ -8,16 +8,16 @@
 //! distance after the previous window, and rows in the probationary period (the first 15%, at most 750
 //! rows) are ignored. Normalised scores are 100 * (raw - null) / (perfect - null), as NAB reports them.
 
-use crate::config::Config;
-use anyhow::{bail, Context, Result};
+use crate::corpus::{file_name, nab_corpus, read_series};
+use crate::{EvalError, Result, STEP};
+use flashpoint_core::aggregate::AggregatorConfig;
+use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::event::{EventKind, Output};
 use flashpoint_core::pipeline::Pipeline;
 use flashpoint_core::post::Post;
-use flashpoint_core::sentiment::LexiconScorer;
-use flashpoint_core::time::{parse_rfc3339, Millis};
+use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer};
+use flashpoint_core::time::{format_rfc3339, Millis};
 use std::path::Path;
-
-const STEP_MS: Millis = 300_000;
 
 pub struct Costs {
     pub tp: f64,
@@ -71,7 +71,7 @@ pub fn nab_score(n_rows: usize, det: &[usize], windows: &[(usize, usize)], c: &C
             }
             None => {
                 fps += 1;
-                let prev = windows.iter().filter(|&&(_, r)| r < i).last();
+                let prev = windows.iter().rev().find(|&&(_, r)| r < i);
                 let u = match prev {
                     None => -1.0,
                     Some(&(l, r)) => scaled_sigmoid((i - r) as f64 / (r - l) as f64),
@@ -98,41 +98,35 @@ fn collect_opened(out: &mut Vec<Output>, ends: &mut Vec<(Millis, String)>) -> Re
     Ok(())
 }
 
-pub fn read_series(path: &Path) -> Result<Vec<(Millis, u64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        let (ts, v) =
-            line.split_once(',').with_context(|| format!("{}:{}: expected timestamp,value", path.display(), n + 1))?;
-        let t = parse_rfc3339(ts).with_context(|| format!("{}:{}: bad timestamp {ts}", path.display(), n + 1))?;
-        let v: f64 = v.trim().parse().with_context(|| format!("{}:{}: bad value", path.display(), n + 1))?;
-        rows.push((t, v.max(0.0).round() as u64));
-    }
-    Ok(rows)
-}
+/// Posts per call into the pipeline: large enough that scoring is batched, small enough to bound memory.
+const BATCH: usize = 4096;
 
+/// Replays one series through the pipeline (5-minute tumbling windows aligned with it) and scores the
+/// `opened` events against its labelled windows.
 pub fn evaluate_series(
     name: &str,
     rows: &[(Millis, u64)],
     windows: &[(Millis, Millis)],
-    cfg: &Config,
+    cfg: &AggregatorConfig,
+    thresholds: LabelThresholds,
 ) -> Result<SeriesScore> {
     let mut cfg = cfg.clone();
-    let first = rows.first().context("empty series")?.0;
-    cfg.window.size_secs = 300;
-    cfg.window.slide_secs = 300;
-    cfg.window.offset_secs = (first.rem_euclid(STEP_MS) / 1000) as u64;
-    cfg.entities = vec![flashpoint_core::entity::EntityConfig {
+    let first = rows.first().ok_or_else(|| EvalError::Corpus(format!("{name}: empty series")))?.0;
+    cfg.window.size_secs = (STEP / 1000) as u64;
+    cfg.window.slide_secs = (STEP / 1000) as u64;
+    cfg.window.offset_secs = (first.rem_euclid(STEP) / 1000) as u64;
+    let entities = [EntityConfig {
         name: "ticker".into(),
         terms: vec!["ticker".into()],
         handles: vec![],
         hashtags: vec![],
         exclude: vec![],
     }];
-    let mut pipe = Pipeline::new(Box::new(LexiconScorer::new(cfg.scorer.thresholds)), &cfg.entities, &cfg.aggregator())
-        .map_err(anyhow::Error::msg)?;
+    let mut pipe =
+        Pipeline::new(Box::new(LexiconScorer::new(thresholds)), &entities, &cfg).map_err(EvalError::Config)?;
+    let scoring = |source| EvalError::Score { what: "scoring", source };
     let mut out = Vec::new();
-    let mut batch = Vec::with_capacity(4096);
+    let mut batch = Vec::with_capacity(BATCH);
     let mut ends = Vec::new();
     let mut id = 0u64;
     for &(t, count) in rows {
@@ -140,19 +134,19 @@ pub fn evaluate_series(
             batch.push(Post {
                 id: id.to_string(),
                 text: "people talking about the ticker today".into(),
-                created_at: t + (j as i64 * STEP_MS) / count as i64,
+                created_at: t + (j as i64 * STEP) / count as i64,
                 author: None,
                 followers: None,
                 lang: None,
             });
             id += 1;
         }
-        if batch.len() >= 4096 {
-            pipe.process_batch(std::mem::take(&mut batch), &mut out)?;
+        if batch.len() >= BATCH {
+            pipe.process_batch(std::mem::take(&mut batch), &mut out).map_err(scoring)?;
         }
         collect_opened(&mut out, &mut ends)?;
     }
-    pipe.process_batch(batch, &mut out)?;
+    pipe.process_batch(batch, &mut out).map_err(scoring)?;
     pipe.aggregator().flush(&mut out);
     collect_opened(&mut out, &mut ends)?;
     let row_at = |t: Millis| rows.partition_point(|r| r.0 < t);
@@ -175,53 +169,17 @@ pub fn evaluate_series(
         false_positives: fps,
         raw,
         normalized: if w > 0.0 { 100.0 * (raw + w * STANDARD.fn_) / (w * STANDARD.tp + w * STANDARD.fn_) } else { 0.0 },
-        detections: ends
-            .iter()
-            .map(|(t, why)| format!("{} {why}", flashpoint_core::time::format_rfc3339(*t)))
-            .collect(),
+        detections: ends.iter().map(|(t, why)| format!("{} {why}", format_rfc3339(*t))).collect(),
     })
 }
 
-/// The labelled series of a NAB corpus folder: each `data/*.csv` with its windows in `combined_windows.json`.
-pub fn corpus(dir: &Path) -> Result<Vec<(std::path::PathBuf, Vec<(Millis, Millis)>)>> {
-    let wtext = std::fs::read_to_string(dir.join("combined_windows.json")).context("reading combined_windows.json")?;
-    let all: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&wtext).context("parsing combined_windows.json")?;
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("data"))
-        .context("listing data/")?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "csv")) {
-        let fname = path.file_name().unwrap().to_string_lossy().to_string();
-        let Some((_, wins)) = all.iter().find(|(k, _)| k.ends_with(&format!("/{fname}"))) else { continue };
-        let windows: Vec<(Millis, Millis)> = wins
-            .as_array()
-            .context("windows list")?
-            .iter()
-            .map(|w| {
-                let a = w[0].as_str().and_then(|s| parse_rfc3339(&s[..19.min(s.len())]));
-                let b = w[1].as_str().and_then(|s| parse_rfc3339(&s[..19.min(s.len())]));
-                a.zip(b).context("window bounds")
-            })
-            .collect::<Result<_>>()?;
-        out.push((path, windows));
-    }
-    if out.is_empty() {
-        bail!("no labelled series found under {}", dir.display());
-    }
-    Ok(out)
-}
-
-/// Evaluates every `data/*.csv` of a NAB corpus folder that has labelled windows.
-pub fn run(dir: &Path, cfg: &Config) -> Result<(Vec<SeriesScore>, f64)> {
+/// Evaluates every `data/*.csv` of a NAB corpus folder that has labelled windows; returns each series' score
+/// and the corpus's normalised total.
+pub fn run(dir: &Path, cfg: &AggregatorConfig, thresholds: LabelThresholds) -> Result<(Vec<SeriesScore>, f64)> {
     let mut scores = Vec::new();
-    for (path, windows) in corpus(dir)? {
-        let fname = path.file_name().unwrap().to_string_lossy().to_string();
+    for (path, windows) in nab_corpus(dir)? {
         let rows = read_series(&path)?;
-        scores.push(evaluate_series(&fname, &rows, &windows, cfg)?);
+        scores.push(evaluate_series(&file_name(&path), &rows, &windows, cfg, thresholds)?);
     }
     let raw: f64 = scores.iter().map(|s| s.raw).sum();
     let w: f64 = scores.iter().map(|s| s.windows as f64).sum();

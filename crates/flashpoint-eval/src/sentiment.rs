@@ -7,7 +7,7 @@
 //! text (as published figures do); a second line gives it over the texts the language gate lets through, and
 //! a table counts the set's texts per language. Everything but the timing line is deterministic.
 
-use anyhow::{bail, Context, Result};
+use crate::{read, EvalError, Result};
 use flashpoint_core::lang::{LanguageGate, Source, Verdict};
 use flashpoint_core::normalize;
 use flashpoint_core::sentiment::{Label, Scorer};
@@ -55,9 +55,8 @@ impl Sample {
     fn tweeteval(data: &Path) -> Result<(Vec<String>, Vec<Option<usize>>, Vec<Option<String>>)> {
         let text_path = data.join("val_text.txt");
         let label_path = data.join("val_labels.txt");
-        let texts = std::fs::read_to_string(&text_path).with_context(|| format!("reading {}", text_path.display()))?;
-        let labels =
-            std::fs::read_to_string(&label_path).with_context(|| format!("reading {}", label_path.display()))?;
+        let texts = read(&text_path)?;
+        let labels = read(&label_path)?;
         let texts: Vec<String> = texts.lines().map(str::to_string).collect();
         let labels: Vec<Option<usize>> = labels
             .lines()
@@ -66,17 +65,20 @@ impl Sample {
                 "0" => Ok(Some(0)),
                 "1" => Ok(Some(1)),
                 "2" => Ok(Some(2)),
-                other => bail!("{}:{}: label {other:?} is not 0, 1 or 2", label_path.display(), i + 1),
+                other => Err(EvalError::Syntax {
+                    at: format!("{}:{}", label_path.display(), i + 1),
+                    msg: format!("label {other:?} is not 0, 1 or 2"),
+                }),
             })
             .collect::<Result<_>>()?;
         if texts.len() != labels.len() {
-            bail!(
+            return Err(EvalError::Corpus(format!(
                 "{} has {} lines but {} has {}",
                 text_path.display(),
                 texts.len(),
                 label_path.display(),
                 labels.len()
-            );
+            )));
         }
         let langs = vec![None; texts.len()];
         Ok((texts, labels, langs))
@@ -84,14 +86,14 @@ impl Sample {
 
     #[allow(clippy::type_complexity)]
     fn jsonl(path: &Path) -> Result<(Vec<String>, Vec<Option<usize>>, Vec<Option<String>>)> {
-        let body = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let body = read(path)?;
         let (mut texts, mut labels, mut langs) = (Vec::new(), Vec::new(), Vec::new());
         for (i, line) in body.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let at = || format!("{}:{}", path.display(), i + 1);
-            let v: serde_json::Value = serde_json::from_str(line).with_context(at)?;
-            let text = v["text"].as_str().with_context(|| format!("{}: no string `text`", at()))?;
+            let bad = |msg: String| EvalError::Syntax { at: format!("{}:{}", path.display(), i + 1), msg };
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let text = v["text"].as_str().ok_or_else(|| bad("no string `text`".into()))?;
             texts.push(text.to_string());
-            labels.push(parse_label(&v["label"]).map_err(anyhow::Error::msg).with_context(at)?);
+            labels.push(parse_label(&v["label"]).map_err(bad)?);
             langs.push(v["lang"].as_str().map(str::to_string));
         }
         Ok((texts, labels, langs))
@@ -241,17 +243,22 @@ fn class(label: Label) -> Option<usize> {
     }
 }
 
+/// Texts of the untimed warm-up pass: enough to pay a backend's one-off costs, few enough not to matter.
+const WARM_UP_TEXTS: usize = 256;
+
 /// Scores every text of `sample` with `scorer` (the gate does not stop it: the headline figure is over all
 /// labelled texts) and counts recall overall and over the texts `verdicts` marks scored.
 pub fn run(sample: &Sample, verdicts: &[Verdict], scorer: &dyn Scorer, name: &str) -> Result<Report> {
     let inputs: Vec<&str> = sample.inputs.iter().map(String::as_str).collect();
     // Warm-up outside the timing, as the Python reference does: the first pass pays one-off costs (on a GPU the
     // CUDA context, cuBLAS handles and kernel loading, a large part of a 2,000-text run).
-    scorer.score_batch(&inputs[..inputs.len().min(256)], &mut Vec::new()).context("scoring (warm-up)")?;
+    scorer
+        .score_batch(&inputs[..inputs.len().min(WARM_UP_TEXTS)], &mut Vec::new())
+        .map_err(|source| EvalError::Score { what: "scoring (warm-up)", source })?;
     let started = std::time::Instant::now();
     let mut out = Vec::with_capacity(inputs.len());
     // One call for the whole set: a batching scorer sorts all of it by length, as the Python reference does.
-    scorer.score_batch(&inputs, &mut out).context("scoring")?;
+    scorer.score_batch(&inputs, &mut out).map_err(|source| EvalError::Score { what: "scoring", source })?;
     let seconds = started.elapsed().as_secs_f64();
     let mut per_class = [(0, 0); 3];
     let mut per_class_gated = [(0, 0); 3];

@@ -1,0 +1,268 @@
+//! The incident lifecycle: when an incident opens, what it has cost so far (impact, peaks, its signal's
+//! smoothed rate), when it escalates (its severity rises, its rate doubles, another signal fires), when it is
+//! calm, when a stale `watch` is re-assessed, and how severe it is.
+//!
+//! An incident opens when a statistic crosses its threshold, after the warm-up and outside the cooldown. It
+//! is `updated` when it escalates, and `resolved` when every watched signal has held `CALM_NATS` of evidence
+//! for "back at baseline" for `resolve_after_secs`, or, for a `watch` incident that has neither grown nor
+//! faded for `reassess_after_secs`, on re-assessment (the baseline has had time to learn the new level; if
+//! the surge grows again it re-opens). Severity comes from impact: excess negative posts since opening and
+//! the reach of the negative posts.
+
+use super::config::{
+    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, ESCALATION_MIN_RATE, ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS,
+    PEAK_SHARE_MIN_VOLUME,
+};
+use super::model::{binom_llr, nb_llr};
+use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
+use crate::event::EventKind;
+use crate::time::Millis;
+use crate::window::WindowStats;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Watch,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Watch => "watch",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Why an incident resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Every window near baseline for `resolve_after_secs`.
+    Calm,
+    /// A `watch` incident that neither grew nor faded for `reassess_after_secs`.
+    Reassessed,
+}
+
+/// An incident in progress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenIncident {
+    pub id: String,
+    pub started: Millis,
+    /// End of the window that opened it (the detection time).
+    pub opened_at: Millis,
+    pub seq: u64,
+    pub severity: Severity,
+    /// The signal that opened it; its smoothed rate drives escalation.
+    pub signal: Signal,
+    /// Signals whose statistic has crossed its threshold during the incident (bit `Signal as u8`): a signal
+    /// that joins later (a share shift during a volume surge) is news, and escalates the incident.
+    pub signals_fired: u8,
+    pub peak_volume: u64,
+    pub peak_negative: u64,
+    pub peak_negative_share: f64,
+    /// Negative posts above the baseline since opening (may dip below 0 while calm).
+    pub excess_negative: f64,
+    /// Followers reached by negative posts since opening (each step's reach × its negative share).
+    pub negative_reach: f64,
+    /// Smoothed per-step rate of the signal's count, and its value at the last event.
+    pub intensity: f64,
+    pub intensity_at_event: f64,
+    pub steps_open: u64,
+    pub steps_since_event: u64,
+    /// Per signal, a CUSUM of the evidence for "back at baseline"; the incident is calm while each signal
+    /// it watches holds `CALM_NATS`.
+    pub calm_evidence: [f64; 3],
+    pub calm_steps: u64,
+}
+
+/// Deterministic incident id from the entity and the start of the window that opened it.
+pub fn incident_id(entity: &str, start: Millis) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in entity.as_bytes().iter().chain(b"\x1f").chain(start.to_le_bytes().iter()) {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("inc-{h:016x}")
+}
+
+/// Evidence one step gives for "back at baseline" against `CALM_RATIO` / `CALM_LIFT`, per signal.
+pub(super) fn calm_evidence(step: &StepCounts, p: &Predicted) -> [f64; 3] {
+    let (xv, xn, xs) = (step.volume as f64, step.negative as f64, step.scored as f64);
+    [
+        -nb_llr(xv, p.volume.mean, p.volume.v, CALM_RATIO),
+        -nb_llr(xn, p.negative.mean, p.negative.v, CALM_RATIO),
+        if step.scored > 0 {
+            -binom_llr(xn, xs, p.share, (p.share + CALM_LIFT).min(MAX_SHARE_HYPOTHESIS)) / p.phi
+        } else {
+            0.0
+        },
+    ]
+}
+
+/// The count an incident about `signal` follows (the share's incidents follow the negative posts).
+fn count_of(signal: Signal, volume: u64, negative: u64) -> f64 {
+    if signal == Signal::Volume {
+        volume as f64
+    } else {
+        negative as f64
+    }
+}
+
+fn severity(inc: &OpenIncident, th: &Thresholds) -> Severity {
+    if inc.excess_negative >= th.critical_excess_negative || inc.negative_reach >= th.critical_negative_reach {
+        Severity::Critical
+    } else if inc.excess_negative >= th.warning_excess_negative || inc.negative_reach >= th.warning_negative_reach {
+        Severity::Warning
+    } else {
+        Severity::Watch
+    }
+}
+
+/// What one window tells the lifecycle: the window, its newest pane, the readings and the expectation.
+pub(super) struct WindowEvidence<'a> {
+    pub entity: &'a str,
+    pub stats: &'a WindowStats,
+    pub step: &'a StepCounts,
+    pub readings: &'a [Reading; 3],
+    pub expected: &'a Expectation,
+}
+
+impl Detector {
+    /// With no incident open: opens one if a statistic fired, after the warm-up and outside the cooldown.
+    pub(super) fn consider_opening(&mut self, x: &WindowEvidence, th: &Thresholds) -> Option<Decision> {
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            return None;
+        }
+        if self.steps_seen <= th.warmup_steps {
+            return None;
+        }
+        let (w, step) = (x.stats, x.step);
+        // The strongest firing signal explains the opening (ties: the first in signal order).
+        let r = x
+            .readings
+            .iter()
+            .filter(|r| r.fired)
+            .max_by(|a, b| a.score.total_cmp(&b.score).then(b.signal.cmp(&a.signal)))
+            .copied()?;
+        let intensity = count_of(r.signal, step.volume, step.negative)
+            .max(count_of(r.signal, w.volume, w.negative) / th.panes_per_window);
+        let mut inc = OpenIncident {
+            id: incident_id(x.entity, w.start),
+            started: w.start,
+            opened_at: w.end,
+            seq: 0,
+            severity: Severity::Watch,
+            signal: r.signal,
+            signals_fired: x.readings.iter().filter(|r| r.fired).fold(0, |m, r| m | 1 << r.signal as u8),
+            peak_volume: w.volume,
+            peak_negative: w.negative,
+            peak_negative_share: w.negative_share,
+            // The excess of the window that opened it: the posts the alarm is about.
+            excess_negative: w.negative as f64 - x.expected.neg_window,
+            negative_reach: w.reach as f64 * w.negative_share,
+            intensity,
+            intensity_at_event: intensity,
+            steps_open: 0,
+            steps_since_event: 0,
+            calm_evidence: [0.0; 3],
+            calm_steps: 0,
+        };
+        inc.severity = severity(&inc, th);
+        self.open = Some(inc.clone());
+        self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
+        Some(Decision { kind: EventKind::Opened, resolution: None, incident: inc, reading: r })
+    }
+
+    /// With an incident open: accounts the window to it, then resolves it (calm or stale), escalates it, or
+    /// keeps it open quietly.
+    pub(super) fn follow_incident(
+        &mut self,
+        mut inc: OpenIncident,
+        x: &WindowEvidence,
+        th: &Thresholds,
+    ) -> Option<Decision> {
+        account(&mut inc, x, th);
+        let mut reading = x.readings[inc.signal as usize];
+        if let Some(why) = resolution(&mut inc, th) {
+            inc.seq += 1;
+            self.cooldown_left = th.cooldown_steps;
+            self.reset_statistics();
+            // A calm resolution means the data are back where they were: what the baselines learned from the
+            // incident is a bias, so they are put back (see `before_incident`).
+            if let (Resolution::Calm, Some(before)) = (why, self.before_incident.take()) {
+                (self.volume, self.negative, self.share) = *before;
+            }
+            return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading });
+        }
+        let sev = severity(&inc, th).max(inc.severity);
+        let grew = rate_doubled(&inc, th);
+        let joined = x.readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
+        if let Some(j) = joined {
+            inc.signals_fired |= 1 << j.signal as u8;
+            reading = j;
+        }
+        if sev != inc.severity || grew || joined.is_some() {
+            inc.seq += 1;
+            inc.severity = sev;
+            inc.steps_since_event = 0;
+            inc.intensity_at_event = inc.intensity.max(inc.intensity_at_event);
+            self.open = Some(inc.clone());
+            return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading });
+        }
+        self.open = Some(inc);
+        None
+    }
+}
+
+/// What the window adds to an open incident: its age, impact, peaks, smoothed rate and calm evidence.
+fn account(inc: &mut OpenIncident, x: &WindowEvidence, th: &Thresholds) {
+    let (w, step) = (x.stats, x.step);
+    inc.steps_open += 1;
+    inc.steps_since_event += 1;
+    inc.excess_negative += step.negative as f64 - x.expected.neg_step;
+    if step.volume > 0 {
+        inc.negative_reach += step.reach as f64 * step.negative as f64 / step.volume as f64;
+    }
+    inc.peak_volume = inc.peak_volume.max(w.volume);
+    inc.peak_negative = inc.peak_negative.max(w.negative);
+    if w.volume >= PEAK_SHARE_MIN_VOLUME {
+        inc.peak_negative_share = inc.peak_negative_share.max(w.negative_share);
+    }
+    let count = count_of(inc.signal, step.volume, step.negative);
+    inc.intensity += th.alpha_intensity * (count - inc.intensity);
+    for (c, l) in inc.calm_evidence.iter_mut().zip(x.expected.calm_llr) {
+        *c = (*c + l).max(0.0);
+    }
+}
+
+/// Whether the incident ends with this window, and why: calm for long enough, or a stale `watch`.
+fn resolution(inc: &mut OpenIncident, th: &Thresholds) -> Option<Resolution> {
+    // Volume and negatives always; the share only for an incident about the share (at low volume its evidence
+    // accrues slowly, and the negative count already covers a share-driven surge).
+    let watched = if inc.signal == Signal::NegativeShare { 3 } else { 2 };
+    let calm = inc.calm_evidence[..watched].iter().all(|&c| c >= CALM_NATS);
+    inc.calm_steps = if calm { inc.calm_steps + 1 } else { 0 };
+    let stale = inc.severity == Severity::Watch
+        && th.reassess_after_steps > 0
+        && inc.steps_since_event >= th.reassess_after_steps;
+    if inc.calm_steps >= th.resolve_after_steps {
+        Some(Resolution::Calm)
+    } else if stale {
+        Some(Resolution::Reassessed)
+    } else {
+        None
+    }
+}
+
+/// A doubling of the smoothed rate since the last event, by more than its own noise (Poisson, ~2/alpha steps).
+fn rate_doubled(inc: &OpenIncident, th: &Thresholds) -> bool {
+    let noise =
+        ESCALATION_NOISE_SDS * (inc.intensity_at_event.max(ESCALATION_MIN_RATE) * th.alpha_intensity / 2.0).sqrt();
+    inc.intensity >= th.escalate_ratio * inc.intensity_at_event && inc.intensity - inc.intensity_at_event > noise
+}

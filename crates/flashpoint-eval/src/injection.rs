@@ -1,0 +1,182 @@
+//! What `eval-detect` injects into a background: the kinds and sizes of incident (`Cell`, the grid `cells`),
+//! where they go in a series (`placements`), what each adds to a 5-minute row (`Injected`, ramped in and
+//! out), and the evidence the first minutes of one carry against the background (`information`), which
+//! bounds what any detector can achieve on these data.
+//!
+//! Injections: volume × m (extra posts at m − 1 times the trailing day's mean rate, same sentiment mix),
+//! negative share + d points (posts re-drawn, volume unchanged), and negative posts × 2 (extra negative posts
+//! at the trailing day's negative rate). Each ramps in and out over a tenth of its duration (at most an hour).
+//! Incidents are placed every `duration + 2 days` from day 8, at a seeded time of day, away from labelled
+//! windows.
+
+use crate::corpus::Series;
+use crate::{DAY, HOUR, MIN, STEP};
+use flashpoint_core::detect::sim::Rng;
+use flashpoint_core::time::Millis;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Volume(f64),
+    Share(f64),
+    NegativeTimes2,
+}
+
+impl Kind {
+    pub fn name(&self) -> String {
+        match self {
+            Kind::Volume(m) => format!("volume x{m}"),
+            Kind::Share(d) => format!("share +{:.0}", d * 100.0),
+            Kind::NegativeTimes2 => "negatives x2".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Cell {
+    pub kind: Kind,
+    pub duration: Millis,
+}
+
+/// The grid `eval-detect` runs: every kind and size at every duration (and the day-long negatives × 2).
+pub fn cells() -> Vec<Cell> {
+    let durations = [15 * MIN, HOUR, 6 * HOUR, DAY];
+    let mut v = Vec::new();
+    for m in [1.5, 2.0, 3.0, 5.0, 10.0] {
+        for d in durations {
+            v.push(Cell { kind: Kind::Volume(m), duration: d });
+        }
+    }
+    for s in [0.10, 0.20, 0.30] {
+        for d in durations {
+            v.push(Cell { kind: Kind::Share(s), duration: d });
+        }
+    }
+    v.push(Cell { kind: Kind::NegativeTimes2, duration: DAY });
+    v
+}
+
+/// Where a series' injections of `duration` go: every `duration + 2 days` from day 8, at a seeded time of
+/// day, skipping labelled windows (with a day's margin).
+pub fn placements(s: &Series, duration: Millis, rng: &mut Rng) -> Vec<Millis> {
+    let (first, last) = (s.rows[0].0, s.rows.last().unwrap().0);
+    let mut out = Vec::new();
+    let mut t = first + 8 * DAY;
+    while t + duration + DAY < last {
+        let at = t + (rng.below((DAY / STEP) as usize) as Millis) * STEP;
+        if !s.labelled(at, DAY) && !s.labelled(at + duration, DAY) {
+            out.push(at);
+        }
+        t += duration + 2 * DAY;
+    }
+    out
+}
+
+/// Ramp in and out over a tenth of the duration, at most an hour.
+pub(crate) fn ramp(t: Millis, start: Millis, duration: Millis) -> f64 {
+    let r = (duration / 10).clamp(1, HOUR) as f64;
+    let (a, b) = ((t - start) as f64, (start + duration - t) as f64);
+    (a / r).min(b / r).clamp(0.0, 1.0)
+}
+
+/// What an injection adds to one row: the mean of its extra posts and of its extra negative posts, and the
+/// negative share of the row's own posts. `simulate::run_series` draws from it and `information` measures it.
+pub(crate) struct Injected {
+    pub(crate) extra: f64,
+    pub(crate) extra_negative: f64,
+    pub(crate) share: f64,
+}
+
+impl Injected {
+    /// `reference`: the trailing day's mean count per row; `r`: the ramp (0 to 1); `p_bg`: the background share.
+    pub(crate) fn at(kind: Kind, reference: f64, r: f64, p_bg: f64) -> Injected {
+        let none = Injected { extra: 0.0, extra_negative: 0.0, share: p_bg };
+        match kind {
+            Kind::Volume(m) => Injected { extra: (m - 1.0) * reference * r, ..none },
+            Kind::Share(d) => Injected { share: (p_bg + d * r).min(1.0), ..none },
+            Kind::NegativeTimes2 => Injected { extra_negative: p_bg * reference * r, ..none },
+        }
+    }
+}
+
+/// How soon the targets ask for a detection: 3 hours for the day-long doubling of negative posts, 10 minutes
+/// for the others.
+pub fn target_horizon(kind: Kind) -> Millis {
+    if kind == Kind::NegativeTimes2 {
+        3 * HOUR
+    } else {
+        10 * MIN
+    }
+}
+
+/// Expected evidence (nats) that the first `horizon` of an injection at `start` carries against the
+/// un-injected background, as if the baseline and the noise were known exactly: each row's own count is its
+/// Poisson mean (negatives: that × the background share), the share is binomial, and the injection is what
+/// `simulate::run_series` draws. By Lorden's bound a detector that raises a false alarm once per `γ` steps needs about
+/// `ln γ` nats of evidence on average before it can alarm, whatever its design, so an injection whose first
+/// `horizon` carries less cannot, on average, be detected within it at that false-alarm rate. Real baselines
+/// are uncertain and real counts overdispersed, so this is an optimistic bound.
+pub fn information(s: &Series, kind: Kind, duration: Millis, start: Millis, p_bg: f64, horizon: Millis) -> f64 {
+    let i = s.rows.partition_point(|r| r.0 < start);
+    let day = (DAY / STEP) as usize;
+    let trail = &s.rows[i.saturating_sub(day)..i];
+    let reference = if trail.is_empty() {
+        s.rows.get(i).map_or(0.0, |r| r.1 as f64)
+    } else {
+        trail.iter().map(|r| r.1 as f64).sum::<f64>() / trail.len() as f64
+    };
+    let poisson_kl = |mu0: f64, extra: f64| (mu0 + extra) * ((mu0 + extra) / mu0).ln() - extra;
+    s.rows[i..]
+        .iter()
+        .take_while(|r| r.0 < start + horizon)
+        .map(|&(t, count)| {
+            let row = Injected::at(kind, reference, ramp(t + STEP / 2, start, duration), p_bg);
+            let n = count as f64;
+            let p1 = row.share.min(1.0 - 1e-9);
+            poisson_kl(n.max(1.0), row.extra)
+                + poisson_kl(p_bg * n.max(1.0), row.extra_negative)
+                + n * (p1 * (p1 / p_bg).ln() + (1.0 - p1) * ((1.0 - p1) / (1.0 - p_bg)).ln())
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramps_and_placements() {
+        assert_eq!(ramp(0, 0, 10 * HOUR), 0.0);
+        assert_eq!(ramp(HOUR / 2, 0, 10 * HOUR), 0.5);
+        assert_eq!(ramp(5 * HOUR, 0, 10 * HOUR), 1.0);
+        assert_eq!(ramp(10 * HOUR - HOUR / 4, 0, 10 * HOUR), 0.25);
+        let rows: Vec<(Millis, u64)> = (0..(40 * DAY / STEP)).map(|i| (i * STEP, 5)).collect();
+        let s = Series { name: "x".into(), rows, windows: vec![(20 * DAY, 21 * DAY)] };
+        let p = placements(&s, DAY, &mut Rng::new(1));
+        // From day 8 every 3 days, at a time of day, none within a day of the labelled window.
+        assert!(!p.is_empty());
+        assert!(p.iter().all(|&t| t >= 8 * DAY && !s.labelled(t, DAY) && !s.labelled(t + DAY, DAY)));
+        assert!(p.windows(2).all(|w| w[1] - w[0] >= 2 * DAY));
+        assert_eq!(p, placements(&s, DAY, &mut Rng::new(1)), "seeded");
+    }
+
+    #[test]
+    fn information_is_the_expected_evidence_of_the_injection_as_drawn() {
+        // 60 posts a row for 14 days; a one-hour injection at day 9 ramps in over 6 minutes, so its first two
+        // rows (10 minutes) are at 2.5/6 and at full strength.
+        let rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP)).map(|i| (i * STEP, 60)).collect();
+        let s = Series { name: "x".into(), rows, windows: vec![] };
+        let st = 9 * DAY;
+        let kl = |p1: f64, p0: f64| p1 * (p1 / p0).ln() + (1.0 - p1) * ((1.0 - p1) / (1.0 - p0)).ln();
+        let share = information(&s, Kind::Share(0.2), HOUR, st, 0.15, 10 * MIN);
+        let want = 60.0 * (kl(0.15 + 0.2 * 2.5 / 6.0, 0.15) + kl(0.35, 0.15));
+        assert!((share - want).abs() < 1e-9, "{share} {want}");
+        // Volume × 3: the extra posts are 2 × the trailing day's mean (60) × the ramp, Poisson around 60.
+        let poisson = |e: f64| (60.0 + e) * ((60.0 + e) / 60.0).ln() - e;
+        let vol = information(&s, Kind::Volume(3.0), HOUR, st, 0.15, 10 * MIN);
+        assert!((vol - (poisson(120.0 * 2.5 / 6.0) + poisson(120.0))).abs() < 1e-9, "{vol}");
+        // A longer horizon holds more; a quieter series less.
+        assert!(information(&s, Kind::Share(0.2), HOUR, st, 0.15, 20 * MIN) > share);
+        let quiet = Series { rows: s.rows.iter().map(|r| (r.0, 6)).collect(), ..s };
+        assert!(information(&quiet, Kind::Share(0.2), HOUR, st, 0.15, 10 * MIN) < share / 5.0);
+    }
+}

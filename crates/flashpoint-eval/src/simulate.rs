@@ -1,0 +1,237 @@
+//! One series replayed through the aggregator as posts, with or without injections: what `eval-detect`
+//! measures everything on.
+//!
+//! Each NAB series' 5-minute counts are expanded into posts at seeded uniform times in the row, each post a
+//! real labelled tweet drawn from the SemEval pool so that the negative share is the corpus's own; the
+//! pipeline's label of a post is its VADER label, as in a replay. Posts go straight into the aggregator with
+//! the configured windows (matching and scoring are tested elsewhere and would only cost time), through
+//! `Feed::post`, the one place they enter it.
+
+use crate::corpus::{Series, Texts};
+use crate::injection::{ramp, Cell, Injected, Kind};
+use crate::{EvalError, Result, DAY, MIN, STEP};
+use flashpoint_core::aggregate::{Aggregator, AggregatorConfig};
+use flashpoint_core::detect::sim::Rng;
+use flashpoint_core::event::{EventKind, Output, SpikeEvent};
+use flashpoint_core::sentiment::Label;
+use flashpoint_core::time::Millis;
+use flashpoint_core::window::PostView;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Every simulated post has this audience, so reach plays no part in what is measured.
+const FOLLOWERS: u64 = 100;
+
+/// The aggregator of one run, and the texts its posts are drawn from.
+struct Feed<'a> {
+    agg: Aggregator,
+    texts: &'a Texts,
+    /// Posts so far, and the current post's id (reused to spare an allocation per post).
+    n: u64,
+    id: String,
+}
+
+impl Feed<'_> {
+    /// One post at `t`, negative or not, with a text drawn from the pool; what it closes goes to `out`.
+    fn post(&mut self, t: Millis, negative: bool, rng: &mut Rng, out: &mut Vec<Output>) {
+        let (text, compound, label) = if negative {
+            let (t, c) = &self.texts.negative[rng.below(self.texts.negative.len())];
+            (t.as_str(), *c, Label::Negative)
+        } else {
+            let (t, c, l) = &self.texts.other[rng.below(self.texts.other.len())];
+            (t.as_str(), *c, *l)
+        };
+        self.n += 1;
+        self.id.clear();
+        let _ = write!(self.id, "p{}", self.n);
+        let v =
+            PostView { id: &self.id, text, created_at: t, author: None, followers: Some(FOLLOWERS), compound, label };
+        self.agg.process(0, "ticker", &[], &v, out);
+    }
+}
+
+/// The detector's internals along a run (`--trace`): hourly, and every row of an injection, plus its events.
+struct Trace {
+    path: std::path::PathBuf,
+    buf: String,
+}
+
+impl Trace {
+    /// One file per series and cell in `dir`.
+    fn new(dir: &Path, s: &Series, cell: Option<(Cell, &[Millis])>) -> Trace {
+        let what = cell.map_or("background".to_string(), |(c, _)| format!("{} {}m", c.kind.name(), c.duration / MIN));
+        Trace { path: dir.join(format!("{} {what}.tsv", s.name)), buf: String::new() }
+    }
+
+    fn event(&mut self, e: &SpikeEvent, end: Millis, agg: &Aggregator) {
+        let _ = writeln!(
+            self.buf,
+            "# {:?} {end} {} obs {} base {:.1} score {:.2} {:?}",
+            e.kind,
+            e.signal.as_str(),
+            e.observed,
+            e.baseline,
+            e.score,
+            e.severity
+        );
+        // Which statistics were over their thresholds (signal, design index), for an opening.
+        if let (EventKind::Opened, Some(d)) = (e.kind, agg.detector_diagnostics(0)) {
+            let over: Vec<(usize, usize)> = (0..3)
+                .flat_map(|i| (0..3).map(move |j| (i, j)))
+                .filter(|&(i, j)| d.statistic[i][j] >= d.threshold[i][j])
+                .collect();
+            let _ = writeln!(self.buf, "#   over {over:?}");
+        }
+    }
+
+    fn row(&mut self, t: Millis, count: u64, agg: &Aggregator) {
+        if let Some(d) = agg.detector_diagnostics(0) {
+            let _ = writeln!(self.buf, "{t}\t{count}\t{}", serde_json::to_string(&d).unwrap_or_default());
+        }
+    }
+
+    fn write(self) -> Result<()> {
+        std::fs::write(&self.path, self.buf).map_err(|source| EvalError::Write { path: self.path, source })
+    }
+}
+
+/// Replays `s` with the injections of `cell` (its kind and duration, and their starts; `None` for the
+/// background) and returns the window ends of opened events and of updated events. With `trace`, writes the
+/// detector's internals along the run to a file in that folder.
+pub fn run_series(
+    s: &Series,
+    texts: &Texts,
+    cfg: &AggregatorConfig,
+    cell: Option<(Cell, &[Millis])>,
+    seed: u64,
+    trace: Option<&Path>,
+) -> Result<(Vec<Millis>, Vec<Millis>)> {
+    let mut feed = Feed { agg: Aggregator::new(cfg).map_err(EvalError::Config)?, texts, n: 0, id: String::new() };
+    let mut rng = Rng::new(seed);
+    let p_bg = texts.gold_negative_share;
+    let mut out = Vec::new();
+    let (mut opened, mut updated) = (Vec::new(), Vec::new());
+    // Trailing day's mean count per 5-minute row: the reference rate a surge multiplies.
+    let mut trail: VecDeque<u64> = VecDeque::new();
+    let mut trail_sum = 0u64;
+    let mut trace = trace.map(|dir| Trace::new(dir, s, cell));
+    for &(t, count) in &s.rows {
+        let reference = if trail.is_empty() { count as f64 } else { trail_sum as f64 / trail.len() as f64 };
+        let (mut extra, mut extra_neg, mut share) = (0u64, 0u64, p_bg);
+        if let Some((cell, starts)) = cell {
+            let mid = t + STEP / 2;
+            if let Some(&st) = starts.iter().find(|&&st| mid >= st && mid < st + cell.duration) {
+                let row = Injected::at(cell.kind, reference, ramp(mid, st, cell.duration), p_bg);
+                // Only the kind's own draw, so each kind's random sequence is what it always was.
+                match cell.kind {
+                    Kind::Volume(_) => extra = rng.poisson(row.extra),
+                    Kind::Share(_) => share = row.share,
+                    Kind::NegativeTimes2 => extra_neg = rng.poisson(row.extra_negative),
+                }
+            }
+        }
+        // The row's posts at seeded uniform times in its 5 minutes (posts arrive at random, not on a grid:
+        // evenly spread posts would make every minute of a row alike), in time order.
+        let n_bg = count + extra;
+        let mut posts: Vec<(Millis, bool)> = Vec::with_capacity((n_bg + extra_neg) as usize);
+        for j in 0..n_bg + extra_neg {
+            let at = t + (rng.uniform() * STEP as f64) as Millis;
+            posts.push((at, j >= n_bg || rng.uniform() < share));
+        }
+        posts.sort_by_key(|p| p.0);
+        for (at, negative) in posts {
+            feed.post(at, negative, &mut rng, &mut out);
+        }
+        for o in out.drain(..) {
+            if let Output::Spike(e) = o {
+                let end = e.window_end;
+                match e.kind {
+                    EventKind::Opened => opened.push(end),
+                    EventKind::Updated => updated.push(end),
+                    EventKind::Resolved => {}
+                }
+                if let Some(tr) = trace.as_mut() {
+                    tr.event(&e, end, &feed.agg);
+                }
+            }
+        }
+        if let Some(tr) = trace.as_mut() {
+            let hourly = (t / STEP) % (60 * MIN / STEP) == 0;
+            if hourly || cell.is_some_and(|(c, st)| st.iter().any(|&a| t >= a && t <= a + c.duration)) {
+                tr.row(t, count, &feed.agg);
+            }
+        }
+        trail.push_back(count);
+        trail_sum += count;
+        if trail.len() > (DAY / STEP) as usize {
+            trail_sum -= trail.pop_front().unwrap_or(0);
+        }
+    }
+    if let Some(tr) = trace {
+        tr.write()?;
+    }
+    Ok((opened, updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::delays;
+    use crate::injection::placements;
+    use crate::HOUR;
+
+    /// The machinery end to end on a small synthetic background: a flat 40 posts per 5 minutes for 14 days
+    /// with synthetic texts; a 10× volume surge must be found and the run must be deterministic.
+    #[test]
+    fn a_large_injection_is_found_deterministically() {
+        let texts = Texts {
+            negative: vec![("awful delay again".into(), -0.6)],
+            other: vec![("boarding now".into(), 0.0, Label::Neutral), ("great crew".into(), 0.6, Label::Positive)],
+            gold_negative_share: 0.15,
+        };
+        let rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP)).map(|i| (i * STEP, 40)).collect();
+        let s = Series { name: "flat".into(), rows, windows: vec![] };
+        let cfg = AggregatorConfig::default();
+        let cell = Cell { kind: Kind::Volume(10.0), duration: HOUR };
+        let starts = placements(&s, cell.duration, &mut Rng::new(3));
+        assert_eq!(starts.len(), 3, "days 8, 10 and 12");
+        let a = run_series(&s, &texts, &cfg, Some((cell, &starts)), 9, None).unwrap();
+        let b = run_series(&s, &texts, &cfg, Some((cell, &starts)), 9, None).unwrap();
+        assert_eq!(a, b);
+        let d = delays(&starts, cell.duration, &a.0, &a.1);
+        assert!(d.iter().all(|d| d.is_some_and(|m| m <= 15.0)), "{d:?}");
+        let (bg, _) = run_series(&s, &texts, &cfg, None, 9, None).unwrap();
+        assert!(bg.is_empty(), "{bg:?}");
+    }
+
+    /// `--trace`: one file per run in the folder, with the detector's internals by row and its events.
+    #[test]
+    fn a_trace_holds_the_rows_and_the_events() {
+        let texts = Texts {
+            negative: vec![("awful delay again".into(), -0.6)],
+            other: vec![("boarding now".into(), 0.0, Label::Neutral)],
+            gold_negative_share: 0.15,
+        };
+        let rows: Vec<(Millis, u64)> = (0..(10 * DAY / STEP)).map(|i| (i * STEP, 40)).collect();
+        let s = Series { name: "flat".into(), rows, windows: vec![] };
+        let cell = Cell { kind: Kind::Volume(10.0), duration: HOUR };
+        let starts = [8 * DAY];
+        let dir = std::env::temp_dir().join(format!("flashpoint-eval-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = AggregatorConfig::default();
+        let traced = run_series(&s, &texts, &cfg, Some((cell, &starts)), 9, Some(&dir)).unwrap();
+        assert_eq!(
+            traced,
+            run_series(&s, &texts, &cfg, Some((cell, &starts)), 9, None).unwrap(),
+            "tracing changes nothing"
+        );
+        let body = std::fs::read_to_string(dir.join("flat volume x10 60m.tsv")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Hourly rows over the days the detector runs, plus every row of the injection.
+        let rows = body.lines().filter(|l| !l.starts_with('#')).count();
+        assert!((10 * 24 - 48..=10 * 24 + 13).contains(&rows), "{rows}");
+        assert!(body.lines().any(|l| l.starts_with("# Opened")), "the opening is traced");
+        assert!(body.lines().any(|l| l.starts_with("#   over [")), "with the statistics over their thresholds");
+    }
+}
