@@ -13,14 +13,9 @@ use serde::{Deserialize, Serialize};
 
 pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v2";
 
-/// What happened to an incident: the kind of a spike event, and of the detector's `Decision` that made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    Opened,
-    Updated,
-    Resolved,
-}
+/// Defined with the incident lifecycle that decides it (`detect::lifecycle`), so the detector needs nothing
+/// of this module.
+pub use crate::detect::EventKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Counts {

@@ -12,9 +12,11 @@
 //!    needs at the false-alarm budget (`injection::information`, Lorden's bound).
 
 use crate::corpus::{load_series, load_texts, Series};
+use crate::error::Result;
 use crate::injection::{cells, information, placements, target_horizon, Cell};
+use crate::nab;
 use crate::simulate::run_series;
-use crate::{nab, Result, DAY, MIN, STEP};
+use crate::time::{DAY, MIN, STEP};
 use flashpoint_core::aggregate::AggregatorConfig;
 use flashpoint_core::detect::sim::Rng;
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer};
@@ -261,7 +263,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HOUR;
+    use crate::time::HOUR;
 
     #[test]
     fn delays_take_the_first_event_inside_the_injection() {

@@ -2,7 +2,8 @@
 //! labelled in them) and a SemEval 2017 task 4A folder (real tweets, labelled here by the pipeline's own
 //! scorer so an injected post carries the label a replay would give it).
 
-use crate::{read, EvalError, Result, DAY};
+use crate::error::{read, EvalError, Result};
+use crate::time::DAY;
 use flashpoint_core::normalize::for_scoring;
 use flashpoint_core::sentiment::{Label, LexiconScorer, Scorer};
 use flashpoint_core::time::{parse_rfc3339, Millis};

@@ -10,7 +10,7 @@
 //! windows.
 
 use crate::corpus::Series;
-use crate::{DAY, HOUR, MIN, STEP};
+use crate::time::{DAY, HOUR, MIN, STEP};
 use flashpoint_core::detect::sim::Rng;
 use flashpoint_core::time::Millis;
 

@@ -15,46 +15,13 @@
 
 pub mod analysis;
 pub mod corpus;
+mod error;
 pub mod injection;
 pub mod nab;
 pub mod report;
 pub mod sentiment;
 pub mod simulate;
-
-use flashpoint_core::sentiment::ScoreError;
-use flashpoint_core::time::Millis;
-use std::path::PathBuf;
+mod time;
 
 pub use analysis::{run, DetectOptions, Report};
-
-const MIN: Millis = 60_000;
-const HOUR: Millis = 3_600_000;
-const DAY: Millis = 86_400_000;
-/// The NAB corpora's row: every series is a count per 5 minutes.
-const STEP: Millis = 300_000;
-
-/// Why an evaluation could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum EvalError {
-    #[error("reading {}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("writing {}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
-    /// A line of an input file that is not what the corpus format says (`at` is `file:line`).
-    #[error("{at}: {msg}")]
-    Syntax { at: String, msg: String },
-    /// A corpus that is readable but not usable (too small, no labelled series, mismatched files).
-    #[error("{0}")]
-    Corpus(String),
-    /// The aggregator refused the configuration.
-    #[error("config: {0}")]
-    Config(String),
-    #[error("{what}")]
-    Score { what: &'static str, source: ScoreError },
-}
-
-pub type Result<T, E = EvalError> = std::result::Result<T, E>;
-
-fn read(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })
-}
+pub use error::{EvalError, Result};

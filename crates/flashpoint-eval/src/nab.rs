@@ -9,7 +9,8 @@
 //! rows) are ignored. Normalised scores are 100 * (raw - null) / (perfect - null), as NAB reports them.
 
 use crate::corpus::{file_name, nab_corpus, read_series};
-use crate::{EvalError, Result, STEP};
+use crate::error::{EvalError, Result};
+use crate::time::STEP;
 use flashpoint_core::aggregate::AggregatorConfig;
 use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::event::{EventKind, Output};

@@ -4,7 +4,7 @@
 
 use crate::analysis::{median, Report, ALARM_CAUSES, NATURAL};
 use crate::injection::{target_horizon, Kind};
-use crate::MIN;
+use crate::time::MIN;
 use flashpoint_core::aggregate::AggregatorConfig;
 use std::fmt::Write as _;
 

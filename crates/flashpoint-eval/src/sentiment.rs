@@ -7,7 +7,7 @@
 //! text (as published figures do); a second line gives it over the texts the language gate lets through, and
 //! a table counts the set's texts per language. Everything but the timing line is deterministic.
 
-use crate::{read, EvalError, Result};
+use crate::error::{read, EvalError, Result};
 use flashpoint_core::lang::{LanguageGate, Source, Verdict};
 use flashpoint_core::normalize;
 use flashpoint_core::sentiment::{Label, Scorer};

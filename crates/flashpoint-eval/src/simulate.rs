@@ -3,19 +3,22 @@
 //!
 //! Each NAB series' 5-minute counts are expanded into posts at seeded uniform times in the row, each post a
 //! real labelled tweet drawn from the SemEval pool so that the negative share is the corpus's own; the
-//! pipeline's label of a post is its VADER label, as in a replay. Posts go straight into the aggregator with
-//! the configured windows (matching and scoring are tested elsewhere and would only cost time), through
-//! `Feed::post`, the one place they enter it.
+//! pipeline's label of a post is its VADER label, as in a replay. Posts enter the worker's aggregate machine
+//! (an `AggregatePartition`, as stage records of one source) with the configured windows, through `Feed::post`;
+//! matching and scoring are tested elsewhere and would only cost time.
 
 use crate::corpus::{Series, Texts};
+use crate::error::{EvalError, Result};
 use crate::injection::{ramp, Cell, Injected, Kind};
-use crate::{EvalError, Result, DAY, MIN, STEP};
+use crate::time::{DAY, MIN, STEP};
 use flashpoint_core::aggregate::{Aggregator, AggregatorConfig};
 use flashpoint_core::detect::sim::Rng;
+use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::event::{EventKind, Output, SpikeEvent};
+use flashpoint_core::partition::{AggregatePartition, Step};
 use flashpoint_core::sentiment::Label;
+use flashpoint_core::stage::{AggregateStage, ScoredPost, StageRecord};
 use flashpoint_core::time::Millis;
-use flashpoint_core::window::PostView;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,9 +26,12 @@ use std::path::Path;
 /// Every simulated post has this audience, so reach plays no part in what is measured.
 const FOLLOWERS: u64 = 100;
 
-/// The aggregator of one run, and the texts its posts are drawn from.
+/// The one entity of a run: every simulated post mentions it.
+const ENTITY: &str = "ticker";
+
+/// The aggregate machine of one run, and the texts its posts are drawn from.
 struct Feed<'a> {
-    agg: Aggregator,
+    partition: AggregatePartition,
     texts: &'a Texts,
     /// Posts so far, and the current post's id (reused to spare an allocation per post).
     n: u64,
@@ -45,9 +51,26 @@ impl Feed<'_> {
         self.n += 1;
         self.id.clear();
         let _ = write!(self.id, "p{}", self.n);
-        let v =
-            PostView { id: &self.id, text, created_at: t, author: None, followers: Some(FOLLOWERS), compound, label };
-        self.agg.process(0, "ticker", &[], &v, out);
+        let off = self.n as i64 - 1;
+        let rec = StageRecord::Post(ScoredPost {
+            entity: ENTITY.into(),
+            id: self.id.as_str().into(),
+            text: text.into(),
+            created_at: t,
+            author: None,
+            followers: Some(FOLLOWERS),
+            compound,
+            label,
+            src: "eval/0".into(),
+            off,
+            sub: 0,
+        });
+        let step = self.partition.on_decoded(off, &rec, out);
+        debug_assert!(matches!(step, Step::Applied(_)), "{step:?}");
+    }
+
+    fn aggregator(&self) -> &Aggregator {
+        &self.partition.stage.aggregator
     }
 }
 
@@ -107,7 +130,16 @@ pub fn run_series(
     seed: u64,
     trace: Option<&Path>,
 ) -> Result<(Vec<Millis>, Vec<Millis>)> {
-    let mut feed = Feed { agg: Aggregator::new(cfg).map_err(EvalError::Config)?, texts, n: 0, id: String::new() };
+    let entity = EntityConfig {
+        name: ENTITY.into(),
+        terms: vec![ENTITY.into()],
+        handles: vec![],
+        hashtags: vec![],
+        exclude: vec![],
+    };
+    let stage = AggregateStage::new(&[entity], cfg).map_err(EvalError::Config)?;
+    let partition = AggregatePartition::start(stage, None, 0).map_err(EvalError::Config)?;
+    let mut feed = Feed { partition, texts, n: 0, id: String::new() };
     let mut rng = Rng::new(seed);
     let p_bg = texts.gold_negative_share;
     let mut out = Vec::new();
@@ -152,14 +184,14 @@ pub fn run_series(
                     EventKind::Resolved => {}
                 }
                 if let Some(tr) = trace.as_mut() {
-                    tr.event(&e, end, &feed.agg);
+                    tr.event(&e, end, feed.aggregator());
                 }
             }
         }
         if let Some(tr) = trace.as_mut() {
             let hourly = (t / STEP) % (60 * MIN / STEP) == 0;
             if hourly || cell.is_some_and(|(c, st)| st.iter().any(|&a| t >= a && t <= a + c.duration)) {
-                tr.row(t, count, &feed.agg);
+                tr.row(t, count, feed.aggregator());
             }
         }
         trail.push_back(count);
@@ -179,7 +211,7 @@ mod tests {
     use super::*;
     use crate::analysis::delays;
     use crate::injection::placements;
-    use crate::HOUR;
+    use crate::time::HOUR;
 
     /// The machinery end to end on a small synthetic background: a flat 40 posts per 5 minutes for 14 days
     /// with synthetic texts; a 10× volume surge must be found and the run must be deterministic.

@@ -15,10 +15,18 @@ use super::config::{
 };
 use super::model::{binom_llr, nb_llr};
 use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
-use crate::event::EventKind;
 use crate::time::Millis;
 use crate::window::WindowStats;
 use serde::{Deserialize, Serialize};
+
+/// What happened to an incident: the kind of a spike event, and of the detector's `Decision` that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Opened,
+    Updated,
+    Resolved,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

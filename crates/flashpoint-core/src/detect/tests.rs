@@ -1,6 +1,6 @@
 use super::sim::Rng;
+use super::EventKind;
 use super::*;
-use crate::event::EventKind;
 use std::collections::VecDeque;
 
 const MIN: Millis = 60_000;
