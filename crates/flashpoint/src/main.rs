@@ -210,7 +210,7 @@ enum Cmd {
         #[arg(long)]
         verbose: bool,
     },
-    /// Evaluate detection as a whole (README "Evaluating detection"): NAB standard score, false alarms per
+    /// Evaluate detection as a whole (docs/detection.md): NAB standard score, false alarms per
     /// entity-week on real backgrounds, and recall / time to detect of seeded incidents injected into them.
     /// Deterministic for a seed. Heavy: build with --release.
     EvalDetect {

@@ -100,7 +100,7 @@ pub const SHARE_LIFTS: [f64; 3] = [0.10, 0.20, 0.35];
 /// believed: at about 12 nats (the `medium` threshold at one-minute steps) it takes six minutes of it, so the
 /// short blips that real tweet streams show many times a week stay below, and do not teach those statistics'
 /// calibration an enormous tail, while a lasting surge is not held to the burst detector's heavy-tailed
-/// threshold. Chosen on the `eval-detect` backgrounds (see README, "Evaluating detection").
+/// threshold. Chosen on the `eval-detect` backgrounds (see docs/detection.md).
 pub const MAX_NATS_PER_MINUTE: f64 = 2.0;
 /// Statistics OR-ed by the detector: the multiple test the budget is split over.
 pub const STATISTICS: usize = 2 * RATE_RATIOS.len() + SHARE_LIFTS.len();
