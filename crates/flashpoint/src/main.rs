@@ -288,8 +288,8 @@ enum NotifyAction {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Add a `[[notify.silences]]` entry to the config: messages about matching entities are held (counted,
-    /// not sent) until the given time.
+    /// Add a `[[notify.silences]]` entry to the config: messages about matching entities are suppressed (not
+    /// sent, counted in flashpoint_notifications_silenced_total) until the given time.
     Silence {
         #[arg(long, short)]
         config: PathBuf,
