@@ -3,7 +3,7 @@
 //! given by address; nothing is mocked.
 //!
 //! - [`paths`]: the repository, fresh directories, free ports, the committed fixtures.
-//! - [`bin`]: the `flashpoint` binary: its path, a command for it, `replay` as the reference run.
+//! - [`binary`]: the `flashpoint` binary: its path, a command for it, `replay` as the reference run.
 //! - [`http`]: plain HTTP scrapes of a worker and Prometheus text parsing.
 //! - [`broker`]: the test broker, unique topic names, produce, read-back, committed offsets, event keys.
 //! - [`config`]: worker configs built from the example config.
@@ -15,7 +15,7 @@
 //!
 //! Everything is re-exported at the top, so a test says `use flashpoint_testkit::*;`.
 
-pub mod bin;
+pub mod binary;
 pub mod broker;
 pub mod collect;
 pub mod config;
@@ -27,7 +27,7 @@ pub mod smtp;
 pub mod tansu;
 pub mod worker;
 
-pub use bin::*;
+pub use binary::*;
 pub use broker::*;
 pub use collect::*;
 pub use config::*;
