@@ -21,7 +21,7 @@ fn transformer_not_built_says_how_to_build_it() {
 
 #[cfg(feature = "transformer")]
 mod with_backend {
-    use flashpoint_testkit::{flashpoint, repo, run_with_stdin};
+    use flashpoint_testkit::{flashpoint, repo, run_with_stdin, tempdir};
     use std::path::PathBuf;
 
     fn model_dir() -> String {
@@ -103,8 +103,7 @@ mod with_backend {
 
     #[test]
     fn replay_with_the_transformer_finds_the_sample_incident() {
-        let dir = std::env::temp_dir().join(format!("fp-replay-tf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempdir("replay-tf");
         let out = dir.join("events.jsonl");
         let st = flashpoint()
             .args([
