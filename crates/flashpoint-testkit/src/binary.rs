@@ -5,17 +5,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The `flashpoint` binary: `FLASHPOINT_BIN` if set, else the one beside the running executable. Cargo puts
-/// an integration test in `target/<profile>/deps` and a tool in `target/<profile>`, with the package's binary
-/// in `target/<profile>`, so this is the binary built with the test (what `CARGO_BIN_EXE_flashpoint` names).
+/// The `flashpoint` binary built with the running executable. Cargo puts an integration test in
+/// `target/<profile>/deps` and a tool in `target/<profile>`, with the package's binary in `target/<profile>`
+/// (what `CARGO_BIN_EXE_flashpoint` names). A tool (not a test: a test checks the binary it was built with)
+/// may be pointed at another binary with `FLASHPOINT_BIN`.
 pub fn flashpoint_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FLASHPOINT_BIN") {
-        return PathBuf::from(p);
-    }
     let exe = std::env::current_exe().expect("current executable");
     let mut dir = exe.parent().expect("executable's directory").to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
+    } else if let Some(p) = std::env::var_os("FLASHPOINT_BIN") {
+        return PathBuf::from(p);
     }
     let bin = dir.join("flashpoint");
     assert!(bin.is_file(), "{} not found: build it (cargo build -p flashpoint) or set FLASHPOINT_BIN", bin.display());
