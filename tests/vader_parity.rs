@@ -4,7 +4,7 @@
 //! asserts that and prints any differing text, which then has to be explained in the README.
 
 use flashpoint_core::sentiment::{LexiconScorer, Scorer};
-use flashpoint_tests::fixture;
+use flashpoint_testkit::repo;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -18,7 +18,7 @@ struct Ref {
 }
 
 fn check(name: &str, expected_count: usize) {
-    let path = fixture(&format!("vader/{name}.jsonl"));
+    let path = repo(&format!("tests/fixtures/vader/{name}.jsonl"));
     let data = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (regenerate with scripts/gen_vader_reference.py)", path.display()));
     let refs: Vec<Ref> = data.lines().map(|l| serde_json::from_str(l).expect("fixture line parses")).collect();

@@ -1,8 +1,6 @@
 //! The command-line contracts, run against the real binary.
 
-mod common;
-
-use common::{bin, repo, run_with_stdin};
+use flashpoint_testkit::{flashpoint, repo, run_with_stdin};
 use std::path::PathBuf;
 
 #[test]
@@ -40,12 +38,12 @@ fn every_command_explains_itself() {
         vec!["check-config", "--help"],
         vec!["eval-nab", "--help"],
     ] {
-        let out = bin().args(&args).output().unwrap();
+        let out = flashpoint().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).len() > 200, "{args:?} explains itself");
     }
     // The detector trace of eval-detect is a documented flag, with its environment variable named.
-    let out = bin().args(["eval-detect", "--help"]).output().unwrap();
+    let out = flashpoint().args(["eval-detect", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--trace <DIR>") && help.contains("FLASHPOINT_EVAL_TRACE"), "{help}");
 }
@@ -57,17 +55,18 @@ fn check_config_names_the_bad_key() {
     let p = dir.join("bad.toml");
     std::fs::write(&p, "[window]\nsize_secs = 300\nslide_sec = 60\n[[entities]]\nname = \"a\"\nterms = [\"a\"]\n")
         .unwrap();
-    let out = bin().args(["check-config", "-c", p.to_str().unwrap()]).output().unwrap();
+    let out = flashpoint().args(["check-config", "-c", p.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("window") && err.contains("slide_sec"), "{err}");
-    let out = bin().args(["check-config", "-c", repo("config/flashpoint.toml").to_str().unwrap()]).output().unwrap();
+    let out =
+        flashpoint().args(["check-config", "-c", repo("config/flashpoint.toml").to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn replay_sample(dir: &std::path::Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<u8>) {
     let out = dir.join("events.jsonl");
-    let st = bin()
+    let st = flashpoint()
         .args([
             "replay",
             "-i",
@@ -215,7 +214,8 @@ fn eval_sentiment_counts_a_mixed_set_per_language() {
     std::fs::create_dir_all(&dir).unwrap();
     let data = mixed_language_set(&dir);
     let run = || {
-        let out = bin().args(["eval-sentiment", "--data", data.to_str().unwrap(), "--all-backends"]).output().unwrap();
+        let out =
+            flashpoint().args(["eval-sentiment", "--data", data.to_str().unwrap(), "--all-backends"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

@@ -3,10 +3,8 @@
 //! need the model that `scripts/libtorch.sh` installs (scripts/test.sh provides it) and fail saying so without it.
 //! Built with `--profile transformer` (target/transformer/), so the default binary in target/release/ stays as it is.
 
-mod common;
-
 #[cfg(not(feature = "transformer"))]
-use common::run_with_stdin;
+use flashpoint_testkit::run_with_stdin;
 
 #[cfg(not(feature = "transformer"))]
 #[test]
@@ -23,7 +21,7 @@ fn transformer_not_built_says_how_to_build_it() {
 
 #[cfg(feature = "transformer")]
 mod with_backend {
-    use super::common::{bin, repo, run_with_stdin};
+    use flashpoint_testkit::{flashpoint, repo, run_with_stdin, tempdir};
     use std::path::PathBuf;
 
     fn model_dir() -> String {
@@ -78,7 +76,7 @@ mod with_backend {
     fn the_binary_finds_libtorch_without_a_sourced_environment() {
         // build.rs records $LIBTORCH/lib in the binary: no LD_LIBRARY_PATH, no sourced scripts/libtorch.sh.
         let m = model_dir();
-        let out = bin()
+        let out = flashpoint()
             .args(["score", "--scorer", "transformer", "--model-dir", &m])
             .env_remove("LD_LIBRARY_PATH")
             .stdin(std::process::Stdio::piped())
@@ -105,10 +103,9 @@ mod with_backend {
 
     #[test]
     fn replay_with_the_transformer_finds_the_sample_incident() {
-        let dir = std::env::temp_dir().join(format!("fp-replay-tf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempdir("replay-tf");
         let out = dir.join("events.jsonl");
-        let st = bin()
+        let st = flashpoint()
             .args([
                 "replay",
                 "-i",

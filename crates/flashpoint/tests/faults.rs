@@ -2,31 +2,26 @@
 //! random points of the sample stream and restarted each time (what a supervisor does), then every input
 //! record is accounted for and the spike events equal replay's.
 
-mod common;
-
-use common::*;
+use flashpoint_testkit::*;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-fn consumed(port: u16, stage: &str) -> f64 {
-    let series = format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}}");
-    try_http_get(&format!("127.0.0.1:{port}"), "/metrics").and_then(|(_, m)| metric(&m, &series)).unwrap_or(0.0)
+fn consumed(w: &Worker, stage: &str) -> f64 {
+    w.metric(&format!("flashpoint_records_consumed_total{{stage=\"{stage}\"}}")).unwrap_or(0.0)
 }
 
 #[test]
 fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
-    let dir = tempdir("kill");
-    let t = Topics::new("kill");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 400", "");
-    let sample = repo("data/sample/stream.jsonl");
+    let fx = Fixture::new("kill").kafka_line("checkpoint_interval_ms = 400").build();
+    let t = &fx.topics;
+    let sample = sample_stream();
     let input = lines(&sample);
     let n = input.len() as i64;
     // Replay: the reference events and counts.
-    let dead_file = dir.join("replay-dead.jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flashpoint"))
+    let dead_file = fx.dir.join("replay-dead.jsonl");
+    let out = flashpoint()
         .args(["replay", "-c"])
-        .arg(&cfg)
+        .arg(&fx.config)
         .arg("-i")
         .arg(&sample)
         .arg("--dead-letter")
@@ -65,21 +60,19 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
     );
 
     produce(&t.input, &input);
-    let mut port = free_port();
-    let mut w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join("w0.log"));
+    let mut w = fx.worker("all", "w0");
     let started = Instant::now();
     for (k, f) in points.iter().enumerate() {
         // Each life re-reads from the last commit, so "consumed" counts from there: kill after a fraction of
         // what remains.
-        let from = committed(&format!("{}-score", t.group), &t.input, 0).unwrap_or(0);
+        let from = fx.input_committed(0).unwrap_or(0);
         let target = ((n - from) as f64 * f).max(1.0);
-        while consumed(port, "score") < target && started.elapsed() < Duration::from_secs(60) {
+        while consumed(&w, "score") < target && started.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("kill {}: consumed {} from {from}", k + 1, consumed(port, "score"));
+        eprintln!("kill {}: consumed {} from {from}", k + 1, consumed(&w, "score"));
         w.kill();
-        port = free_port();
-        w = Worker::start(&cfg, "all", &format!("127.0.0.1:{port}"), dir.join(format!("w{}.log", k + 1)));
+        w = fx.worker("all", &format!("w{}", k + 1));
     }
     // Done when the score group committed everything and the events are all there.
     let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
@@ -87,22 +80,13 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
         let keys: HashSet<(String, u64)> = r.iter().map(|x| event_key(&x.json())).collect();
         keys.len() >= want.len()
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while committed(&format!("{}-score", t.group), &t.input, 0) != Some(n) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_committed(&t.score_group(), &t.input, 0, n, Duration::from_secs(30));
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "clean exit; log:\n{log}");
-    assert_eq!(committed(&format!("{}-score", t.group), &t.input, 0), Some(n), "every input record committed");
+    assert_eq!(fx.input_committed(0), Some(n), "every input record committed");
 
     // Events: duplicates only as exact replays; the set equals replay's.
-    let mut events: BTreeMap<(String, u64), serde_json::Value> = BTreeMap::new();
-    for r in &got {
-        let e = r.json();
-        if let Some(prev) = events.insert(event_key(&e), e.clone()) {
-            assert_eq!(prev, e, "a duplicate event must be an exact replay");
-        }
-    }
+    let events = dedupe_events(&got.iter().map(Record::json).collect::<Vec<_>>());
     assert_eq!(events.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "(incident id, seq) as replay");
     assert_eq!(events, want, "events equal replay's");
 
@@ -146,27 +130,20 @@ fn a_worker_killed_at_random_points_and_restarted_loses_nothing() {
 /// test pins down the replacement: the gap is re-read and the events still equal replay's.
 #[test]
 fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
-    let dir = tempdir("gap");
-    let t = Topics::new("gap");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", "");
-    let sample = repo("data/sample/stream.jsonl");
-    let expected = replay(&cfg, &sample);
-    let input = lines(&sample);
+    let fx = Fixture::new("gap").kafka_line("checkpoint_interval_ms = 300").build();
+    let t = &fx.topics;
+    let expected = fx.replay(&sample_stream());
+    let input = lines(&sample_stream());
     let (first, second) = input.split_at(input.len() * 3 / 5);
-    let (score_group, agg_group) = (format!("{}-score", t.group), format!("{}-aggregate", t.group));
-    let wait_committed = |n: i64| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while committed(&score_group, &t.input, 0) != Some(n) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        assert_eq!(committed(&score_group, &t.input, 0), Some(n));
+    let (score_group, agg_group) = (t.score_group(), t.aggregate_group());
+    let wait_input_committed = |n: i64| {
+        assert_eq!(wait_committed(&score_group, &t.input, 0, n, Duration::from_secs(60)), Some(n));
     };
 
     // 1. Both stages over the first part; a clean stop leaves a snapshot at each committed offset.
     produce(&t.input, first);
-    let w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("w1.log"));
-    wait_committed(first.len() as i64);
+    let w = fx.worker("all", "w1");
+    wait_input_committed(first.len() as i64);
     let mut last = Vec::new();
     for _ in 0..100 {
         let now: Vec<Option<i64>> = (0..4).map(|p| committed(&agg_group, &t.scored, p)).collect();
@@ -179,8 +156,8 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     assert_eq!(w.stop(), 0);
     // 2. Only the score stage over the rest: scored records beyond the aggregate group's commits.
     produce(&t.input, second);
-    let w = Worker::start(&cfg, "score", "127.0.0.1:0", dir.join("w2.log"));
-    wait_committed(input.len() as i64);
+    let w = fx.worker("score", "w2");
+    wait_input_committed(input.len() as i64);
     assert_eq!(w.stop(), 0);
     // 3. Move the aggregate commits halfway into those records, past every snapshot.
     let scored = read_all(&t.scored, Duration::from_secs(2));
@@ -196,7 +173,7 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     assert!(moved > 1000, "a real gap: {moved} records");
     commit(&agg_group, &t.scored, &offsets);
     // 4. An aggregator restores the older snapshots and must apply the gap before going on.
-    let w = Worker::start(&cfg, "aggregate", "127.0.0.1:0", dir.join("w3.log"));
+    let w = fx.worker("aggregate", "w3");
     let want: BTreeMap<(String, u64), serde_json::Value> = expected.iter().map(|e| (event_key(e), e.clone())).collect();
     let got = read_until(&t.spikes, Duration::from_secs(60), |r| {
         let keys: HashSet<(String, u64)> = r.iter().map(|x| event_key(&x.json())).collect();
@@ -204,13 +181,7 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
     });
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "log:\n{log}");
-    let mut events: BTreeMap<(String, u64), serde_json::Value> = BTreeMap::new();
-    for r in &got {
-        let e = r.json();
-        if let Some(prev) = events.insert(event_key(&e), e.clone()) {
-            assert_eq!(prev, e, "a duplicate event must be an exact replay");
-        }
-    }
+    let events = dedupe_events(&got.iter().map(Record::json).collect::<Vec<_>>());
     let brief = |m: &BTreeMap<(String, u64), serde_json::Value>| {
         m.values()
             .map(|e| format!("{} {} {} {}", e["incident_id"], e["seq"], e["kind"], e["baseline"]))
@@ -234,33 +205,21 @@ fn records_between_a_snapshot_and_a_later_commit_are_not_lost() {
 /// the score stage went on feeding an internal topic nobody aggregated, and /readyz said 503 for ever.
 #[test]
 fn a_failing_stage_stops_the_whole_worker() {
-    let dir = tempdir("fail");
-    let t = Topics::new("fail");
-    create_topic(&t.input, 1);
+    let fx = Fixture::new("fail").build();
+    let t = &fx.topics;
     create_topic(&t.state, 4);
     // Parses as a snapshot, but its aggregator state is not one: restoring it fails.
     let bogus =
         br#"{"next_offset":0,"applied":{},"aggregator":{"max_seen":null,"next_end":null,"entities":"bogus"}}"#.to_vec();
     produce(&t.state, &[bogus]);
-    let cfg = write_config(&dir, &t, "", "");
-    produce(&t.input, &lines(&repo("data/sample/stream.jsonl"))[..2000]);
-    let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("w.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = w.child.as_mut().unwrap().try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    produce(&t.input, &lines(&sample_stream())[..2000]);
+    let mut w = fx.worker("all", "w");
+    let status = w.wait_exit(Duration::from_secs(60));
     let log = w.log_text();
     let status = status
         .unwrap_or_else(|| panic!("the worker is still running 60 s after its aggregate stage failed; log:\n{log}"));
     assert!(!status.success(), "non-zero exit; log:\n{log}");
     assert!(log.contains("aggregate stage failed"), "log:\n{log}");
-    w.child.take();
 }
 
 /// A score worker that resumes from a committed offset inside a producer batch must read every record from
@@ -269,25 +228,19 @@ fn a_failing_stage_stops_the_whole_worker() {
 /// never be scored.
 #[test]
 fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
-    let dir = tempdir("midbatch");
-    let t = Topics::new("midbatch");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "", "");
+    let fx = Fixture::new("midbatch").build();
+    let t = &fx.topics;
     // One fast burst: the producer packs it into a few large batches.
-    let input = &lines(&repo("data/sample/stream.jsonl"))[..3000];
+    let input = &lines(&sample_stream())[..3000];
     produce(&t.input, input);
     let n = input.len() as i64;
     let start = n / 2 + 7;
-    let score_group = format!("{}-score", t.group);
+    let score_group = t.score_group();
     commit(&score_group, &t.input, &[(0, start)]);
 
-    let port = free_port();
-    let w = Worker::start(&cfg, "score", &format!("127.0.0.1:{port}"), dir.join("w.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed(&score_group, &t.input, 0) != Some(n) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let got = consumed(port, "score");
+    let w = fx.worker("score", "w");
+    wait_committed(&score_group, &t.input, 0, n, Duration::from_secs(60));
+    let got = consumed(&w, "score");
     let log = w.log_text();
     assert_eq!(w.stop(), 0);
     assert_eq!(committed(&score_group, &t.input, 0), Some(n), "log:\n{log}");
@@ -301,11 +254,9 @@ fn a_score_worker_resuming_inside_a_producer_batch_skips_nothing() {
 fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest() {
     use flashpoint_core::sentiment::Label;
     use flashpoint_core::stage::{ScoredPost, StageRecord};
-    let dir = tempdir("aggmid");
-    let t = Topics::new("aggmid");
-    create_topic(&t.input, 1);
+    let fx = Fixture::new("aggmid").build();
+    let t = &fx.topics;
     create_topic(&t.scored, 1);
-    let cfg = write_config(&dir, &t, "", "");
     // One fast burst of stage records: the producer packs it into a few large batches.
     let n = 3000i64;
     let records: Vec<Vec<u8>> = (0..n)
@@ -328,16 +279,12 @@ fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest(
         .collect();
     produce(&t.scored, &records);
     let start = n - 5;
-    let group = format!("{}-aggregate", t.group);
+    let group = t.aggregate_group();
     commit(&group, &t.scored, &[(0, start)]);
 
-    let addr = format!("127.0.0.1:{}", free_port());
-    let w = Worker::start(&cfg, "aggregate", &addr, dir.join("w.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed(&group, &t.scored, 0) != Some(n) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let aggregated = try_http_get(&addr, "/metrics").and_then(|(_, m)| metric(&m, "flashpoint_posts_aggregated_total"));
+    let w = fx.worker("aggregate", "w");
+    wait_committed(&group, &t.scored, 0, n, Duration::from_secs(60));
+    let aggregated = w.metric("flashpoint_posts_aggregated_total");
     let log = w.log_text();
     assert_eq!(w.stop(), 0);
     assert_eq!(committed(&group, &t.scored, 0), Some(n), "log:\n{log}");

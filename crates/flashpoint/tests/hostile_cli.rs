@@ -1,32 +1,7 @@
 //! Hostile records through the real binary: nothing a record holds may reach the terminal raw or forge an
 //! output line, and no record may take the process down.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, Vec<u8>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flashpoint"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sin = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    // Written from a thread: the child may fill its stderr pipe before reading all of stdin.
-    let writer = std::thread::spawn(move || {
-        let _ = sin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
-}
+use flashpoint_testkit::{repo, run_with_bytes as run};
 
 /// Every line is one JSON object, and no byte or character that a terminal or log viewer acts on is raw.
 fn assert_inert_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {

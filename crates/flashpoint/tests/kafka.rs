@@ -2,15 +2,9 @@
 //!
 //! Each test uses its own topics and groups, so they run in parallel against one broker.
 
-mod common;
-
-use common::*;
+use flashpoint_testkit::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn sample() -> std::path::PathBuf {
-    repo("data/sample/stream.jsonl")
-}
 
 /// Asserts two event sets are equal, printing only their keys when they are not (events are large).
 fn assert_same_events(
@@ -25,40 +19,27 @@ fn assert_same_events(
     }
 }
 
-/// Events keyed by (incident id, seq), asserting that every duplicate is an exact replay.
-fn dedupe(events: &[serde_json::Value]) -> BTreeMap<(String, u64), serde_json::Value> {
-    let mut m = BTreeMap::new();
-    for e in events {
-        if let Some(prev) = m.insert(event_key(e), e.clone()) {
-            assert_eq!(&prev, e, "a duplicate event must be an exact replay");
-        }
-    }
-    m
-}
-
 #[test]
 fn worker_publishes_the_same_events_as_replay_and_commits_on_sigterm() {
-    let dir = tempdir("e2e");
-    let t = Topics::new("e2e");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "", "");
-    let expected = replay(&cfg, &sample());
+    let fx = Fixture::new("e2e").build();
+    let t = &fx.topics;
+    let expected = fx.replay(&sample_stream());
     assert!(expected.len() >= 3, "the sample stream holds an incident");
-    let input = lines(&sample());
+    let input = lines(&sample_stream());
     produce(&t.input, &input);
 
-    let w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
+    let w = fx.worker("all", "worker");
     let got = read_until(&t.spikes, Duration::from_secs(90), |r| r.len() >= expected.len());
     let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
-    assert_same_events(&dedupe(&events), &dedupe(&expected), "cluster run equals replay");
+    assert_same_events(&dedupe_events(&events), &dedupe_events(&expected), "cluster run equals replay");
     // Headers let consumers de-duplicate without parsing.
     let first = &got[0];
     assert_eq!(first.header("flashpoint.incident_id"), events[0]["incident_id"].as_str());
     assert_eq!(first.key.as_deref(), Some(events[0]["entity"].as_str().unwrap().as_bytes()));
     // Shutdown drained and committed everything it read.
-    assert_eq!(committed(&format!("{}-score", t.group), &t.input, 0), Some(input.len() as i64));
+    assert_eq!(fx.input_committed(0), Some(input.len() as i64));
     // The one late post of the sample went to the dead-letter topic, as in replay.
     let dead = read_all(&t.dead, Duration::from_secs(3));
     let reasons: Vec<&str> = dead.iter().filter_map(|r| r.header("flashpoint.reason")).collect();
@@ -67,13 +48,11 @@ fn worker_publishes_the_same_events_as_replay_and_commits_on_sigterm() {
 
 #[test]
 fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_processed() {
-    let dir = tempdir("dlq");
-    let t = Topics::new("dlq");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "", "");
-    let text = std::fs::read_to_string(&cfg).unwrap();
+    let fx = Fixture::new("dlq").build();
+    let t = &fx.topics;
+    let text = std::fs::read_to_string(&fx.config).unwrap();
     assert!(text.contains("max_record_bytes = 1048576"));
-    std::fs::write(&cfg, text.replace("max_record_bytes = 1048576", "max_record_bytes = 4096")).unwrap();
+    std::fs::write(&fx.config, text.replace("max_record_bytes = 1048576", "max_record_bytes = 4096")).unwrap();
     let valid = |i: u32| {
         format!(r#"{{"id":"v{i}","text":"Acme Air lost my bag again","created_at":"2026-03-04T10:{:02}:00Z"}}"#, i % 60)
             .into_bytes()
@@ -105,7 +84,7 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
         payloads.push(b.clone());
     }
     produce(&t.input, &payloads);
-    let mut w = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("worker.log"));
+    let mut w = fx.worker("all", "worker");
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= expected_bad.len());
     let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
         r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= n_valid
@@ -152,17 +131,15 @@ fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_proce
 /// survivor takes over by itself.
 #[test]
 fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident() {
-    let dir = tempdir("pair");
-    let t = Topics::new("pair");
-    create_topic(&t.input, 1);
     // Short checkpoints so a kill lands between them often.
-    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", "");
-    let expected = replay(&cfg, &sample());
-    let input = lines(&sample());
+    let fx = Fixture::new("pair").kafka_line("checkpoint_interval_ms = 300").build();
+    let t = &fx.topics;
+    let expected = fx.replay(&sample_stream());
+    let input = lines(&sample_stream());
     let (first, second) = input.split_at(input.len() / 2);
 
-    let a = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("a.log"));
-    let b = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("b.log"));
+    let a = fx.worker("all", "a");
+    let b = fx.worker("all", "b");
     produce(&t.input, first);
     // Let both join and work on the first half, then kill one without warning.
     let scored = read_until(&t.scored, Duration::from_secs(60), |r| r.len() >= 3000);
@@ -171,11 +148,11 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
     produce(&t.input, second);
     // After the dead member's session (6 s) expired, its replacement joins.
     std::thread::sleep(Duration::from_secs(8));
-    let c = Worker::start(&cfg, "all", "127.0.0.1:0", dir.join("c.log"));
+    let c = fx.worker("all", "c");
     // Wait for every expected event (not merely as many events): a wrong run must not end the wait early.
-    let want = dedupe(&expected);
+    let want = dedupe_events(&expected);
     let got = read_until(&t.spikes, Duration::from_secs(120), |r| {
-        let have = dedupe(&r.iter().map(Record::json).collect::<Vec<_>>());
+        let have = dedupe_events(&r.iter().map(Record::json).collect::<Vec<_>>());
         want.keys().all(|k| have.contains_key(k))
     });
     let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
@@ -184,8 +161,8 @@ fn two_workers_share_the_work_and_survive_a_sigkill_without_losing_an_incident()
     let log = c.log_text();
     assert_eq!(c.stop(), 0, "replacement exits cleanly; log:\n{log}");
     assert_same_events(
-        &dedupe(&events),
-        &dedupe(&expected),
+        &dedupe_events(&events),
+        &dedupe_events(&expected),
         "no incident lost or changed; duplicates only as exact replays",
     );
 }
@@ -211,10 +188,10 @@ fn post_of(size: usize, id: &str) -> Vec<u8> {
 }
 
 /// Waits for the worker's /readyz to answer 200 (bounded), returning the last answer.
-fn wait_ready(addr: &str) -> (u16, String) {
+fn wait_ready(w: &Worker) -> (u16, String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let r = try_http_get(addr, "/readyz").unwrap_or((0, String::new()));
+        let r = try_http_get(&w.addr, "/readyz").unwrap_or((0, String::new()));
         if r.0 == 200 || std::time::Instant::now() > deadline {
             return r;
         }
@@ -224,16 +201,12 @@ fn wait_ready(addr: &str) -> (u16, String) {
 
 /// Waits (bounded) for the score group to commit `end` on the input partition (the auto-commit runs every
 /// second) and asserts it did, that the worker is ready; returns its metrics.
-fn committed_past_and_ready(t: &Topics, end: i64, addr: &str) -> String {
-    let group = format!("{}-score", t.group);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while committed(&group, &t.input, 0) != Some(end) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(committed(&group, &t.input, 0), Some(end), "committed past the records over the limits");
-    let (code, body) = wait_ready(addr);
+fn committed_past_and_ready(t: &Topics, end: i64, w: &Worker) -> String {
+    let got = wait_committed(&t.score_group(), &t.input, 0, end, Duration::from_secs(30));
+    assert_eq!(got, Some(end), "committed past the records over the limits");
+    let (code, body) = wait_ready(w);
     assert_eq!(code, 200, "ready: {body}");
-    http_get(addr, "/metrics").1
+    http_get(&w.addr, "/metrics").1
 }
 
 /// The outage this guards against: one input record over `input.max_record_bytes` (1,071,070 bytes, as in the
@@ -242,10 +215,8 @@ fn committed_past_and_ready(t: &Topics, end: i64, addr: &str) -> String {
 /// /readyz said ready and SIGTERM hung. Now: dead letter written, offsets committed past it, ready, clean exit.
 #[test]
 fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it() {
-    let dir = tempdir("poison");
-    let t = Topics::new("poison");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "", "");
+    let fx = Fixture::new("poison").build();
+    let t = &fx.topics;
     let mut payloads: Vec<Vec<u8>> = (0..51).map(small_post).collect();
     let big_at = payloads.len() as i64;
     let big = post_of(1_071_070, "big");
@@ -253,9 +224,7 @@ fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it(
     payloads.extend((51..102).map(small_post));
     produce(&t.input, &payloads);
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let w = Worker::start(&cfg, "all", &addr, dir.join("worker.log"));
+    let w = fx.worker("all", "worker");
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| !r.is_empty());
     assert_eq!(dead.len(), 1, "one dead letter; log:\n{}", w.log_text());
     let d = &dead[0];
@@ -268,7 +237,7 @@ fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it(
         r.iter().filter(|x| x.stage_json()["t"] == "post").count() >= 102
     });
     assert_eq!(scored.iter().filter(|x| x.stage_json()["t"] == "post").count(), 102, "every small post scored once");
-    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
+    let m = committed_past_and_ready(t, payloads.len() as i64, &w);
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
     assert_eq!(metric(&m, r#"flashpoint_stage_stalled_seconds{stage="score"}"#), Some(0.0));
     let log = w.log_text();
@@ -282,12 +251,10 @@ fn a_record_over_the_input_limit_is_dead_lettered_and_the_stage_commits_past_it(
 /// producer is dead-lettered (head, size, reason `output_too_large`) instead of stalling the stage.
 #[test]
 fn records_over_the_producer_limit_go_to_the_dead_letter_topic_as_heads() {
-    let dir = tempdir("toolarge");
-    let t = Topics::new("toolarge");
-    create_topic(&t.input, 1);
-    let cfg = write_config(&dir, &t, "", "\"message.max.bytes\" = \"300000\"");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("max_record_bytes = 1048576", "max_record_bytes = 400000")).unwrap();
+    let fx = Fixture::new("toolarge").librdkafka("\"message.max.bytes\" = \"300000\"").build();
+    let t = &fx.topics;
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(&fx.config, text.replace("max_record_bytes = 1048576", "max_record_bytes = 400000")).unwrap();
     let over_input = post_of(400_001, "over-input");
     let over_output = post_of(299_990, "over-output");
     let mut payloads: Vec<Vec<u8>> = (0..10).map(small_post).collect();
@@ -297,9 +264,7 @@ fn records_over_the_producer_limit_go_to_the_dead_letter_topic_as_heads() {
     payloads.extend((20..30).map(small_post));
     produce(&t.input, &payloads);
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let w = Worker::start(&cfg, "all", &addr, dir.join("worker.log"));
+    let w = fx.worker("all", "worker");
     let mut dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= 2);
     dead.sort_by_key(|r| r.header("flashpoint.source.offset").map(str::to_string));
     let brief: Vec<(Option<&str>, Option<&str>, Option<&str>, Option<&str>)> = dead
@@ -329,7 +294,7 @@ fn records_over_the_producer_limit_go_to_the_dead_letter_topic_as_heads() {
     assert!(size > 300_000, "{size}");
     assert!(dead.iter().all(|d| d.payload.len() < 300_000));
     assert!(String::from_utf8_lossy(&dead[1].payload).contains("over-output"));
-    let m = committed_past_and_ready(&t, payloads.len() as i64, &addr);
+    let m = committed_past_and_ready(t, payloads.len() as i64, &w);
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="output_too_large"}"#), Some(1.0));
     assert_eq!(metric(&m, r#"flashpoint_dead_letter_records_total{reason="oversize"}"#), Some(1.0));
     let log = w.log_text();

@@ -9,10 +9,7 @@
 //! critical-incident alert must be firing. The worker runs every stage, the notify stage included, sending to
 //! a signed webhook on a local receiver, so the notification panels and the failing-channel alert have data.
 
-mod common;
-pub mod notify_common;
-
-use common::*;
+use flashpoint_testkit::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -59,9 +56,7 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     let started = Instant::now();
     let prometheus = prometheus_binary();
     let dir = tempdir("prom");
-    let t = Topics::new("prom");
-    create_topic(&t.input, 1);
-    let receiver = notify_common::Receiver::start();
+    let receiver = Receiver::start();
     std::fs::write(dir.join("hook.url"), receiver.url("/hook")).unwrap();
     std::fs::write(dir.join("hook.key"), "whsec_prometheus_test").unwrap();
     let notify = format!(
@@ -70,10 +65,11 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
         dir.join("hook.url").display(),
         dir.join("hook.key").display()
     );
-    let cfg = write_config(&dir, &t, "checkpoint_interval_ms = 300", &notify);
+    let fx = Fixture::new("prom").dir(&dir).kafka_line("checkpoint_interval_ms = 300").section(&notify).build();
+    let (t, cfg) = (&fx.topics, &fx.config);
 
     // The cut stream, checked to end with the incident open at critical severity (replay is the reference).
-    let cut: Vec<Vec<u8>> = lines(&repo("data/sample/stream.jsonl"))
+    let cut: Vec<Vec<u8>> = lines(&sample_stream())
         .into_iter()
         .filter(|l| match serde_json::from_slice::<Value>(l) {
             Ok(v) => v["created_at"].as_str().map_or(true, |c| c < CUT),
@@ -83,7 +79,7 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
     let input = dir.join("cut.jsonl");
     std::fs::write(&input, cut.iter().map(|l| format!("{}\n", String::from_utf8_lossy(l))).collect::<String>())
         .unwrap();
-    let expected = replay(&cfg, &input);
+    let expected = replay(cfg, &input);
     let last = expected.last().expect("the cut stream holds the incident");
     assert_eq!(
         (last["kind"].as_str(), last["severity"].as_str()),
@@ -91,9 +87,8 @@ fn prometheus_scrapes_the_worker_and_every_dashboard_query_and_alert_rule_return
         "incident still open at critical: {last}"
     );
 
-    let metrics_port = free_port();
-    let worker_addr = format!("127.0.0.1:{metrics_port}");
-    let worker = Worker::start(&cfg, "all", &worker_addr, dir.join("worker.log"));
+    let worker = fx.worker("all", "worker");
+    let worker_addr = worker.addr.clone();
     let prom = Prometheus::start(&prometheus, &dir, &worker_addr);
 
     // Wait for the first scrape before producing, so the counters' increases fall between samples and
