@@ -101,17 +101,22 @@ pub struct NotifyRun {
 /// `flashpoint notify` with `input` on stdin, dead letters to `dir/dead.jsonl` and `env` set; waits for it
 /// to exit.
 pub fn run_notify(config: &Path, dir: &Path, input: &str, env: &[(&str, String)]) -> NotifyRun {
+    run_notify_with(config, dir, input.as_bytes(), env, &[])
+}
+
+/// [`run_notify`] with raw input bytes (a test may send what is not UTF-8) and extra arguments.
+pub fn run_notify_with(config: &Path, dir: &Path, input: &[u8], env: &[(&str, String)], args: &[&str]) -> NotifyRun {
     let dead = dir.join("dead.jsonl");
     let mut cmd = flashpoint();
-    cmd.args(["notify", "--config"]).arg(config).args(["--input", "-", "--dead-letter"]).arg(&dead);
+    cmd.args(["notify", "--config"]).arg(config).args(["--input", "-", "--dead-letter"]).arg(&dead).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
+    let input = input.to_vec();
     let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.write_all(&input);
     });
     let out = child.wait_with_output().unwrap();
     w.join().unwrap();

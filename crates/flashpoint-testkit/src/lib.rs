@@ -12,6 +12,7 @@
 //! - [`tansu`]: a Tansu broker process the harness starts and stops itself (the fault driver's).
 //! - [`collect`]: background readers of the worker's output topics, accounting per input record.
 //! - [`receiver`], [`smtp`]: the notifier's destinations: an HTTP receiver and an SMTP server.
+//! - [`notify`]: the notifier tests' shared `[notify]` section and checkpoint reading.
 //!
 //! Everything is re-exported at the top, so a test says `use flashpoint_testkit::*;`.
 
@@ -21,6 +22,7 @@ pub mod collect;
 pub mod config;
 pub mod fixture;
 pub mod http;
+pub mod notify;
 pub mod paths;
 pub mod receiver;
 pub mod smtp;
@@ -33,6 +35,7 @@ pub use collect::*;
 pub use config::*;
 pub use fixture::*;
 pub use http::*;
+pub use notify::*;
 pub use paths::*;
 pub use receiver::*;
 pub use smtp::*;

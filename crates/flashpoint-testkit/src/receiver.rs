@@ -13,6 +13,8 @@ pub enum Reply {
     RetryAfter(u64),
     /// Read the request, never answer.
     Hang,
+    /// This status with this body (a JSON API's answer).
+    Body(u16, &'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -34,7 +36,7 @@ impl Request {
     }
 
     pub fn ok(&self) -> bool {
-        matches!(self.reply, Reply::Status(200..=299))
+        matches!(self.reply, Reply::Status(200..=299) | Reply::Body(200..=299, _))
     }
 }
 
@@ -152,14 +154,18 @@ async fn serve(mut sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) {
             reply
         };
         let (status, extra) = match reply {
-            Reply::Status(s) => (s, String::new()),
+            Reply::Status(s) | Reply::Body(s, _) => (s, String::new()),
             Reply::RetryAfter(secs) => (429, format!("Retry-After: {secs}\r\n")),
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(120)).await;
                 return;
             }
         };
-        let body = if status < 300 { "ok" } else { "{\"error\":\"no\"}" };
+        let body = match reply {
+            Reply::Body(_, b) => b,
+            _ if status < 300 => "ok",
+            _ => "{\"error\":\"no\"}",
+        };
         let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len());
         if sock.write_all(resp.as_bytes()).await.is_err() {
             return;

@@ -3,12 +3,8 @@
 //! stream end to end to a signed webhook, the notify group's committed offsets, a SIGKILL mid-stream, and the
 //! dead-letter topic for bad spike records and permanent delivery failures.
 
-mod common;
-pub mod notify_common;
-
-use common::*;
 use flashpoint_notify::channel::webhook;
-use notify_common::{Receiver, Reply};
+use flashpoint_testkit::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,7 +42,7 @@ fn now_secs() -> i64 {
 
 /// Checks every request's signature and idempotency key against its body; returns the (incident, seq) of the
 /// acknowledged ones in arrival order, and asserts a key seen twice always carried the same body.
-fn delivered(reqs: &[notify_common::Request]) -> Vec<(String, u64)> {
+fn delivered(reqs: &[Request]) -> Vec<(String, u64)> {
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut out = Vec::new();
     for r in reqs {
@@ -63,18 +59,6 @@ fn delivered(reqs: &[notify_common::Request]) -> Vec<(String, u64)> {
         }
     }
     out
-}
-
-/// Waits (bounded) until `group` has committed `end` on `topic`/`partition`.
-fn wait_committed(group: &str, topic: &str, partition: i32, end: i64) -> Option<i64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = committed(group, topic, partition);
-        if c == Some(end) || Instant::now() > deadline {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -167,7 +151,7 @@ fn notify_worker_killed_mid_stream_and_restarted_loses_nothing() {
     rx.script("/hook", &[Reply::Status(200), Reply::Status(200), Reply::Status(200)]);
     rx.default_reply("/hook", Reply::Hang);
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
-    let events: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).collect();
+    let events: Vec<Vec<u8>> = sample_events().into_iter().map(String::into_bytes).collect();
     let group = format!("{}-notify", t.group);
     let addr = format!("127.0.0.1:{}", free_port());
     let w = Worker::start(&cfg, "notify", &addr, dir.join("a.log"));
@@ -180,7 +164,11 @@ fn notify_worker_killed_mid_stream_and_restarted_loses_nothing() {
         wait_requests(&rx, "/hook", i + 1, &w);
         std::thread::sleep(step);
     }
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 3), Some(3), "the three acknowledged events are committed");
+    assert_eq!(
+        wait_committed(&group, &t.spikes, 0, 3, Duration::from_secs(30)),
+        Some(3),
+        "the three acknowledged events are committed"
+    );
     w.kill(); // SIGKILL while the fourth message waits for its answer: no drain, no commit
     rx.default_reply("/hook", Reply::Status(200));
     // The dead member's session (6 s) must expire on Tansu before a new member gets its partition (DEAD_MEMBER).
@@ -196,7 +184,7 @@ fn notify_worker_killed_mid_stream_and_restarted_loses_nothing() {
         std::thread::sleep(step);
     }
     let end = events.len() as i64;
-    assert_eq!(wait_committed(&group, &t.spikes, 0, end), Some(end), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, end, Duration::from_secs(30)), Some(end), "log:\n{}", w.log_text());
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
     assert_eq!(committed(&group, &t.spikes, 0), Some(end));
@@ -224,8 +212,7 @@ fn a_restart_resuming_inside_a_producer_batch_re_reads_the_rest_of_the_batch() {
     rx.script("/hook", &[Reply::Status(200)]);
     rx.default_reply("/hook", Reply::Hang);
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
-    let sample: Vec<serde_json::Value> =
-        notify_common::sample_events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let sample: Vec<serde_json::Value> = sample_events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     let (opening, mut escalation) = (sample[0].clone(), sample[1].clone());
     assert_eq!((opening["kind"].as_str(), escalation["kind"].as_str()), (Some("opened"), Some("updated")));
     let mut update = opening.clone();
@@ -240,12 +227,12 @@ fn a_restart_resuming_inside_a_producer_batch_re_reads_the_rest_of_the_batch() {
     let group = format!("{}-notify", t.group);
     let w = Worker::start(&cfg, "notify", "127.0.0.1:0", dir.join("a.log"));
     wait_requests(&rx, "/hook", 2, &w);
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 2), Some(2), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, 2, Duration::from_secs(30)), Some(2), "log:\n{}", w.log_text());
     w.kill();
     rx.default_reply("/hook", Reply::Status(200));
     std::thread::sleep(Duration::from_secs(7)); // DEAD_MEMBER, as above
     let w = Worker::start(&cfg, "notify", "127.0.0.1:0", dir.join("b.log"));
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 3), Some(3), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, 3, Duration::from_secs(30)), Some(3), "log:\n{}", w.log_text());
     let log = w.log_text();
     assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
     assert!(log.contains("resuming from the start of the broker batch"), "the batch-start path was taken:\n{log}");
@@ -263,7 +250,7 @@ fn bad_spike_records_and_permanent_delivery_failures_go_to_the_dead_letter_topic
     let rx = Receiver::start();
     rx.default_reply("/gone", Reply::Status(410));
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook")), ("gone", rx.url("/gone"))]);
-    let event = notify_common::sample_events().remove(0);
+    let event = sample_events().remove(0);
     let records: Vec<Vec<u8>> =
         vec![b"not json at all".to_vec(), br#"{"schema":"something.else","x":1}"#.to_vec(), event.clone().into_bytes()];
     produce(&t.spikes, &records);
@@ -271,7 +258,7 @@ fn bad_spike_records_and_permanent_delivery_failures_go_to_the_dead_letter_topic
     let w = Worker::start(&cfg, "notify", &addr, dir.join("worker.log"));
     let dead = read_until(&t.dead, Duration::from_secs(60), |r| r.len() >= 3);
     let group = format!("{}-notify", t.group);
-    assert_eq!(wait_committed(&group, &t.spikes, 0, 3), Some(3), "log:\n{}", w.log_text());
+    assert_eq!(wait_committed(&group, &t.spikes, 0, 3, Duration::from_secs(30)), Some(3), "log:\n{}", w.log_text());
     let mut brief: Vec<(String, String, String)> = dead
         .iter()
         .map(|r| {
@@ -319,8 +306,11 @@ fn role_notify_without_routes_fails_at_start_naming_the_key() {
     let dir = tempdir("notify-noroutes");
     let t = Topics::new("notify-noroutes");
     let cfg = write_config(&dir, &t, "", "");
-    let out =
-        bin().args(["run", "-c"]).arg(&cfg).args(["--role", "notify", "--metrics-listen", "127.0.0.1:0"]).output();
+    let out = flashpoint()
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .args(["--role", "notify", "--metrics-listen", "127.0.0.1:0"])
+        .output();
     let out = out.unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -348,7 +338,7 @@ fn a_rebalance_between_two_notify_workers_loses_nothing() {
     let rx = Receiver::start();
     let cfg = config(&dir, &t, &[("hook", rx.url("/hook"))]);
     // The sample incident on partition 0, and a copy of it under another incident id on partition 1.
-    let a: Vec<Vec<u8>> = notify_common::sample_events().into_iter().map(String::into_bytes).collect();
+    let a: Vec<Vec<u8>> = sample_events().into_iter().map(String::into_bytes).collect();
     let b: Vec<Vec<u8>> = a
         .iter()
         .map(|e| {
@@ -378,7 +368,12 @@ fn a_rebalance_between_two_notify_workers_loses_nothing() {
     let group = format!("{}-notify", t.group);
     let end = a.len() as i64;
     for p in 0..2 {
-        assert_eq!(wait_committed(&group, &t.spikes, p, end), Some(end), "partition {p}; log:\n{}", w1.log_text());
+        assert_eq!(
+            wait_committed(&group, &t.spikes, p, end, Duration::from_secs(30)),
+            Some(end),
+            "partition {p}; log:\n{}",
+            w1.log_text()
+        );
     }
     let (l1, l2) = (w1.log_text(), w2.log_text());
     assert_eq!(w1.stop(), 0, "{l1}");

@@ -2,12 +2,10 @@
 //! Teams, PagerDuty and a webhook endpoint (checking each payload against its format's documented fields and
 //! limits), and a real SMTP server (aiosmtpd) for email.
 
-pub mod notify_common;
-
 use flashpoint_notify::channel::{pagerduty, slack, teams, webhook};
-use notify_common::*;
+use flashpoint_testkit::*;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const HOSTILE: &str = "<!channel> <!here> *Severity:* low\n[your dashboard](https://evil.example/a) \
@@ -85,7 +83,7 @@ fn every_http_channel_gets_valid_safe_payloads_in_order() {
     let dir = tempdir("http");
     let rx = Receiver::start();
     std::fs::write(dir.join("hook.key"), "whsec_test_key\n").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -125,7 +123,7 @@ channels = ["slack", "teams", "pager", "hook"]
         ("FP_PD_KEY", "R0UTINGKEYS3CRET".to_string()),
         ("FP_HOOK_URL", rx.url("/hook")),
     ];
-    let run = notify(&cfg, &dir, &input, &env);
+    let run = run_notify(&cfg, &dir, &input, &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.summary["events"], events.len() as u64);
     assert_eq!(run.summary["low_water"], events.len() as u64, "every line done");
@@ -211,7 +209,7 @@ fn receiver_down_then_back_loses_nothing_and_duplicates_share_the_key() {
     let dir = tempdir("down");
     let port = free_port();
     std::fs::write(dir.join("k"), "k").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -242,7 +240,7 @@ update_interval_secs = 1
     let url = format!("http://127.0.0.1:{port}/hook");
     let cfg2 = cfg.clone();
     let dir2 = dir.clone();
-    let runner = std::thread::spawn(move || notify(&cfg2, &dir2, &input, &[("FP_HOOK_URL", url)]));
+    let runner = std::thread::spawn(move || run_notify(&cfg2, &dir2, &input, &[("FP_HOOK_URL", url)]));
     // Nothing listens for a while (4 s; FLASHPOINT_NOTIFY_DOWN_SECS=30 for the issue's full outage): connections
     // are refused and retried.
     let down: u64 = std::env::var("FLASHPOINT_NOTIFY_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
@@ -286,7 +284,7 @@ fn a_failing_channel_dead_letters_without_holding_up_the_others() {
     rx.default_reply("/slack", Reply::Status(400));
     rx.default_reply("/hang", Reply::Hang);
     std::fs::write(dir.join("k"), "k").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -324,7 +322,7 @@ channels = ["broken", "hanging", "good"]
         ("FP_HANG_URL", rx.url("/hang/S3CREThang")),
         ("FP_GOOD_URL", rx.url("/good")),
     ];
-    let run = notify(&cfg, &dir, &input, &env);
+    let run = run_notify(&cfg, &dir, &input, &env);
     assert_eq!(run.code, 1, "dead letters make the exit status 1: {}", run.stderr);
     assert_eq!(run.summary["bad_lines"], 2);
     assert_eq!(run.summary["low_water"], lines.len() as u64);
@@ -371,7 +369,7 @@ channels = ["broken", "hanging", "good"]
 fn replay_piped_to_notify_threads_emails_with_an_inline_chart() {
     let dir = tempdir("email");
     let smtp = Smtp::start(&dir);
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -393,7 +391,7 @@ channels = ["mail"]
         ),
     );
     // The real pipe: replay | notify.
-    let mut replay = Command::new(bin())
+    let mut replay = flashpoint()
         .args(["replay", "--config"])
         .arg(&cfg)
         .arg("--input")
@@ -403,7 +401,7 @@ channels = ["mail"]
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = Command::new(bin())
+    let out = flashpoint()
         .args(["notify", "--config"])
         .arg(&cfg)
         .args(["--input", "-"])
@@ -476,7 +474,7 @@ fn killed_mid_stream_and_restarted_from_the_checkpoint_loses_nothing() {
     rx.script("/hook", &[Reply::Status(200), Reply::Status(200), Reply::Status(200)]);
     rx.default_reply("/hook", Reply::Hang);
     std::fs::write(dir.join("k"), "k").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -503,7 +501,7 @@ update_interval_secs = 1
     std::fs::write(&input, events.join("\n") + "\n").unwrap();
     let ckpt = dir.join("notify.checkpoint");
     let start = || {
-        Command::new(bin())
+        flashpoint()
             .args(["notify", "--config"])
             .arg(&cfg)
             .arg("--input")
@@ -578,7 +576,7 @@ to = ["{to}"]
         )
     };
     std::fs::write(dir.join("pw"), "pa55word\n").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             "[notify]\n[notify.delivery]\nmax_attempts = 2\ninitial_backoff_ms = 50\n{}{}[[notify.routes]]\nname = \"mail\"\nchannels = [\"good\", \"bad\"]\n",
@@ -587,7 +585,7 @@ to = ["{to}"]
         ),
     );
     let events = sample_events();
-    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1, "the refused mailbox is a dead letter: {}", run.stderr);
     assert_eq!(smtp.mails().len(), 6, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
     let bad: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "bad").collect();
@@ -602,7 +600,7 @@ to = ["{to}"]
     let cfg2 = std::fs::read_to_string(&cfg).unwrap().replace("max_attempts = 2", "max_attempts = 2\ntimeout_secs = 1");
     let cfg2_path = dir2.join("flashpoint.toml");
     std::fs::write(&cfg2_path, cfg2).unwrap();
-    let run = notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
+    let run = run_notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1);
     assert_eq!(smtp.mails().len(), 6);
     assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
@@ -614,7 +612,7 @@ fn digests_and_rate_limits_through_the_command() {
     let dir = tempdir("digest");
     let rx = Receiver::start();
     std::fs::write(dir.join("k"), "k").unwrap();
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             r#"
@@ -651,7 +649,7 @@ rate_limit = {{ max = 1, per_secs = 86400 }}
         ("FP_TEAMS_URL", rx.url("/teams")),
         ("FP_LIMITED_URL", rx.url("/limited")),
     ];
-    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
+    let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Event time: the digest started at the opening (14:09) is due at 15:09 and goes out at the next event, the
     // resolution at 17:57, with the incident's newest state: all six events in one message.
@@ -696,7 +694,7 @@ fn qp_decode(s: &str) -> String {
 #[test]
 fn check_config_names_secrets_without_showing_them_and_missing_ones_fail_at_start() {
     let dir = tempdir("cfg");
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         r#"
 [notify]
@@ -713,7 +711,7 @@ name = "all"
 channels = ["ops", "pager"]
 "#,
     );
-    let out = Command::new(bin())
+    let out = flashpoint()
         .args(["check-config", "--config"])
         .arg(&cfg)
         .env("FP_CFG_SLACK", "https://hooks.slack.com/services/T1/B1/VERYSECRET")
@@ -727,7 +725,8 @@ channels = ["ops", "pager"]
     assert!(!text.contains("VERYSECRET"), "{text}");
 
     let dir2 = tempdir("cfg2");
-    let run = notify(&cfg, &dir2, "", &[("FP_CFG_SLACK", "https://hooks.slack.com/services/T1/B1/VERYSECRET".into())]);
+    let run =
+        run_notify(&cfg, &dir2, "", &[("FP_CFG_SLACK", "https://hooks.slack.com/services/T1/B1/VERYSECRET".into())]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("pager") && run.stderr.contains("routing_key") && run.stderr.contains("FP_CFG_PD_MISSING"),
@@ -741,9 +740,9 @@ channels = ["ops", "pager"]
 
     // An inline secret is refused, naming the key and where secrets come from, never echoing the value; and
     // the error is one readable line (no literal `\n`).
-    let bad = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"http://127.0.0.1:18080/slack/INLINESECRET\"\n");
+    let bad = notify_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = \"http://127.0.0.1:18080/slack/INLINESECRET\"\n");
     for cmd in ["check-config", "notify"] {
-        let out = Command::new(bin()).args([cmd, "--config"]).arg(&bad).stdin(Stdio::null()).output().unwrap();
+        let out = flashpoint().args([cmd, "--config"]).arg(&bad).stdin(Stdio::null()).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("notify.channels[0]: url:") && err.contains("{ env = "), "{err}");
@@ -751,8 +750,8 @@ channels = ["ops", "pager"]
     }
 
     // A missing secret file is named and said to be missing (not "entity not found").
-    let nofile = write_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = { file = \"/nonexistent/slack_url\" }\n[[notify.routes]]\nname = \"r\"\nchannels = [\"ops\"]\n");
-    let run = notify(&nofile, &dir2, "", &[]);
+    let nofile = notify_config(&dir2, "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\nurl = { file = \"/nonexistent/slack_url\" }\n[[notify.routes]]\nname = \"r\"\nchannels = [\"ops\"]\n");
+    let run = run_notify(&nofile, &dir2, "", &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("secret file /nonexistent/slack_url does not exist"), "{}", run.stderr);
     assert!(!run.stderr.contains("entity not found"), "{}", run.stderr);
@@ -768,7 +767,7 @@ fn env_refs(e: &[(String, String)]) -> Vec<(&str, String)> {
 fn a_non_utf8_line_is_a_dead_letter_and_the_run_goes_on() {
     let dir = tempdir("utf8");
     let rx = Receiver::start();
-    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let cfg = notify_config(&dir, &webhooks(&dir, "", &["hook"], ""));
     let events = sample_events();
     let mut input = Vec::new();
     for (i, l) in events.iter().enumerate() {
@@ -778,7 +777,7 @@ fn a_non_utf8_line_is_a_dead_letter_and_the_run_goes_on() {
         input.extend_from_slice(l.as_bytes());
         input.push(b'\n');
     }
-    let run = notify_with(&cfg, &dir, &input, &env_refs(&webhook_env(&rx, &["hook"])), &[]);
+    let run = run_notify_with(&cfg, &dir, &input, &env_refs(&webhook_env(&rx, &["hook"])), &[]);
     assert_eq!(run.code, 1, "a dead letter makes the status 1, not 2: {}", run.stderr);
     assert_eq!(run.summary["events"], events.len() as u64);
     assert_eq!(run.summary["bad_lines"], 1);
@@ -798,7 +797,7 @@ fn resuming_after_a_kill_resends_nothing_a_channel_finished_and_resends_are_iden
     let rx = Receiver::start();
     rx.script("/slow", &[Reply::Status(200), Reply::Status(200)]);
     rx.default_reply("/slow", Reply::Hang);
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &webhooks(&dir, "timeout_secs = 60\ninitial_backoff_ms = 100", &["fast", "slow"], "update_interval_secs = 1"),
     );
@@ -808,7 +807,7 @@ fn resuming_after_a_kill_resends_nothing_a_channel_finished_and_resends_are_iden
     let ckpt = dir.join("notify.checkpoint");
     let env = webhook_env(&rx, &["fast", "slow"]);
     let start = || {
-        let mut c = Command::new(bin());
+        let mut c = flashpoint();
         c.args(["notify", "--config"]).arg(&cfg).arg("--input").arg(&input).arg("--checkpoint").arg(&ckpt);
         c.arg("--dead-letter").arg(dir.join("dead.jsonl")).envs(env.iter().cloned()).stderr(Stdio::piped());
         c
@@ -858,20 +857,20 @@ fn resuming_after_a_kill_resends_nothing_a_channel_finished_and_resends_are_iden
 fn a_checkpoint_written_for_another_input_is_refused_and_restart_starts_over() {
     let dir = tempdir("identity");
     let rx = Receiver::start();
-    let cfg = write_config(&dir, &webhooks(&dir, "", &["hook"], ""));
+    let cfg = notify_config(&dir, &webhooks(&dir, "", &["hook"], ""));
     let env = webhook_env(&rx, &["hook"]);
     let ckpt = dir.join("ckpt").display().to_string();
     let a = sample_events();
-    let run = notify_with(&cfg, &dir, (a.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    let run = run_notify_with(&cfg, &dir, (a.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let sent_a = rx.requests("/hook").len();
     // Another input: the same incident under another id.
     let b: Vec<String> = a.iter().map(|l| l.replace("\"incident_id\":\"inc-", "\"incident_id\":\"other-")).collect();
-    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    let run = run_notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("written for another input") && run.stderr.contains("--restart"), "{}", run.stderr);
     assert_eq!(rx.requests("/hook").len(), sent_a, "nothing sent for the other input");
-    let run = notify_with(
+    let run = run_notify_with(
         &cfg,
         &dir,
         (b.join("\n") + "\n").as_bytes(),
@@ -881,7 +880,7 @@ fn a_checkpoint_written_for_another_input_is_refused_and_restart_starts_over() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rx.requests("/hook").len(), 2 * sent_a, "every message of the new input");
     // The same input again: everything was done, nothing is sent.
-    let run = notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
+    let run = run_notify_with(&cfg, &dir, (b.join("\n") + "\n").as_bytes(), &env_refs(&env), &["--checkpoint", &ckpt]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rx.requests("/hook").len(), 2 * sent_a);
     assert_eq!(run.summary["skipped_on_resume"], sent_a as u64);
@@ -895,12 +894,12 @@ fn a_dead_destination_costs_one_deadline_names_the_cause_and_delays_no_other_cha
     let dir = tempdir("deaddest");
     let rx = Receiver::start();
     let cfg =
-        write_config(&dir, &webhooks(&dir, "message_deadline_secs = 3\nbreaker_failures = 2", &["dead", "good"], ""));
+        notify_config(&dir, &webhooks(&dir, "message_deadline_secs = 3\nbreaker_failures = 2", &["dead", "good"], ""));
     let mut env = webhook_env(&rx, &["dead", "good"]);
     env[0].1 = format!("http://127.0.0.1:{}/dead", free_port()); // nothing listens there
     let events = sample_events();
     let t0 = Instant::now();
-    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &env_refs(&env));
+    let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &env_refs(&env));
     let took = t0.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let dead: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "dead").collect();
@@ -923,7 +922,7 @@ fn slack_web_api_threads_an_incident_and_edits_its_opening() {
     const OK: &str = r#"{"ok":true,"channel":"C0FLASH","ts":"1772633340.000100"}"#;
     rx.default_reply("/api/chat.postMessage", Reply::Body(200, OK));
     rx.default_reply("/api/chat.update", Reply::Body(200, OK));
-    let cfg = write_config(
+    let cfg = notify_config(
         &dir,
         &format!(
             "[notify]\n[[notify.channels]]\nkind = \"slack\"\nname = \"ops\"\ntoken = {{ env = \"FP_SLACK_TOKEN\" }}\nchannel = \"#ops-alerts\"\napi_url = \"{}\"\n[[notify.routes]]\nname = \"all\"\nchannels = [\"ops\"]\n",
@@ -931,7 +930,7 @@ fn slack_web_api_threads_an_incident_and_edits_its_opening() {
         ),
     );
     let events = sample_events();
-    let run = notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SLACK_TOKEN", "xoxb-S3CRET".into())]);
+    let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SLACK_TOKEN", "xoxb-S3CRET".into())]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let reqs = rx.requests("/api/");
     assert!(reqs.iter().all(|r| r.header("authorization") == Some("Bearer xoxb-S3CRET")));
@@ -986,9 +985,8 @@ fn test_sends_silences_hold_and_dead_letters_resend() {
     let dir = tempdir("features");
     let rx = Receiver::start();
     let env = webhook_env(&rx, &["hook"]);
-    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
-    let out =
-        Command::new(bin()).args(["notify", "test", "--config"]).arg(&cfg).envs(env.iter().cloned()).output().unwrap();
+    let cfg = notify_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    let out = flashpoint().args(["notify", "test", "--config"]).arg(&cfg).envs(env.iter().cloned()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("ok     hook (webhook)"), "{text}");
     let t = &rx.requests("/hook")[0];
@@ -996,7 +994,7 @@ fn test_sends_silences_hold_and_dead_letters_resend() {
 
     let events = sample_events();
     let input = events.join("\n") + "\n";
-    let add = Command::new(bin())
+    let add = flashpoint()
         .args(["notify", "silence", "--config"])
         .arg(&cfg)
         .args(["--entity", "acme*", "--until", "2099-01-01T00:00:00Z", "--reason", "planned launch"])
@@ -1004,22 +1002,22 @@ fn test_sends_silences_hold_and_dead_letters_resend() {
         .unwrap();
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
     let before = rx.requests("/hook").len();
-    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    let run = run_notify(&cfg, &dir, &input, &env_refs(&env));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rx.requests("/hook").len(), before, "silenced: nothing sent");
     assert!(run.summary["silenced"].as_u64().unwrap() > 0, "but counted: {}", run.summary);
 
     // Without the silence, against a failing receiver: dead letters; read back, they are re-sent as they were.
-    let cfg = write_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
+    let cfg = notify_config(&dir, &webhooks(&dir, "max_attempts = 1", &["hook"], ""));
     rx.script("/hook", &[Reply::Status(400), Reply::Status(400)]);
-    let run = notify(&cfg, &dir, &input, &env_refs(&env));
+    let run = run_notify(&cfg, &dir, &input, &env_refs(&env));
     assert_eq!(run.code, 1, "{}", run.stderr);
     let failed: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["source"] == "delivery").collect();
     assert_eq!(failed.len(), 2);
     let first_fail = rx.requests("/hook")[before].clone();
     let dead_lines: String = failed.iter().map(|d| d.to_string() + "\n").collect();
     let n = rx.requests("/hook").len();
-    let run = notify(&cfg, &dir, &dead_lines, &env_refs(&env));
+    let run = run_notify(&cfg, &dir, &dead_lines, &env_refs(&env));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let resent = &rx.requests("/hook")[n..];
     assert_eq!(resent.len(), 2);
