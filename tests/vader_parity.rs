@@ -1,7 +1,7 @@
 //! Parity of the lexicon scorer with the reference `vaderSentiment` 3.3.2 on all 23,703 ground-truth texts.
 //!
 //! The bar is 99.9% of texts within 1e-4 on every field; the scorer is in fact exact, so this test
-//! asserts that and prints any differing text, which then has to be explained in the README.
+//! asserts that and prints any differing text, which then has to be explained in docs/sentiment.md.
 
 use flashpoint_core::sentiment::{LexiconScorer, Scorer};
 use flashpoint_testkit::repo;

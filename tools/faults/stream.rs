@@ -95,7 +95,7 @@ pub fn spawn_producer(
     rate: u64,
     acked: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
-    // One in-flight request keeps the order without idempotence (see `broker` in the README: Tansu's sqlite
+    // One in-flight request keeps the order without idempotence (see `broker` in docs/reliability.md: Tansu's sqlite
     // engine panics on idempotent produces after a restart).
     let idempotent = std::env::var("FAULTS_IDEMPOTENT_INPUT").map_or(true, |v| v != "0");
     std::thread::spawn(move || {
