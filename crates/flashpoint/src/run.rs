@@ -25,10 +25,17 @@ pub fn run(cfg: Config, role: Role, scorer: Arc<dyn Scorer>) -> Result<ExitCode>
 
         let stop = Stop::new();
         let (signal_stop, grace) = (stop.clone(), Duration::from_millis(cfg.kafka.shutdown_timeout_ms));
+        let mut fired = stop.subscribe();
         tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("stopping: draining, committing and leaving the group");
-            signal_stop.fire();
+            tokio::select! {
+                _ = wait_for_signal() => {
+                    info!("stopping: draining, committing and leaving the group");
+                    signal_stop.fire();
+                }
+                // A failing stage fires the stop itself: the others' drain is bounded all the same (a broker that
+                // froze and failed one stage would otherwise hold the rest, and the process, for ever).
+                _ = fired.recv() => info!("a stage stopped the worker: draining the others"),
+            }
             // The drain is bounded whatever the broker does: what is not committed by then is re-read by the
             // next owner. A second signal while draining means "now".
             tokio::select! {
