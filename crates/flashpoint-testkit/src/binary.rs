@@ -76,9 +76,9 @@ pub fn replay(config: &Path, input: &Path) -> Vec<serde_json::Value> {
 pub fn sample_events() -> Vec<String> {
     let out = flashpoint()
         .args(["replay", "--config"])
-        .arg(crate::repo("config/flashpoint.toml"))
+        .arg(crate::paths::repo("config/flashpoint.toml"))
         .arg("--input")
-        .arg(crate::sample_stream())
+        .arg(crate::paths::sample_stream())
         .arg("--flush")
         .stderr(Stdio::null())
         .output()

@@ -36,9 +36,9 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// Names no other test (or earlier run against the same broker) uses, from [`crate::unique`].
+    /// Names no other test (or earlier run against the same broker) uses, from [`crate::paths::unique`].
     pub fn new(name: &str) -> Topics {
-        Topics::with_prefix(&crate::unique(name))
+        Topics::with_prefix(&crate::paths::unique(name))
     }
 
     /// `<prefix>-posts`, `<prefix>-scored`, ... and the group `<prefix>`, as given.
@@ -184,7 +184,7 @@ impl Record {
 pub fn read_until(topic: &str, timeout: Duration, want: impl Fn(&[Record]) -> bool) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
-        .set("group.id", crate::unique("reader"))
+        .set("group.id", crate::paths::unique("reader"))
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();

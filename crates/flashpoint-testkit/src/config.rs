@@ -2,7 +2,7 @@
 //! watchlist) with what a test adds: a `[kafka]` section for its topics, more sections (`[notify]`), or a
 //! watchlist of its own.
 
-use crate::Topics;
+use crate::broker::Topics;
 use std::path::{Path, PathBuf};
 
 /// A config under construction; [`Config::write`] renders it.
@@ -58,7 +58,7 @@ impl Config {
     /// The config text. The example's sections come first, then `[kafka]`, the added sections, and the
     /// watchlist last (TOML's array of tables must not swallow a later table header).
     pub fn render(&self) -> String {
-        let base = std::fs::read_to_string(crate::repo("config/flashpoint.toml")).unwrap();
+        let base = std::fs::read_to_string(crate::paths::repo("config/flashpoint.toml")).unwrap();
         let at = base.find("[[entities]]").expect("example config has a watchlist");
         let (head, example_watchlist) = base.split_at(at);
         let watchlist = match &self.entities {
@@ -93,7 +93,7 @@ impl Config {
 /// Short for `Config::example().kafka(..).kafka_line(extra_kafka).section(extra).write(..)`.
 pub fn write_config(dir: &Path, t: &Topics, extra_kafka: &str, extra: &str) -> PathBuf {
     Config::example()
-        .kafka(&crate::brokers(), t)
+        .kafka(&crate::broker::brokers(), t)
         .kafka_line(extra_kafka)
         .section(extra)
         .write(&dir.join(format!("{}.toml", t.group)))

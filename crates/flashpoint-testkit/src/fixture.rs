@@ -8,7 +8,9 @@
 //! let w = fx.worker("all", "w0");
 //! ```
 
-use crate::{Config, Topics, Worker};
+use crate::broker::Topics;
+use crate::config::Config;
+use crate::worker::Worker;
 use std::path::{Path, PathBuf};
 
 /// How to build a [`Fixture`]; [`Fixture::new`] starts one.
@@ -31,7 +33,7 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A fixture named `name`, by default: the test broker ([`crate::brokers`]), a fresh [`crate::tempdir`],
+    /// A fixture named `name`, by default: the test broker ([`crate::broker::brokers`]), a fresh [`crate::paths::tempdir`],
     /// unique [`Topics::new`], the input topic created with one partition, the example config.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(name: &str) -> FixtureBuilder {
@@ -47,17 +49,17 @@ impl Fixture {
 
     /// A worker with `role` on this fixture's config, its metrics on a free port, its log `dir/<name>.log`.
     pub fn worker(&self, role: &str, name: &str) -> Worker {
-        Worker::start_named(&self.config, role, &format!("127.0.0.1:{}", crate::free_port()), &self.dir, name)
+        Worker::start_named(&self.config, role, &format!("127.0.0.1:{}", crate::paths::free_port()), &self.dir, name)
     }
 
     /// `flashpoint replay` of `input` with this fixture's config.
     pub fn replay(&self, input: &Path) -> Vec<serde_json::Value> {
-        crate::replay(&self.config, input)
+        crate::binary::replay(&self.config, input)
     }
 
     /// The committed offset of the score group on partition `p` of the input topic.
     pub fn input_committed(&self, p: i32) -> Option<i64> {
-        crate::committed_on(&self.brokers, &self.topics.score_group(), &self.topics.input, p)
+        crate::broker::committed_on(&self.brokers, &self.topics.score_group(), &self.topics.input, p)
     }
 }
 
@@ -112,12 +114,12 @@ impl FixtureBuilder {
 
     /// Writes the config to `dir/<name>.toml` and creates the input topic.
     pub fn build(self) -> Fixture {
-        let brokers = self.brokers.unwrap_or_else(crate::brokers);
-        let dir = self.dir.unwrap_or_else(|| crate::tempdir(&self.name));
+        let brokers = self.brokers.unwrap_or_else(crate::broker::brokers);
+        let dir = self.dir.unwrap_or_else(|| crate::paths::tempdir(&self.name));
         let topics = self.topics.unwrap_or_else(|| Topics::new(&self.name));
         let config = self.config.kafka(&brokers, &topics).write(&dir.join(format!("{}.toml", self.name)));
         if let Some(n) = self.input_partitions {
-            crate::create_topic_on(&brokers, &topics.input, n);
+            crate::broker::create_topic_on(&brokers, &topics.input, n);
         }
         Fixture { dir, topics, config, brokers }
     }

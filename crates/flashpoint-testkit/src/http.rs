@@ -42,6 +42,6 @@ mod tests {
 
     #[test]
     fn a_closed_port_is_no_answer() {
-        assert_eq!(try_http_get(&format!("127.0.0.1:{}", crate::free_port()), "/metrics"), None);
+        assert_eq!(try_http_get(&format!("127.0.0.1:{}", crate::paths::free_port()), "/metrics"), None);
     }
 }

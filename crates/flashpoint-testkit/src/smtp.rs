@@ -2,7 +2,7 @@
 //! writing a Maildir), plain or with STARTTLS and AUTH (`smtp_server.py` beside this crate's manifest), and
 //! the certificates for it.
 
-use crate::free_port;
+use crate::paths::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! A Tansu broker process the harness owns (the fault driver starts one per scenario): started on a given
 //! port and storage, signalled, stopped and started again on the same storage. The test suite's shared
-//! broker is started by `scripts/test.sh` instead and reached through [`crate::brokers`].
+//! broker is started by `scripts/test.sh` instead and reached through [`crate::broker::brokers`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -70,7 +70,7 @@ impl Worker {
     /// `flashpoint run -c config --role role --metrics-listen metrics_listen`, stderr to `log`.
     pub fn start(config: &Path, role: &str, metrics_listen: &str, log: PathBuf) -> Worker {
         let f = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        let child = crate::flashpoint()
+        let child = crate::binary::flashpoint()
             .args(["run", "-c"])
             .arg(config)
             .args(["--role", role, "--metrics-listen", metrics_listen])
@@ -99,7 +99,7 @@ impl Worker {
         let (last, peak, stop, addr) = (w.last.clone(), w.peak_rss.clone(), w.stop.clone(), self.addr.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Some((200, text)) = crate::try_http_get(&addr, "/metrics") {
+                if let Some((200, text)) = crate::http::try_http_get(&addr, "/metrics") {
                     let s = Scrape::parse(&text);
                     peak.fetch_max(s.rss as u64, Ordering::Relaxed);
                     *last.lock().unwrap() = s;
@@ -147,17 +147,17 @@ impl Worker {
 
     /// `/readyz`'s status, None if the worker does not answer.
     pub fn ready(&self) -> Option<u16> {
-        crate::try_http_get(&self.addr, "/readyz").map(|(c, _)| c)
+        crate::http::try_http_get(&self.addr, "/readyz").map(|(c, _)| c)
     }
 
     /// The current `/metrics` text, None if the worker does not answer.
     pub fn metrics(&self) -> Option<String> {
-        crate::try_http_get(&self.addr, "/metrics").map(|(_, t)| t)
+        crate::http::try_http_get(&self.addr, "/metrics").map(|(_, t)| t)
     }
 
-    /// The value of one series now (see [`crate::metric`]), None if absent or the worker does not answer.
+    /// The value of one series now (see [`crate::http::metric`]), None if absent or the worker does not answer.
     pub fn metric(&self, series: &str) -> Option<f64> {
-        crate::metric(&self.metrics()?, series)
+        crate::http::metric(&self.metrics()?, series)
     }
 
     /// The last background scrape (all zero for a worker not watched, or not scraped yet).
@@ -193,7 +193,7 @@ impl Worker {
     /// A fresh scrape (watched workers), SIGTERM, and the exit code if it exits within `limit`; one still
     /// running then is SIGKILLed (None). Also returns the final scrape, taken just before the signal.
     pub fn stop_within(mut self, limit: Duration) -> (Option<i32>, Scrape) {
-        if let (Some(w), Some((200, text))) = (&self.watch, crate::try_http_get(&self.addr, "/metrics")) {
+        if let (Some(w), Some((200, text))) = (&self.watch, crate::http::try_http_get(&self.addr, "/metrics")) {
             *w.last.lock().unwrap() = Scrape::parse(&text);
         }
         let mut c = self.child.take().unwrap();
