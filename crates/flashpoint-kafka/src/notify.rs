@@ -105,15 +105,16 @@ impl Handler for NotifyLoop {
     async fn record(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
         self.on_message(m).await
     }
+    /// False for a record re-read from a batch start below its partition's committed offset (done before).
+    fn admit(&mut self, m: &BorrowedMessage<'_>) -> bool {
+        self.rebalanced();
+        self.floors.admit(&self.topic, m.partition(), m.offset())
+    }
 }
 
 impl NotifyLoop {
     async fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), WorkerError> {
-        self.rebalanced();
         let pos = Position { partition: m.partition(), offset: m.offset() };
-        if !self.floors.admit(&self.topic, pos.partition, pos.offset) {
-            return Ok(()); // re-read from a batch start: done before the committed offset
-        }
         self.committed.entry(pos.partition).or_insert(pos.offset);
         let payload = m.payload().unwrap_or_default();
         // The notifier's one reader (shared with `flashpoint notify`): classified, counted, routed.
@@ -150,12 +151,9 @@ impl NotifyLoop {
         for p in ctx.take_revoked().unwrap_or_default() {
             self.engine.forget_partition(p);
             self.committed.remove(&p);
-            // A floor left from before the revocation is at most the committed offset the partition resumes
-            // from (commits only advance), so its first re-read record lifts it; a new floor replaces it.
+            self.floors.forget(&self.topic, p);
         }
-        for (topic, p, at) in ctx.take_floors().unwrap_or_default() {
-            self.floors.set(topic, p, at);
-        }
+        self.floors.set_all(ctx.take_floors().unwrap_or_default());
     }
 
     /// Applies acknowledgements, makes the delivery dead letters durable, then commits the low-water marks.
