@@ -26,6 +26,47 @@ pub struct Post {
     /// gives a list (Bluesky's `langs`). Read by the language gate (`lang`); `None` when the platform has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// Where a responder can open the post itself: an `https://` URL (see [`https_url`]), or `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Where a responder can open the author's profile, on the same terms as `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<String>,
+}
+
+/// Longest URL kept, in bytes. Links travel in every stage record and alert, and browsers and chat tools
+/// handle 2 KB reliably; a longer "permalink" is more likely padding than a post.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// `s` if it is an `https://` URL of at most [`MAX_URL_BYTES`] with a host, in printable ASCII; else `None`.
+/// Another scheme (`http:`, `javascript:`, `data:`) could downgrade or run code in the reader's client;
+/// whitespace or controls would split the link where it is rendered, and non-ASCII could hide a look-alike
+/// host (platforms send percent-encoded, punycode URLs, so nothing real is lost).
+pub fn https_url(s: &str) -> Option<String> {
+    let rest = s.strip_prefix("https://")?;
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let ok = s.len() <= MAX_URL_BYTES && host_end > 0 && s.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| s.to_string())
+}
+
+/// A platform name or id spliced into a URL path: only characters that cannot end the segment, start a query
+/// or escape the path (the platforms' own alphabets are narrower still).
+fn path_segment(s: &str) -> Option<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 512
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:".contains(&b))
+        && s != "."
+        && s != "..";
+    ok.then_some(s)
+}
+
+/// The X links of a post by `handle` with id `id` (v1.1 and v2 alike); none when the handle is unknown (a bare
+/// v2 `author_id` is not a handle).
+fn x_urls(handle: Option<&str>, id: &str) -> (Option<String>, Option<String>) {
+    let Some(h) = handle.and_then(path_segment) else { return (None, None) };
+    let author = https_url(&format!("https://x.com/{h}"));
+    let post = path_segment(id).and_then(|id| https_url(&format!("https://x.com/{h}/status/{id}")));
+    (post, author)
 }
 
 /// Why a record could not be decoded: its reason (one of `Rejection`'s decode reasons, the dead-letter reason
@@ -78,6 +119,10 @@ pub struct FieldPaths {
     pub author: String,
     pub followers: String,
     pub lang: String,
+    /// The post's own URL; kept only when it is `https://` (see [`https_url`]).
+    pub url: String,
+    /// The author's profile URL, on the same terms.
+    pub author_url: String,
 }
 
 impl Default for FieldPaths {
@@ -89,6 +134,8 @@ impl Default for FieldPaths {
             author: "author".into(),
             followers: "followers".into(),
             lang: "lang".into(),
+            url: "url".into(),
+            author_url: "author_url".into(),
         }
     }
 }
@@ -142,6 +189,10 @@ fn as_text(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+fn as_url(v: Option<&Value>) -> Option<String> {
+    https_url(v?.as_str()?)
 }
 
 fn as_u64(v: Option<&Value>) -> Option<u64> {
@@ -244,6 +295,8 @@ impl Decoder {
                     author: as_text(get(v, &p.author)),
                     followers: as_u64(get(v, &p.followers)),
                     lang: as_text(get(v, &p.lang)),
+                    url: as_url(get(v, &p.url)),
+                    author_url: as_url(get(v, &p.author_url)),
                 }])
             }
             Format::TwitterV1 => {
@@ -251,14 +304,19 @@ impl Decoder {
                     get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")),
                 )
                 .ok_or_else(|| DecodeError::no_text("text"))?;
+                let id =
+                    as_text(get(v, "id_str").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::no_id("id_str"))?;
+                let author = as_text(get(v, "user.screen_name"));
+                let (url, author_url) = x_urls(author.as_deref(), &id);
                 Ok(vec![Post {
-                    id: as_text(get(v, "id_str").or_else(|| get(v, "id")))
-                        .ok_or_else(|| DecodeError::no_id("id_str"))?,
+                    id,
                     text,
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
-                    author: as_text(get(v, "user.screen_name")),
+                    author,
                     followers: as_u64(get(v, "user.followers_count")),
                     lang: as_text(get(v, "lang")),
+                    url,
+                    author_url,
                 }])
             }
             Format::TwitterV2 => {
@@ -275,13 +333,18 @@ impl Decoder {
                 let one = |d: &Value| -> Result<Post, DecodeError> {
                     let author_id = as_text(get(d, "author_id"));
                     let user = author_id.as_ref().and_then(|a| users.get(a.as_str()).copied());
+                    let id = as_text(get(d, "id")).ok_or_else(|| DecodeError::no_id("data.id"))?;
+                    let username = user.and_then(|u| as_text(get(u, "username")));
+                    let (url, author_url) = x_urls(username.as_deref(), &id);
                     Ok(Post {
-                        id: as_text(get(d, "id")).ok_or_else(|| DecodeError::no_id("data.id"))?,
+                        id,
                         text: as_text(get(d, "text")).ok_or_else(|| DecodeError::no_text("data.text"))?,
                         created_at: parse_time(get(d, "created_at"), "data.created_at")?,
-                        author: user.and_then(|u| as_text(get(u, "username"))).or(author_id),
+                        author: username.or(author_id),
                         followers: user.and_then(|u| as_u64(get(u, "public_metrics.followers_count"))),
                         lang: as_text(get(d, "lang")),
+                        url,
+                        author_url,
                     })
                 };
                 match get(v, "data") {
@@ -299,6 +362,10 @@ impl Decoder {
                 }
                 let did = as_text(get(v, "did")).ok_or_else(|| DecodeError::no_id("did"))?;
                 let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::no_id("commit.rkey"))?;
+                // The web app addresses a post by its author's DID and record key, so no handle lookup is needed.
+                let author_url = path_segment(&did).and_then(|d| https_url(&format!("https://bsky.app/profile/{d}")));
+                let url =
+                    author_url.as_ref().zip(path_segment(&rkey)).and_then(|(a, r)| https_url(&format!("{a}/post/{r}")));
                 Ok(vec![Post {
                     id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
                     text: as_text(get(v, "commit.record.text"))
@@ -311,16 +378,29 @@ impl Decoder {
                     followers: None,
                     // All of them: a post tagged ["es", "en"] is readable by an English scorer.
                     lang: langs_list(get(v, "commit.record.langs")),
+                    url,
+                    author_url,
                 }])
             }
             Format::Reddit => {
                 let d = get(v, "data").filter(|d| d.is_object()).unwrap_or(v);
+                let author = as_text(get(d, "author"));
                 Ok(vec![Post {
                     id: as_text(get(d, "name").or_else(|| get(d, "id")))
                         .ok_or_else(|| DecodeError::no_id("data.name"))?,
                     text: as_text(get(d, "body")).ok_or_else(|| DecodeError::no_text("data.body"))?,
                     created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
-                    author: as_text(get(d, "author")),
+                    // A site-relative path; one that is not (`//evil`, `@host`) would move the link off Reddit.
+                    url: as_text(get(d, "permalink"))
+                        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains(['@', '\\']))
+                        .and_then(|p| https_url(&format!("https://www.reddit.com{p}"))),
+                    // Deleted comments keep "[deleted]" as the author, which is nobody's profile.
+                    author_url: author
+                        .as_deref()
+                        .filter(|a| *a != "[deleted]")
+                        .and_then(path_segment)
+                        .and_then(|a| https_url(&format!("https://www.reddit.com/user/{a}"))),
+                    author,
                     followers: None,
                     lang: None,
                 }])
@@ -334,6 +414,8 @@ impl Decoder {
                     author: as_text(get(v, "account.acct")),
                     followers: as_u64(get(v, "account.followers_count")),
                     lang: as_text(get(v, "language")),
+                    url: as_url(get(v, "url")),
+                    author_url: as_url(get(v, "account.url")),
                 }])
             }
         }

@@ -50,6 +50,13 @@ pub struct EvidencePost {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub followers: Option<u64>,
     pub compound: f64,
+    /// The post on its platform (`https://` only). Absent in events and snapshots written before links were
+    /// carried, and for sources that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The author's profile, on the same terms as `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<String>,
 }
 
 /// What the aggregator needs of a scored post.
@@ -61,6 +68,8 @@ pub struct PostView<'a> {
     pub followers: Option<u64>,
     pub compound: f64,
     pub label: Label,
+    pub url: Option<&'a str>,
+    pub author_url: Option<&'a str>,
 }
 
 /// Longest evidence text kept, in characters: a tweet's worth.
@@ -80,6 +89,10 @@ fn evidence(p: &PostView) -> EvidencePost {
         author: p.author.map(str::to_string),
         followers: p.followers,
         compound: p.compound,
+        // Checked again here, not only at decode: stage records come off a topic that may hold anything, and
+        // the event carries these links to every alert reader.
+        url: p.url.and_then(crate::post::https_url),
+        author_url: p.author_url.and_then(crate::post::https_url),
     }
 }
 
@@ -324,7 +337,7 @@ mod tests {
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
         let label = crate::sentiment::LabelThresholds::default().label(compound);
-        PostView { id, text, created_at: t, author: None, followers, compound, label }
+        PostView { id, text, created_at: t, author: None, followers, compound, label, url: None, author_url: None }
     }
 
     #[test]
@@ -377,6 +390,8 @@ mod tests {
             followers: Some(f),
             compound: 0.0,
             label: Label::Unscored,
+            url: None,
+            author_url: None,
         };
         a.add(&foreign("3", 900), &lim, &[]);
         a.add(&foreign("4", 5), &lim, &[]);

@@ -188,6 +188,8 @@ pub(crate) mod testing {
             author: Some(format!("user_{id}")),
             followers: Some(1200),
             compound: -0.8,
+            url: None,
+            author_url: None,
         }
     }
 
