@@ -38,14 +38,18 @@ pub struct Post {
 /// handle 2 KB reliably; a longer "permalink" is more likely padding than a post.
 pub const MAX_URL_BYTES: usize = 2048;
 
-/// `s` if it is an `https://` URL of at most [`MAX_URL_BYTES`] with a host, in printable ASCII; else `None`.
-/// Another scheme (`http:`, `javascript:`, `data:`) could downgrade or run code in the reader's client;
-/// whitespace or controls would split the link where it is rendered, and non-ASCII could hide a look-alike
-/// host (platforms send percent-encoded, punycode URLs, so nothing real is lost).
+/// `s` if it is an `https://` URL of at most [`MAX_URL_BYTES`] with a host, made only of the characters RFC 3986
+/// allows; else `None`. Another scheme (`http:`, `javascript:`, `data:`) could downgrade or run code in the
+/// reader's client. The characters RFC 3986 excludes (space, controls, `<`, `>`, `"`, `{`, `}`, `|`, `\`, `^`,
+/// backtick) are the ones that
+/// end a link in the markups alerts use, and non-ASCII could hide a look-alike host; platforms send
+/// percent-encoded, punycode URLs, so nothing real is lost.
 pub fn https_url(s: &str) -> Option<String> {
     let rest = s.strip_prefix("https://")?;
     let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let ok = s.len() <= MAX_URL_BYTES && host_end > 0 && s.bytes().all(|b| b.is_ascii_graphic());
+    let ok = s.len() <= MAX_URL_BYTES
+        && host_end > 0
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b));
     ok.then(|| s.to_string())
 }
 
@@ -486,6 +490,145 @@ mod tests {
         assert_eq!(d.decode(rec("").as_bytes()).unwrap()[0].lang, None);
         let many = format!(r#","langs":[{}]"#, vec!["\"xx\""; 50].join(","));
         assert_eq!(d.decode(rec(&many).as_bytes()).unwrap()[0].lang.as_deref().unwrap().split(',').count(), 8);
+    }
+
+    // The records below are cut down from `shared/data/social_json` (see its README.txt for sources and
+    // licences), keeping the fields the links are built from with their real values.
+
+    #[test]
+    fn twitter_v1_links_need_the_screen_name() {
+        let d = Decoder::new(Format::TwitterV1, FieldPaths::default());
+        // statuses_show_266367358078169089.json
+        let rec = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id":266367358078169089,
+            "id_str":"266367358078169089","text":"RT @TwitterEng: Bolstering our infrastructure.",
+            "user":{"id_str":"783214","screen_name":"Twitter","followers_count":20}}"#;
+        let p = &d.decode(rec).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://x.com/Twitter/status/266367358078169089"));
+        assert_eq!(p.author_url.as_deref(), Some("https://x.com/Twitter"));
+        let anon = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id_str":"1","text":"t"}"#;
+        let p = &d.decode(anon).unwrap()[0];
+        assert_eq!((p.url.as_deref(), p.author_url.as_deref()), (None, None));
+        // A handle that would leave the path (`/`, `?`) builds no link.
+        let odd = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id_str":"1","text":"t","user":{"screen_name":"a/../b?"}}"#;
+        assert_eq!(d.decode(odd).unwrap()[0].url, None);
+    }
+
+    #[test]
+    fn twitter_v2_links_use_the_joined_username() {
+        let d = Decoder::new(Format::TwitterV2, FieldPaths::default());
+        // postman_v2_tweet_examples.json, search/recent with expansions=author_id
+        let rec = br#"{"data":[{"author_id":"63046977","created_at":"2020-06-25T06:14:19.000Z",
+            "id":"1276035977698521088","text":"@snowman good"},
+            {"author_id":"404","created_at":"2020-06-25T06:14:19.000Z","id":"2","text":"no user"}],
+            "includes":{"users":[{"id":"63046977","username":"suhemparack","name":"Suhem"}]}}"#;
+        let p = d.decode(rec).unwrap();
+        assert_eq!(p[0].url.as_deref(), Some("https://x.com/suhemparack/status/1276035977698521088"));
+        assert_eq!(p[0].author_url.as_deref(), Some("https://x.com/suhemparack"));
+        // Only an author id, no handle: the author is shown by id but no link is guessed from it.
+        assert_eq!(p[1].author.as_deref(), Some("404"));
+        assert_eq!((p[1].url.as_deref(), p[1].author_url.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn bluesky_links_from_did_and_rkey() {
+        let d = Decoder::new(Format::BlueskyJetstream, FieldPaths::default());
+        // expected_v1.jsonl, the first post create
+        let rec = br#"{"did":"did:plc:dclwtltrt2ggsryagfzk7dp4","time_us":1783175886000000,"kind":"commit",
+            "commit":{"rev":"x","operation":"create","collection":"app.bsky.feed.post","rkey":"3mptbyoeyc22k",
+            "record":{"$type":"app.bsky.feed.post","text":"hi","createdAt":"2026-07-04T14:38:06.240Z"}}}"#;
+        let p = &d.decode(rec).unwrap()[0];
+        assert_eq!(
+            p.url.as_deref(),
+            Some("https://bsky.app/profile/did:plc:dclwtltrt2ggsryagfzk7dp4/post/3mptbyoeyc22k")
+        );
+        assert_eq!(p.author_url.as_deref(), Some("https://bsky.app/profile/did:plc:dclwtltrt2ggsryagfzk7dp4"));
+        let bad = String::from_utf8_lossy(rec).replace("3mptbyoeyc22k", "a/b?c");
+        let p = &d.decode(bad.as_bytes()).unwrap()[0];
+        assert_eq!(p.url, None);
+        assert!(p.author_url.is_some());
+    }
+
+    #[test]
+    fn reddit_links_from_permalink_and_author() {
+        let d = Decoder::new(Format::Reddit, FieldPaths::default());
+        // r_test_subreddit_comments_2023.jsonl (its subreddit name is redacted there as `<TEST_SUBREDDIT>`)
+        let rec = |permalink: &str, author: &str| {
+            format!(
+                r#"{{"kind":"t1","data":{{"name":"t1_k3yrfii","id":"k3yrfii","author":"{author}",
+                "body":"Did it work?","created_utc":1696754768.0,"permalink":"{permalink}"}}}}"#
+            )
+        };
+        let p = &d.decode(rec("/r/test/comments/agi5zf/test/k3yrfii/", "Acceptable-Bread-566").as_bytes()).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://www.reddit.com/r/test/comments/agi5zf/test/k3yrfii/"));
+        assert_eq!(p.author_url.as_deref(), Some("https://www.reddit.com/user/Acceptable-Bread-566"));
+        // The redacted sample as it is: `<` `>` are not URL characters, so no link rather than a broken one.
+        let p = &d.decode(rec("/r/<TEST_SUBREDDIT>/comments/agi5zf/x/k3yrfii/", "[deleted]").as_bytes()).unwrap()[0];
+        assert_eq!((p.url.as_deref(), p.author_url.as_deref()), (None, None));
+        for off_site in ["//evil.example/x", "@evil.example/x", "r/test"] {
+            assert_eq!(d.decode(rec(off_site, "a").as_bytes()).unwrap()[0].url, None, "{off_site}");
+        }
+        // The 2016 listing has no permalink on comments.
+        let old = br#"{"kind":"t1","data":{"name":"t1_d4y8bdp","author":"preppypuppy","body":"great","created_utc":1467590690.0}}"#;
+        assert_eq!(d.decode(old).unwrap()[0].url, None);
+    }
+
+    #[test]
+    fn mastodon_links_are_the_status_and_account_urls() {
+        let d = Decoder::new(Format::Mastodon, FieldPaths::default());
+        // mastodon_social_statuses.jsonl, the first status
+        let rec = |url: &str| {
+            format!(
+                r#"{{"id":"110446223051565765","created_at":"2023-05-28T12:06:50.000Z","language":"en",
+                "uri":"https://icosahedron.website/users/halcy/statuses/110446222386355655","url":"{url}",
+                "content":"<p>animes</p>","account":{{"acct":"halcy@icosahedron.website",
+                "url":"https://icosahedron.website/@halcy"}}}}"#
+            )
+        };
+        let p = &d.decode(rec("https://icosahedron.website/@halcy/110446222386355655").as_bytes()).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://icosahedron.website/@halcy/110446222386355655"));
+        assert_eq!(p.author_url.as_deref(), Some("https://icosahedron.website/@halcy"));
+        for hostile in ["javascript:alert(1)", "http://icosahedron.website/@halcy/1", "https://", "https://a/b c"] {
+            assert_eq!(d.decode(rec(hostile).as_bytes()).unwrap()[0].url, None, "{hostile}");
+        }
+    }
+
+    #[test]
+    fn generic_url_paths() {
+        let d = Decoder::default();
+        let p = &d
+            .decode(br#"{"id":1,"text":"t","created_at":1,"url":"https://example.com/p/1","author_url":"https://example.com/u"}"#)
+            .unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://example.com/p/1"));
+        assert_eq!(p.author_url.as_deref(), Some("https://example.com/u"));
+        assert_eq!(d.decode(br#"{"id":1,"text":"t","created_at":1}"#).unwrap()[0].url, None);
+        assert_eq!(d.decode(br#"{"id":1,"text":"t","created_at":1,"url":7}"#).unwrap()[0].url, None);
+        let moved = Decoder::new(Format::Generic, FieldPaths { url: "links.self".into(), ..FieldPaths::default() });
+        let p = &moved.decode(br#"{"id":1,"text":"t","created_at":1,"links":{"self":"https://e.com/1"}}"#).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://e.com/1"));
+    }
+
+    #[test]
+    fn only_short_https_urls_are_kept() {
+        assert_eq!(https_url("https://x.com/a/status/1").as_deref(), Some("https://x.com/a/status/1"));
+        for bad in [
+            "http://x.com/a",
+            "javascript:alert(1)",
+            "JAVASCRIPT://x.com/%0aalert(1)",
+            "data:text/html,x",
+            "https:///path",
+            "https://x.com/a b",
+            "https://x.com/a\nb",
+            "https://x.com/a|b",
+            "https://x.com/a>b",
+            "https://x.com/a\"b",
+            "https://x.com/\u{202e}a",
+            "https://exаmple.com/",
+        ] {
+            assert_eq!(https_url(bad), None, "{bad:?}");
+        }
+        let long = format!("https://x.com/{}", "a".repeat(MAX_URL_BYTES));
+        assert_eq!(https_url(&long), None);
+        assert!(https_url(&long[..MAX_URL_BYTES]).is_some());
     }
 
     #[test]

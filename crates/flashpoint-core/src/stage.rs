@@ -602,6 +602,80 @@ pub(crate) mod tests {
         assert!(StageRecord::decode(b"garbage").is_err());
     }
 
+    fn with_links(
+        r: StageRecord<'static>,
+        url: Option<&'static str>,
+        author_url: Option<&'static str>,
+    ) -> StageRecord<'static> {
+        match r {
+            StageRecord::Post(mut p) => {
+                p.url = url.map(Cow::Borrowed);
+                p.author_url = author_url.map(Cow::Borrowed);
+                StageRecord::Post(p)
+            }
+            t => t,
+        }
+    }
+
+    #[test]
+    fn post_links_round_trip_in_every_combination() {
+        let (u, a) = (Some("https://x.com/ann/status/1"), Some("https://x.com/ann"));
+        for (url, author_url) in [(None, None), (u, None), (None, a), (u, a)] {
+            let r = with_links(rec("Acme", 1, 5, 7, -0.25), url, author_url);
+            let bytes = r.encode();
+            assert_eq!(bytes[1] & HAS_URL != 0, url.is_some());
+            assert_eq!(bytes[1] & HAS_AUTHOR_URL != 0, author_url.is_some());
+            assert_eq!(StageRecord::decode(&bytes).unwrap(), r);
+            assert_eq!(StageRecord::decode(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
+            for cut in 0..bytes.len() {
+                assert!(StageRecord::decode(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_written_before_links_still_decodes() {
+        // Laid out by hand as the previous version wrote it: author and followers flagged, no link bits.
+        let mut old = vec![BIN_POST, HAS_AUTHOR | HAS_FOLLOWERS];
+        for n in [5i64, (-0.25f64).to_bits() as i64, 7] {
+            old.extend_from_slice(&n.to_le_bytes());
+        }
+        old.extend_from_slice(&0u32.to_le_bytes());
+        old.extend_from_slice(&12u64.to_le_bytes());
+        for s in ["Acme", "1", "acme is awful", "posts/0", "negative", "ann"] {
+            put_str(&mut old, s);
+        }
+        let StageRecord::Post(p) = StageRecord::decode(&old).unwrap() else { panic!("not a post") };
+        assert_eq!((p.author.as_deref(), p.followers, p.id.as_ref()), (Some("ann"), Some(12), "1"));
+        assert_eq!((p.url, p.author_url), (None, None));
+        // And a post without links is still written exactly as before, so old readers take it.
+        let mut same = rec("Acme", 1, 5, 7, -0.25);
+        if let StageRecord::Post(sp) = &mut same {
+            sp.author = Some("ann".into());
+            sp.followers = Some(12);
+        }
+        assert_eq!(same.encode(), old);
+        // JSON records from before links have no such fields.
+        let json = br#"{"t":"post","entity":"Acme","id":"1","text":"t","created_at":5,"compound":0.1,"label":"neutral","src":"posts/0","off":7}"#;
+        let StageRecord::Post(p) = StageRecord::decode(json).unwrap() else { panic!("not a post") };
+        assert_eq!((p.url, p.author_url), (None, None));
+    }
+
+    #[test]
+    fn links_reach_the_evidence_and_hostile_ones_do_not() {
+        let mut a = AggregateStage::new(&entities(), &cfg()).unwrap();
+        let mut out = Vec::new();
+        let good =
+            with_links(rec("Acme", 1, 1_000, 1, -0.9), Some("https://x.com/ann/status/1"), Some("https://x.com/ann"));
+        let bad = with_links(rec("Acme", 2, 2_000, 2, -0.8), Some("javascript:alert(1)"), Some("https://x.com/a|b"));
+        assert_eq!(a.apply(&good, &mut out), Applied::Aggregated);
+        assert_eq!(a.apply(&bad, &mut out), Applied::Aggregated);
+        let snap = serde_json::to_string(&a.snapshot(3)).unwrap();
+        assert!(snap.contains(r#""url":"https://x.com/ann/status/1""#), "{snap}");
+        assert!(snap.contains(r#""author_url":"https://x.com/ann""#), "{snap}");
+        assert!(!snap.contains("javascript") && !snap.contains("a|b"), "{snap}");
+    }
+
     #[test]
     fn redelivered_records_are_applied_once() {
         let s = stream();
