@@ -341,6 +341,35 @@ mod tests {
     }
 
     #[test]
+    fn evidence_links_are_optional_in_json_and_in_the_schema() {
+        let full = EvidencePost {
+            id: "1".into(),
+            text: "t".into(),
+            created_at: "2026-03-04T14:05:00.000Z".into(),
+            author: Some("ann".into()),
+            followers: Some(3),
+            compound: -0.5,
+            url: Some("https://x.com/ann/status/1".into()),
+            author_url: Some("https://x.com/ann".into()),
+        };
+        let v = serde_json::to_value(&full).unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schema/spike-event.schema.json")).unwrap();
+        let def = &schema["$defs"]["post"];
+        let mut fields: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let mut described: Vec<&String> = def["properties"].as_object().unwrap().keys().collect();
+        fields.sort();
+        described.sort();
+        assert_eq!(fields, described);
+        assert!(!def["required"].as_array().unwrap().iter().any(|r| r == "url" || r == "author_url"));
+        // Written before links: reads back with none, and writing it again adds no keys.
+        let old = r#"{"id":"1","text":"t","created_at":"2026-03-04T14:05:00.000Z","compound":-0.5}"#;
+        let back: EvidencePost = serde_json::from_str(old).unwrap();
+        assert_eq!((back.url.as_deref(), back.author_url.as_deref()), (None, None));
+        assert_eq!(serde_json::to_string(&back).unwrap(), old);
+    }
+
+    #[test]
     fn pane_assignment_on_an_offset_grid() {
         let w = WindowSpec::new(300_000, 60_000, 173_000).unwrap();
         assert_eq!(w.offset, 53_000);
