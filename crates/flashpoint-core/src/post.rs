@@ -394,14 +394,14 @@ impl Decoder {
                         .ok_or_else(|| DecodeError::no_id("data.name"))?,
                     text: as_text(get(d, "body")).ok_or_else(|| DecodeError::no_text("data.body"))?,
                     created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
-                    // A site-relative path; one that is not (`//evil`, `@host`) would move the link off Reddit.
+                    // Only a site-relative path: anything else (`@evil.example/`, `.evil.example/`) appended to
+                    // the host would move the link off Reddit. `//` stays out too, being a host to some readers.
                     url: as_text(get(d, "permalink"))
-                        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains(['@', '\\']))
+                        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
                         .and_then(|p| https_url(&format!("https://www.reddit.com{p}"))),
-                    // Deleted comments keep "[deleted]" as the author, which is nobody's profile.
+                    // A deleted comment's author is "[deleted]", which `path_segment` refuses: nobody's profile.
                     author_url: author
                         .as_deref()
-                        .filter(|a| *a != "[deleted]")
                         .and_then(path_segment)
                         .and_then(|a| https_url(&format!("https://www.reddit.com/user/{a}"))),
                     author,
@@ -564,7 +564,7 @@ mod tests {
         // The redacted sample as it is: `<` `>` are not URL characters, so no link rather than a broken one.
         let p = &d.decode(rec("/r/<TEST_SUBREDDIT>/comments/agi5zf/x/k3yrfii/", "[deleted]").as_bytes()).unwrap()[0];
         assert_eq!((p.url.as_deref(), p.author_url.as_deref()), (None, None));
-        for off_site in ["//evil.example/x", "@evil.example/x", "r/test"] {
+        for off_site in ["//evil.example/x", "@evil.example/x", ".evil.example/x", "r/test"] {
             assert_eq!(d.decode(rec(off_site, "a").as_bytes()).unwrap()[0].url, None, "{off_site}");
         }
         // The 2016 listing has no permalink on comments.

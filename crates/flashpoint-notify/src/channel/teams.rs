@@ -215,8 +215,7 @@ pub fn check_limits(msg: &Value) -> Result<(), String> {
                         }
                         let a = &i["selectAction"];
                         if !a.is_null()
-                            && (a["type"] != "Action.OpenUrl"
-                                || !a["url"].as_str().is_some_and(|u| safe::link(u).is_some()))
+                            && (a["type"] != "Action.OpenUrl" || a["url"].as_str().and_then(safe::link).is_none())
                         {
                             return Err("a TextRun's selectAction must be Action.OpenUrl with a safe https url".into());
                         }
