@@ -22,6 +22,8 @@ fn posts() -> Vec<Post> {
             author: None,
             followers: Some((i * 37 % 10_000) as u64),
             lang: None,
+            url: None,
+            author_url: None,
         })
         .collect()
 }
@@ -64,6 +66,8 @@ fn bench(c: &mut Criterion) {
                     followers: p.followers,
                     compound,
                     label: if compound < 0.0 { Label::Negative } else { Label::Positive },
+                    url: None,
+                    author_url: None,
                 };
                 agg.process((i % 2) as u32, if i % 2 == 0 { "Acme Air" } else { "Globex" }, &[], &v, &mut out);
             }

@@ -456,6 +456,8 @@ mod tests {
                 followers: Some(self.n),
                 compound,
                 label,
+                url: None,
+                author_url: None,
             };
             self.agg.process(entity, &format!("e{entity}"), &[], &v, &mut self.out);
         }

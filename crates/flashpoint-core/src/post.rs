@@ -26,6 +26,51 @@ pub struct Post {
     /// gives a list (Bluesky's `langs`). Read by the language gate (`lang`); `None` when the platform has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// Where a responder can open the post itself: an `https://` URL (see [`https_url`]), or `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Where a responder can open the author's profile, on the same terms as `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<String>,
+}
+
+/// Longest URL kept, in bytes. Links travel in every stage record and alert, and browsers and chat tools
+/// handle 2 KB reliably; a longer "permalink" is more likely padding than a post.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// `s` if it is an `https://` URL of at most [`MAX_URL_BYTES`] with a host, made only of the characters RFC 3986
+/// allows; else `None`. Another scheme (`http:`, `javascript:`, `data:`) could downgrade or run code in the
+/// reader's client. The characters RFC 3986 excludes (space, controls, `<`, `>`, `"`, `{`, `}`, `|`, `\`, `^`,
+/// backtick) are the ones that
+/// end a link in the markups alerts use, and non-ASCII could hide a look-alike host; platforms send
+/// percent-encoded, punycode URLs, so nothing real is lost.
+pub fn https_url(s: &str) -> Option<String> {
+    let rest = s.strip_prefix("https://")?;
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let ok = s.len() <= MAX_URL_BYTES
+        && host_end > 0
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// A platform name or id spliced into a URL path: only characters that cannot end the segment, start a query
+/// or escape the path (the platforms' own alphabets are narrower still).
+fn path_segment(s: &str) -> Option<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 512
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:".contains(&b))
+        && s != "."
+        && s != "..";
+    ok.then_some(s)
+}
+
+/// The X links of a post by `handle` with id `id` (v1.1 and v2 alike); none when the handle is unknown (a bare
+/// v2 `author_id` is not a handle).
+fn x_urls(handle: Option<&str>, id: &str) -> (Option<String>, Option<String>) {
+    let Some(h) = handle.and_then(path_segment) else { return (None, None) };
+    let author = https_url(&format!("https://x.com/{h}"));
+    let post = path_segment(id).and_then(|id| https_url(&format!("https://x.com/{h}/status/{id}")));
+    (post, author)
 }
 
 /// Why a record could not be decoded: its reason (one of `Rejection`'s decode reasons, the dead-letter reason
@@ -78,6 +123,10 @@ pub struct FieldPaths {
     pub author: String,
     pub followers: String,
     pub lang: String,
+    /// The post's own URL; kept only when it is `https://` (see [`https_url`]).
+    pub url: String,
+    /// The author's profile URL, on the same terms.
+    pub author_url: String,
 }
 
 impl Default for FieldPaths {
@@ -89,6 +138,8 @@ impl Default for FieldPaths {
             author: "author".into(),
             followers: "followers".into(),
             lang: "lang".into(),
+            url: "url".into(),
+            author_url: "author_url".into(),
         }
     }
 }
@@ -142,6 +193,10 @@ fn as_text(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+fn as_url(v: Option<&Value>) -> Option<String> {
+    https_url(v?.as_str()?)
 }
 
 fn as_u64(v: Option<&Value>) -> Option<u64> {
@@ -244,6 +299,8 @@ impl Decoder {
                     author: as_text(get(v, &p.author)),
                     followers: as_u64(get(v, &p.followers)),
                     lang: as_text(get(v, &p.lang)),
+                    url: as_url(get(v, &p.url)),
+                    author_url: as_url(get(v, &p.author_url)),
                 }])
             }
             Format::TwitterV1 => {
@@ -251,14 +308,19 @@ impl Decoder {
                     get(v, "full_text").or_else(|| get(v, "extended_tweet.full_text")).or_else(|| get(v, "text")),
                 )
                 .ok_or_else(|| DecodeError::no_text("text"))?;
+                let id =
+                    as_text(get(v, "id_str").or_else(|| get(v, "id"))).ok_or_else(|| DecodeError::no_id("id_str"))?;
+                let author = as_text(get(v, "user.screen_name"));
+                let (url, author_url) = x_urls(author.as_deref(), &id);
                 Ok(vec![Post {
-                    id: as_text(get(v, "id_str").or_else(|| get(v, "id")))
-                        .ok_or_else(|| DecodeError::no_id("id_str"))?,
+                    id,
                     text,
                     created_at: parse_time(get(v, "created_at"), "created_at")?,
-                    author: as_text(get(v, "user.screen_name")),
+                    author,
                     followers: as_u64(get(v, "user.followers_count")),
                     lang: as_text(get(v, "lang")),
+                    url,
+                    author_url,
                 }])
             }
             Format::TwitterV2 => {
@@ -275,13 +337,18 @@ impl Decoder {
                 let one = |d: &Value| -> Result<Post, DecodeError> {
                     let author_id = as_text(get(d, "author_id"));
                     let user = author_id.as_ref().and_then(|a| users.get(a.as_str()).copied());
+                    let id = as_text(get(d, "id")).ok_or_else(|| DecodeError::no_id("data.id"))?;
+                    let username = user.and_then(|u| as_text(get(u, "username")));
+                    let (url, author_url) = x_urls(username.as_deref(), &id);
                     Ok(Post {
-                        id: as_text(get(d, "id")).ok_or_else(|| DecodeError::no_id("data.id"))?,
+                        id,
                         text: as_text(get(d, "text")).ok_or_else(|| DecodeError::no_text("data.text"))?,
                         created_at: parse_time(get(d, "created_at"), "data.created_at")?,
-                        author: user.and_then(|u| as_text(get(u, "username"))).or(author_id),
+                        author: username.or(author_id),
                         followers: user.and_then(|u| as_u64(get(u, "public_metrics.followers_count"))),
                         lang: as_text(get(d, "lang")),
+                        url,
+                        author_url,
                     })
                 };
                 match get(v, "data") {
@@ -299,6 +366,10 @@ impl Decoder {
                 }
                 let did = as_text(get(v, "did")).ok_or_else(|| DecodeError::no_id("did"))?;
                 let rkey = as_text(get(v, "commit.rkey")).ok_or_else(|| DecodeError::no_id("commit.rkey"))?;
+                // The web app addresses a post by its author's DID and record key, so no handle lookup is needed.
+                let author_url = path_segment(&did).and_then(|d| https_url(&format!("https://bsky.app/profile/{d}")));
+                let url =
+                    author_url.as_ref().zip(path_segment(&rkey)).and_then(|(a, r)| https_url(&format!("{a}/post/{r}")));
                 Ok(vec![Post {
                     id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
                     text: as_text(get(v, "commit.record.text"))
@@ -311,16 +382,29 @@ impl Decoder {
                     followers: None,
                     // All of them: a post tagged ["es", "en"] is readable by an English scorer.
                     lang: langs_list(get(v, "commit.record.langs")),
+                    url,
+                    author_url,
                 }])
             }
             Format::Reddit => {
                 let d = get(v, "data").filter(|d| d.is_object()).unwrap_or(v);
+                let author = as_text(get(d, "author"));
                 Ok(vec![Post {
                     id: as_text(get(d, "name").or_else(|| get(d, "id")))
                         .ok_or_else(|| DecodeError::no_id("data.name"))?,
                     text: as_text(get(d, "body")).ok_or_else(|| DecodeError::no_text("data.body"))?,
                     created_at: parse_time(get(d, "created_utc"), "data.created_utc")?,
-                    author: as_text(get(d, "author")),
+                    // Only a site-relative path: anything else (`@evil.example/`, `.evil.example/`) appended to
+                    // the host would move the link off Reddit. `//` stays out too, being a host to some readers.
+                    url: as_text(get(d, "permalink"))
+                        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+                        .and_then(|p| https_url(&format!("https://www.reddit.com{p}"))),
+                    // A deleted comment's author is "[deleted]", which `path_segment` refuses: nobody's profile.
+                    author_url: author
+                        .as_deref()
+                        .and_then(path_segment)
+                        .and_then(|a| https_url(&format!("https://www.reddit.com/user/{a}"))),
+                    author,
                     followers: None,
                     lang: None,
                 }])
@@ -334,6 +418,8 @@ impl Decoder {
                     author: as_text(get(v, "account.acct")),
                     followers: as_u64(get(v, "account.followers_count")),
                     lang: as_text(get(v, "language")),
+                    url: as_url(get(v, "url")),
+                    author_url: as_url(get(v, "account.url")),
                 }])
             }
         }
@@ -404,6 +490,145 @@ mod tests {
         assert_eq!(d.decode(rec("").as_bytes()).unwrap()[0].lang, None);
         let many = format!(r#","langs":[{}]"#, vec!["\"xx\""; 50].join(","));
         assert_eq!(d.decode(rec(&many).as_bytes()).unwrap()[0].lang.as_deref().unwrap().split(',').count(), 8);
+    }
+
+    // The records below are cut down from `shared/data/social_json` (see its README.txt for sources and
+    // licences), keeping the fields the links are built from with their real values.
+
+    #[test]
+    fn twitter_v1_links_need_the_screen_name() {
+        let d = Decoder::new(Format::TwitterV1, FieldPaths::default());
+        // statuses_show_266367358078169089.json
+        let rec = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id":266367358078169089,
+            "id_str":"266367358078169089","text":"RT @TwitterEng: Bolstering our infrastructure.",
+            "user":{"id_str":"783214","screen_name":"Twitter","followers_count":20}}"#;
+        let p = &d.decode(rec).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://x.com/Twitter/status/266367358078169089"));
+        assert_eq!(p.author_url.as_deref(), Some("https://x.com/Twitter"));
+        let anon = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id_str":"1","text":"t"}"#;
+        let p = &d.decode(anon).unwrap()[0];
+        assert_eq!((p.url.as_deref(), p.author_url.as_deref()), (None, None));
+        // A handle that would leave the path (`/`, `?`) builds no link.
+        let odd = br#"{"created_at":"Thu Nov 08 02:31:41 +0000 2012","id_str":"1","text":"t","user":{"screen_name":"a/../b?"}}"#;
+        assert_eq!(d.decode(odd).unwrap()[0].url, None);
+    }
+
+    #[test]
+    fn twitter_v2_links_use_the_joined_username() {
+        let d = Decoder::new(Format::TwitterV2, FieldPaths::default());
+        // postman_v2_tweet_examples.json, search/recent with expansions=author_id
+        let rec = br#"{"data":[{"author_id":"63046977","created_at":"2020-06-25T06:14:19.000Z",
+            "id":"1276035977698521088","text":"@snowman good"},
+            {"author_id":"404","created_at":"2020-06-25T06:14:19.000Z","id":"2","text":"no user"}],
+            "includes":{"users":[{"id":"63046977","username":"suhemparack","name":"Suhem"}]}}"#;
+        let p = d.decode(rec).unwrap();
+        assert_eq!(p[0].url.as_deref(), Some("https://x.com/suhemparack/status/1276035977698521088"));
+        assert_eq!(p[0].author_url.as_deref(), Some("https://x.com/suhemparack"));
+        // Only an author id, no handle: the author is shown by id but no link is guessed from it.
+        assert_eq!(p[1].author.as_deref(), Some("404"));
+        assert_eq!((p[1].url.as_deref(), p[1].author_url.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn bluesky_links_from_did_and_rkey() {
+        let d = Decoder::new(Format::BlueskyJetstream, FieldPaths::default());
+        // expected_v1.jsonl, the first post create
+        let rec = br#"{"did":"did:plc:dclwtltrt2ggsryagfzk7dp4","time_us":1783175886000000,"kind":"commit",
+            "commit":{"rev":"x","operation":"create","collection":"app.bsky.feed.post","rkey":"3mptbyoeyc22k",
+            "record":{"$type":"app.bsky.feed.post","text":"hi","createdAt":"2026-07-04T14:38:06.240Z"}}}"#;
+        let p = &d.decode(rec).unwrap()[0];
+        assert_eq!(
+            p.url.as_deref(),
+            Some("https://bsky.app/profile/did:plc:dclwtltrt2ggsryagfzk7dp4/post/3mptbyoeyc22k")
+        );
+        assert_eq!(p.author_url.as_deref(), Some("https://bsky.app/profile/did:plc:dclwtltrt2ggsryagfzk7dp4"));
+        let bad = String::from_utf8_lossy(rec).replace("3mptbyoeyc22k", "a/b?c");
+        let p = &d.decode(bad.as_bytes()).unwrap()[0];
+        assert_eq!(p.url, None);
+        assert!(p.author_url.is_some());
+    }
+
+    #[test]
+    fn reddit_links_from_permalink_and_author() {
+        let d = Decoder::new(Format::Reddit, FieldPaths::default());
+        // r_test_subreddit_comments_2023.jsonl (its subreddit name is redacted there as `<TEST_SUBREDDIT>`)
+        let rec = |permalink: &str, author: &str| {
+            format!(
+                r#"{{"kind":"t1","data":{{"name":"t1_k3yrfii","id":"k3yrfii","author":"{author}",
+                "body":"Did it work?","created_utc":1696754768.0,"permalink":"{permalink}"}}}}"#
+            )
+        };
+        let p = &d.decode(rec("/r/test/comments/agi5zf/test/k3yrfii/", "Acceptable-Bread-566").as_bytes()).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://www.reddit.com/r/test/comments/agi5zf/test/k3yrfii/"));
+        assert_eq!(p.author_url.as_deref(), Some("https://www.reddit.com/user/Acceptable-Bread-566"));
+        // The redacted sample as it is: `<` `>` are not URL characters, so no link rather than a broken one.
+        let p = &d.decode(rec("/r/<TEST_SUBREDDIT>/comments/agi5zf/x/k3yrfii/", "[deleted]").as_bytes()).unwrap()[0];
+        assert_eq!((p.url.as_deref(), p.author_url.as_deref()), (None, None));
+        for off_site in ["//evil.example/x", "@evil.example/x", ".evil.example/x", "r/test"] {
+            assert_eq!(d.decode(rec(off_site, "a").as_bytes()).unwrap()[0].url, None, "{off_site}");
+        }
+        // The 2016 listing has no permalink on comments.
+        let old = br#"{"kind":"t1","data":{"name":"t1_d4y8bdp","author":"preppypuppy","body":"great","created_utc":1467590690.0}}"#;
+        assert_eq!(d.decode(old).unwrap()[0].url, None);
+    }
+
+    #[test]
+    fn mastodon_links_are_the_status_and_account_urls() {
+        let d = Decoder::new(Format::Mastodon, FieldPaths::default());
+        // mastodon_social_statuses.jsonl, the first status
+        let rec = |url: &str| {
+            format!(
+                r#"{{"id":"110446223051565765","created_at":"2023-05-28T12:06:50.000Z","language":"en",
+                "uri":"https://icosahedron.website/users/halcy/statuses/110446222386355655","url":"{url}",
+                "content":"<p>animes</p>","account":{{"acct":"halcy@icosahedron.website",
+                "url":"https://icosahedron.website/@halcy"}}}}"#
+            )
+        };
+        let p = &d.decode(rec("https://icosahedron.website/@halcy/110446222386355655").as_bytes()).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://icosahedron.website/@halcy/110446222386355655"));
+        assert_eq!(p.author_url.as_deref(), Some("https://icosahedron.website/@halcy"));
+        for hostile in ["javascript:alert(1)", "http://icosahedron.website/@halcy/1", "https://", "https://a/b c"] {
+            assert_eq!(d.decode(rec(hostile).as_bytes()).unwrap()[0].url, None, "{hostile}");
+        }
+    }
+
+    #[test]
+    fn generic_url_paths() {
+        let d = Decoder::default();
+        let p = &d
+            .decode(br#"{"id":1,"text":"t","created_at":1,"url":"https://example.com/p/1","author_url":"https://example.com/u"}"#)
+            .unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://example.com/p/1"));
+        assert_eq!(p.author_url.as_deref(), Some("https://example.com/u"));
+        assert_eq!(d.decode(br#"{"id":1,"text":"t","created_at":1}"#).unwrap()[0].url, None);
+        assert_eq!(d.decode(br#"{"id":1,"text":"t","created_at":1,"url":7}"#).unwrap()[0].url, None);
+        let moved = Decoder::new(Format::Generic, FieldPaths { url: "links.self".into(), ..FieldPaths::default() });
+        let p = &moved.decode(br#"{"id":1,"text":"t","created_at":1,"links":{"self":"https://e.com/1"}}"#).unwrap()[0];
+        assert_eq!(p.url.as_deref(), Some("https://e.com/1"));
+    }
+
+    #[test]
+    fn only_short_https_urls_are_kept() {
+        assert_eq!(https_url("https://x.com/a/status/1").as_deref(), Some("https://x.com/a/status/1"));
+        for bad in [
+            "http://x.com/a",
+            "javascript:alert(1)",
+            "JAVASCRIPT://x.com/%0aalert(1)",
+            "data:text/html,x",
+            "https:///path",
+            "https://x.com/a b",
+            "https://x.com/a\nb",
+            "https://x.com/a|b",
+            "https://x.com/a>b",
+            "https://x.com/a\"b",
+            "https://x.com/\u{202e}a",
+            "https://exаmple.com/",
+        ] {
+            assert_eq!(https_url(bad), None, "{bad:?}");
+        }
+        let long = format!("https://x.com/{}", "a".repeat(MAX_URL_BYTES));
+        assert_eq!(https_url(&long), None);
+        assert!(https_url(&long[..MAX_URL_BYTES]).is_some());
     }
 
     #[test]

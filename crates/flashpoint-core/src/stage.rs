@@ -146,6 +146,9 @@ impl ScoreStage {
 }
 
 /// A record of the internal topic between the stages.
+// Unboxed although a post is far larger than a tick: posts are nearly every record, and a box would cost each
+// one an allocation on the aggregate stage's hot path to save bytes on the rare tick.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum StageRecord<'a> {
@@ -165,6 +168,9 @@ const BIN_TICK: u8 = 0xB2;
 /// Flag bits of a binary post record.
 const HAS_AUTHOR: u8 = 1;
 const HAS_FOLLOWERS: u8 = 2;
+/// Added with post links; records written before have these bits clear and decode with no links.
+const HAS_URL: u8 = 4;
+const HAS_AUTHOR_URL: u8 = 8;
 
 impl<'a> StageRecord<'a> {
     /// The record's bytes on the internal topic: a compact binary layout (the worker writes and reads one
@@ -172,7 +178,8 @@ impl<'a> StageRecord<'a> {
     ///
     /// Post: `0xB1`, flags, `created_at` i64, `compound` f64 bits, `off` i64, `sub` u32, `followers` u64 if
     /// flagged (little endian), then length-prefixed (LEB128) UTF-8 strings: entity, id, text, src, label
-    /// (its serde name, so a new label needs no format change), author if flagged. Tick: `0xB2`, i64.
+    /// (its serde name, so a new label needs no format change), author, url, author url, each if flagged.
+    /// Tick: `0xB2`, i64.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
@@ -186,10 +193,13 @@ impl<'a> StageRecord<'a> {
                 out.extend_from_slice(&max_event_time.to_le_bytes());
             }
             StageRecord::Post(p) => {
-                let author = p.author.as_deref();
-                out.reserve(48 + p.entity.len() + p.id.len() + p.text.len() + p.src.len() + author.map_or(0, str::len));
+                let (author, url, author_url) = (p.author.as_deref(), p.url.as_deref(), p.author_url.as_deref());
+                let optional = [author, url, author_url].iter().map(|s| s.map_or(0, str::len)).sum::<usize>();
+                out.reserve(48 + p.entity.len() + p.id.len() + p.text.len() + p.src.len() + optional);
                 let flags = if author.is_some() { HAS_AUTHOR } else { 0 }
-                    | if p.followers.is_some() { HAS_FOLLOWERS } else { 0 };
+                    | if p.followers.is_some() { HAS_FOLLOWERS } else { 0 }
+                    | if url.is_some() { HAS_URL } else { 0 }
+                    | if author_url.is_some() { HAS_AUTHOR_URL } else { 0 };
                 out.extend_from_slice(&[BIN_POST, flags]);
                 out.extend_from_slice(&p.created_at.to_le_bytes());
                 out.extend_from_slice(&p.compound.to_bits().to_le_bytes());
@@ -198,7 +208,12 @@ impl<'a> StageRecord<'a> {
                 if let Some(f) = p.followers {
                     out.extend_from_slice(&f.to_le_bytes());
                 }
-                for s in [&*p.entity, &*p.id, &*p.text, &*p.src, p.label.as_str()].into_iter().chain(author) {
+                for s in [&*p.entity, &*p.id, &*p.text, &*p.src, p.label.as_str()]
+                    .into_iter()
+                    .chain(author)
+                    .chain(url)
+                    .chain(author_url)
+                {
                     put_str(out, s);
                 }
             }
@@ -221,10 +236,29 @@ impl<'a> StageRecord<'a> {
                 let label =
                     Label::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(label))
                         .map_err(|e| format!("stage record: label: {e}"))?;
-                let author = if flags & HAS_AUTHOR != 0 { Some(Cow::Borrowed(r.str()?)) } else { None };
+                let mut optional = |flag: u8| -> Result<Option<Cow<'a, str>>, String> {
+                    Ok(if flags & flag != 0 { Some(Cow::Borrowed(r.str()?)) } else { None })
+                };
+                let author = optional(HAS_AUTHOR)?;
+                let url = optional(HAS_URL)?;
+                let author_url = optional(HAS_AUTHOR_URL)?;
                 let (entity, id, text, src) =
                     (Cow::Borrowed(entity), Cow::Borrowed(id), Cow::Borrowed(text), Cow::Borrowed(src));
-                let p = ScoredPost { entity, id, text, created_at, author, followers, compound, label, src, off, sub };
+                let p = ScoredPost {
+                    entity,
+                    id,
+                    text,
+                    created_at,
+                    author,
+                    followers,
+                    compound,
+                    label,
+                    url,
+                    author_url,
+                    src,
+                    off,
+                    sub,
+                };
                 r.end(StageRecord::Post(p))
             }
             b'{' => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
@@ -306,6 +340,10 @@ pub struct ScoredPost<'a> {
     pub followers: Option<u64>,
     pub compound: f64,
     pub label: Label,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<Cow<'a, str>>,
     /// Where the post came from ("topic/partition") and its offset there: the de-duplication key.
     #[serde(borrow)]
     pub src: Cow<'a, str>,
@@ -330,9 +368,26 @@ impl<'a> ScoredPost<'a> {
             followers: p.followers,
             compound: s.compound,
             label: s.label,
+            url: p.url.as_deref().map(Cow::Borrowed),
+            author_url: p.author_url.as_deref().map(Cow::Borrowed),
             src: Cow::Borrowed(src),
             off,
             sub,
+        }
+    }
+
+    /// What the aggregator reads of this post: the one place a stage record becomes a `PostView`.
+    pub fn view(&self) -> PostView<'_> {
+        PostView {
+            id: &self.id,
+            text: &self.text,
+            created_at: self.created_at,
+            author: self.author.as_deref(),
+            followers: self.followers,
+            compound: self.compound,
+            label: self.label,
+            url: self.url.as_deref(),
+            author_url: self.author_url.as_deref(),
         }
     }
 }
@@ -403,16 +458,7 @@ impl AggregateStage {
                     return Applied::Duplicate;
                 }
                 seen.insert(id, (p.off, p.sub));
-                let view = PostView {
-                    id: &p.id,
-                    text: &p.text,
-                    created_at: p.created_at,
-                    author: p.author.as_deref(),
-                    followers: p.followers,
-                    compound: p.compound,
-                    label: p.label,
-                };
-                self.aggregator.process(id, &p.entity, &self.own_terms[id as usize], &view, out);
+                self.aggregator.process(id, &p.entity, &self.own_terms[id as usize], &p.view(), out);
                 Applied::Aggregated
             }
         }
@@ -486,6 +532,8 @@ pub(crate) mod tests {
             followers: None,
             compound,
             label: if compound < 0.0 { Label::Negative } else { Label::Neutral },
+            url: None,
+            author_url: None,
             src: "posts/0".into(),
             off,
             sub: 0,
@@ -557,6 +605,80 @@ pub(crate) mod tests {
         assert!(StageRecord::decode(b"garbage").is_err());
     }
 
+    fn with_links(
+        r: StageRecord<'static>,
+        url: Option<&'static str>,
+        author_url: Option<&'static str>,
+    ) -> StageRecord<'static> {
+        match r {
+            StageRecord::Post(mut p) => {
+                p.url = url.map(Cow::Borrowed);
+                p.author_url = author_url.map(Cow::Borrowed);
+                StageRecord::Post(p)
+            }
+            t => t,
+        }
+    }
+
+    #[test]
+    fn post_links_round_trip_in_every_combination() {
+        let (u, a) = (Some("https://x.com/ann/status/1"), Some("https://x.com/ann"));
+        for (url, author_url) in [(None, None), (u, None), (None, a), (u, a)] {
+            let r = with_links(rec("Acme", 1, 5, 7, -0.25), url, author_url);
+            let bytes = r.encode();
+            assert_eq!(bytes[1] & HAS_URL != 0, url.is_some());
+            assert_eq!(bytes[1] & HAS_AUTHOR_URL != 0, author_url.is_some());
+            assert_eq!(StageRecord::decode(&bytes).unwrap(), r);
+            assert_eq!(StageRecord::decode(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
+            for cut in 0..bytes.len() {
+                assert!(StageRecord::decode(&bytes[..cut]).is_err(), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_written_before_links_still_decodes() {
+        // Laid out by hand as the previous version wrote it: author and followers flagged, no link bits.
+        let mut old = vec![BIN_POST, HAS_AUTHOR | HAS_FOLLOWERS];
+        for n in [5i64, (-0.25f64).to_bits() as i64, 7] {
+            old.extend_from_slice(&n.to_le_bytes());
+        }
+        old.extend_from_slice(&0u32.to_le_bytes());
+        old.extend_from_slice(&12u64.to_le_bytes());
+        for s in ["Acme", "1", "acme is awful", "posts/0", "negative", "ann"] {
+            put_str(&mut old, s);
+        }
+        let StageRecord::Post(p) = StageRecord::decode(&old).unwrap() else { panic!("not a post") };
+        assert_eq!((p.author.as_deref(), p.followers, p.id.as_ref()), (Some("ann"), Some(12), "1"));
+        assert_eq!((p.url, p.author_url), (None, None));
+        // And a post without links is still written exactly as before, so old readers take it.
+        let mut same = rec("Acme", 1, 5, 7, -0.25);
+        if let StageRecord::Post(sp) = &mut same {
+            sp.author = Some("ann".into());
+            sp.followers = Some(12);
+        }
+        assert_eq!(same.encode(), old);
+        // JSON records from before links have no such fields.
+        let json = br#"{"t":"post","entity":"Acme","id":"1","text":"t","created_at":5,"compound":0.1,"label":"neutral","src":"posts/0","off":7}"#;
+        let StageRecord::Post(p) = StageRecord::decode(json).unwrap() else { panic!("not a post") };
+        assert_eq!((p.url, p.author_url), (None, None));
+    }
+
+    #[test]
+    fn links_reach_the_evidence_and_hostile_ones_do_not() {
+        let mut a = AggregateStage::new(&entities(), &cfg()).unwrap();
+        let mut out = Vec::new();
+        let good =
+            with_links(rec("Acme", 1, 1_000, 1, -0.9), Some("https://x.com/ann/status/1"), Some("https://x.com/ann"));
+        let bad = with_links(rec("Acme", 2, 2_000, 2, -0.8), Some("javascript:alert(1)"), Some("https://x.com/a|b"));
+        assert_eq!(a.apply(&good, &mut out), Applied::Aggregated);
+        assert_eq!(a.apply(&bad, &mut out), Applied::Aggregated);
+        let snap = serde_json::to_string(&a.snapshot(3)).unwrap();
+        assert!(snap.contains(r#""url":"https://x.com/ann/status/1""#), "{snap}");
+        assert!(snap.contains(r#""author_url":"https://x.com/ann""#), "{snap}");
+        assert!(!snap.contains("javascript") && !snap.contains("a|b"), "{snap}");
+    }
+
     #[test]
     fn redelivered_records_are_applied_once() {
         let s = stream();
@@ -624,6 +746,8 @@ pub(crate) mod tests {
             author: None,
             followers: None,
             lang: None,
+            url: None,
+            author_url: None,
         };
         let posts =
             vec![post("1", "acme and globex are terrible"), post("2", "nothing here"), post("3", "I love acme")];

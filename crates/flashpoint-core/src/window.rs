@@ -50,6 +50,13 @@ pub struct EvidencePost {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub followers: Option<u64>,
     pub compound: f64,
+    /// The post on its platform (`https://` only). Absent in events and snapshots written before links were
+    /// carried, and for sources that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The author's profile, on the same terms as `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<String>,
 }
 
 /// What the aggregator needs of a scored post.
@@ -61,6 +68,8 @@ pub struct PostView<'a> {
     pub followers: Option<u64>,
     pub compound: f64,
     pub label: Label,
+    pub url: Option<&'a str>,
+    pub author_url: Option<&'a str>,
 }
 
 /// Longest evidence text kept, in characters: a tweet's worth.
@@ -80,6 +89,10 @@ fn evidence(p: &PostView) -> EvidencePost {
         author: p.author.map(str::to_string),
         followers: p.followers,
         compound: p.compound,
+        // Checked again here, not only at decode: stage records come off a topic that may hold anything, and
+        // the event carries these links to every alert reader.
+        url: p.url.and_then(crate::post::https_url),
+        author_url: p.author_url.and_then(crate::post::https_url),
     }
 }
 
@@ -324,7 +337,36 @@ mod tests {
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
         let label = crate::sentiment::LabelThresholds::default().label(compound);
-        PostView { id, text, created_at: t, author: None, followers, compound, label }
+        PostView { id, text, created_at: t, author: None, followers, compound, label, url: None, author_url: None }
+    }
+
+    #[test]
+    fn evidence_links_are_optional_in_json_and_in_the_schema() {
+        let full = EvidencePost {
+            id: "1".into(),
+            text: "t".into(),
+            created_at: "2026-03-04T14:05:00.000Z".into(),
+            author: Some("ann".into()),
+            followers: Some(3),
+            compound: -0.5,
+            url: Some("https://x.com/ann/status/1".into()),
+            author_url: Some("https://x.com/ann".into()),
+        };
+        let v = serde_json::to_value(&full).unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schema/spike-event.schema.json")).unwrap();
+        let def = &schema["$defs"]["post"];
+        let mut fields: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let mut described: Vec<&String> = def["properties"].as_object().unwrap().keys().collect();
+        fields.sort();
+        described.sort();
+        assert_eq!(fields, described);
+        assert!(!def["required"].as_array().unwrap().iter().any(|r| r == "url" || r == "author_url"));
+        // Written before links: reads back with none, and writing it again adds no keys.
+        let old = r#"{"id":"1","text":"t","created_at":"2026-03-04T14:05:00.000Z","compound":-0.5}"#;
+        let back: EvidencePost = serde_json::from_str(old).unwrap();
+        assert_eq!((back.url.as_deref(), back.author_url.as_deref()), (None, None));
+        assert_eq!(serde_json::to_string(&back).unwrap(), old);
     }
 
     #[test]
@@ -377,6 +419,8 @@ mod tests {
             followers: Some(f),
             compound: 0.0,
             label: Label::Unscored,
+            url: None,
+            author_url: None,
         };
         a.add(&foreign("3", 900), &lim, &[]);
         a.add(&foreign("4", 5), &lim, &[]);

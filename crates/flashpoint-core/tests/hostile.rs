@@ -229,6 +229,9 @@ fn check_decode(d: &Decoder, bytes: &[u8]) -> Result<(), TestCaseError> {
         Ok(posts) => {
             for p in posts {
                 prop_assert!(p.text.len() <= bytes.len());
+                for u in p.url.iter().chain(&p.author_url) {
+                    prop_assert!(flashpoint_core::post::https_url(u).as_deref() == Some(u.as_str()), "{u:?}");
+                }
             }
         }
         Err(e) => prop_assert!(REASONS.contains(&e.reason()), "{e}"),
@@ -253,11 +256,11 @@ proptest! {
     fn generic_field_paths_never_panic(
         paths in proptest::collection::vec(proptest::sample::select(vec![
             "", ".", "..", "id", "text", "user.name", "data.0.id", "data.1", "0", "a.b.c.d.e", "text.", ".text", "18446744073709551616",
-        ]), 6),
+        ]), 8),
         v in json_value(),
     ) {
         let p = |i: usize| paths[i].to_string();
-        let fp = FieldPaths { id: p(0), text: p(1), created_at: p(2), author: p(3), followers: p(4), lang: p(5) };
+        let fp = FieldPaths { id: p(0), text: p(1), created_at: p(2), author: p(3), followers: p(4), lang: p(5), url: p(6), author_url: p(7) };
         check_decode(&Decoder::new(Format::Generic, fp), v.to_string().as_bytes())?;
     }
 
@@ -435,6 +438,8 @@ fn zero_width_and_bidi_controls() {
         followers: Some(5),
         compound: -0.7,
         label: Label::Negative,
+        url: None,
+        author_url: None,
     };
     pane.add(&view, &PaneLimits { evidence_posts: 3, max_terms: 100 }, &[]);
     let ev = &pane.most_negative[0].text;
@@ -506,6 +511,8 @@ fn a_hundred_thousand_hashtags_a_minute_stay_within_the_term_cap() {
                 followers: Some(i),
                 compound: -0.5,
                 label: Label::Negative,
+                url: None,
+                author_url: None,
             };
             a.process(0, "Acme Air", &[], &v, &mut out);
         }
@@ -532,6 +539,8 @@ fn entities_beyond_the_cap_are_evicted_and_counted() {
             followers: None,
             compound: 0.0,
             label: Label::Neutral,
+            url: None,
+            author_url: None,
         };
         a.process(e, &format!("e{e}"), &[], &v, &mut out);
         assert!(a.tracked_entities() <= 100);

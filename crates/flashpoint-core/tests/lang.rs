@@ -135,6 +135,8 @@ fn foreign_posts_count_toward_volume_and_not_toward_the_negative_share() {
                 author: None,
                 followers: Some(10),
                 lang: lang.map(str::to_string),
+                url: None,
+                author_url: None,
             });
         }
     }
@@ -176,6 +178,8 @@ fn unscored_stage_records_round_trip_and_count_as_unscored() {
         author: None,
         followers: None,
         lang: Some("fr".into()),
+        url: None,
+        author_url: None,
     };
     let rec = StageRecord::Post(ScoredPost::new(
         &post,

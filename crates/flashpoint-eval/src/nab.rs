@@ -139,6 +139,8 @@ pub fn evaluate_series(
                 author: None,
                 followers: None,
                 lang: None,
+                url: None,
+                author_url: None,
             });
             id += 1;
         }

@@ -61,6 +61,8 @@ impl Feed<'_> {
             followers: Some(FOLLOWERS),
             compound,
             label,
+            url: None,
+            author_url: None,
             src: "eval/0".into(),
             off,
             sub: 0,

@@ -17,6 +17,12 @@
 //!
 //! Lengths count characters after escaping, so a cut never splits an escape and a limit (Slack's 3000 per
 //! text object, 150 per header) holds exactly.
+//!
+//! Links to a post or its author come from the same strangers. A link is made only from a URL that passes
+//! [`link`]: `https://`, bounded, and only the characters RFC 3986 allows, so it holds no space, control, `<`,
+//! `>`, `"` or `|` and cannot end Slack's `<url|label>`, an HTML attribute or a line of the text part. What those
+//! characters leave to each markup is escaped by its own function: [`slack_url`] (`&`), [`markdown_url`]
+//! (`(` `)`, which would end `[label](url)`), and [`html`] for an `href`, quoted.
 
 use flashpoint_core::sanitize::for_display;
 
@@ -147,6 +153,21 @@ pub fn html_own(text: &str) -> String {
     html(text, usize::MAX)
 }
 
+/// `url` if a link may be made of it (see the module docs), else `None`: the post is then shown unlinked.
+pub fn link(url: &str) -> Option<&str> {
+    flashpoint_core::post::https_url(url).map(|_| url)
+}
+
+/// A [`link`]ed URL for Slack's `<url|label>`: Slack reads `&` as the start of an escape there too.
+pub fn slack_url(url: &str) -> String {
+    url.replace('&', "&amp;")
+}
+
+/// A [`link`]ed URL for Markdown's `[label](url)`: a parenthesis would end (or, unbalanced, confuse) the target.
+pub fn markdown_url(url: &str) -> String {
+    url.replace('(', "%28").replace(')', "%29")
+}
+
 /// Percent-encodes a URL query value (RFC 3986 unreserved characters kept).
 pub fn url_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -243,6 +264,27 @@ mod tests {
         assert_eq!(slack("abcd", 4), "abcd");
         let long = "é".repeat(5000);
         assert_eq!(slack(&long, 3000).chars().count(), 3000);
+    }
+
+    #[test]
+    fn only_safe_https_urls_become_links() {
+        let ok = "https://x.com/ann/status/1?s=20&t=x";
+        assert_eq!(link(ok), Some(ok));
+        for bad in [
+            "javascript:alert(1)",
+            "http://x.com/a",
+            "https://x.com/a|evil label",
+            "https://x.com/a>b",
+            "https://x.com/a\"onmouseover=\"x",
+            "https://x.com/a b",
+            "https://x.com/a\n*Severity:* low",
+            "https://x.com/\u{202e}a",
+            " https://x.com/a",
+        ] {
+            assert_eq!(link(bad), None, "{bad:?}");
+        }
+        assert_eq!(slack_url(ok), "https://x.com/ann/status/1?s=20&amp;t=x");
+        assert_eq!(markdown_url("https://e.com/a)[x](javascript:1)"), "https://e.com/a%29[x]%28javascript:1%29");
     }
 
     #[test]

@@ -263,3 +263,57 @@ fn replay_summary_counts_unscored_posts_apart_from_scored() {
     assert_eq!((st["posts"].as_u64(), st["matched"].as_u64(), st["unmatched"].as_u64()), (Some(3), Some(2), Some(1)));
     assert_eq!((st["scored"].as_u64(), st["unscored"].as_u64()), (Some(1), Some(1)), "{summary}");
 }
+
+/// The links a source gives travel from the decoder through scoring and the aggregator to the events' evidence,
+/// and change nothing else: the sample with a `url` and `author_url` on every post gives the same events, each
+/// evidence post carrying its own links.
+#[test]
+fn replay_carries_post_links_into_evidence_and_nothing_else_changes() {
+    let dir = std::env::temp_dir().join(format!("fp-replay-links-{}", std::process::id()));
+    let plain_dir = dir.join("plain");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    let (plain, _, _) = replay_sample(&plain_dir);
+    let sample = std::fs::read_to_string(repo("data/sample/stream.jsonl")).unwrap();
+    let mut linked = String::new();
+    for line in sample.lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(mut v) if v["id"].is_string() => {
+                let id = v["id"].as_str().unwrap().to_string();
+                v["url"] = format!("https://social.example/p/{id}").into();
+                v["author_url"] = format!("https://social.example/u/{}", v["author"].as_str().unwrap_or("-")).into();
+                linked += &v.to_string();
+            }
+            // Lines that are not posts stay as they are, so the same ones are dead-lettered.
+            _ => linked += line,
+        }
+        linked.push('\n');
+    }
+    let input = dir.join("linked.jsonl");
+    std::fs::write(&input, linked).unwrap();
+    let out = dir.join("events.jsonl");
+    let st = bin()
+        .args(["replay", "-i", input.to_str().unwrap(), "-c", repo("config/flashpoint.toml").to_str().unwrap()])
+        .args(["-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let mut events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), plain.len());
+    let mut seen = 0;
+    for e in &mut events {
+        for list in ["most_negative", "top_reach"] {
+            for p in e["evidence"][list].as_array_mut().unwrap() {
+                let id = p["id"].as_str().unwrap().to_string();
+                let author = p["author"].as_str().unwrap_or("-").to_string();
+                let o = p.as_object_mut().unwrap();
+                assert_eq!(o.remove("url"), Some(format!("https://social.example/p/{id}").into()));
+                assert_eq!(o.remove("author_url"), Some(format!("https://social.example/u/{author}").into()));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 0);
+    assert_eq!(events, plain);
+    std::fs::remove_dir_all(&dir).ok();
+}

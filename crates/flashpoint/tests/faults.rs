@@ -270,6 +270,8 @@ fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest(
                 followers: None,
                 compound: -0.5,
                 label: Label::Negative,
+                url: None,
+                author_url: None,
                 src: format!("{}/0", t.input).into(),
                 off: i,
                 sub: 0,

@@ -13,8 +13,8 @@
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Kind, Request};
 use crate::format::{
-    attribution, closing_summary, counts, evidence, kind_phrase, observed_vs_baseline, percent, severity_upper,
-    top_terms, Context,
+    attribution, attribution_linked, closing_summary, counts, evidence, kind_phrase, observed_vs_baseline, percent,
+    post_link, severity_upper, top_terms, Context,
 };
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -245,6 +245,14 @@ fn text_body(n: &Notice, ctx: &Context) -> String {
         t += "\nEvidence:\n";
         for p in posts {
             t += &format!("  \"{}\" {}\n", safe::plain(&p.text, 500), attribution(p, safe::plain));
+            // On lines of their own, where mail clients make them clickable; `safe::link` leaves no character
+            // that could end the line or the URL.
+            if let Some(u) = post_link(p) {
+                t += &format!("    post: {u}\n");
+            }
+            if let Some(u) = p.author_url.as_deref().and_then(safe::link) {
+                t += &format!("    author: {u}\n");
+            }
         }
     }
     if let Some(l) = ctx.grafana_link(n) {
@@ -279,10 +287,15 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
         );
     }
     for p in evidence(n, 3) {
+        let a = |label: String, url: &str| format!("<a href=\"{}\">{label}</a>", safe::html_own(url));
+        let quote = safe::html(&p.text, 500);
+        let quote = match post_link(p) {
+            Some(u) => a(quote, u),
+            None => quote,
+        };
         h += &format!(
-            "<blockquote>{}<br><small>{}</small></blockquote>",
-            safe::html(&p.text, 500),
-            safe::html_own(&attribution(p, safe::plain))
+            "<blockquote>{quote}<br><small>{}</small></blockquote>",
+            attribution_linked(p, |t, max| safe::html_own(&safe::plain(t, max)), a)
         );
     }
     if let Some(l) = ctx.grafana_link(n) {
@@ -435,5 +448,49 @@ mod tests {
         assert!(!t.contains('\u{202e}') && t.contains("Lost my bag again"));
         // Newlines in the post cannot start a fake line of ours in the text part.
         assert!(!t.contains("\n*Severity:* low"));
+    }
+
+    #[test]
+    fn evidence_links_to_the_post_and_its_author() {
+        use crate::format::testing::with_links;
+        let ctx = Context::new("r", None, "flashpoint");
+        let e = with_links(
+            event(EventKind::Opened, 0, Severity::Warning),
+            "p2",
+            "https://x.com/ann/status/2?s=1&t=2",
+            "https://x.com/ann",
+        );
+        let n = mk(NoticeKind::Opened, e);
+        let h = html_body(&n, &ctx, true);
+        assert!(
+            h.contains(concat!(
+                "<blockquote><a href=\"https://x.com/ann/status/2?s=1&amp;t=2\">Lost my bag again, 3 hours on hold</a>",
+                "<br><small>— <a href=\"https://x.com/ann\">@user_p2</a> (1200 followers), 2026-03-04T14:05:00.000Z",
+                "</small></blockquote>"
+            )),
+            "{h}"
+        );
+        // Posts without links as before.
+        assert!(
+            h.contains("<blockquote>Flight AA12 cancelled, no refund<br><small>— @user_p3 (1200 followers)"),
+            "{h}"
+        );
+        let t = text_body(&n, &ctx);
+        assert!(t.contains("    post: https://x.com/ann/status/2?s=1&t=2\n    author: https://x.com/ann\n"), "{t}");
+        assert_eq!(t.matches("post: ").count(), 1);
+    }
+
+    #[test]
+    fn hostile_urls_make_no_link() {
+        use crate::format::testing::{with_links, HOSTILE_URLS};
+        let ctx = Context::new("r", None, "flashpoint");
+        for bad in HOSTILE_URLS {
+            let n = mk(NoticeKind::Opened, with_links(event(EventKind::Opened, 0, Severity::Warning), "p2", bad, bad));
+            let h = html_body(&n, &ctx, true);
+            assert!(!h.contains("<a href"), "{bad:?}: {h}");
+            let t = text_body(&n, &ctx);
+            assert!(!t.contains("post: ") && !t.contains("author: "), "{bad:?}: {t}");
+            assert!(!h.to_lowercase().contains("javascript") && !t.to_lowercase().contains("javascript"));
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! `warning`, watch → `info`. Limits: `summary` at most 1024 characters, `dedup_key` at most 255.
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
-use crate::format::{counts, evidence, observed_vs_baseline, percent, top_terms, Context};
+use crate::format::{counts, evidence, observed_vs_baseline, percent, post_link, top_terms, Context};
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -111,7 +111,17 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
             );
             let posts: Vec<Value> = evidence(n, 3)
                 .into_iter()
-                .map(|p| json!({"id": safe::plain(&p.id, 100), "text": safe::plain(&p.text, 500), "author": p.author.as_deref().map(|a| safe::plain(a, 60))}))
+                .map(|p| {
+                    let mut v = json!({"id": safe::plain(&p.id, 100), "text": safe::plain(&p.text, 500), "author": p.author.as_deref().map(|a| safe::plain(a, 60))});
+                    // Only when present, so incidents from sources without links read exactly as before.
+                    if let Some(u) = post_link(p) {
+                        v["url"] = u.into();
+                    }
+                    if let Some(u) = p.author_url.as_deref().and_then(safe::link) {
+                        v["author_url"] = u.into();
+                    }
+                    v
+                })
                 .collect();
             let mut v = json!({
                 "event_action": "trigger",
@@ -182,8 +192,34 @@ pub fn check(v: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::testing::{event as ev, notice as mk};
+    use crate::format::testing::{event as ev, notice as mk, with_links};
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn evidence_carries_safe_links_only() {
+        let ctx = Context::new("pages", None, "flashpoint");
+        let e = with_links(
+            ev(EventKind::Opened, 0, Severity::Watch),
+            "p2",
+            "https://x.com/ann/status/2",
+            "https://x.com/ann",
+        );
+        let t = event(&mk(NoticeKind::Opened, e), &ctx).unwrap();
+        let posts = t["payload"]["custom_details"]["evidence"].as_array().unwrap();
+        let p2 = posts.iter().find(|p| p["id"] == "p2").unwrap();
+        assert_eq!(
+            (&p2["url"], &p2["author_url"]),
+            (&json!("https://x.com/ann/status/2"), &json!("https://x.com/ann"))
+        );
+        assert!(posts.iter().filter(|p| p["id"] != "p2").all(|p| p.get("url").is_none()));
+        let e = with_links(ev(EventKind::Opened, 0, Severity::Watch), "p2", "javascript:alert(1)", "http://x.com/a");
+        let t = event(&mk(NoticeKind::Opened, e), &ctx).unwrap();
+        assert!(t["payload"]["custom_details"]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("url").is_none() && p.get("author_url").is_none()));
+    }
 
     #[test]
     fn trigger_resolve_and_silence() {

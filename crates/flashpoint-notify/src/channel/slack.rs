@@ -10,12 +10,14 @@
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Failure, HttpRequest, Kind, Request};
 use crate::format::{
-    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context,
+    attribution, attribution_linked, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link,
+    title, top_terms, Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
 use crate::secret::{Secret, SecretRef};
+use flashpoint_core::window::EvidencePost;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -227,8 +229,7 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
     let posts = evidence(n, 3);
     if with_header && !posts.is_empty() {
         for p in posts {
-            let text = format!("“{}” {}", safe::slack(&p.text, EVIDENCE_CHARS), attribution(p, safe::slack));
-            blocks.push(json!({"type": "section", "text": plain(safe::truncate(text, MAX_SECTION_TEXT))}));
+            blocks.push(json!({"type": "section", "text": evidence_section(p)}));
         }
     }
     if let Some(url) = ctx.grafana_link(n).filter(|u| u.len() <= MAX_URL) {
@@ -239,6 +240,30 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
         }]}));
     }
     blocks
+}
+
+/// One evidence post. Unlinked it stays plain_text, as before links; with a link it must be mrkdwn, where
+/// `safe::slack` keeps the post's own text just as inert (and `verbatim` stops Slack from turning URLs or
+/// `#channel` in it into links of its own). A link is never cut: when both do not fit the section the author's
+/// is dropped first, then the post's.
+fn evidence_section(p: &EvidencePost) -> Value {
+    let quote = format!("“{}”", safe::slack(&p.text, EVIDENCE_CHARS));
+    let link = |label: String, url: &str| format!("<{}|{label}>", safe::slack_url(url));
+    let by = attribution(p, safe::slack);
+    let linked_by = p.author_url.as_deref().and_then(safe::link).map(|_| attribution_linked(p, safe::slack, link));
+    let linked_quote = post_link(p).map(|u| link(quote.clone(), u));
+    let candidates = [
+        linked_quote.as_ref().zip(linked_by.as_ref()),
+        linked_quote.as_ref().map(|q| (q, &by)),
+        linked_by.as_ref().map(|b| (&quote, b)),
+    ];
+    for (q, b) in candidates.into_iter().flatten() {
+        let text = format!("{q} {b}");
+        if text.chars().count() <= MAX_SECTION_TEXT {
+            return json!({"type": "mrkdwn", "text": text, "verbatim": true});
+        }
+    }
+    plain(safe::truncate(format!("{quote} {by}"), MAX_SECTION_TEXT))
 }
 
 fn context_line(text: String) -> Value {
@@ -446,5 +471,66 @@ mod tests {
         let v = notice(&r, &ctx());
         check_limits(&v).unwrap();
         assert!(v.to_string().contains("Resolved: open for 5m, peak critical"), "{v}");
+    }
+
+    /// The text object of the block quoting `needle`.
+    fn evidence_text<'a>(v: &'a Value, needle: &str) -> &'a Value {
+        let blocks = v["blocks"].as_array().unwrap();
+        blocks.iter().map(|b| &b["text"]).find(|t| t["text"].as_str().is_some_and(|x| x.contains(needle))).unwrap()
+    }
+
+    #[test]
+    fn evidence_links_to_the_post_and_its_author() {
+        use crate::format::testing::with_links;
+        let e = with_links(
+            event(EventKind::Opened, 0, Severity::Critical),
+            "p2",
+            "https://x.com/ann/status/2?s=1&t=2",
+            "https://x.com/ann",
+        );
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx());
+        check_limits(&v).unwrap();
+        let t = evidence_text(&v, "Lost my bag");
+        assert_eq!(t["type"], "mrkdwn");
+        assert_eq!(t["verbatim"], true);
+        let text = t["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("<https://x.com/ann/status/2?s=1&amp;t=2|“Lost my bag again, 3 hours on hold”>"),
+            "{text}"
+        );
+        assert!(text.contains("— <https://x.com/ann|@user＿p2> (1200 followers), "), "{text}");
+        // A post without links is rendered as before.
+        assert_eq!(evidence_text(&v, "Flight AA12")["type"], "plain_text");
+    }
+
+    #[test]
+    fn hostile_urls_make_no_link() {
+        use crate::format::testing::{with_links, HOSTILE_URLS};
+        for bad in HOSTILE_URLS {
+            let e = with_links(event(EventKind::Opened, 0, Severity::Critical), "p2", bad, bad);
+            let v = notice(&mk(NoticeKind::Opened, e), &ctx());
+            check_limits(&v).unwrap();
+            let t = evidence_text(&v, "Lost my bag");
+            assert_eq!(t["type"], "plain_text", "{bad:?}");
+            assert!(!v.to_string().contains("evil.example/"), "{bad:?} in {v}");
+            assert!(!v.to_string().to_lowercase().contains("javascript"), "{bad:?}");
+        }
+        // Legal in a URL, and harmless here: Slack's link ends only at `|` or `>`, which a link cannot hold.
+        let md = "https://evil.example/a)[click](https://evil.example/b";
+        let e = with_links(event(EventKind::Opened, 0, Severity::Critical), "p2", md, "https://x.com/ann");
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx());
+        let text = evidence_text(&v, "Lost my bag")["text"].as_str().unwrap().to_string();
+        assert!(text.starts_with(&format!("<{md}|“Lost my bag again, 3 hours on hold”> ")), "{text}");
+        // A link never pushes the section past Slack's limit, nor is it cut: the longest post and two of the
+        // longest URLs still give a valid message, with the post's link kept.
+        let long = format!("https://x.com/{}", "a".repeat(flashpoint_core::post::MAX_URL_BYTES - 14));
+        let mut e = with_links(event(EventKind::Opened, 0, Severity::Critical), "p2", &long, &long);
+        e.evidence.most_negative[1].text = "&".repeat(5000);
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx());
+        check_limits(&v).unwrap();
+        let t = evidence_text(&v, "&amp;");
+        assert_eq!(t["type"], "mrkdwn");
+        assert!(t["text"].as_str().unwrap().starts_with(&format!("<{long}|")));
+        assert_eq!(t["text"].as_str().unwrap().matches(&long).count(), 1);
     }
 }

@@ -10,12 +10,13 @@
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
 use crate::format::{
-    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, title, top_terms, Context,
+    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link, title, top_terms, Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
 use crate::secret::{Secret, SecretRef};
+use flashpoint_core::window::EvidencePost;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -89,13 +90,39 @@ fn notice_body(n: &Notice, with_evidence: bool) -> Vec<Value> {
     body.push(facts(n));
     if with_evidence {
         for p in evidence(n, 3) {
-            body.push(json!({"type": "RichTextBlock", "inlines": [
-                {"type": "TextRun", "text": format!("“{}”", safe::chat(&p.text, EVIDENCE_CHARS)), "italic": true},
-                {"type": "TextRun", "text": format!(" {}", attribution(p, safe::chat)), "isSubtle": true},
-            ]}));
+            body.push(json!({"type": "RichTextBlock", "inlines": evidence_inlines(p)}));
         }
     }
     body
+}
+
+/// A TextRun opens `url` through the card's own `selectAction` rather than Markdown, which TextRuns do not parse:
+/// the URL stays a JSON string that no text can reach into.
+fn open_url(mut run: Value, url: Option<&str>) -> Value {
+    if let Some(u) = url {
+        run["selectAction"] = json!({"type": "Action.OpenUrl", "url": u});
+    }
+    run
+}
+
+/// The quote, linked to the post, then the attribution with `@author` linked to the author, each where present.
+fn evidence_inlines(p: &EvidencePost) -> Vec<Value> {
+    let quote =
+        json!({"type": "TextRun", "text": format!("“{}”", safe::chat(&p.text, EVIDENCE_CHARS)), "italic": true});
+    let mut inlines = vec![open_url(quote, post_link(p))];
+    let by = attribution(p, safe::chat);
+    let author_url = p.author_url.as_deref().and_then(safe::link);
+    // The attribution is split around the name so only `@author` is the author's link.
+    let name = p.author.as_deref().map(|a| format!("@{}", safe::chat(a, 60)));
+    match (author_url, name.as_deref().and_then(|n| by.split_once(n).map(|(pre, post)| (n, pre, post)))) {
+        (Some(u), Some((n, pre, post))) => {
+            inlines.push(json!({"type": "TextRun", "text": format!(" {pre}"), "isSubtle": true}));
+            inlines.push(open_url(json!({"type": "TextRun", "text": n, "isSubtle": true}), Some(u)));
+            inlines.push(json!({"type": "TextRun", "text": post, "isSubtle": true}));
+        }
+        _ => inlines.push(json!({"type": "TextRun", "text": format!(" {by}"), "isSubtle": true})),
+    }
+    inlines
 }
 
 fn card(body: Vec<Value>, actions: Vec<Value>) -> Value {
@@ -186,6 +213,12 @@ pub fn check_limits(msg: &Value) -> Result<(), String> {
                         if i["type"] != "TextRun" || !i["text"].is_string() {
                             return Err("inline must be a TextRun with text".into());
                         }
+                        let a = &i["selectAction"];
+                        if !a.is_null()
+                            && (a["type"] != "Action.OpenUrl" || a["url"].as_str().and_then(safe::link).is_none())
+                        {
+                            return Err("a TextRun's selectAction must be Action.OpenUrl with a safe https url".into());
+                        }
                     }
                 }
                 Some("Container") => check_elements(el["items"].as_array().ok_or("Container without items")?)?,
@@ -239,5 +272,61 @@ mod tests {
         let d = digest(&items, 0, 1, &ctx);
         check_limits(&d).unwrap();
         assert!(d.to_string().contains("more incident(s) not shown"));
+    }
+
+    /// The inlines of the evidence block quoting `needle`.
+    fn inlines<'a>(v: &'a Value, needle: &str) -> &'a Vec<Value> {
+        let body = v["attachments"][0]["content"]["body"].as_array().unwrap();
+        body.iter()
+            .filter_map(|b| b["inlines"].as_array())
+            .find(|i| i[0]["text"].as_str().is_some_and(|t| t.contains(needle)))
+            .unwrap()
+    }
+
+    #[test]
+    fn evidence_links_to_the_post_and_its_author() {
+        use crate::format::testing::with_links;
+        let ctx = Context::new("r", None, "flashpoint");
+        let e = with_links(
+            event(EventKind::Opened, 0, Severity::Critical),
+            "p2",
+            "https://x.com/ann/status/2?s=1&t=2",
+            "https://x.com/ann",
+        );
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx);
+        check_limits(&v).unwrap();
+        let i = inlines(&v, "Lost my bag");
+        assert_eq!(
+            i[0]["selectAction"],
+            json!({"type": "Action.OpenUrl", "url": "https://x.com/ann/status/2?s=1&t=2"})
+        );
+        let linked: Vec<&Value> = i[1..].iter().filter(|r| !r["selectAction"].is_null()).collect();
+        assert_eq!(linked.len(), 1);
+        assert_eq!(linked[0]["text"], "@user＿p2");
+        assert_eq!(linked[0]["selectAction"]["url"], "https://x.com/ann");
+        let all: String = i.iter().map(|r| r["text"].as_str().unwrap()).collect();
+        assert_eq!(all, "“Lost my bag again, 3 hours on hold” — @user＿p2 (1200 followers), 2026-03-04T14:05:00.000Z");
+        // Without links, as before: two runs, no actions.
+        let plain = inlines(&v, "Flight AA12");
+        assert_eq!(plain.len(), 2);
+        assert!(plain.iter().all(|r| r["selectAction"].is_null()));
+    }
+
+    #[test]
+    fn hostile_urls_make_no_link() {
+        use crate::format::testing::{with_links, HOSTILE_URLS};
+        let ctx = Context::new("r", None, "flashpoint");
+        for bad in HOSTILE_URLS {
+            let e = with_links(event(EventKind::Opened, 0, Severity::Critical), "p2", bad, bad);
+            let v = notice(&mk(NoticeKind::Opened, e), &ctx);
+            check_limits(&v).unwrap();
+            assert!(!v.to_string().contains("selectAction"), "{bad:?}");
+        }
+        // And a card that carries one anyway is refused before it is sent.
+        let mut v = notice(&mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical)), &ctx);
+        let body = v["attachments"][0]["content"]["body"].as_array_mut().unwrap();
+        let block = body.iter_mut().find(|b| b["type"] == "RichTextBlock").unwrap();
+        block["inlines"][0]["selectAction"] = json!({"type": "Action.OpenUrl", "url": "javascript:alert(1)"});
+        assert!(check_limits(&v).is_err());
     }
 }

@@ -127,12 +127,34 @@ pub fn evidence(n: &Notice, k: usize) -> Vec<&EvidencePost> {
 
 /// `— @author (1.2k followers), 2026-03-04T14:05:12Z`, escaped by `escape`.
 pub fn attribution(p: &EvidencePost, escape: impl Fn(&str, usize) -> String) -> String {
-    let who = match (&p.author, p.followers) {
-        (Some(a), Some(f)) => format!("@{} ({f} followers)", escape(a, 60)),
-        (Some(a), None) => format!("@{}", escape(a, 60)),
+    attribution_linked(p, escape, |name, _| name)
+}
+
+/// [`attribution`] with `@author` passed through `link(name, url)` when the post has an author URL that
+/// [`safe::link`] accepts; `link` makes the channel's own markup (the name is already escaped).
+pub fn attribution_linked(
+    p: &EvidencePost,
+    escape: impl Fn(&str, usize) -> String,
+    link: impl Fn(String, &str) -> String,
+) -> String {
+    let name = p.author.as_deref().map(|a| {
+        let name = format!("@{}", escape(a, 60));
+        match p.author_url.as_deref().and_then(safe::link) {
+            Some(u) => link(name, u),
+            None => name,
+        }
+    });
+    let who = match (name, p.followers) {
+        (Some(n), Some(f)) => format!("{n} ({f} followers)"),
+        (Some(n), None) => n,
         (None, _) => "unknown author".into(),
     };
     format!("— {who}, {}", escape(&p.created_at, 40))
+}
+
+/// The post's own URL, when [`safe::link`] accepts it.
+pub fn post_link(p: &EvidencePost) -> Option<&str> {
+    p.url.as_deref().and_then(safe::link)
 }
 
 /// `What changed: watch → warning · volume ×3 → ×6`, when anything did since the last message.
@@ -188,7 +210,32 @@ pub(crate) mod testing {
             author: Some(format!("user_{id}")),
             followers: Some(1200),
             compound: -0.8,
+            url: None,
+            author_url: None,
         }
+    }
+
+    /// URLs that must never become links: each tries to end the link in one markup or another, or is not https.
+    pub const HOSTILE_URLS: &[&str] = &[
+        "https://evil.example/x|Grafana dashboard>",
+        "https://evil.example/x>*Severity:* low<",
+        "https://evil.example/\"onmouseover=\"alert(1)",
+        "https://evil.example/a b",
+        "https://evil.example/a\n*Severity:* low",
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)//https://x.com",
+        "http://evil.example/",
+        "data:text/html,<script>x</script>",
+    ];
+
+    /// `e` with the evidence post `id` (wherever it appears) linked to `url` and its author to `author_url`.
+    pub fn with_links(mut e: SpikeEvent, id: &str, url: &str, author_url: &str) -> SpikeEvent {
+        let ev = &mut e.evidence;
+        for p in ev.most_negative.iter_mut().chain(ev.top_reach.iter_mut()).filter(|p| p.id == id) {
+            p.url = Some(url.into());
+            p.author_url = Some(author_url.into());
+        }
+        e
     }
 
     /// Built from JSON rather than a struct literal, so fields that later versions add to `SpikeEvent` (with
