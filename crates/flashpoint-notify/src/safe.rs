@@ -21,8 +21,8 @@
 //! Links to a post or its author come from the same strangers. A link is made only from a URL that passes
 //! [`link`]: `https://`, bounded, and only the characters RFC 3986 allows, so it holds no space, control, `<`,
 //! `>`, `"` or `|` and cannot end Slack's `<url|label>`, an HTML attribute or a line of the text part. What those
-//! characters leave to each markup is escaped by its own function: [`slack_url`] (`&`), [`markdown_url`]
-//! (`(` `)`, which would end `[label](url)`), and [`html`] for an `href`, quoted.
+//! characters leave to each markup is escaped by its own function: [`slack_url`] (`&`) and [`html`] for an
+//! `href`, quoted. (No channel writes Markdown links: Teams links through Adaptive Card actions.)
 
 use flashpoint_core::sanitize::for_display;
 
@@ -163,11 +163,6 @@ pub fn slack_url(url: &str) -> String {
     url.replace('&', "&amp;")
 }
 
-/// A [`link`]ed URL for Markdown's `[label](url)`: a parenthesis would end (or, unbalanced, confuse) the target.
-pub fn markdown_url(url: &str) -> String {
-    url.replace('(', "%28").replace(')', "%29")
-}
-
 /// Percent-encodes a URL query value (RFC 3986 unreserved characters kept).
 pub fn url_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -284,7 +279,6 @@ mod tests {
             assert_eq!(link(bad), None, "{bad:?}");
         }
         assert_eq!(slack_url(ok), "https://x.com/ann/status/1?s=20&amp;t=x");
-        assert_eq!(markdown_url("https://e.com/a)[x](javascript:1)"), "https://e.com/a%29[x]%28javascript:1%29");
     }
 
     #[test]

@@ -291,7 +291,7 @@ fn replay_carries_post_links_into_evidence_and_nothing_else_changes() {
     let input = dir.join("linked.jsonl");
     std::fs::write(&input, linked).unwrap();
     let out = dir.join("events.jsonl");
-    let st = bin()
+    let st = flashpoint()
         .args(["replay", "-i", input.to_str().unwrap(), "-c", repo("config/flashpoint.toml").to_str().unwrap()])
         .args(["-o", out.to_str().unwrap()])
         .output()
