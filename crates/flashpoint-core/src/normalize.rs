@@ -1,4 +1,4 @@
-//! Normalisation of social text before scoring.
+//! Normalisation of social text before scoring, and for reading (`for_reading`: evidence shown to people).
 //!
 //! Posts arrive with HTML entities (`&amp;` from Twitter's API), links, @mentions and #hashtags. Users expect
 //! "I &lt;3 this" to read as "I <3 this", a link or a mention not to dilute the sentiment of the words around it,
@@ -134,9 +134,63 @@ pub fn for_scoring(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Normalises `text` for people to read (evidence in events and alerts): HTML entities decoded (Twitter's API
+/// sends `SAP-&gt;Mia &amp; Mia`), every run of whitespace (newlines, tabs, `&nbsp;`) one space, no space at the
+/// ends. Links, mentions and hashtags stay: they are part of what was said. Decoded characters are still
+/// untrusted: each destination escapes them (`sanitize`, the notifier's `safe`). Borrowed when nothing changes.
+pub fn for_reading(text: &str) -> Cow<'_, str> {
+    let collapsed = |t: &str| {
+        let mut prev_space = true;
+        t.chars().all(|c| {
+            let ok = if c.is_whitespace() { c == ' ' && !prev_space } else { true };
+            prev_space = c.is_whitespace();
+            ok
+        }) && !t.ends_with(char::is_whitespace)
+    };
+    if !text.contains('&') && collapsed(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let (c, n) = match rest.starts_with('&').then(|| decode_entity(rest)).flatten() {
+            Some(d) => d,
+            None => {
+                let c = rest.chars().next().expect("non-empty");
+                (c, c.len_utf8())
+            }
+        };
+        i += n;
+        if is_removed_control(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::for_scoring;
+    use super::{for_reading, for_scoring};
+
+    #[test]
+    fn reading_text_has_entities_decoded_and_whitespace_collapsed() {
+        assert_eq!(for_reading("SAP-&gt;Mia &amp; Mia"), "SAP->Mia & Mia");
+        assert_eq!(for_reading("  lost my\n\n bag&nbsp;&nbsp;again\t"), "lost my bag again");
+        assert_eq!(for_reading("a &#x200B;b &unknown; &amp"), "a b &unknown; &amp");
+        assert!(matches!(for_reading("plain text, one space"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(for_reading("trailing "), std::borrow::Cow::Owned(_)));
+    }
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {

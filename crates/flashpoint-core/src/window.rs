@@ -76,9 +76,11 @@ pub struct PostView<'a> {
 const EVIDENCE_TEXT_CHARS: usize = 280;
 
 fn evidence(p: &PostView) -> EvidencePost {
-    let cut = match p.text.char_indices().nth(EVIDENCE_TEXT_CHARS) {
-        Some((i, _)) => Cow::Owned(format!("{}…", &p.text[..i])),
-        None => Cow::Borrowed(p.text),
+    // Read as people read it: entities decoded, whitespace collapsed (the scorer's normalisation is for scoring).
+    let readable = crate::normalize::for_reading(p.text);
+    let cut = match readable.char_indices().nth(EVIDENCE_TEXT_CHARS) {
+        Some((i, _)) => Cow::Owned(format!("{}…", &readable[..i])),
+        None => readable,
     };
     // People read evidence in alerts: a bidi override or a terminal escape must not change what they see.
     let text = crate::sanitize::for_display(&cut).into_owned();
@@ -334,6 +336,12 @@ impl WindowStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_reads_as_people_read_it() {
+        let e = evidence(&view("1", "SAP-&gt;Mia &amp; Mia\n\n  lost   my bag", 0, -0.5, None));
+        assert_eq!(e.text, "SAP->Mia & Mia lost my bag");
+    }
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
         let label = crate::sentiment::LabelThresholds::default().label(compound);
