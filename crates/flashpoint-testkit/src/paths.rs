@@ -33,6 +33,16 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until something accepts connections on 127.0.0.1:`port`; after `limit`, fails naming `what` and the
+/// `log` to read (a server the test started itself that never came up).
+pub fn wait_listening(port: u16, limit: std::time::Duration, what: &str, log: &Path) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start; see {}", log.display());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The non-empty lines of a file, as raw records to produce.
 pub fn lines(path: &Path) -> Vec<Vec<u8>> {
     std::fs::read_to_string(path)

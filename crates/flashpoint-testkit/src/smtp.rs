@@ -2,10 +2,10 @@
 //! writing a Maildir), plain or with STARTTLS and AUTH (`smtp_server.py` beside this crate's manifest), and
 //! the certificates for it.
 
-use crate::paths::free_port;
+use crate::paths::{free_port, wait_listening};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Debian's python3-aiosmtpd as a real SMTP server on 127.0.0.1, storing each mail in a Maildir.
 pub struct Smtp {
@@ -37,11 +37,7 @@ impl Smtp {
             .stderr(log)
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start; see {}", dir.join("smtp.log").display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening(port, Duration::from_secs(20), "aiosmtpd", &dir.join("smtp.log"));
         Smtp { port, maildir, child }
     }
 
@@ -101,11 +97,7 @@ impl Smtp {
             .stderr(log)
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the SMTP server did not start; see {}", dir.join("smtp.log").display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening(port, Duration::from_secs(20), "the SMTP server", &dir.join("smtp.log"));
         Smtp { port, maildir, child }
     }
 }

@@ -2,6 +2,7 @@
 //! port and storage, signalled, stopped and started again on the same storage. The test suite's shared
 //! broker is started by `scripts/test.sh` instead and reached through [`crate::broker::brokers`].
 
+use crate::paths::wait_listening;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -52,11 +53,7 @@ impl Tansu {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {} (install it: scripts/tansu.sh install): {e}", bin.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start; see {}", self.dir.join("tansu.log").display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening(self.port, Duration::from_secs(30), "broker", &self.dir.join("tansu.log"));
     }
 
     pub fn pid(&self) -> u32 {
