@@ -142,7 +142,7 @@ pub fn for_reading(text: &str) -> Cow<'_, str> {
     let collapsed = |t: &str| {
         let mut prev_space = true;
         t.chars().all(|c| {
-            let ok = if c.is_whitespace() { c == ' ' && !prev_space } else { true };
+            let ok = if c.is_whitespace() { c == ' ' && !prev_space } else { !is_removed_control(c) };
             prev_space = c.is_whitespace();
             ok
         }) && !t.ends_with(char::is_whitespace)
@@ -150,22 +150,28 @@ pub fn for_reading(text: &str) -> Cow<'_, str> {
     if !text.contains('&') && collapsed(text) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len());
-    let mut pending_space = false;
-    let mut i = 0;
-    while i < text.len() {
-        let rest = &text[i..];
+    let mut rest = text;
+    let decoded = std::iter::from_fn(|| {
         let (c, n) = match rest.starts_with('&').then(|| decode_entity(rest)).flatten() {
             Some(d) => d,
             None => {
-                let c = rest.chars().next().expect("non-empty");
+                let c = rest.chars().next()?;
                 (c, c.len_utf8())
             }
         };
-        i += n;
-        if is_removed_control(c) {
-            continue;
-        }
+        rest = &rest[n..];
+        Some(c)
+    });
+    let mut out = String::with_capacity(text.len());
+    push_collapsed(&mut out, decoded.filter(|&c| !is_removed_control(c)));
+    Cow::Owned(out)
+}
+
+/// Appends `chars` to `out` with every run of whitespace as one space and none at the ends: how text reads on
+/// one line (evidence here, every alert line in the notifier).
+pub fn push_collapsed(out: &mut String, chars: impl IntoIterator<Item = char>) {
+    let mut pending_space = false;
+    for c in chars {
         if c.is_whitespace() {
             pending_space = !out.is_empty();
             continue;
@@ -176,7 +182,6 @@ pub fn for_reading(text: &str) -> Cow<'_, str> {
         }
         out.push(c);
     }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -189,6 +194,7 @@ mod tests {
         assert_eq!(for_reading("  lost my\n\n bag&nbsp;&nbsp;again\t"), "lost my bag again");
         assert_eq!(for_reading("a &#x200B;b &unknown; &amp"), "a b &unknown; &amp");
         assert!(matches!(for_reading("plain text, one space"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(for_reading("hid\u{200B}den"), "hidden", "an invisible character goes on the quick path too");
         assert!(matches!(for_reading("trailing "), std::borrow::Cow::Owned(_)));
     }
 

@@ -24,6 +24,7 @@
 //! characters leave to each markup is escaped by its own function: [`slack_url`] (`&`) and [`html`] for an
 //! `href`, quoted. (No channel writes Markdown links: Teams links through Adaptive Card actions.)
 
+use flashpoint_core::normalize::push_collapsed;
 use flashpoint_core::sanitize::for_display;
 
 /// Invisible characters that could hide or split what a reader sees (zero-width space/joiners' neighbours,
@@ -37,18 +38,7 @@ fn is_invisible(c: char) -> bool {
 pub fn plain(text: &str, max: usize) -> String {
     let shown = for_display(text);
     let mut out = String::with_capacity(shown.len().min(max.saturating_mul(4)));
-    let mut space = false;
-    for c in shown.chars().filter(|&c| !is_invisible(c)) {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-            continue;
-        }
-        if space {
-            out.push(' ');
-            space = false;
-        }
-        out.push(c);
-    }
+    push_collapsed(&mut out, shown.chars().filter(|&c| !is_invisible(c)));
     truncate(out, max)
 }
 
