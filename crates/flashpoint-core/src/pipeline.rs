@@ -51,8 +51,6 @@ pub struct Pipeline {
     pub partition: AggregatePartition,
     pub counters: StageCounters,
     batch: ScoreBatch,
-    /// Offset of the next stage record in the (virtual) internal topic.
-    next: i64,
     /// Offset of `process_batch`'s next post in its (virtual) source.
     next_post: i64,
 }
@@ -72,7 +70,6 @@ impl Pipeline {
             partition,
             counters: StageCounters::default(),
             batch: ScoreBatch::default(),
-            next: 0,
             next_post: 0,
         }
     }
@@ -110,10 +107,11 @@ impl Pipeline {
         let b = &self.batch;
         self.counters.add_batch(b.posts.len() as u64, b.matched, b.unmatched, b.unscored);
         for (_, _, rec) in b.records(&self.score) {
-            // One partition fed in order from offset 0, restored from nothing: every record applies.
-            let step = self.partition.on_decoded(self.next, &rec, out);
-            assert!(matches!(step, Step::Applied(_)), "stage record {} not applied: {step:?}", self.next);
-            self.next += 1;
+            // The (virtual) internal topic is this feed: each record is the partition's next offset, so every
+            // record applies.
+            let at = self.partition.next_offset();
+            let step = self.partition.on_decoded(at, &rec, out);
+            assert!(matches!(step, Step::Applied(_)), "stage record {at} not applied: {step:?}");
         }
     }
 }
