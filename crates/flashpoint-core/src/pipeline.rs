@@ -65,13 +65,7 @@ impl Pipeline {
 
     /// A pipeline over machines the caller set up (a scorer's options, a restored partition).
     pub fn from_machines(score: ScoreStage, partition: AggregatePartition) -> Pipeline {
-        Pipeline {
-            score,
-            partition,
-            counters: StageCounters::default(),
-            batch: ScoreBatch::default(),
-            next_post: 0,
-        }
+        Pipeline { score, partition, counters: StageCounters::default(), batch: ScoreBatch::default(), next_post: 0 }
     }
 
     pub fn scorer_name(&self) -> &'static str {

@@ -105,8 +105,7 @@ impl<'a> DeadLetter<'a> {
     /// The one file writer: a JSON line, made safe for terminals and log readers (`sanitize`), since the
     /// record is untrusted and the sink may be stderr.
     pub fn write_line(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        crate::sanitize::to_json_writer(&mut *out, self)?;
-        out.write_all(b"\n")
+        crate::sanitize::write_json_line(out, self)
     }
 }
 

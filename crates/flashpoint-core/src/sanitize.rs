@@ -108,6 +108,12 @@ pub fn to_json_writer<W: io::Write, T: serde::Serialize + ?Sized>(writer: W, val
     value.serialize(&mut ser)
 }
 
+/// One JSON Lines record: [`to_json_writer`] and a newline (every file and terminal output of the binary).
+pub fn write_json_line<T: serde::Serialize + ?Sized>(out: &mut dyn io::Write, value: &T) -> io::Result<()> {
+    to_json_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
 /// [`to_json_writer`] into a `String`.
 pub fn to_json_string<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut buf = Vec::new();

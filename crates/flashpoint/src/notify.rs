@@ -149,8 +149,7 @@ pub fn run(cfg: &Config, input: Box<dyn BufRead + Send>, dead: &mut dyn Write, o
 }
 
 fn write_line(dead: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
-    sanitize::to_json_writer(&mut *dead, v)?;
-    dead.write_all(b"\n")?;
+    sanitize::write_json_line(dead, v)?;
     dead.flush()?;
     Ok(())
 }

@@ -44,13 +44,11 @@ fn write_outputs(
         match o {
             // JsonSafe: evidence and ids are untrusted and both outputs may be a terminal.
             Output::Spike(e) => {
-                sanitize::to_json_writer(&mut *events, &e)?;
-                events.write_all(b"\n")?;
+                sanitize::write_json_line(events, &e)?;
                 *n_events += 1;
             }
             Output::Diverted(d) => {
-                sanitize::to_json_writer(&mut *dead, &d)?;
-                dead.write_all(b"\n")?;
+                sanitize::write_json_line(dead, &d)?;
             }
         }
     }

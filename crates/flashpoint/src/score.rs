@@ -123,8 +123,7 @@ pub fn run(input: Box<dyn BufRead>, scorer: &dyn Scorer, gate: &LanguageGate, ra
                     out.flush()?;
                     let rec = serde_json::json!({"line": line_no, "error": reason});
                     let mut err = stderr.lock();
-                    flashpoint_core::sanitize::to_json_writer(&mut err, &rec)?;
-                    writeln!(err)?;
+                    flashpoint_core::sanitize::write_json_line(&mut err, &rec)?;
                 }
             }
         }
