@@ -46,6 +46,27 @@ impl Severity {
     }
 }
 
+/// Crisis or buzz: whether the negative signals are part of the incident.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentClass {
+    /// Negative posts or the negative share rose beyond what the volume explains. The default, so a v2 event
+    /// (which had no class) is routed as before.
+    #[default]
+    Crisis,
+    /// Only the volume moved; sentiment stayed at the baseline. Stays at `watch` unless it turns negative.
+    Buzz,
+}
+
+impl IncidentClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentClass::Crisis => "crisis",
+            IncidentClass::Buzz => "buzz",
+        }
+    }
+}
+
 /// Why an incident resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +86,9 @@ pub struct OpenIncident {
     pub opened_at: Millis,
     pub seq: u64,
     pub severity: Severity,
+    /// Crisis or buzz (see `classify`); serde default so a v2 snapshot's incident reads as a crisis.
+    #[serde(default)]
+    pub class: IncidentClass,
     /// The signal that opened it; its smoothed rate drives escalation.
     pub signal: Signal,
     /// Signals whose statistic has crossed its threshold during the incident (bit `Signal as u8`): a signal
@@ -166,6 +190,7 @@ impl Detector {
             opened_at: w.end,
             seq: 0,
             severity: Severity::Watch,
+            class: IncidentClass::Crisis,
             signal: r.signal,
             signals_fired: x.readings.iter().filter(|r| r.fired).fold(0, |m, r| m | 1 << r.signal as u8),
             peak_volume: w.volume,

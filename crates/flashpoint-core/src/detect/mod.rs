@@ -29,7 +29,7 @@ pub mod model;
 pub mod sim;
 
 pub use config::{DetectionConfig, Sensitivity, Thresholds, MAX_NATS_PER_MINUTE, RATE_RATIOS, SHARE_LIFTS, STATISTICS};
-pub use lifecycle::{incident_id, EventKind, OpenIncident, Resolution, Severity};
+pub use lifecycle::{incident_id, EventKind, IncidentClass, OpenIncident, Resolution, Severity};
 
 use crate::time::{hour_of_day, Millis};
 use crate::window::WindowStats;
