@@ -6,7 +6,7 @@ use crate::channel::ChannelSpec;
 pub use crate::delivery::{check_url, is_localhost, DeliveryConfig};
 use crate::secret::SecretRef;
 use flashpoint_core::detect::{Severity, Signal};
-use flashpoint_core::event::EventKind;
+use flashpoint_core::event::{EventKind, IncidentClass};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -163,6 +163,10 @@ pub struct RouteConfig {
     /// Empty: opened, updated and resolved.
     #[serde(default)]
     pub kinds: Vec<EventKind>,
+    /// `crisis`, `buzz`; empty: both. A buzz incident that turns negative becomes a crisis (an `updated`
+    /// event), and from then on matches a crisis-only route.
+    #[serde(default)]
+    pub classes: Vec<IncidentClass>,
     pub channels: Vec<String>,
     /// Overrides `notify.update_interval_secs` for this route.
     pub update_interval_secs: Option<u64>,

@@ -14,7 +14,7 @@
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Kind, Request};
 use crate::format::{
     attribution, attribution_linked, closing_summary, counts, evidence, kind_phrase, observed_vs_baseline, percent,
-    post_link, severity_upper, top_terms, Context,
+    post_link, severity_upper, what_people_say, Context,
 };
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -141,9 +141,10 @@ impl Channel for Email {
     fn render(&mut self, msg: &crate::message::Message, ctx: &Context) -> Result<Vec<Request>, String> {
         let mail = match msg {
             crate::message::Message::Notice(n) => {
-                let chart = crate::chart::render(&n.history, n.event.incident_start, n.event.window_end)
-                    .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
-                    .ok();
+                let chart =
+                    crate::chart::render(&crate::message::Point::series(n), n.event.incident_start, n.event.window_end)
+                        .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
+                        .ok();
                 notice(n, ctx, &self.from, &self.to, chart)?
             }
             crate::message::Message::Digest { items, from, to } => {
@@ -218,7 +219,7 @@ fn rows(n: &Notice) -> Vec<(&'static str, String)> {
         ("Counts", counts(n)),
         ("Negative share", percent(e.negative_share)),
         ("Open for", crate::format::duration(n.open_for_ms())),
-        ("Top terms", top_terms(n, 5, safe::plain)),
+        ("What people say", what_people_say(n, 5, safe::plain)),
     ]
 }
 
@@ -283,7 +284,7 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
     h += "</table>";
     if chart {
         h += &format!(
-            "<p><img src=\"cid:{CHART_CID}\" alt=\"volume and negative share chart\" width=\"640\" height=\"260\"></p>"
+            "<p><img src=\"cid:{CHART_CID}\" alt=\"posts and negative posts against their usual range\" width=\"640\" height=\"260\"></p>"
         );
     }
     for p in evidence(n, 3) {

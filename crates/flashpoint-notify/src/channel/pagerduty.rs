@@ -7,7 +7,7 @@
 //! `warning`, watch → `info`. Limits: `summary` at most 1024 characters, `dedup_key` at most 255.
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
-use crate::format::{counts, evidence, observed_vs_baseline, percent, post_link, top_terms, Context};
+use crate::format::{counts, evidence, observed_vs_baseline, percent, post_link, what_people_say, Context};
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -141,7 +141,8 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                         "observed_vs_baseline": observed_vs_baseline(n),
                         "counts": counts(n),
                         "negative_share": e.negative_share,
-                        "top_terms": top_terms(n, 5, safe::plain),
+                        "what_people_say": what_people_say(n, 5, safe::plain),
+                        "class": n.event.class.as_str(),
                         "open_for": crate::format::duration(n.open_for_ms()),
                         "evidence": posts,
                     }

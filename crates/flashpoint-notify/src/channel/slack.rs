@@ -11,7 +11,7 @@
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Failure, HttpRequest, Kind, Request};
 use crate::format::{
     attribution, attribution_linked, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link,
-    title, top_terms, Context,
+    title, what_people_say, Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
@@ -224,7 +224,7 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
         field("Counts", counts(n)),
         field("Negative share", percent(e.negative_share)),
         field("Open for", crate::format::duration(n.open_for_ms())),
-        field("Top terms", top_terms(n, 5, safe::slack)),
+        field("What people say", what_people_say(n, 5, safe::slack)),
     ]}));
     let posts = evidence(n, 3);
     if with_header && !posts.is_empty() {

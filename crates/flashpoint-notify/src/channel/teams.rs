@@ -10,7 +10,8 @@
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
 use crate::format::{
-    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link, title, top_terms, Context,
+    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link, title, what_people_say,
+    Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
@@ -72,7 +73,7 @@ fn facts(n: &Notice) -> Value {
         f("Counts", counts(n)),
         f("Negative share", percent(e.negative_share)),
         f("Open for", crate::format::duration(n.open_for_ms())),
-        f("Top terms", top_terms(n, 5, safe::chat)),
+        f("What people say", what_people_say(n, 5, safe::chat)),
     ]})
 }
 

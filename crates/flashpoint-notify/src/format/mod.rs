@@ -100,10 +100,19 @@ pub fn counts(n: &Notice) -> String {
     format!("{} posts: {} negative, {} neutral, {} positive", c.volume, c.negative, c.neutral, c.positive)
 }
 
-/// Top terms, made safe by `escape` and joined.
-pub fn top_terms(n: &Notice, k: usize, escape: impl Fn(&str, usize) -> String) -> String {
-    let terms: Vec<String> =
-        n.event.evidence.top_terms.iter().take(k).map(|t| format!("{} ({})", escape(&t.term, 40), t.count)).collect();
+/// What people say now that they did not before: the event's drivers (`lost luggage: 889 posts, 342× usual`),
+/// or for a v2 event its top terms; made safe by `escape` and joined.
+pub fn what_people_say(n: &Notice, k: usize, escape: impl Fn(&str, usize) -> String) -> String {
+    let drivers = &n.event.evidence.drivers;
+    let terms: Vec<String> = if drivers.is_empty() {
+        n.event.evidence.top_terms.iter().take(k).map(|t| format!("{} ({})", escape(&t.term, 40), t.count)).collect()
+    } else {
+        drivers
+            .iter()
+            .take(k)
+            .map(|d| format!("{} ({} posts, {}× usual)", escape(&d.phrase, 60), d.posts, trim_float(d.lift)))
+            .collect()
+    };
     if terms.is_empty() {
         "–".into()
     } else {
@@ -180,9 +189,10 @@ pub fn title(n: &Notice, escape: impl Fn(&str, usize) -> String) -> String {
         return format!("✅ RESOLVED · {}: resolved (peak {})", escape(&n.event.entity, 80), n.peak_severity.as_str());
     }
     format!(
-        "{} {} · {}: {}",
+        "{} {} {} · {}: {}",
         severity_emoji(n.event.severity),
         severity_upper(n.event.severity),
+        n.event.class.as_str(),
         escape(&n.event.entity, 80),
         kind_phrase(n)
     )
@@ -283,7 +293,8 @@ pub(crate) mod testing {
                 .map(|i| Point {
                     at: 1_772_632_860_000 - 3_600_000 + i * 600_000,
                     volume: 20 + (i as u64 * 9) % 70,
-                    negative_share: 0.1 + 0.05 * i as f64,
+                    negative: 2 + i as u64 * 3,
+                    band: None,
                 })
                 .collect(),
             event: Arc::new(e),
