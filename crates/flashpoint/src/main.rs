@@ -4,6 +4,7 @@
 mod config;
 mod notify;
 mod replay;
+mod report;
 mod run;
 mod score;
 
@@ -273,6 +274,20 @@ enum Cmd {
         #[arg(long)]
         restart: bool,
     },
+    /// Write the incident pages of spike events (JSON Lines, e.g. from `flashpoint replay`) as static HTML: an
+    /// index and one page per incident (chart, drivers, storylines, amplifiers, platforms, event log), the same
+    /// pages the notify stage serves at /incidents. Self-contained: no script, nothing fetched.
+    ///
+    /// A line that is not a spike event gives {"line":N,"error":".."} on stderr and exit status 1; the rest are
+    /// written all the same.
+    Report {
+        /// Spike events as JSON Lines, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        events: String,
+        /// Directory to write index.html and <incident_id>.html into (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -503,6 +518,11 @@ fn real_main() -> Result<ExitCode> {
                 print!("{}", flashpoint_eval::sentiment::summary(&reports));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { events, out } => {
+            let summary = report::run(open_input(&events)?, &out)?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(if summary.bad_lines > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;

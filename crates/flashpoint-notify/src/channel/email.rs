@@ -255,6 +255,9 @@ fn text_body(n: &Notice, ctx: &Context) -> String {
             }
         }
     }
+    if let Some(l) = ctx.incident_link(n) {
+        t += &format!("\nIncident page: {l}\n");
+    }
     if let Some(l) = ctx.grafana_link(n) {
         t += &format!("\nDashboard: {l}\n");
     }
@@ -297,6 +300,9 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
             "<blockquote>{quote}<br><small>{}</small></blockquote>",
             attribution_linked(p, |t, max| safe::html_own(&safe::plain(t, max)), a)
         );
+    }
+    if let Some(l) = ctx.incident_link(n) {
+        h += &format!("<p><a href=\"{0}\">Open the incident page</a></p>", safe::html_own(&l));
     }
     if let Some(l) = ctx.grafana_link(n) {
         h += &format!("<p><a href=\"{0}\">Open the Flashpoint dashboard</a></p>", safe::html_own(&l));
@@ -370,6 +376,10 @@ pub fn digest(
         let line = format!("{} · {} · {}", headline(n), observed_vs_baseline(n), closing_summary(n));
         text += &format!("\n- {line}");
         html += &format!("<li>{}", safe::html_own(&line));
+        if let Some(l) = ctx.incident_link(n) {
+            text += &format!("\n  {l}");
+            html += &format!(" (<a href=\"{}\">incident page</a>)", safe::html_own(&l));
+        }
         if let Some(l) = ctx.grafana_link(n) {
             text += &format!("\n  {l}");
             html += &format!(" (<a href=\"{}\">dashboard</a>)", safe::html_own(&l));

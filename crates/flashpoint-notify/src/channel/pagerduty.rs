@@ -148,9 +148,15 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                 },
                 "client": "Flashpoint",
             });
-            if let Some(link) = ctx.grafana_link(n) {
-                v["client_url"] = json!(link);
-                v["links"] = json!([{"href": link, "text": "Flashpoint dashboard"}]);
+            let links: Vec<Value> =
+                [(ctx.incident_link(n), "Flashpoint incident page"), (ctx.grafana_link(n), "Flashpoint dashboard")]
+                    .into_iter()
+                    .filter_map(|(href, text)| href.map(|h| json!({"href": h, "text": text})))
+                    .collect();
+            if let Some(first) = links.first() {
+                // The incident's own page when there is one: it is what the responder opens first.
+                v["client_url"] = first["href"].clone();
+                v["links"] = json!(links);
             }
             Some(v)
         }

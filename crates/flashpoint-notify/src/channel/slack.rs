@@ -232,12 +232,14 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
             blocks.push(json!({"type": "section", "text": evidence_section(p)}));
         }
     }
-    if let Some(url) = ctx.grafana_link(n).filter(|u| u.len() <= MAX_URL) {
-        blocks.push(json!({"type": "actions", "elements": [{
-            "type": "button",
-            "text": plain("Open in Grafana".into()),
-            "url": url,
-        }]}));
+    let buttons: Vec<Value> =
+        [("Open the incident page", ctx.incident_link(n)), ("Open in Grafana", ctx.grafana_link(n))]
+            .into_iter()
+            .filter_map(|(label, url)| url.filter(|u| u.len() <= MAX_URL).map(|u| (label, u)))
+            .map(|(label, url)| json!({"type": "button", "text": plain(label.into()), "url": url}))
+            .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     blocks
 }

@@ -142,11 +142,12 @@ fn card(body: Vec<Value>, actions: Vec<Value>) -> Value {
     })
 }
 
-fn grafana_action(n: &Notice, ctx: &Context) -> Vec<Value> {
-    ctx.grafana_link(n)
-        .map(|u| json!({"type": "Action.OpenUrl", "title": "Open in Grafana", "url": u}))
-        .into_iter()
-        .collect()
+/// The card's buttons: the incident's page, then the dashboard, where configured.
+fn link_actions(n: &Notice, ctx: &Context) -> Vec<Value> {
+    let page =
+        ctx.incident_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": "Open the incident page", "url": u}));
+    let grafana = ctx.grafana_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": "Open in Grafana", "url": u}));
+    page.into_iter().chain(grafana).collect()
 }
 
 pub fn notice(n: &Notice, ctx: &Context) -> Value {
@@ -154,7 +155,7 @@ pub fn notice(n: &Notice, ctx: &Context) -> Value {
     body.push(json!({"type": "TextBlock", "isSubtle": true, "size": "Small", "wrap": true, "text": format!(
         "Flashpoint · incident {} · event {} · route {}", safe::chat(&n.event.incident_id, 80), n.event.seq, ctx.route
     )}));
-    card(body, grafana_action(n, ctx))
+    card(body, link_actions(n, ctx))
 }
 
 pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
@@ -177,7 +178,16 @@ pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
     if shown < items.len() {
         body.push(json!({"type": "TextBlock", "text": format!("… and {} more incident(s) not shown", items.len() - shown), "wrap": true}));
     }
-    card(body, vec![])
+    // A button per incident shown (Teams displays a handful: the first five), to its page.
+    let actions = items[..shown]
+        .iter()
+        .filter_map(|n| {
+            let title = format!("Incident page: {}", safe::chat(&n.event.entity, 40));
+            ctx.incident_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": title, "url": u}))
+        })
+        .take(5)
+        .collect();
+    card(body, actions)
 }
 
 /// Checks the envelope, the card's required fields, the element types used and the payload size.
