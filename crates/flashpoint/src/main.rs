@@ -547,6 +547,16 @@ fn real_main() -> Result<ExitCode> {
                     r.channels.join(", ")
                 );
             }
+            let pages = &cfg.notify.pages;
+            if !cfg.notify.routes.is_empty() && pages.enabled {
+                let token = match &pages.token {
+                    Some(r) => {
+                        format!("token = {r} ({})", if r.resolve().is_ok() { "readable" } else { "not readable here" })
+                    }
+                    None => "no token (loopback only)".into(),
+                };
+                println!("notify pages: /incidents on {} with the notify stage, {token}", cfg.metrics.listen);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Notify { action: Some(NotifyAction::Test { config }), .. } => {

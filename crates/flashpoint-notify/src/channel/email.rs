@@ -398,6 +398,15 @@ mod tests {
     use flashpoint_core::event::EventKind;
 
     #[test]
+    fn links_the_incident_page() {
+        let ctx = Context::new("r", None, "flashpoint").with_pages(Some("https://fp.example.com"));
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let page = "https://fp.example.com/incidents/inc-1387cae96a0b8ab5";
+        assert!(text_body(&n, &ctx).contains(&format!("Incident page: {page}")));
+        assert!(html_body(&n, &ctx, false).contains(&format!("<a href=\"{page}\">Open the incident page</a>")));
+    }
+
+    #[test]
     fn threading_and_parts() {
         let ctx = Context::new("mail-route", Some("https://g.example"), "flashpoint");
         let from: Mailbox = "Flashpoint <alerts@example.com>".parse().unwrap();

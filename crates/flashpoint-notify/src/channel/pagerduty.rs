@@ -202,6 +202,16 @@ mod tests {
     use flashpoint_core::event::EventKind;
 
     #[test]
+    fn links_the_incident_page() {
+        let ctx =
+            Context::new("pages", Some("https://g.example"), "flashpoint").with_pages(Some("https://fp.example.com"));
+        let v = event(&mk(NoticeKind::Opened, ev(EventKind::Opened, 0, Severity::Critical)), &ctx).unwrap();
+        assert_eq!(v["client_url"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert_eq!(v["links"][0]["href"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert!(v["links"][1]["href"].as_str().unwrap().starts_with("https://g.example/"));
+    }
+
+    #[test]
     fn evidence_carries_safe_links_only() {
         let ctx = Context::new("pages", None, "flashpoint");
         let e = with_links(

@@ -392,6 +392,20 @@ mod tests {
     }
 
     #[test]
+    fn links_the_incident_page_before_the_dashboard() {
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx().with_pages(Some("https://fp.example.com/")));
+        check_limits(&v).unwrap();
+        let actions = v["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
+        assert_eq!(actions["elements"][0]["url"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert!(actions["elements"][1]["url"].as_str().unwrap().starts_with("https://grafana.example.com/"));
+        let mut e = event(EventKind::Opened, 0, Severity::Critical);
+        e.incident_id = "../../x".into();
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx().with_pages(Some("https://fp.example.com")));
+        assert!(!v.to_string().contains("fp.example.com"), "no link for an id that names no page");
+    }
+
+    #[test]
     fn notice_is_valid_block_kit_with_the_content() {
         let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
         let v = notice(&n, &ctx());

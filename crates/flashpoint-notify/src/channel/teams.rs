@@ -254,6 +254,24 @@ mod tests {
     use flashpoint_core::event::EventKind;
 
     #[test]
+    fn links_the_incident_page() {
+        let ctx = Context::new("r", None, "flashpoint").with_pages(Some("https://fp.example.com"));
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx);
+        check_limits(&v).unwrap();
+        assert_eq!(
+            v["attachments"][0]["content"]["actions"][0]["url"],
+            "https://fp.example.com/incidents/inc-1387cae96a0b8ab5"
+        );
+        let d = digest(&[n], 0, 1, &ctx);
+        check_limits(&d).unwrap();
+        assert_eq!(
+            d["attachments"][0]["content"]["actions"][0]["url"],
+            "https://fp.example.com/incidents/inc-1387cae96a0b8ab5"
+        );
+    }
+
+    #[test]
     fn card_is_valid_and_inert() {
         let ctx = Context::new("r", Some("http://grafana:3000"), "flashpoint");
         let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
