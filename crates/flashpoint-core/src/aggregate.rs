@@ -11,6 +11,8 @@
 use crate::detect::{DetectionConfig, Detector, StepCounts, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
+use crate::incident::drivers::Baseline;
+use crate::incident::IncidentDigest;
 use crate::reject::Rejection;
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{Pane, PaneLimits, PostView, WindowSpec, WindowStats};
@@ -105,13 +107,18 @@ struct EntityState {
     panes: VecDeque<Pane>,
     detector: Detector,
     last_event: Millis,
+    /// The entity's usual phrase rates, learned from panes as they leave the window outside incidents.
+    phrases: Baseline,
+    /// What the open incident has gathered (drivers, storylines, amplifiers, timeline); `Some` exactly while
+    /// the detector has an incident open.
+    incident: Option<Box<IncidentDigest>>,
 }
 
 /// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
 /// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
 /// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
-/// z-score detector); 2 is the CUSUM detector.
-pub const STATE_VERSION: u32 = 2;
+/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest.
+pub const STATE_VERSION: u32 = 3;
 
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
@@ -305,6 +312,8 @@ impl Aggregator {
             panes: VecDeque::new(),
             detector: Detector::default(),
             last_event: p.created_at,
+            phrases: Baseline::default(),
+            incident: None,
         });
         st.last_event = st.last_event.max(p.created_at);
         // Panes are kept sorted by start; posts mostly land in the newest one.
@@ -321,6 +330,11 @@ impl Aggregator {
         };
         let before = st.panes[idx].terms_dropped;
         st.panes[idx].add(p, &self.pane_limits, &st.own_terms);
+        // During an incident every post is the incident's evidence; outside, a sample feeds the baseline.
+        match &mut st.incident {
+            Some(d) => d.add_post(p, &st.own_terms),
+            None => st.panes[idx].sample(p, &st.own_terms),
+        }
         self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
         self.counters.aggregated += 1;
         self.max_seen = Some(self.max_seen.map_or(p.created_at, |m| m.max(p.created_at)));
@@ -365,14 +379,40 @@ impl Aggregator {
                 st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(StepCounts::default(), |p| {
                     StepCounts { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
                 });
-            if let Some(d) = st.detector.on_window(&st.name, &w, &step, &self.th) {
+            let decision = st.detector.on_window(&st.name, &w, &step, &self.th);
+            if decision.is_some() {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
+            }
+            let b = st.detector.last_step();
+            if decision.as_ref().is_some_and(|d| d.kind == EventKind::Opened) {
+                // Seeded from the window's panes and any newer one already started: their posts are the
+                // incident's, so they are marked to stay out of the phrase baseline.
+                let mut dg = IncidentDigest::open(st.panes.iter().filter(|p| p.start >= start), &w, &st.own_terms);
+                for p in st.panes.iter_mut().filter(|p| p.start >= start) {
+                    p.in_incident = true;
+                    if p.start < end {
+                        // The window's panes as timeline points, judged against this step's expectation.
+                        dg.step(p.start + self.spec.slide, p.volume, p.negative, &b);
+                    }
+                }
+                st.incident = Some(Box::new(dg));
+            } else if let Some(dg) = &mut st.incident {
+                dg.step(end, step.volume, step.negative, &b);
+            }
+            if let Some(d) = decision {
                 match d.kind {
                     EventKind::Opened => self.counters.opened += 1,
                     EventKind::Updated => self.counters.updated += 1,
                     EventKind::Resolved => self.counters.resolved += 1,
                 }
-                out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d)));
+                let mut e = SpikeEvent::new(&st.name, &w, &d);
+                if let Some(dg) = &st.incident {
+                    dg.fill(&mut e, &st.phrases);
+                }
+                if d.kind == EventKind::Resolved {
+                    st.incident = None;
+                }
+                out.push(Output::Spike(e));
             }
             self.last_window.insert(
                 id,
@@ -386,7 +426,11 @@ impl Aggregator {
                 },
             );
             while st.panes.front().is_some_and(|p| p.start < keep_from) {
-                st.panes.pop_front();
+                let p = st.panes.pop_front().expect("checked");
+                // The baseline learns what the entity usually says: not an incident's posts.
+                if st.incident.is_none() && !p.in_incident {
+                    st.phrases.learn(p.start, p.sampled, &p.phrase_sample);
+                }
             }
         }
         self.counters.windows_closed += 1;
@@ -458,6 +502,7 @@ mod tests {
                 label,
                 url: None,
                 author_url: None,
+                platform: None,
             };
             self.agg.process(entity, &format!("e{entity}"), &[], &v, &mut self.out);
         }

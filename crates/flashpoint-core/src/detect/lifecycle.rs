@@ -10,8 +10,8 @@
 //! the reach of the negative posts.
 
 use super::config::{
-    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, ESCALATION_MIN_RATE, ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS,
-    PEAK_SHARE_MIN_VOLUME,
+    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, CRISIS_MIN_EXCESS, CRISIS_SDS, ESCALATION_MIN_RATE,
+    ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS, PEAK_SHARE_MIN_VOLUME,
 };
 use super::model::{binom_llr, nb_llr};
 use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
@@ -110,6 +110,14 @@ pub struct OpenIncident {
     /// it watches holds `CALM_NATS`.
     pub calm_evidence: [f64; 3],
     pub calm_steps: u64,
+    /// Negative posts since the opening window (included), what the baseline share predicts of as many
+    /// scored posts, and that prediction's variance: what `classify` reads.
+    #[serde(default)]
+    pub negative_seen: f64,
+    #[serde(default)]
+    pub negative_at_baseline_share: f64,
+    #[serde(default)]
+    pub negative_at_baseline_var: f64,
 }
 
 /// Deterministic incident id from the entity and the start of the window that opened it.
@@ -146,12 +154,42 @@ fn count_of(signal: Signal, volume: u64, negative: u64) -> f64 {
 }
 
 fn severity(inc: &OpenIncident, th: &Thresholds) -> Severity {
+    // Buzz pages nobody: it stays at watch until it turns negative.
+    if inc.class == IncidentClass::Buzz {
+        return Severity::Watch;
+    }
     if inc.excess_negative >= th.critical_excess_negative || inc.negative_reach >= th.critical_negative_reach {
         Severity::Critical
     } else if inc.excess_negative >= th.warning_excess_negative || inc.negative_reach >= th.warning_negative_reach {
         Severity::Warning
     } else {
         Severity::Watch
+    }
+}
+
+/// Adds `negative` of `scored` posts to the evidence `classify` reads: against the baseline share, with the
+/// share model's overdispersion.
+fn count_sentiment(inc: &mut OpenIncident, negative: u64, scored: u64, e: &Expectation) {
+    let n = scored as f64;
+    inc.negative_seen += negative as f64;
+    inc.negative_at_baseline_share += n * e.share;
+    inc.negative_at_baseline_var += n * e.share * (1.0 - e.share) * e.phi.max(1.0);
+}
+
+/// Crisis when the negative signals are part of the incident: the share statistic fired, or there are more
+/// negative posts since the opening than the baseline share predicts of the posts seen, by at least
+/// `CRISIS_MIN_EXCESS` posts and `CRISIS_SDS` standard deviations. A surge of ordinary posts raises the
+/// negative count with the volume but not beyond its share: that is buzz.
+pub(super) fn classify(inc: &OpenIncident) -> IncidentClass {
+    if inc.signals_fired & (1 << Signal::NegativeShare as u8) != 0 {
+        return IncidentClass::Crisis;
+    }
+    let excess = inc.negative_seen - inc.negative_at_baseline_share;
+    let sd = inc.negative_at_baseline_var.max(1e-9).sqrt();
+    if excess >= CRISIS_MIN_EXCESS && excess >= CRISIS_SDS * sd {
+        IncidentClass::Crisis
+    } else {
+        IncidentClass::Buzz
     }
 }
 
@@ -205,7 +243,12 @@ impl Detector {
             steps_since_event: 0,
             calm_evidence: [0.0; 3],
             calm_steps: 0,
+            negative_seen: 0.0,
+            negative_at_baseline_share: 0.0,
+            negative_at_baseline_var: 0.0,
         };
+        count_sentiment(&mut inc, w.negative, w.scored(), x.expected);
+        inc.class = classify(&inc);
         inc.severity = severity(&inc, th);
         self.open = Some(inc.clone());
         self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
@@ -233,6 +276,11 @@ impl Detector {
             }
             return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading });
         }
+        // Buzz turning negative is news: the incident becomes a crisis, and its severity counts from now on.
+        let turned = inc.class == IncidentClass::Buzz && classify(&inc) == IncidentClass::Crisis;
+        if turned {
+            inc.class = IncidentClass::Crisis;
+        }
         let sev = severity(&inc, th).max(inc.severity);
         let grew = rate_doubled(&inc, th);
         let joined = x.readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
@@ -240,7 +288,7 @@ impl Detector {
             inc.signals_fired |= 1 << j.signal as u8;
             reading = j;
         }
-        if sev != inc.severity || grew || joined.is_some() {
+        if sev != inc.severity || grew || joined.is_some() || turned {
             inc.seq += 1;
             inc.severity = sev;
             inc.steps_since_event = 0;
@@ -267,6 +315,7 @@ fn account(inc: &mut OpenIncident, x: &WindowEvidence, th: &Thresholds) {
     if w.volume >= PEAK_SHARE_MIN_VOLUME {
         inc.peak_negative_share = inc.peak_negative_share.max(w.negative_share);
     }
+    count_sentiment(inc, step.negative, step.scored, x.expected);
     let count = count_of(inc.signal, step.volume, step.negative);
     inc.intensity += th.alpha_intensity * (count - inc.intensity);
     for (c, l) in inc.calm_evidence.iter_mut().zip(x.expected.calm_llr) {

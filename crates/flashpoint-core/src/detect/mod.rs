@@ -79,6 +79,16 @@ pub struct StepCounts {
     pub reach: u64,
 }
 
+/// What the models expected of one step, before learning from it: the means and variances of its volume and
+/// negative posts (the timeline's baseline band).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepBaseline {
+    pub volume_mean: f64,
+    pub volume_var: f64,
+    pub negative_mean: f64,
+    pub negative_var: f64,
+}
+
 /// A lifecycle transition with the reading that explains it: the event's kind, and for `resolved` why.
 #[derive(Clone, Debug)]
 pub struct Decision {
@@ -113,6 +123,9 @@ pub struct Detector {
     pub(crate) last_score: f64,
     pub(crate) last_volume_baseline: f64,
     pub(crate) last_share_baseline: f64,
+    /// What the models expected of the last step (recomputed every step, so not in snapshots).
+    #[serde(skip)]
+    pub(crate) last_step: StepBaseline,
 }
 
 /// A detector's internals at one moment: what each statistic holds against its calibrated threshold, and
@@ -149,6 +162,7 @@ pub(crate) struct Expectation {
     vol_window: f64,
     neg_window: f64,
     share: f64,
+    phi: f64,
     /// Evidence this step gives for "back at baseline", per signal (`lifecycle::calm_evidence`).
     calm_llr: [f64; 3],
     /// Each statistic's calibrated threshold after this step.
@@ -181,6 +195,13 @@ impl Detector {
             phi: self.share.phi(),
         };
         let calm_llr = lifecycle::calm_evidence(step, &p);
+        let var = |q: &Prediction| q.mean + q.v * q.mean * q.mean;
+        self.last_step = StepBaseline {
+            volume_mean: p.volume.mean,
+            volume_var: var(&p.volume),
+            negative_mean: p.negative.mean,
+            negative_var: var(&p.negative),
+        };
         let threshold = self.advance_statistics(step, &p, th);
         // Dispersions learn only while no incident is open, so a crisis does not teach them that crises are noise.
         let quiet = self.open.is_none();
@@ -194,6 +215,7 @@ impl Detector {
             vol_window: k * p.volume.mean,
             neg_window: k * p.negative.mean,
             share: p.share,
+            phi: p.phi,
             calm_llr,
             threshold,
         }
@@ -226,6 +248,11 @@ impl Detector {
     /// True when the detector holds nothing worth keeping beyond its baselines (for eviction).
     pub fn is_quiet(&self) -> bool {
         self.open.is_none()
+    }
+
+    /// What the models expected of the last step fed (see `StepBaseline`).
+    pub fn last_step(&self) -> StepBaseline {
+        self.last_step
     }
 }
 
