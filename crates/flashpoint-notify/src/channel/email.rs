@@ -256,6 +256,9 @@ fn text_body(n: &Notice, ctx: &Context) -> String {
             }
         }
     }
+    if let Some(l) = ctx.incident_link(n) {
+        t += &format!("\nIncident page: {l}\n");
+    }
     if let Some(l) = ctx.grafana_link(n) {
         t += &format!("\nDashboard: {l}\n");
     }
@@ -298,6 +301,9 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
             "<blockquote>{quote}<br><small>{}</small></blockquote>",
             attribution_linked(p, |t, max| safe::html_own(&safe::plain(t, max)), a)
         );
+    }
+    if let Some(l) = ctx.incident_link(n) {
+        h += &format!("<p><a href=\"{0}\">Open the incident page</a></p>", safe::html_own(&l));
     }
     if let Some(l) = ctx.grafana_link(n) {
         h += &format!("<p><a href=\"{0}\">Open the Flashpoint dashboard</a></p>", safe::html_own(&l));
@@ -371,6 +377,10 @@ pub fn digest(
         let line = format!("{} · {} · {}", headline(n), observed_vs_baseline(n), closing_summary(n));
         text += &format!("\n- {line}");
         html += &format!("<li>{}", safe::html_own(&line));
+        if let Some(l) = ctx.incident_link(n) {
+            text += &format!("\n  {l}");
+            html += &format!(" (<a href=\"{}\">incident page</a>)", safe::html_own(&l));
+        }
         if let Some(l) = ctx.grafana_link(n) {
             text += &format!("\n  {l}");
             html += &format!(" (<a href=\"{}\">dashboard</a>)", safe::html_own(&l));
@@ -387,6 +397,15 @@ mod tests {
     use crate::format::testing::{event, notice as mk};
     use flashpoint_core::detect::Severity;
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn links_the_incident_page() {
+        let ctx = Context::new("r", None, "flashpoint").with_pages(Some("https://fp.example.com"));
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let page = "https://fp.example.com/incidents/inc-1387cae96a0b8ab5";
+        assert!(text_body(&n, &ctx).contains(&format!("Incident page: {page}")));
+        assert!(html_body(&n, &ctx, false).contains(&format!("<a href=\"{page}\">Open the incident page</a>")));
+    }
 
     #[test]
     fn threading_and_parts() {

@@ -149,9 +149,15 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                 },
                 "client": "Flashpoint",
             });
-            if let Some(link) = ctx.grafana_link(n) {
-                v["client_url"] = json!(link);
-                v["links"] = json!([{"href": link, "text": "Flashpoint dashboard"}]);
+            let links: Vec<Value> =
+                [(ctx.incident_link(n), "Flashpoint incident page"), (ctx.grafana_link(n), "Flashpoint dashboard")]
+                    .into_iter()
+                    .filter_map(|(href, text)| href.map(|h| json!({"href": h, "text": text})))
+                    .collect();
+            if let Some(first) = links.first() {
+                // The incident's own page when there is one: it is what the responder opens first.
+                v["client_url"] = first["href"].clone();
+                v["links"] = json!(links);
             }
             Some(v)
         }
@@ -195,6 +201,16 @@ mod tests {
     use super::*;
     use crate::format::testing::{event as ev, notice as mk, with_links};
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn links_the_incident_page() {
+        let ctx =
+            Context::new("pages", Some("https://g.example"), "flashpoint").with_pages(Some("https://fp.example.com"));
+        let v = event(&mk(NoticeKind::Opened, ev(EventKind::Opened, 0, Severity::Critical)), &ctx).unwrap();
+        assert_eq!(v["client_url"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert_eq!(v["links"][0]["href"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert!(v["links"][1]["href"].as_str().unwrap().starts_with("https://g.example/"));
+    }
 
     #[test]
     fn evidence_carries_safe_links_only() {

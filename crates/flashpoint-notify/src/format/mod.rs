@@ -13,6 +13,8 @@ pub struct Context {
     pub route: String,
     /// `{grafana_url}/d/{uid}`; no link when `None`.
     pub dashboard: Option<String>,
+    /// `notify.public_url` without a trailing slash: where the incident pages are; no link when `None`.
+    pub pages: Option<String>,
 }
 
 impl Context {
@@ -20,7 +22,22 @@ impl Context {
         Context {
             route: route.to_string(),
             dashboard: grafana_url.map(|u| format!("{}/d/{}/flashpoint", u.trim_end_matches('/'), dashboard_uid)),
+            pages: None,
         }
+    }
+
+    /// Every message of this context links its incident's page under `public_url`.
+    pub fn with_pages(mut self, public_url: Option<&str>) -> Context {
+        self.pages = public_url.map(|u| u.trim_end_matches('/').to_string());
+        self
+    }
+
+    /// `{public_url}/incidents/{incident_id}`, when the pages have a public URL and the id can name a page (the
+    /// page store takes no other, so no link leads nowhere).
+    pub fn incident_link(&self, n: &Notice) -> Option<String> {
+        let base = self.pages.as_ref()?;
+        let id = &n.event.incident_id;
+        safe::page_id(id).then(|| format!("{base}/incidents/{id}"))
     }
 
     /// The dashboard for the incident's entity and time range: from an hour before the incident started to a
