@@ -7,18 +7,28 @@
 //! 3. Injections, one cell per (kind, size, duration) (`injection`). An injection counts as detected by the
 //!    first `opened` (or `updated`, escalating an open incident) event whose window ends inside it or up to
 //!    `DETECTION_GRACE` after; the delay is from the injection's start.
-//! 4. The targets (`report`): recall and median delay pooled over the cells they name, the share detected
+//! 4. What a detected injection's events say (`judge`): whether its topic's phrase is among the top three
+//!    drivers of the event that detected it, or of any event of that incident while the injection lasts; and
+//!    whether its class is right (a volume surge at the background's sentiment is `buzz`, a share shift or a
+//!    doubling of negative posts `crisis`).
+//! 5. The budget (`budget`): on the un-injected backgrounds, the openings on neither a labelled window nor a
+//!    natural × 3 surge of at least 10 minutes (an opening on one is a true `watch` detection of it), and the
+//!    pages (incidents that were `crisis` at `warning` or above), per entity-week.
+//! 6. The targets (`targets`): recall and median delay pooled over the cells they name, the share detected
 //!    within the delay asked, and the share of injections whose first minutes carry the evidence any detector
-//!    needs at the false-alarm budget (`injection::information`, Lorden's bound).
+//!    needs (`injection::information`, Lorden's bound) at the realised opening rate and at the budget; the
+//!    ratio of the first share to the second is how close the detector comes to what is knowable.
 
 use crate::corpus::{load_series, load_texts, Series};
 use crate::error::Result;
-use crate::injection::{cells, information, placements, target_horizon, Cell};
+use crate::injection::{cells, information, placements, target_horizon, topic, Cell, Kind, Topic};
 use crate::nab;
-use crate::simulate::run_series;
+use crate::simulate::{run_series, Injections, RunEvent};
 use crate::time::{DAY, MIN, STEP};
 use flashpoint_core::aggregate::AggregatorConfig;
 use flashpoint_core::detect::sim::Rng;
+use flashpoint_core::detect::{IncidentClass, Severity};
+use flashpoint_core::event::EventKind;
 use flashpoint_core::sentiment::{LabelThresholds, LexiconScorer};
 use flashpoint_core::time::Millis;
 use std::path::Path;
@@ -51,6 +61,13 @@ pub struct CellResult {
     pub delays: Vec<(f64, Option<f64>)>,
     /// Per injection, the evidence its first `target_horizon` carries (`information`), nats.
     pub information: Vec<f64>,
+    /// Of the detected injections (`judge`): the topic among the top drivers of the detecting event, of any
+    /// event of that incident during the injection; the class right at the detecting event, at the last
+    /// event during the injection.
+    pub topic_first: usize,
+    pub topic_best: usize,
+    pub class_first: usize,
+    pub class_last: usize,
 }
 
 impl CellResult {
@@ -75,19 +92,115 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-/// Minutes from each start to the first opened/updated event within its duration + `DETECTION_GRACE`.
-pub fn delays(starts: &[Millis], duration: Millis, opened: &[Millis], updated: &[Millis]) -> Vec<Option<f64>> {
+/// For each start, the first opened/updated event (its index in `events`, which are in time order) whose
+/// window ends within the injection's duration + `DETECTION_GRACE`.
+pub fn detections(starts: &[Millis], duration: Millis, events: &[RunEvent]) -> Vec<Option<usize>> {
     starts
         .iter()
         .map(|&st| {
-            opened
+            events
                 .iter()
-                .chain(updated)
-                .filter(|&&e| e > st && e <= st + duration + DETECTION_GRACE)
-                .min()
-                .map(|&e| (e - st) as f64 / MIN as f64)
+                .position(|e| e.kind != EventKind::Resolved && e.end > st && e.end <= st + duration + DETECTION_GRACE)
         })
         .collect()
+}
+
+/// Minutes from each start to its detection (`detections`).
+pub fn delays(starts: &[Millis], duration: Millis, events: &[RunEvent]) -> Vec<Option<f64>> {
+    detections(starts, duration, events)
+        .into_iter()
+        .zip(starts)
+        .map(|(i, &st)| i.map(|i| (events[i].end - st) as f64 / MIN as f64))
+        .collect()
+}
+
+/// The class an injection of `kind` should get: surges of ordinary posts are buzz, the rest crisis.
+pub fn expected_class(kind: Kind) -> IncidentClass {
+    match kind {
+        Kind::Volume(_) => IncidentClass::Buzz,
+        Kind::Share(_) | Kind::NegativeTimes2 => IncidentClass::Crisis,
+    }
+}
+
+/// What the events of a detected injection say, against what was injected (see the module comment).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Judged {
+    pub topic_first: bool,
+    pub topic_best: bool,
+    pub class_first: bool,
+    pub class_last: bool,
+}
+
+/// Judges the injection at `start` detected by `events[first]`: the events of that incident from the
+/// detecting one to the injection's end + `DETECTION_GRACE`.
+pub fn judge(
+    events: &[RunEvent],
+    first: usize,
+    start: Millis,
+    duration: Millis,
+    topic: &Topic,
+    class: IncidentClass,
+) -> Judged {
+    let d = &events[first];
+    let has = |e: &RunEvent| e.drivers.iter().any(|p| *p == topic.phrase);
+    let mut j = Judged { topic_first: has(d), topic_best: false, class_first: d.class == class, class_last: false };
+    let mut last = d;
+    for e in events[first..].iter().filter(|e| e.incident == d.incident && e.end <= start + duration + DETECTION_GRACE)
+    {
+        j.topic_best |= has(e);
+        last = e;
+    }
+    j.class_last = last.class == class;
+    j
+}
+
+/// The budget's counts on one un-injected background (`budget`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Budget {
+    pub series: String,
+    /// Openings after the warm-up outside labelled windows, and the entity-weeks they were counted over.
+    pub openings: usize,
+    pub weeks_unlabelled: f64,
+    /// Of those, openings on a natural × 3 surge of at least 10 minutes; and on neither.
+    pub on_natural: usize,
+    pub unexplained: usize,
+    /// Incidents opened after the warm-up that were `crisis` at `warning` or above at some event, anywhere (a
+    /// labelled window holds posts at the background's sentiment too), and the entity-weeks after the warm-up.
+    pub pages: usize,
+    pub weeks: f64,
+}
+
+/// Counts `events` of an un-injected background against its labelled windows and `natural` surges (an opening
+/// from 30 minutes before a surge to 10 minutes after it is on it, as in `alarm_causes`).
+pub fn budget(s: &Series, events: &[RunEvent], warm: Millis, natural: &[(Millis, Millis)]) -> Budget {
+    let on = |t: Millis| natural.iter().any(|&(a, b)| t >= a - 30 * MIN && t <= b + 10 * MIN);
+    let mut b = Budget {
+        series: s.name.clone(),
+        weeks_unlabelled: s.weeks_unlabelled_after(warm),
+        weeks: (s.rows.last().map_or(warm, |r| r.0) - warm).max(0) as f64 / (7 * DAY) as f64,
+        ..Budget::default()
+    };
+    let mut opened_after: Vec<&str> = Vec::new();
+    let mut paged: Vec<&str> = Vec::new();
+    for e in events {
+        if e.kind == EventKind::Opened && e.end > warm {
+            opened_after.push(&e.incident);
+            if !s.labelled(e.end, 0) {
+                b.openings += 1;
+                if on(e.end) {
+                    b.on_natural += 1;
+                } else {
+                    b.unexplained += 1;
+                }
+            }
+        }
+        let page = e.class == IncidentClass::Crisis && e.severity >= Severity::Warning;
+        if page && opened_after.contains(&e.incident.as_str()) && !paged.contains(&e.incident.as_str()) {
+            paged.push(&e.incident);
+        }
+    }
+    b.pages = paged.len();
+    b
 }
 
 pub struct Report {
@@ -100,7 +213,91 @@ pub struct Report {
     pub natural_surges: Vec<(String, [usize; NATURAL.len()], f64)>,
     /// (series, its false alarms by what the background holds there, in `ALARM_CAUSES` order).
     pub false_alarm_causes: Vec<(String, [usize; ALARM_CAUSES.len()])>,
+    /// Per series, the two budget rates' counts (`budget`).
+    pub budget: Vec<Budget>,
     pub cells: Vec<CellResult>,
+}
+
+impl Report {
+    /// Openings per entity-week on the backgrounds after the warm-up outside labelled windows: the realised
+    /// rate at which the detector alarms when nothing is injected. With none, one over the whole run: an
+    /// upper estimate, and what keeps Lorden's `ln γ` finite.
+    pub fn opening_rate(&self) -> f64 {
+        let (n, w) = self.budget.iter().fold((0, 0.0), |a, b| (a.0 + b.openings, a.1 + b.weeks_unlabelled));
+        n.max(1) as f64 / f64::max(w, 1e-9)
+    }
+}
+
+/// One target (`targets`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Target {
+    pub label: &'static str,
+    pub injections: usize,
+    pub recall: f64,
+    pub median_delay: Option<f64>,
+    /// How soon the target asks (minutes), and the share detected that soon.
+    pub horizon_min: f64,
+    pub within: f64,
+    /// The share of injections whose first `horizon_min` carry Lorden's evidence at the realised opening rate
+    /// (`nats_realised`), and at the budget (`nats_budget`).
+    pub nats_realised: f64,
+    pub carry_realised: f64,
+    pub nats_budget: f64,
+    pub carry_budget: f64,
+    /// `within / carry_realised`: the share of what is knowable that the detector knew in time.
+    pub bound_ratio: Option<f64>,
+    /// The goal for `bound_ratio`.
+    pub goal: f64,
+}
+
+/// The targets, pooled over the cells they name: (label, kind, shortest duration in minutes, least posts an
+/// hour of the series, goal for the bound ratio).
+pub const TARGETS: [(&str, Kind, i64, f64, f64); 3] = [
+    ("volume x3, >= 1 h", Kind::Volume(3.0), 60, 0.0, 0.8),
+    ("share +20, >= 1 h, >= 30 posts/h", Kind::Share(0.2), 60, 30.0, 0.8),
+    ("negatives x2 for a day", Kind::NegativeTimes2, 1440, 0.0, 0.9),
+];
+
+/// The targets from the cells, with Lorden's `ln γ` at the realised opening rate and at the budget (both per
+/// entity-week; `steps_per_week` detector steps in a week).
+pub fn targets(cells: &[CellResult], steps_per_week: f64, realised: f64, budget: f64) -> Vec<Target> {
+    let nats_realised = (steps_per_week / realised).ln();
+    let nats_budget = (steps_per_week / budget).ln();
+    TARGETS
+        .iter()
+        .map(|&(label, kind, dur, rate, goal)| {
+            let horizon = (target_horizon(kind) / MIN) as f64;
+            let (mut n, mut hit, mut soon, mut carry_r, mut carry_b) = (0, Vec::new(), 0, 0, 0);
+            for c in cells.iter().filter(|c| c.kind == kind.name() && c.duration_min >= dur) {
+                for (k, &(per_hour, d)) in c.delays.iter().enumerate() {
+                    if per_hour < rate {
+                        continue;
+                    }
+                    n += 1;
+                    hit.extend(d);
+                    soon += usize::from(d.is_some_and(|d| d <= horizon));
+                    let info = c.information.get(k).copied().unwrap_or(0.0);
+                    carry_r += usize::from(info >= nats_realised);
+                    carry_b += usize::from(info >= nats_budget);
+                }
+            }
+            let share = |k: usize| k as f64 / n.max(1) as f64;
+            Target {
+                label,
+                injections: n,
+                recall: share(hit.len()),
+                median_delay: median(hit),
+                horizon_min: horizon,
+                within: share(soon),
+                nats_realised,
+                carry_realised: share(carry_r),
+                nats_budget,
+                carry_budget: share(carry_b),
+                bound_ratio: (carry_r > 0).then(|| soon as f64 / carry_r as f64),
+                goal,
+            }
+        })
+        .collect()
 }
 
 /// Surges the background already holds, outside NAB's labelled windows, of the kind the recall target asks
@@ -110,7 +307,19 @@ pub struct Report {
 /// here; so they bound what "false alarms per entity-week" can reach at a given recall. Counted from day 8.
 /// Returns the runs (start of the first row, end of the last) and the entity-weeks they were counted over.
 pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Millis, Millis)>, f64) {
+    natural_surge_runs_from(s, ratio, min_rows, 7)
+}
+
+/// `natural_surge_runs` from day `from_day` + 1 on (at least 1), the baseline over the previous seven days or
+/// as many as there are: the budget judges openings from the end of the warm-up, before a week has passed.
+pub fn natural_surge_runs_from(
+    s: &Series,
+    ratio: f64,
+    min_rows: usize,
+    from_day: usize,
+) -> (Vec<(Millis, Millis)>, f64) {
     let per_day = (DAY / STEP) as usize;
+    let first = from_day.max(1) * per_day + 1;
     let v: Vec<u64> = s.rows.iter().map(|r| r.1).collect();
     let mut found = Vec::new();
     let (mut run, mut touches_label) = (0, false);
@@ -120,9 +329,9 @@ pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Mill
         }
     };
     let mut same = Vec::with_capacity(21);
-    for i in 7 * per_day + 1..v.len() {
+    for i in first..v.len() {
         same.clear();
-        for d in 1..=7 {
+        for d in 1..=7.min((i - 1) / per_day) {
             same.extend_from_slice(&v[i - d * per_day - 1..=i - d * per_day + 1]);
         }
         same.sort_unstable();
@@ -137,7 +346,7 @@ pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Mill
         }
     }
     close(v.len(), run, touches_label);
-    let span = (v.len() - 7 * per_day) as f64 * STEP as f64;
+    let span = v.len().saturating_sub(first - 1) as f64 * STEP as f64;
     (found, (span - s.labelled_ms()).max(0.0) / (7.0 * DAY as f64))
 }
 
@@ -194,10 +403,15 @@ pub fn run(
     let mut false_alarms = Vec::new();
     let mut natural_surges_found = Vec::new();
     let mut causes = Vec::new();
+    let mut budgets = Vec::new();
+    // The natural surges the budget excuses are judged from the end of the warm-up.
+    let warm_days = cfg.detection.warmup_secs.div_ceil(86_400) as usize;
     for (i, s) in series.iter().enumerate() {
-        let (opened, _) = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32, trace)?;
+        let events = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32, trace)?;
         let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
-        let fa: Vec<Millis> = opened.into_iter().filter(|&t| t > warm && !s.labelled(t, 0)).collect();
+        budgets.push(budget(s, &events, warm, &natural_surge_runs_from(s, 3.0, 2, warm_days).0));
+        let opened = events.iter().filter(|e| e.kind == EventKind::Opened).map(|e| e.end);
+        let fa: Vec<Millis> = opened.filter(|&t| t > warm && !s.labelled(t, 0)).collect();
         let weeks = s.weeks_unlabelled_after(warm);
         false_alarms.push((s.name.clone(), fa.len(), weeks));
         let counts = NATURAL.map(|(ratio, rows, _)| natural_surge_runs(s, ratio, rows).0.len());
@@ -214,12 +428,21 @@ pub fn run(
         // Seeded by the cell's place in the full grid, so `--only` reproduces the full run's cells.
         let c = all_cells.iter().position(|a| a.kind == cell.kind && a.duration == cell.duration).unwrap_or(0);
         let mut r = CellResult { kind: cell.kind.name(), duration_min: cell.duration / MIN, ..Default::default() };
+        let class = expected_class(cell.kind);
         for (i, s) in series.iter().enumerate() {
             let run_seed = seed ^ ((i as u64) << 32) ^ ((c as u64 + 1) << 40);
             let starts = placements(s, cell.duration, &mut Rng::new(run_seed ^ 0xabc));
+            let topics: Vec<Topic> = starts.iter().map(|&st| topic(run_seed ^ st as u64)).collect();
             let per_hour = s.rows.iter().map(|r| r.1).sum::<u64>() as f64 / (s.rows.len() as f64 / 12.0);
-            let found = if isolated {
-                let mut v = Vec::new();
+            // Per injection: its delay, and what its events say if detected.
+            let mut found: Vec<(Option<f64>, Option<Judged>)> = Vec::new();
+            let mut judged = |events: &[RunEvent], starts: &[Millis], topics: &[Topic]| {
+                for ((det, &st), tp) in detections(starts, cell.duration, events).into_iter().zip(starts).zip(topics) {
+                    let delay = det.map(|k| (events[k].end - st) as f64 / MIN as f64);
+                    found.push((delay, det.map(|k| judge(events, k, st, cell.duration, tp, class))));
+                }
+            };
+            if isolated {
                 for (k, &st) in starts.iter().enumerate() {
                     let end = st + cell.duration + ISOLATED_TAIL;
                     let cut = Series {
@@ -228,18 +451,25 @@ pub fn run(
                         windows: s.windows.clone(),
                     };
                     let k_seed = run_seed ^ ((k as u64 + 1) << 16);
-                    let (o, u) = run_series(&cut, &texts, cfg, Some((*cell, &[st])), k_seed, trace)?;
-                    v.extend(delays(&[st], cell.duration, &o, &u));
+                    let one = Injections { cell: *cell, starts: &starts[k..=k], topics: &topics[k..=k] };
+                    let events = run_series(&cut, &texts, cfg, Some(one), k_seed, trace)?;
+                    judged(&events, &starts[k..=k], &topics[k..=k]);
                 }
-                v
             } else {
-                let (opened, updated) = run_series(s, &texts, cfg, Some((*cell, &starts)), run_seed, trace)?;
-                delays(&starts, cell.duration, &opened, &updated)
-            };
-            for d in found {
+                let all = Injections { cell: *cell, starts: &starts, topics: &topics };
+                let events = run_series(s, &texts, cfg, Some(all), run_seed, trace)?;
+                judged(&events, &starts, &topics);
+            }
+            for (d, j) in found {
                 r.injected += 1;
                 r.detected += usize::from(d.is_some());
                 r.delays.push((per_hour, d));
+                if let Some(j) = j {
+                    r.topic_first += usize::from(j.topic_first);
+                    r.topic_best += usize::from(j.topic_best);
+                    r.class_first += usize::from(j.class_first);
+                    r.class_last += usize::from(j.class_last);
+                }
             }
             let horizon = target_horizon(cell.kind);
             r.information.extend(
@@ -255,6 +485,7 @@ pub fn run(
         nab_total,
         false_alarms,
         false_alarm_causes: causes,
+        budget: budgets,
         natural_surges: natural_surges_found,
         cells: results,
     })
@@ -268,10 +499,111 @@ mod tests {
     #[test]
     fn delays_take_the_first_event_inside_the_injection() {
         let st = [10 * HOUR, 40 * HOUR];
-        let d = delays(&st, HOUR, &[9 * HOUR, 10 * HOUR + 7 * MIN, 41 * HOUR + 16 * MIN], &[10 * HOUR + 3 * MIN]);
-        assert_eq!(d, vec![Some(3.0), None]);
+        let ev = |kind, end| RunEvent {
+            kind,
+            end,
+            incident: String::new(),
+            class: IncidentClass::Buzz,
+            severity: Severity::Watch,
+            drivers: vec![],
+        };
+        let events = [
+            ev(EventKind::Opened, 9 * HOUR),
+            ev(EventKind::Updated, 10 * HOUR + 3 * MIN),
+            ev(EventKind::Opened, 10 * HOUR + 7 * MIN),
+            ev(EventKind::Resolved, 40 * HOUR + 5 * MIN),
+            ev(EventKind::Opened, 41 * HOUR + 16 * MIN),
+        ];
+        assert_eq!(delays(&st, HOUR, &events), vec![Some(3.0), None], "a resolution detects nothing");
+        assert_eq!(detections(&st, HOUR, &events), vec![Some(1), None]);
         assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
         assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+    }
+
+    fn event(kind: EventKind, end: Millis, incident: &str, class: IncidentClass, severity: Severity) -> RunEvent {
+        RunEvent { kind, end, incident: incident.into(), class, severity, drivers: vec![] }
+    }
+
+    #[test]
+    fn judging_reads_the_detecting_event_and_its_incident_while_the_injection_lasts() {
+        use EventKind::*;
+        use IncidentClass::*;
+        let tp = Topic { phrase: "battery fire".into(), rate: 0.5 };
+        let with = |mut e: RunEvent, d: &[&str]| {
+            e.drivers = d.iter().map(|s| s.to_string()).collect();
+            e
+        };
+        let st = 10 * HOUR;
+        let events = vec![
+            with(event(Opened, st + 5 * MIN, "a", Buzz, Severity::Watch), &["screen", "crash", "glitch"]),
+            event(Opened, st + 6 * MIN, "other", Crisis, Severity::Watch),
+            with(event(Updated, st + 30 * MIN, "a", Crisis, Severity::Warning), &["x", "y", "battery fire"]),
+            // After the injection and its grace: not read.
+            with(event(Updated, st + HOUR + 16 * MIN, "a", Buzz, Severity::Watch), &["battery fire"]),
+        ];
+        let j = judge(&events, 0, st, HOUR, &tp, Buzz);
+        assert_eq!(j, Judged { topic_first: false, topic_best: true, class_first: true, class_last: false });
+        let j = judge(&events, 0, st, HOUR, &tp, Crisis);
+        assert_eq!((j.class_first, j.class_last), (false, true));
+        // Only the top three count: `RunEvent` keeps no more, and a fourth-ranked phrase is not found.
+        let deep = [with(event(Opened, st + 5 * MIN, "b", Buzz, Severity::Watch), &["a", "b", "c"])];
+        assert!(!judge(&deep, 0, st, HOUR, &tp, Buzz).topic_best);
+        assert_eq!(expected_class(Kind::Volume(3.0)), Buzz);
+        assert_eq!(expected_class(Kind::Share(0.2)), Crisis);
+        assert_eq!(expected_class(Kind::NegativeTimes2), Crisis);
+    }
+
+    #[test]
+    fn the_budget_excuses_natural_surges_and_counts_each_page_once() {
+        use EventKind::*;
+        use IncidentClass::*;
+        let rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP)).map(|i| (i * STEP, 10)).collect();
+        let s = Series { name: "x".into(), rows, windows: vec![(11 * DAY, 11 * DAY + HOUR)] };
+        let warm = 2 * DAY;
+        let natural = [(9 * DAY, 9 * DAY + 20 * MIN)];
+        let w = Severity::Warning;
+        let events = [
+            event(Opened, DAY, "warm", Crisis, w), // in the warm-up: nothing
+            event(Opened, 9 * DAY - 20 * MIN, "n", Buzz, Severity::Watch), // on the surge, early
+            event(Opened, 9 * DAY + 31 * MIN, "late", Crisis, Severity::Watch), // 11 min after it: neither
+            event(Updated, 9 * DAY + 40 * MIN, "late", Crisis, w), // a page
+            event(Updated, 9 * DAY + 50 * MIN, "late", Crisis, Severity::Critical), // the same page
+            event(Opened, 11 * DAY + 10 * MIN, "lab", Buzz, Severity::Watch), // labelled window
+            event(Updated, 11 * DAY + 20 * MIN, "lab", Crisis, w), // still a page
+            event(Opened, 12 * DAY, "buzz", Buzz, w), // buzz is never a page
+        ];
+        let b = budget(&s, &events, warm, &natural);
+        assert_eq!((b.openings, b.on_natural, b.unexplained, b.pages), (3, 1, 2, 2), "{b:?}");
+        assert!((b.weeks - (14.0 * DAY as f64 - STEP as f64 - warm as f64) / (7.0 * DAY as f64)).abs() < 1e-9);
+        assert!((b.weeks_unlabelled - (b.weeks - HOUR as f64 / (7.0 * DAY as f64))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_compare_the_share_detected_in_time_with_the_share_that_carries_the_evidence() {
+        let steps = 10_080.0;
+        // Four x3 injections of an hour: detected at 5, 8 and 30 minutes, and missed; the first three carry
+        // 12 nats in their first 10 minutes, the last 3.
+        let cell = CellResult {
+            kind: Kind::Volume(3.0).name(),
+            duration_min: 60,
+            injected: 4,
+            detected: 3,
+            delays: vec![(100.0, Some(5.0)), (100.0, Some(8.0)), (100.0, Some(30.0)), (100.0, None)],
+            information: vec![12.0, 12.0, 12.0, 3.0],
+            ..CellResult::default()
+        };
+        // A 15-minute cell is not part of the target.
+        let short = CellResult { duration_min: 15, delays: vec![(100.0, Some(1.0))], ..cell.clone() };
+        let t = &targets(&[cell.clone(), short.clone()], steps, 2.0, 0.5)[0];
+        assert_eq!(t.injections, 4);
+        assert_eq!((t.recall, t.within, t.median_delay), (0.75, 0.5, Some(8.0)));
+        // ln(10080 / 2) = 8.5 nats at the realised rate, ln(10080 / 0.5) = 9.9 at the budget.
+        assert!((t.nats_realised - (steps / 2.0).ln()).abs() < 1e-12 && (t.nats_budget - 9.911).abs() < 1e-3);
+        assert_eq!((t.carry_realised, t.carry_budget), (0.75, 0.75));
+        assert!((t.bound_ratio.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        // Alarming far less often needs more evidence: at 0.001 a week (16.1 nats) none carries it.
+        let t = &targets(&[cell], steps, 0.001, 0.5)[0];
+        assert_eq!((t.carry_realised, t.bound_ratio), (0.0, None));
     }
 
     #[test]
@@ -299,5 +631,16 @@ mod tests {
         let daily: Vec<(Millis, u64)> =
             (0..(14 * DAY / STEP)).map(|i| (i * STEP, if (i * STEP) % DAY < HOUR { 40 } else { 10 })).collect();
         assert_eq!(natural_surge_runs(&Series { name: "d".into(), rows: daily, windows: vec![] }, 3.0, 6).0, vec![]);
+        // From the warm-up, with the days there are: the day-9 surge, and one on day 3 against two days.
+        let mut rows = s.rows.clone();
+        for k in 0..2 {
+            rows[row(2 * DAY + 6 * HOUR) + k].1 = 40;
+        }
+        let s = Series { rows, ..s };
+        let (runs, weeks) = natural_surge_runs_from(&s, 3.0, 2, 2);
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        assert_eq!(runs[0], (2 * DAY + 6 * HOUR, 2 * DAY + 6 * HOUR + 10 * MIN));
+        assert!((weeks - (12.0 * DAY as f64 - 13.0 * HOUR as f64) / (7.0 * DAY as f64)).abs() < 0.01, "{weeks}");
+        assert_eq!(natural_surge_runs(&s, 3.0, 2).0.len(), 2, "from day 8 the day-3 surge is not counted");
     }
 }

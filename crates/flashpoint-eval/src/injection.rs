@@ -7,7 +7,8 @@
 //! negative share + d points (posts re-drawn, volume unchanged), and negative posts × 2 (extra negative posts
 //! at the trailing day's negative rate). Each ramps in and out over a tenth of its duration (at most an hour).
 //! Incidents are placed every `duration + 2 days` from day 8, at a seeded time of day, away from labelled
-//! windows.
+//! windows. Each injection has a topic (`Topic`): a two-word phrase that a share of its posts carry on top of
+//! their ordinary text, as a story people talk about would, so the incident's drivers have something to find.
 
 use crate::corpus::Series;
 use crate::time::{DAY, HOUR, MIN, STEP};
@@ -71,7 +72,38 @@ pub fn placements(s: &Series, duration: Millis, rng: &mut Rng) -> Vec<Millis> {
     out
 }
 
-/// Ramp in and out over a tenth of the duration, at most an hour.
+/// What an injection is about: `phrase` is added to each of its posts with probability `rate`; the rest are
+/// ordinary texts. Real stories are named by a minority of the posts about them, so the rate is drawn between
+/// `TOPIC_RATE.0` and `TOPIC_RATE.1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topic {
+    pub phrase: String,
+    pub rate: f64,
+}
+
+/// The share of an injection's posts that carry its phrase: drawn uniformly in this range per injection.
+pub const TOPIC_RATE: (f64, f64) = (0.3, 0.6);
+
+/// The topics' words: things people complain or talk about, and what happened to them. No word is a stopword
+/// or shorter than three letters (`core::phrase` would skip it); some also occur in the background texts, as
+/// "update" or "battery" do in real streams.
+const TOPIC_WHAT: [&str; 16] = [
+    "battery", "screen", "update", "refund", "delivery", "billing", "login", "outage", "pricing", "warranty",
+    "shipping", "privacy", "keynote", "layoffs", "earnings", "checkout",
+];
+const TOPIC_HOW: [&str; 16] = [
+    "fire", "glitch", "delay", "scandal", "leak", "crash", "fees", "rumor", "failure", "strike", "shortage", "breach",
+    "backlash", "probe", "meltdown", "hike",
+];
+
+/// The topic of the injection seeded by `seed` (deterministic).
+pub fn topic(seed: u64) -> Topic {
+    let mut rng = Rng::new(seed ^ 0x7091_c5ee_d000_0001);
+    let phrase = format!("{} {}", TOPIC_WHAT[rng.below(TOPIC_WHAT.len())], TOPIC_HOW[rng.below(TOPIC_HOW.len())]);
+    Topic { phrase, rate: TOPIC_RATE.0 + (TOPIC_RATE.1 - TOPIC_RATE.0) * rng.uniform() }
+}
+
+/// Ramp in and out of the duration, at most an hour.
 pub(crate) fn ramp(t: Millis, start: Millis, duration: Millis) -> f64 {
     let r = (duration / 10).clamp(1, HOUR) as f64;
     let (a, b) = ((t - start) as f64, (start + duration - t) as f64);
@@ -157,6 +189,25 @@ mod tests {
         assert!(p.iter().all(|&t| t >= 8 * DAY && !s.labelled(t, DAY) && !s.labelled(t + DAY, DAY)));
         assert!(p.windows(2).all(|w| w[1] - w[0] >= 2 * DAY));
         assert_eq!(p, placements(&s, DAY, &mut Rng::new(1)), "seeded");
+    }
+
+    #[test]
+    fn topics_are_seeded_phrases_at_a_minority_rate() {
+        let mut own = Vec::new();
+        for seed in 0..200 {
+            let t = topic(seed);
+            assert_eq!(t, topic(seed), "deterministic");
+            assert!((TOPIC_RATE.0..TOPIC_RATE.1).contains(&t.rate), "{t:?}");
+            // What the driver code will see: the phrase is one two-word phrase (plus its words).
+            let mut p = Vec::new();
+            flashpoint_core::phrase::phrases_of(&t.phrase, &[], |s, _| p.push(s.to_string()));
+            assert_eq!(p.len(), 3, "{t:?}: {p:?}");
+            assert_eq!(p[2], t.phrase);
+            own.push(t.phrase);
+        }
+        own.sort();
+        own.dedup();
+        assert!(own.len() > 100, "topics vary between injections: {}", own.len());
     }
 
     #[test]

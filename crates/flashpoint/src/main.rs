@@ -442,7 +442,7 @@ fn real_main() -> Result<ExitCode> {
                     .with_context(|| format!("writing {}", p.display()))?;
             }
             if let Some(p) = json {
-                let v = flashpoint_eval::report::json(&report, seed);
+                let v = flashpoint_eval::report::json(&report, &agg, seed);
                 std::fs::write(&p, serde_json::to_string_pretty(&v)?)
                     .with_context(|| format!("writing {}", p.display()))?;
             }
