@@ -459,7 +459,7 @@ impl Aggregator {
 mod tests {
     use super::*;
     use crate::detect::{Severity, Signal};
-    use crate::event::{EventKind, SpikeEvent};
+    use crate::event::{EventKind, IncidentClass, SpikeEvent};
     use crate::sentiment::LabelThresholds;
 
     const MIN: Millis = 60_000;
@@ -489,14 +489,17 @@ mod tests {
             Feeder { agg: Aggregator::new(&c).unwrap(), out: Vec::new(), n: 0 }
         }
         fn post(&mut self, entity: EntityId, t: Millis, compound: f64) {
+            self.post_text(entity, t, compound, "bags lost again", None);
+        }
+        fn post_text(&mut self, entity: EntityId, t: Millis, compound: f64, text: &str, author: Option<&str>) {
             self.n += 1;
             let id = format!("p{}", self.n);
             let label = LabelThresholds::default().label(compound);
             let v = PostView {
                 id: &id,
-                text: "bags lost again",
+                text,
                 created_at: t,
-                author: None,
+                author,
                 followers: Some(self.n),
                 compound,
                 label,
@@ -517,6 +520,96 @@ mod tests {
         fn spikes(&self) -> Vec<&SpikeEvent> {
             self.out.iter().filter_map(|o| if let Output::Spike(e) = o { Some(e) } else { None }).collect()
         }
+    }
+
+    const ORDINARY: [&str; 8] = [
+        "checking in for my flight to denver",
+        "the new lounge looks nice this morning",
+        "seat upgrade came through today",
+        "crew were friendly on the early flight",
+        "gate change again but boarding now",
+        "coffee on board was decent",
+        "booked the summer trip with points",
+        "landed early in chicago",
+    ];
+
+    /// Three hours of `per_min` ordinary posts a minute, a fifth of them negative, then `surge` for 30 minutes.
+    fn background_then(surge: impl Fn(&mut Feeder, i64)) -> Feeder {
+        let mut f = Feeder::new(cfg(10));
+        let mut k = 0usize;
+        for m in 0..180 {
+            for j in 0..10 {
+                let c = if j % 5 == 0 { -0.5 } else { 0.3 };
+                let author = format!("u{}", k % 97);
+                f.post_text(0, m * MIN + j * 6_000, c, ORDINARY[k % ORDINARY.len()], Some(&author));
+                k += 1;
+            }
+        }
+        for m in 180..210 {
+            surge(&mut f, m);
+        }
+        f.steady(0, 210, 215, 1, 0.3);
+        f
+    }
+
+    #[test]
+    fn a_surge_of_ordinary_posts_is_buzz_and_pages_nobody() {
+        let f = background_then(|f, m| {
+            for j in 0..40i64 {
+                let c = if j % 5 == 0 { -0.5 } else { 0.3 };
+                let author = format!("fan{}", (m * 40 + j) % 500);
+                f.post_text(0, m * MIN + j * 1_500, c, ORDINARY[(j % 8) as usize], Some(&author));
+            }
+        });
+        let s = f.spikes();
+        assert!(!s.is_empty(), "a ×4 surge opens an incident");
+        assert!(
+            s.iter().all(|e| e.class == IncidentClass::Buzz),
+            "{:?}",
+            s.iter().map(|e| e.class).collect::<Vec<_>>()
+        );
+        // Its negative posts rose with the volume (well past warning_excess_negative), but not beyond the share.
+        assert!(s.iter().all(|e| e.severity == Severity::Watch));
+        assert!(s.iter().any(|e| e.impact.excess_negative > 25));
+    }
+
+    #[test]
+    fn a_complaint_storm_is_a_crisis_whose_drivers_and_storylines_name_it() {
+        let f = background_then(|f, m| {
+            for j in 0..30i64 {
+                let author = format!("angry{}", (m * 30 + j) % 400);
+                let text = match j % 3 {
+                    0 => "lost my luggage in miami and nobody answers #bagfail",
+                    1 => "RT @angry1: lost my luggage in miami and nobody answers #bagfail",
+                    _ => "still waiting for my luggage, the desk is closed",
+                };
+                let c = if j % 10 == 9 { 0.3 } else { -0.7 };
+                f.post_text(0, m * MIN + j * 2_000, c, text, Some(&author));
+            }
+        });
+        let s = f.spikes();
+        let opened = s.iter().find(|e| e.kind == EventKind::Opened).expect("opened");
+        assert_eq!(opened.class, IncidentClass::Crisis);
+        let last = s.last().unwrap();
+        let top3: Vec<&str> = last.evidence.drivers.iter().take(3).map(|d| d.phrase.as_str()).collect();
+        assert!(top3.iter().any(|p| p.contains("luggage") || *p == "#bagfail"), "{top3:?}");
+        assert!(
+            last.evidence.drivers.iter().all(|d| d.posts as f64 >= 2.0 * d.expected),
+            "{:?}",
+            last.evidence.drivers
+        );
+        assert!(
+            !last.evidence.drivers.iter().any(|d| ORDINARY.iter().any(|t| t.split(' ').any(|w| w == d.phrase))),
+            "what is always said is no driver: {:?}",
+            last.evidence.drivers
+        );
+        // The post and its retweets are one story, counted with all their copies and authors.
+        let top = &last.evidence.storylines[0];
+        assert!(top.representative.text.starts_with("lost my luggage in miami"), "{:?}", top.representative.text);
+        assert!(top.posts >= 100 && top.authors >= 100, "{} posts, {} authors", top.posts, top.authors);
+        assert!(last.evidence.storylines.iter().filter(|s| s.representative.text.contains("miami")).count() == 1);
+        assert!(!last.timeline.is_empty() && last.timeline.len() <= crate::incident::MAX_TIMELINE);
+        assert_eq!(last.evidence.amplifiers.len(), crate::incident::AMPLIFIERS);
     }
 
     #[test]

@@ -351,6 +351,37 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_flooded_with_distinct_posts_stays_within_its_caps() {
+        let mut d =
+            IncidentDigest::open(std::iter::empty(), &WindowStats::from_panes(0, 60_000, std::iter::empty()), &[]);
+        for i in 0..20_000u64 {
+            let (text, author, id) =
+                (format!("w{i} x{i} y{} z{} #t{i} @m{i}", i * 7, i * 13), format!("a{i}"), format!("p{i}"));
+            let v = PostView {
+                id: &id,
+                text: &text,
+                created_at: i as Millis,
+                author: Some(&author),
+                followers: Some(i),
+                compound: -0.5,
+                label: crate::sentiment::Label::Negative,
+                url: None,
+                author_url: None,
+                platform: Some(if i % 2 == 0 { "x" } else { "bluesky" }),
+            };
+            d.add_post(&v, &[]);
+        }
+        let (phrases, stories, authors) = d.size();
+        assert!(
+            phrases <= drivers::MAX_INCIDENT_PHRASES && stories <= storylines::MAX_STORIES && authors <= MAX_AUTHORS
+        );
+        // What a snapshot holds for it, at the caps: a few hundred kilobytes, whatever the incident's size.
+        let bytes = serde_json::to_vec(&d).unwrap().len();
+        assert!(bytes < 600_000, "{bytes}");
+        assert_eq!(d.platforms().iter().map(|p| p.posts).sum::<u64>(), 20_000);
+    }
+
+    #[test]
     fn authors_are_bounded_and_the_largest_audiences_stay() {
         let mut list = FxHashMap::default();
         for i in 0..(MAX_AUTHORS as u64 + 500) {
