@@ -650,6 +650,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_platform_round_trips_after_the_links_and_is_absent_from_older_records() {
+        let mut r = with_links(rec("Acme", 1, 5, 7, -0.25), Some("https://bsky.app/profile/did:plc:a/post/1"), None);
+        if let StageRecord::Post(p) = &mut r {
+            p.platform = Some("bluesky".into());
+        }
+        let bytes = r.encode();
+        assert_ne!(bytes[1] & HAS_PLATFORM, 0);
+        assert_eq!(StageRecord::decode(&bytes).unwrap(), r);
+        assert_eq!(StageRecord::decode(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
+        let plain = rec("Acme", 1, 5, 7, -0.25).encode();
+        let StageRecord::Post(p) = StageRecord::decode(&plain).unwrap() else { panic!("not a post") };
+        assert_eq!(p.platform, None);
+    }
+
+    #[test]
     fn a_record_written_before_links_still_decodes() {
         // Laid out by hand as the previous version wrote it: author and followers flagged, no link bits.
         let mut old = vec![BIN_POST, HAS_AUTHOR | HAS_FOLLOWERS];
