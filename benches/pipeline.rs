@@ -36,6 +36,7 @@ fn entities() -> Vec<EntityConfig> {
             handles: vec![],
             hashtags: vec![],
             exclude: vec![],
+            ..EntityConfig::default()
         },
         EntityConfig {
             name: "Globex".into(),
@@ -43,6 +44,7 @@ fn entities() -> Vec<EntityConfig> {
             handles: vec![],
             hashtags: vec![],
             exclude: vec![],
+            ..EntityConfig::default()
         },
     ]
 }

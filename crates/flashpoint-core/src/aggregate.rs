@@ -8,7 +8,7 @@
 //! State is bounded: at most `max_entities` entity states (the least recently active quiet one is evicted
 //! first), panes only for windows the watermark has not passed, and capped term maps.
 
-use crate::detect::{DetectionConfig, Detector, StepCounts, Thresholds};
+use crate::detect::{DetectionConfig, Detector, ResponsePlan, ResponseSetup, ResponseStep, StepCounts, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
 use crate::reject::Rejection;
@@ -70,6 +70,8 @@ pub struct AggregatorConfig {
     pub window: WindowConfig,
     pub detection: DetectionConfig,
     pub limits: Limits,
+    /// The default response plan (`[response]`); an entity's own `response` overrides it.
+    pub response: ResponsePlan,
 }
 
 /// Counters for metrics and run summaries.
@@ -85,6 +87,10 @@ pub struct Counters {
     pub opened: u64,
     pub updated: u64,
     pub resolved: u64,
+    /// Posts by an entity's own accounts, followed as its responses.
+    pub responses: u64,
+    /// Events that reminded of an overdue response.
+    pub overdue_reminders: u64,
 }
 
 /// Sizes of the aggregator's state (see `Aggregator::state_size`).
@@ -105,13 +111,17 @@ struct EntityState {
     panes: VecDeque<Pane>,
     detector: Detector,
     last_event: Millis,
+    /// The company's posts per pane (by pane start), until their step is closed.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    responses: VecDeque<(Millis, ResponseStep)>,
 }
 
 /// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
 /// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
 /// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
-/// z-score detector); 2 is the CUSUM detector.
-pub const STATE_VERSION: u32 = 2;
+/// z-score detector); 2 is the CUSUM detector; 3 adds the company's responses (an incident's response state
+/// and the estimated start of its change, the responses per pane).
+pub const STATE_VERSION: u32 = 3;
 
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
@@ -149,6 +159,8 @@ pub struct Aggregator {
     pub counters: Counters,
     /// The last closed window per entity, summarised (for gauges).
     pub last_window: FxHashMap<EntityId, WindowSummary>,
+    /// Per entity id, its own accounts' setup (`None`: its responses are not followed).
+    setups: Vec<Option<ResponseSetup>>,
 }
 
 impl Aggregator {
@@ -178,7 +190,13 @@ impl Aggregator {
             next_end: None,
             counters: Counters::default(),
             last_window: FxHashMap::default(),
+            setups: Vec::new(),
         })
+    }
+
+    /// Which entities' responses are followed, by entity id (not state: the config says it at every start).
+    pub fn set_responses(&mut self, setups: Vec<Option<ResponseSetup>>) {
+        self.setups = setups;
     }
 
     /// Advances the watermark from an event time seen elsewhere (a watermark tick from an upstream stage),
@@ -269,6 +287,58 @@ impl Aggregator {
 
     /// Adds one post mentioning `entity`, then advances the watermark and closes the windows it passed.
     pub fn process(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        let st = self.states.get_mut(&entity).expect("admitted");
+        // Panes are kept sorted by start; posts mostly land in the newest one.
+        let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
+            Some(i) if st.panes[i].start == pane_start => i,
+            Some(i) => {
+                st.panes.insert(i + 1, Pane::new(pane_start));
+                i + 1
+            }
+            None => {
+                st.panes.push_front(Pane::new(pane_start));
+                0
+            }
+        };
+        let before = st.panes[idx].terms_dropped;
+        st.panes[idx].add(p, &self.pane_limits, &st.own_terms);
+        self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
+        self.counters.aggregated += 1;
+        self.advance_with(p.created_at, out);
+    }
+
+    /// Adds one post by `entity`'s own accounts: a response, in no count of the window; it reaches the open
+    /// incident when its pane's step closes, like a mention (so late and far-ahead ones are diverted alike).
+    pub fn respond(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        let st = self.states.get_mut(&entity).expect("admitted");
+        let idx = match st.responses.iter().rposition(|r| r.0 <= pane_start) {
+            Some(i) if st.responses[i].0 == pane_start => i,
+            Some(i) => {
+                st.responses.insert(i + 1, (pane_start, ResponseStep::default()));
+                i + 1
+            }
+            None => {
+                st.responses.push_front((pane_start, ResponseStep::default()));
+                0
+            }
+        };
+        st.responses[idx].1.add(p.created_at);
+        self.counters.responses += 1;
+        self.advance_with(p.created_at, out);
+    }
+
+    /// What every post of an entity goes through first: diverted if late or far ahead (`None`), else its
+    /// entity's state exists (evicting another if full) and its pane start is returned.
+    fn admit(
+        &mut self,
+        entity: EntityId,
+        name: &str,
+        own_terms: &[String],
+        p: &PostView,
+        out: &mut Vec<Output>,
+    ) -> Option<Millis> {
         if let Some(wm) = self.watermark() {
             // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
             // the entity the output names), not here a second time.
@@ -289,7 +359,7 @@ impl Aggregator {
                     created_at: format_rfc3339(p.created_at),
                     watermark: format_rfc3339(wm),
                 }));
-                return;
+                return None;
             }
         }
         let pane_start = self.spec.pane_start(p.created_at);
@@ -305,25 +375,15 @@ impl Aggregator {
             panes: VecDeque::new(),
             detector: Detector::default(),
             last_event: p.created_at,
+            responses: VecDeque::new(),
         });
         st.last_event = st.last_event.max(p.created_at);
-        // Panes are kept sorted by start; posts mostly land in the newest one.
-        let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
-            Some(i) if st.panes[i].start == pane_start => i,
-            Some(i) => {
-                st.panes.insert(i + 1, Pane::new(pane_start));
-                i + 1
-            }
-            None => {
-                st.panes.push_front(Pane::new(pane_start));
-                0
-            }
-        };
-        let before = st.panes[idx].terms_dropped;
-        st.panes[idx].add(p, &self.pane_limits, &st.own_terms);
-        self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
-        self.counters.aggregated += 1;
-        self.max_seen = Some(self.max_seen.map_or(p.created_at, |m| m.max(p.created_at)));
+        Some(pane_start)
+    }
+
+    /// The newest event time seen is now at least `t`: the watermark follows, closing what it passes.
+    fn advance_with(&mut self, t: Millis, out: &mut Vec<Output>) {
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         let wm = self.watermark().expect("set above");
         self.close_until(wm, out);
     }
@@ -365,14 +425,29 @@ impl Aggregator {
                 st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(StepCounts::default(), |p| {
                     StepCounts { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
                 });
-            if let Some(d) = st.detector.on_window(&st.name, &w, &step, &self.th) {
+            // The company's posts of the step, for an entity whose own accounts are followed.
+            let step_start = end - self.spec.slide;
+            while st.responses.front().is_some_and(|r| r.0 < step_start) {
+                st.responses.pop_front();
+            }
+            let setup = self.setups.get(id as usize).and_then(Option::as_ref);
+            let responded = match st.responses.front() {
+                Some(r) if r.0 == step_start => st.responses.pop_front().map(|r| r.1),
+                _ => None,
+            }
+            .unwrap_or_default();
+            let responses = setup.map(|s| (&s.plan, &responded));
+            if let Some(d) = st.detector.on_window_responding(&st.name, &w, &step, responses, &self.th) {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
                 match d.kind {
                     EventKind::Opened => self.counters.opened += 1,
                     EventKind::Updated => self.counters.updated += 1,
                     EventKind::Resolved => self.counters.resolved += 1,
                 }
-                out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d)));
+                if d.reasons.contains(&crate::detect::Reason::ResponseOverdue) {
+                    self.counters.overdue_reminders += 1;
+                }
+                out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d).with_response(&d, setup, self.spec.slide)));
             }
             self.last_window.insert(
                 id,
@@ -431,6 +506,7 @@ mod tests {
                 ..DetectionConfig::default()
             },
             limits: Limits { max_entities, ..Limits::default() },
+            response: ResponsePlan::default(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! input always yields byte-identical events (what lets consumers de-duplicate replays by `incident_id` and
 //! `seq`).
 
-use crate::detect::{Decision, Resolution, Severity, Signal};
+use crate::detect::response::{self, PostMortem, Recovery, ResponseReport, ResponseSetup};
+use crate::detect::{Decision, EventKind as Kind, Reason, Resolution, Severity, Signal};
 use crate::reject::Rejection;
 use crate::time::Millis;
 use crate::window::{EvidencePost, TermCount, WindowStats};
@@ -92,6 +93,19 @@ pub struct SpikeEvent {
     pub mean_compound: f64,
     pub reach: u64,
     pub evidence: Evidence,
+    /// Why this event was emitted (`threshold`, `severity`, `growth`, `new_signal`, `responded`,
+    /// `response_overdue`, `calm`, `reassessed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    /// The company's own response so far, for an entity with `own_handles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseReport>,
+    /// Complaints in the hour before the first response and since, once there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+    /// On `resolved`: the summary for the post-mortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_mortem: Option<PostMortem>,
 }
 
 fn r4(x: f64) -> f64 {
@@ -145,7 +159,24 @@ impl SpikeEvent {
                 top_reach: w.top_reach.clone(),
                 top_terms: w.top_terms.clone(),
             },
+            reasons: d.reasons.clone(),
+            response: None,
+            recovery: None,
+            post_mortem: None,
         }
+    }
+
+    /// Adds what the event says about the response: the report and recovery where the entity's own accounts
+    /// are watched (`setup`), and on `resolved` the post-mortem; `slide` is the window slide.
+    pub fn with_response(mut self, d: &Decision, setup: Option<&ResponseSetup>, slide: Millis) -> SpikeEvent {
+        if let Some(setup) = setup {
+            self.response = Some(response::report(&d.incident, setup, self.window_end));
+            self.recovery = response::recovery(&d.incident);
+        }
+        if d.kind == Kind::Resolved {
+            self.post_mortem = Some(response::post_mortem(d, self.window_end, slide));
+        }
+        self
     }
 }
 

@@ -57,6 +57,9 @@ pub struct ScoreBatch {
     pub unmatched: u64,
     /// Of the matched posts, those in a language the scorer does not read (labelled unscored).
     pub unscored: u64,
+    /// Posts by an entity's own account: its responses (in neither `matched` nor `unmatched` unless they name
+    /// another entity).
+    pub responses: u64,
     pub max_matched_time: Option<Millis>,
 }
 
@@ -69,6 +72,7 @@ impl ScoreBatch {
         self.scored.clear();
         self.rejected.clear();
         (self.skipped, self.matched, self.unmatched, self.unscored, self.max_matched_time) = (0, 0, 0, 0, None);
+        self.responses = 0;
     }
 
     /// The stage records of the batch, in order: (index of the source record, entity, record).
@@ -81,7 +85,8 @@ impl ScoreBatch {
             let (ri, sub) = self.origin[s.post];
             let (k, off) = self.sources[ri];
             let name = stage.matcher().name(s.entity);
-            (ri, s.entity, StageRecord::Post(ScoredPost::new(p, name, &s.sentiment, &self.keys[k], off, sub)))
+            let post = ScoredPost::new(p, name, &s.sentiment, &self.keys[k], off, sub);
+            (ri, s.entity, StageRecord::Post(ScoredPost { response: s.response, ..post }))
         })
     }
 }
@@ -149,7 +154,8 @@ impl ScoreStage {
                 let matched = counts.matched;
                 out.matched = matched as u64;
                 out.unscored = counts.unscored as u64;
-                out.unmatched = (out.posts.len() - matched) as u64;
+                out.responses = counts.responses as u64;
+                out.unmatched = (out.posts.len() - matched - counts.responses_only) as u64;
                 out.max_matched_time = out.scored.iter().map(|s| out.posts[s.post].created_at).max();
             }
             Err(e) => {

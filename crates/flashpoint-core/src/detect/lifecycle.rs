@@ -14,7 +14,8 @@ use super::config::{
     PEAK_SHARE_MIN_VOLUME,
 };
 use super::model::{binom_llr, nb_llr};
-use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
+use super::response::ResponseState;
+use super::{Decision, Detector, Expectation, Predicted, Reading, Reason, Signal, StepCounts};
 use crate::time::Millis;
 use crate::window::WindowStats;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,9 @@ pub struct OpenIncident {
     /// it watches holds `CALM_NATS`.
     pub calm_evidence: [f64; 3],
     pub calm_steps: u64,
+    /// The company's response and the estimated start of the change (`detect::response`).
+    #[serde(default)]
+    pub response: ResponseState,
 }
 
 /// Deterministic incident id from the entity and the start of the window that opened it.
@@ -180,11 +184,12 @@ impl Detector {
             steps_since_event: 0,
             calm_evidence: [0.0; 3],
             calm_steps: 0,
+            response: ResponseState::default(),
         };
         inc.severity = severity(&inc, th);
         self.open = Some(inc.clone());
         self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
-        Some(Decision { kind: EventKind::Opened, resolution: None, incident: inc, reading: r })
+        Some(Decision { kind: EventKind::Opened, resolution: None, incident: inc, reading: r, reasons: vec![Reason::Threshold] })
     }
 
     /// With an incident open: accounts the window to it, then resolves it (calm or stale), escalates it, or
@@ -206,7 +211,8 @@ impl Detector {
             if let (Resolution::Calm, Some(before)) = (why, self.before_incident.take()) {
                 (self.volume, self.negative, self.share) = *before;
             }
-            return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading });
+            let reasons = vec![if why == Resolution::Calm { Reason::Calm } else { Reason::Reassessed }];
+            return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading, reasons });
         }
         let sev = severity(&inc, th).max(inc.severity);
         let grew = rate_doubled(&inc, th);
@@ -216,12 +222,15 @@ impl Detector {
             reading = j;
         }
         if sev != inc.severity || grew || joined.is_some() {
+            let rose = sev != inc.severity;
             inc.seq += 1;
             inc.severity = sev;
             inc.steps_since_event = 0;
             inc.intensity_at_event = inc.intensity.max(inc.intensity_at_event);
             self.open = Some(inc.clone());
-            return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading });
+            let why = [(rose, Reason::Severity), (grew, Reason::Growth), (joined.is_some(), Reason::NewSignal)];
+            let reasons = why.into_iter().filter(|r| r.0).map(|r| r.1).collect();
+            return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading, reasons });
         }
         self.open = Some(inc);
         None
