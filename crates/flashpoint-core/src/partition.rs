@@ -372,6 +372,13 @@ mod tests {
                 v.push(post("Acme", minute * 60_000 + k * 100, off, if burst { -0.8 } else { 0.3 }).encode());
                 off += 1;
             }
+            // The company answers during the burst and once after (responses, restored like the rest).
+            if [71, 73, 79].contains(&minute) {
+                let r = post("Acme", minute * 60_000 + 30_000, off, 0.0);
+                let StageRecord::Post(p) = r else { unreachable!() };
+                v.push(StageRecord::Post(ScoredPost { response: true, ..p }).encode());
+                off += 1;
+            }
             if minute % 10 == 0 {
                 v.push(StageRecord::Tick { max_event_time: minute * 60_000 }.encode());
             }
@@ -417,6 +424,12 @@ mod tests {
         assert_eq!(count(Step::Rejected(Rejection::BadStageRecord)), 1);
         assert_eq!(count(Step::Rejected(Rejection::UnknownEntity)), 1);
         assert_eq!(count(Step::Applied(Applied::Tick)), 9);
+        assert_eq!(count(Step::Applied(Applied::Responded)), 3);
+        let reasons: Vec<_> =
+            out.iter().filter_map(|o| if let Output::Spike(e) = o { Some(e.reasons.clone()) } else { None }).collect();
+        use crate::detect::Reason;
+        assert!(reasons.iter().any(|r| r.contains(&Reason::Responded)), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains(&Reason::ResponseOverdue)), "{reasons:?}");
         assert!(!steps.iter().any(|s| matches!(s, Step::Skipped | Step::Gap { .. })));
     }
 

@@ -371,3 +371,224 @@ pub fn post_mortem(d: &Decision, end: Millis, slide: Millis) -> PostMortem {
         first_response_to_calm_secs: r.first_at.zip(calm_start).map(|(f, c)| secs(c - f)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Aggregator, AggregatorConfig, WindowConfig};
+    use crate::detect::DetectionConfig;
+    use crate::event::{EventKind, Output, SpikeEvent};
+    use crate::sentiment::LabelThresholds;
+    use crate::time::parse_rfc3339;
+    use crate::window::PostView;
+
+    const MIN: Millis = 60_000;
+
+    fn cfg() -> AggregatorConfig {
+        AggregatorConfig {
+            window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
+            detection: DetectionConfig {
+                warmup_secs: 3600,
+                seasonal_half_life_days: 0.0,
+                resolve_after_secs: 600,
+                cooldown_secs: 1800,
+                ..DetectionConfig::default()
+            },
+            ..AggregatorConfig::default()
+        }
+    }
+
+    const PLAN: ResponsePlan = ResponsePlan { first_response_within_secs: 300, update_every_secs: 600 };
+
+    fn aggregator(plan: Option<ResponsePlan>) -> Aggregator {
+        let mut a = Aggregator::new(&cfg()).unwrap();
+        a.set_responses(vec![plan.map(|plan| ResponseSetup { handle: "@AcmeAir".into(), plan })]);
+        a
+    }
+
+    /// The aggregator test's incident (a storm at 02:00–02:05 over two hours of 10 posts a minute, two of them
+    /// negative; then 30 calm minutes), with the company's posts at `replies`, all fed in time order.
+    fn posts(replies: &[Millis]) -> Vec<(Millis, Option<f64>)> {
+        let mut v: Vec<(Millis, Option<f64>)> = Vec::new();
+        for m in 0..155 {
+            let n = match m {
+                120..=121 => 60,
+                122..=124 => 150,
+                _ => 10,
+            };
+            for j in 0..n {
+                let c = if (120..125).contains(&m) || j < 2 { -0.6 } else { 0.3 };
+                v.push((m * MIN + j * MIN / n, Some(c)));
+            }
+        }
+        v.extend(replies.iter().map(|&t| (t, None)));
+        v.sort_by_key(|p| p.0);
+        v
+    }
+
+    /// Feeds `posts`, the first being post number `first` of the stream (its id).
+    fn feed(a: &mut Aggregator, posts: &[(Millis, Option<f64>)], first: usize, out: &mut Vec<Output>) {
+        for (n, &(t, c)) in posts.iter().enumerate() {
+            let id = format!("p{}", first + n);
+            let compound = c.unwrap_or(0.0);
+            let v = PostView {
+                id: &id,
+                text: "bags lost again",
+                created_at: t,
+                author: Some(if c.is_some() { "someone" } else { "AcmeAir" }),
+                followers: Some(100),
+                compound,
+                label: LabelThresholds::default().label(compound),
+                url: None,
+                author_url: None,
+            };
+            if c.is_some() {
+                a.process(0, "Acme Air", &[], &v, out);
+            } else {
+                a.respond(0, "Acme Air", &[], &v, out);
+            }
+        }
+    }
+
+    fn run(plan: Option<ResponsePlan>, replies: &[Millis]) -> Vec<SpikeEvent> {
+        let (mut a, mut out) = (aggregator(plan), Vec::new());
+        feed(&mut a, &posts(replies), 0, &mut out);
+        spikes(out)
+    }
+
+    fn spikes(out: Vec<Output>) -> Vec<SpikeEvent> {
+        out.into_iter().filter_map(|o| if let Output::Spike(e) = o { Some(e) } else { None }).collect()
+    }
+
+    fn at(hm: &str) -> Millis {
+        parse_rfc3339(&format!("1970-01-01T{hm}:00Z")).unwrap()
+    }
+
+    fn timeline(events: &[SpikeEvent]) -> Vec<(EventKind, u64, String, Vec<Reason>)> {
+        events
+            .iter()
+            .map(|e| (e.kind, e.seq, crate::time::format_rfc3339(e.window_end)[11..16].to_string(), e.reasons.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn responses_update_the_incident_and_overdue_updates_are_reminded_without_touching_detection() {
+        // First reply 3.5 minutes after the opening (02:01), then silence past the 10-minute update deadline,
+        // then an update at 02:20:10.
+        let replies = [at("02:04") + 30_000, at("02:20") + 10_000];
+        let events = run(Some(PLAN), &replies);
+        use EventKind::*;
+        use Reason::*;
+        let tl = |k, s, t: &str, r: &[Reason]| (k, s, t.to_string(), r.to_vec());
+        assert_eq!(
+            timeline(&events),
+            vec![
+                tl(Opened, 0, "02:01", &[Threshold]),
+                tl(Updated, 1, "02:03", &[Severity]),
+                // The reply's pane [02:04, 02:05) closes at 02:05.
+                tl(Updated, 2, "02:05", &[Responded]),
+                // Due at 02:14:30 (10 minutes after the last response): reminded at the first window end past it.
+                tl(Updated, 3, "02:15", &[ResponseOverdue]),
+                tl(Updated, 4, "02:21", &[Responded]),
+                // The lifecycle is the one without responses: calm resolves it at 02:26, as in the aggregator test.
+                tl(Resolved, 5, "02:26", &[Calm]),
+            ]
+        );
+        // The replies are in no count: every event's figures equal those of the run without them.
+        let quiet = run(Some(PLAN), &[]);
+        for e in &events {
+            let q = quiet.iter().find(|q| q.window_end == e.window_end && q.kind == e.kind);
+            if let Some(q) = q {
+                assert_eq!((&q.counts, q.severity, &q.impact, &q.peak), (&e.counts, e.severity, &e.impact, &e.peak));
+            }
+        }
+        let r = events[2].response.as_ref().unwrap();
+        assert_eq!((r.handle.as_str(), r.first_secs, r.posts, r.new_posts), ("@AcmeAir", Some(210), 1, 1));
+        assert_eq!(r.first_at, Some(replies[0]));
+        let r = events[3].response.as_ref().unwrap();
+        assert_eq!((r.posts, r.new_posts, r.silent_secs, r.reminders), (1, 0, 630, 1));
+        let r = events[4].response.as_ref().unwrap();
+        assert_eq!((r.posts, r.new_posts, r.last_at, r.longest_gap_secs), (2, 1, Some(replies[1]), 940));
+        // Before the first response there is nothing to report on recovery.
+        assert_eq!((events[0].recovery, events[1].recovery.is_some()), (None, false));
+        assert!(events[0].response.as_ref().is_some_and(|r| r.first_at.is_none() && r.posts == 0));
+    }
+
+    #[test]
+    fn recovery_compares_the_hour_before_the_first_response_with_the_time_since() {
+        let events = run(Some(PLAN), &[at("02:04") + 30_000]);
+        // The hour before the reply's step (01:04–02:04): 56 minutes with 2 negatives of 10, then 60, 60, 150,
+        // 150 negative posts: 532 negatives of 980 posts.
+        let first = events.iter().find(|e| e.reasons.contains(&Reason::Responded)).unwrap();
+        let rec = first.recovery.unwrap();
+        assert_eq!(rec.hour_before, Rates { negative_per_hour: 532.0, negative_share: r4(532.0 / 980.0) });
+        // Since (the reply's step on): the storm's last minute, 150 negatives in one minute.
+        assert_eq!(rec.since, Rates { negative_per_hour: 9000.0, negative_share: 1.0 });
+        // At the resolution (02:26): 150 + 21 × 2 negatives of 150 + 21 × 10 posts in 22 minutes.
+        let resolved = events.last().unwrap();
+        assert_eq!(resolved.kind, EventKind::Resolved);
+        let since = resolved.recovery.unwrap().since;
+        assert_eq!(since, Rates { negative_per_hour: r2(192.0 * 60.0 / 22.0), negative_share: r4(192.0 / 360.0) });
+        assert!(since.negative_per_hour < rec.hour_before.negative_per_hour);
+        // The post-mortem: the storm began at 02:00, the alarm came at 02:01; first reply 210 s after it; calm
+        // from 02:16 (ten calm windows before 02:26), 11.5 minutes after the reply.
+        let pm = resolved.post_mortem.as_ref().unwrap();
+        assert_eq!(
+            (pm.time_to_detect_secs, pm.time_to_first_response_secs, pm.responses, pm.first_response_to_calm_secs),
+            (60, Some(210), 1, Some(690))
+        );
+        assert_eq!((pm.peak_severity, pm.longest_silence_secs), (Severity::Critical, 0));
+    }
+
+    #[test]
+    fn a_missing_first_response_is_reminded_then_again_every_update_period() {
+        let events = run(Some(PLAN), &[]);
+        let reminders: Vec<_> = events
+            .iter()
+            .filter(|e| e.reasons == [Reason::ResponseOverdue])
+            .map(|e| (crate::time::format_rfc3339(e.window_end)[11..16].to_string(), e.response.clone().unwrap()))
+            .collect();
+        // Due 5 minutes after the 02:01 opening, then every 10 minutes of silence; none at the resolution.
+        assert_eq!(reminders.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["02:06", "02:16"]);
+        assert_eq!((reminders[0].1.silent_secs, reminders[0].1.reminders), (300, 1));
+        assert_eq!((reminders[1].1.silent_secs, reminders[1].1.reminders), (900, 2));
+        let resolved = events.last().unwrap();
+        assert_eq!(resolved.kind, EventKind::Resolved);
+        let pm = resolved.post_mortem.as_ref().unwrap();
+        assert_eq!((pm.time_to_first_response_secs, pm.responses, pm.first_response_to_calm_secs), (None, 0, None));
+        assert_eq!(resolved.recovery, None);
+        // A plan of 0 turns the reminder off.
+        let off = ResponsePlan { first_response_within_secs: 0, update_every_secs: 0 };
+        assert!(run(Some(off), &[]).iter().all(|e| !e.reasons.contains(&Reason::ResponseOverdue)));
+    }
+
+    #[test]
+    fn without_own_handles_events_carry_no_response_but_still_a_post_mortem() {
+        let events = run(None, &[at("02:04") + 30_000]);
+        assert_eq!(events.len(), 3, "opened, updated, resolved: nothing about responses");
+        assert!(events.iter().all(|e| e.response.is_none() && e.recovery.is_none()));
+        let pm = events[2].post_mortem.as_ref().unwrap();
+        assert_eq!((pm.time_to_detect_secs, pm.time_to_first_response_secs), (60, None));
+    }
+
+    #[test]
+    fn a_snapshot_mid_incident_restores_the_response_state() {
+        let replies = [at("02:04") + 30_000, at("02:20") + 10_000];
+        let all = posts(&replies);
+        let whole = run(Some(PLAN), &replies);
+        // Cut after the first reply and after the reminder, while a reply waits in an open pane.
+        for cut_at in [at("02:04") + 40_000, at("02:15") + 1, at("02:20") + 20_000] {
+            let cut = all.iter().position(|p| p.0 >= cut_at).unwrap();
+            let (mut a, mut before) = (aggregator(Some(PLAN)), Vec::new());
+            feed(&mut a, &all[..cut], 0, &mut before);
+            let json = serde_json::to_value(a.snapshot()).unwrap();
+            let mut b = aggregator(Some(PLAN));
+            b.restore(&serde_json::from_value(json).unwrap(), |n| (n == "Acme Air").then_some(0)).unwrap();
+            let mut after = Vec::new();
+            feed(&mut b, &all[cut..], cut, &mut after);
+            let mut joined = spikes(before);
+            joined.extend(spikes(after));
+            assert_eq!(joined, whole, "cut at {}", crate::time::format_rfc3339(cut_at));
+        }
+    }
+}
