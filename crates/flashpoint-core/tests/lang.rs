@@ -103,7 +103,14 @@ fn unscored_posts_still_match_and_count() {
 }
 
 fn acme() -> EntityConfig {
-    EntityConfig { name: "Acme".into(), terms: vec!["acme".into()], handles: vec![], hashtags: vec![], exclude: vec![], ..EntityConfig::default() }
+    EntityConfig {
+        name: "Acme".into(),
+        terms: vec!["acme".into()],
+        handles: vec![],
+        hashtags: vec![],
+        exclude: vec![],
+        ..EntityConfig::default()
+    }
 }
 
 /// A quiet English baseline, then ten minutes of English complaints drowned in twice as many French ones (half of

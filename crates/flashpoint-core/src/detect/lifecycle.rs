@@ -189,7 +189,13 @@ impl Detector {
         inc.severity = severity(&inc, th);
         self.open = Some(inc.clone());
         self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
-        Some(Decision { kind: EventKind::Opened, resolution: None, incident: inc, reading: r, reasons: vec![Reason::Threshold] })
+        Some(Decision {
+            kind: EventKind::Opened,
+            resolution: None,
+            incident: inc,
+            reading: r,
+            reasons: vec![Reason::Threshold],
+        })
     }
 
     /// With an incident open: accounts the window to it, then resolves it (calm or stale), escalates it, or
@@ -212,7 +218,13 @@ impl Detector {
                 (self.volume, self.negative, self.share) = *before;
             }
             let reasons = vec![if why == Resolution::Calm { Reason::Calm } else { Reason::Reassessed }];
-            return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading, reasons });
+            return Some(Decision {
+                kind: EventKind::Resolved,
+                resolution: Some(why),
+                incident: inc,
+                reading,
+                reasons,
+            });
         }
         let sev = severity(&inc, th).max(inc.severity);
         let grew = rate_doubled(&inc, th);

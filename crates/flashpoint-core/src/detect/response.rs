@@ -98,7 +98,11 @@ impl Tally {
 
     fn rates(&self) -> Rates {
         Rates {
-            negative_per_hour: if self.ms > 0 { r2(self.negative as f64 * HOUR_MS as f64 / self.ms as f64) } else { 0.0 },
+            negative_per_hour: if self.ms > 0 {
+                r2(self.negative as f64 * HOUR_MS as f64 / self.ms as f64)
+            } else {
+                0.0
+            },
             negative_share: if self.scored > 0 { r4(self.negative as f64 / self.scored as f64) } else { 0.0 },
         }
     }
@@ -185,7 +189,13 @@ impl ResponseState {
 impl Detector {
     /// Where the change an opening alarm is about began: the opening signal's firing statistic has been
     /// accumulating since then (its run), so the estimate does not depend on the window size.
-    pub(super) fn change_start(&self, d: &Decision, opened_at: Millis, slide: Millis, threshold: &[[f64; 3]; 3]) -> Millis {
+    pub(super) fn change_start(
+        &self,
+        d: &Decision,
+        opened_at: Millis,
+        slide: Millis,
+        threshold: &[[f64; 3]; 3],
+    ) -> Millis {
         let i = d.reading.signal as usize;
         let cs = [&self.cusum_volume, &self.cusum_negative, &self.cusum_share][i];
         let fired = cs.iter().zip(threshold[i]).filter(|(c, t)| c.s >= *t).map(|(c, _)| c.run_steps).max();
