@@ -825,49 +825,4 @@ pub(crate) mod tests {
         let got: Vec<(usize, EntityId, Label)> = out.iter().map(|s| (s.post, s.entity, s.sentiment.label)).collect();
         assert_eq!(got, vec![(0, 0, Label::Negative), (0, 1, Label::Negative), (2, 0, Label::Positive)]);
     }
-
-    #[test]
-    fn a_post_by_an_own_account_is_a_response_record_never_a_mention() {
-        let stage = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &entities()).unwrap();
-        let post = |id: &str, text: &str, author: &str| Post {
-            id: id.into(),
-            text: text.into(),
-            created_at: 0,
-            author: Some(author.into()),
-            followers: None,
-            lang: None,
-            url: None,
-            author_url: None,
-        };
-        let posts = vec![
-            post("1", "acme is terrible", "ann"),
-            // Naming itself is not a mention; naming no entity at all it still reaches Acme's aggregator.
-            post("2", "Sorry about your bags, Acme is on it", "ACMEHELP"),
-            post("3", "We are looking into it", "@acmehelp"),
-            // Naming another entity, that one is mentioned as usual.
-            post("4", "unlike globex, acme answers", "AcmeHelp"),
-            post("5", "nothing here", "bob"),
-        ];
-        let mut batch = crate::partition::ScoreBatch::default();
-        stage.process_posts("posts", 0, 0, posts, &mut batch);
-        let got: Vec<(usize, EntityId, bool)> = batch.scored.iter().map(|s| (s.post, s.entity, s.response)).collect();
-        assert_eq!(got, vec![(0, 0, false), (1, 0, true), (2, 0, true), (3, 0, true), (3, 1, false)]);
-        assert!(batch.scored.iter().filter(|s| s.response).all(|s| s.sentiment.label == Label::Unscored));
-        // Posts 1 and 4 are mentions, 2 and 3 only responses, 5 matches nothing.
-        assert_eq!((batch.matched, batch.unmatched, batch.responses), (2, 1, 3));
-        // The response travels as a record kind of its own and is applied as a response.
-        let mut agg = AggregateStage::new(&entities(), &cfg()).unwrap();
-        for (_, _, rec) in batch.records(&stage) {
-            let bytes = rec.encode();
-            let back = StageRecord::decode(&bytes).unwrap();
-            assert_eq!(back, rec);
-            let response = matches!(&rec, StageRecord::Post(p) if p.response);
-            assert_eq!(bytes[0], if response { BIN_RESPONSE } else { BIN_POST });
-            // JSON (as older workers wrote records) keeps the mark too.
-            assert_eq!(StageRecord::decode(&serde_json::to_vec(&rec).unwrap()).unwrap(), rec);
-            let applied = agg.apply(&back, &mut Vec::new());
-            assert_eq!(applied, if response { Applied::Responded } else { Applied::Aggregated });
-        }
-        assert_eq!((agg.aggregator.counters.aggregated, agg.aggregator.counters.responses), (2, 3));
-    }
 }
