@@ -288,6 +288,10 @@ impl Aggregator {
     /// Adds one post mentioning `entity`, then advances the watermark and closes the windows it passed.
     pub fn process(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
         let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        // The first mention starts the window grid (a response does not: it may run ahead of the mentions).
+        if self.next_end.is_none() {
+            self.next_end = Some(pane_start + self.spec.slide);
+        }
         let st = self.states.get_mut(&entity).expect("admitted");
         // Panes are kept sorted by start; posts mostly land in the newest one.
         let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
@@ -310,6 +314,8 @@ impl Aggregator {
 
     /// Adds one post by `entity`'s own accounts: a response, in no count of the window; it reaches the open
     /// incident when its pane's step closes, like a mention (so late and far-ahead ones are diverted alike).
+    /// It does not move the watermark: the company's own posts are a side channel, often on an input partition of
+    /// their own that runs ahead of the complaints', and must not make the complaints late.
     pub fn respond(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
         let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
         let st = self.states.get_mut(&entity).expect("admitted");
@@ -326,7 +332,6 @@ impl Aggregator {
         };
         st.responses[idx].1.add(p.created_at);
         self.counters.responses += 1;
-        self.advance_with(p.created_at, out);
     }
 
     /// What every post of an entity goes through first: diverted if late or far ahead (`None`), else its
@@ -363,9 +368,6 @@ impl Aggregator {
             }
         }
         let pane_start = self.spec.pane_start(p.created_at);
-        if self.next_end.is_none() {
-            self.next_end = Some(pane_start + self.spec.slide);
-        }
         if !self.states.contains_key(&entity) && self.states.len() >= self.limits.max_entities {
             self.evict_one();
         }

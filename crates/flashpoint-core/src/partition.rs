@@ -156,7 +156,9 @@ impl ScoreStage {
                 out.unscored = counts.unscored as u64;
                 out.responses = counts.responses as u64;
                 out.unmatched = (out.posts.len() - matched - counts.responses_only) as u64;
-                out.max_matched_time = out.scored.iter().map(|s| out.posts[s.post].created_at).max();
+                // Responses do not move the watermark (`Aggregator::respond`), so they do not move the ticks either.
+                out.max_matched_time =
+                    out.scored.iter().filter(|s| !s.response).map(|s| out.posts[s.post].created_at).max();
             }
             Err(e) => {
                 out.scored.clear();

@@ -582,6 +582,22 @@ mod tests {
     }
 
     #[test]
+    fn replies_read_ahead_of_the_complaints_wait_in_their_panes_and_move_no_watermark() {
+        // As from an input partition of their own that a worker reads first: the replies come before everything.
+        let replies = [at("02:04") + 30_000, at("02:20") + 10_000];
+        let in_order = run(Some(PLAN), &replies);
+        let (mut a, mut out) = (aggregator(Some(PLAN)), Vec::new());
+        let all = posts(&replies);
+        let (early, rest): (Vec<_>, Vec<_>) = all.iter().partition(|p| p.1.is_none());
+        feed(&mut a, &early, 0, &mut out);
+        assert_eq!((a.watermark(), out.len()), (None, 0), "replies neither start the clock nor divert");
+        feed(&mut a, &rest, 0, &mut out);
+        let ahead = spikes(out);
+        assert_eq!(timeline(&ahead), timeline(&in_order));
+        assert_eq!(ahead.last().unwrap().response, in_order.last().unwrap().response);
+    }
+
+    #[test]
     fn a_snapshot_mid_incident_restores_the_response_state() {
         let replies = [at("02:04") + 30_000, at("02:20") + 10_000];
         let all = posts(&replies);
