@@ -56,6 +56,8 @@ struct IncidentState {
     /// What the last message sent said, so the next one can say what changed since.
     last_ratio: Option<(Signal, f64)>,
     last_signals: Vec<Signal>,
+    /// The company's responses the last message sent had seen.
+    last_response_posts: u64,
     pending: Option<Pending>,
 }
 
@@ -203,8 +205,11 @@ impl Router {
             })
             .unwrap_or_default();
         // What the company did or failed to do leads: it is what the reader acts on.
-        let mut changes: Vec<String> =
-            crate::format::response_reminder(&event).into_iter().chain(crate::format::responded(&event)).collect();
+        let seen = st.map_or(0, |s| s.last_response_posts);
+        let mut changes: Vec<String> = crate::format::response_reminder(&event)
+            .into_iter()
+            .chain(crate::format::responded(&event, seen))
+            .collect();
         if let Some(st) = st.filter(|s| s.notified) {
             if let Some(l) = st.last_severity.filter(|l| *l != event.severity) {
                 changes.push(format!("{} → {}", l.as_str(), event.severity.as_str()));
@@ -256,6 +261,7 @@ impl Router {
                 inc.last_signals.push(event.signal);
             }
             inc.last_ratio = ratio(&event).map(|r| (event.signal, r));
+            inc.last_response_posts = event.response.as_ref().map_or(0, |r| r.posts);
         }
         Dispatch { route: r, message: Arc::new(Message::Notice(notice)), positions }
     }

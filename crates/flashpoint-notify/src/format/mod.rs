@@ -91,12 +91,15 @@ pub fn response_reminder(e: &SpikeEvent) -> Option<String> {
     })
 }
 
-/// `@AcmeAir responded (first response 25 minutes after the opening)` for an event that says `responded`.
-pub fn responded(e: &SpikeEvent) -> Option<String> {
-    let r = e.response.as_ref().filter(|r| e.reasons.contains(&Reason::Responded) && r.new_posts > 0)?;
+/// `@AcmeAir responded (1 post; first response 25 minutes after the opening)` when the company posted since the
+/// route's last message about the incident, which had seen `seen` of its posts (a held update may have been
+/// replaced by a newer state: the count, not the event's reason, says what the readers have not heard).
+pub fn responded(e: &SpikeEvent, seen: u64) -> Option<String> {
+    let r = e.response.as_ref().filter(|r| r.posts > seen)?;
     let handle = safe::plain(&r.handle, 60);
-    let what = if r.new_posts == 1 { "1 post".to_string() } else { format!("{} posts", r.new_posts) };
-    Some(match r.first_secs.filter(|_| r.new_posts == r.posts) {
+    let new = r.posts - seen;
+    let what = if new == 1 { "1 post".to_string() } else { format!("{new} posts") };
+    Some(match r.first_secs.filter(|_| seen == 0) {
         Some(s) => format!("{handle} responded ({what}; first response {} minutes after the opening)", minutes(s)),
         None => format!("{handle} posted an update ({what}; {} in all)", r.posts),
     })
