@@ -334,6 +334,9 @@ impl Metrics {
             self.incidents_opened.with_label_values(&[label]);
             self.incidents_resolved.with_label_values(&[label]);
             self.late.with_label_values(&[label]);
+            // From zero, so the first reminder shows as an increase. (The first-response histogram is left to its
+            // first observation: ten buckets per watched entity for a figure most entities never have.)
+            self.response_overdue.with_label_values(&[label]);
             for sev in ["watch", "warning", "critical"] {
                 self.open_incidents.with_label_values(&[label, sev]);
             }
