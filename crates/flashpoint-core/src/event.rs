@@ -193,6 +193,9 @@ pub struct DivertedPost {
 }
 
 /// Everything the aggregator emits, in order.
+// Unboxed although an event is far larger than a diverted post: outputs are few (window closes, late posts) and
+// moved once into the writer, so a box would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Spike(SpikeEvent),
