@@ -5,7 +5,7 @@ clear incident (Acme Air loses luggage at scale on day 3, 14:00-16:30 UTC). Dete
 It exists so `flashpoint replay` has something realistic to chew on without a broker or a data licence: a daily
 cycle, a background of mixed sentiment, posts that mention no watched entity, slight out-of-order arrival, one
 post far behind the watermark and one malformed line (both end up in the dead-letter output), and the airline's own
-replies during the incident (its response: a first reply, an update, an hour and a half of silence, a last update).
+replies during the incident (its response: a first reply, an update, 100 minutes of silence, a last update).
 
 Usage: python3 scripts/gen_sample_stream.py > data/sample/stream.jsonl
 """
