@@ -34,6 +34,8 @@ scripts/prometheus.sh check
 export FLASHPOINT_PROMETHEUS=${FLASHPOINT_PROMETHEUS:-$(command -v prometheus)}
 # The notifier's email tests (issue 14) need a real SMTP server: Debian's python3-aiosmtpd, installed if missing.
 scripts/smtp.sh install
+# The incident pages' tests (issue 22) load them in a real browser: Debian's chromium, headless, installed if missing.
+scripts/chromium.sh install
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
 broker_pid=$(scripts/tansu.sh start "$port")
 log=$(mktemp)

@@ -11,6 +11,8 @@
 use crate::detect::{DetectionConfig, Detector, ResponsePlan, ResponseSetup, ResponseStep, StepCounts, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
+use crate::incident::drivers::Baseline;
+use crate::incident::IncidentDigest;
 use crate::reject::Rejection;
 use crate::time::{format_rfc3339, Millis};
 use crate::window::{Pane, PaneLimits, PostView, WindowSpec, WindowStats};
@@ -114,14 +116,20 @@ struct EntityState {
     /// The company's posts per pane (by pane start), until their step is closed.
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     responses: VecDeque<(Millis, ResponseStep)>,
+    /// The entity's usual phrase rates, learned from panes as they leave the window outside incidents.
+    phrases: Baseline,
+    /// What the open incident has gathered (drivers, storylines, amplifiers, timeline); `Some` exactly while
+    /// the detector has an incident open.
+    incident: Option<Box<IncidentDigest>>,
 }
 
 /// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
 /// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
 /// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
-/// z-score detector); 2 is the CUSUM detector; 3 adds the company's responses (an incident's response state
-/// and the estimated start of its change, the responses per pane).
-pub const STATE_VERSION: u32 = 3;
+/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest;
+/// 4 the company's responses (an incident's response state and the estimated start of its change, the responses
+/// per pane, the last hour of steps).
+pub const STATE_VERSION: u32 = 4;
 
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
@@ -307,6 +315,11 @@ impl Aggregator {
         };
         let before = st.panes[idx].terms_dropped;
         st.panes[idx].add(p, &self.pane_limits, &st.own_terms);
+        // During an incident every post is the incident's evidence; outside, a sample feeds the baseline.
+        match &mut st.incident {
+            Some(d) => d.add_post(p, &st.own_terms),
+            None => st.panes[idx].sample(p, &st.own_terms),
+        }
         self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
         self.counters.aggregated += 1;
         self.advance_with(p.created_at, out);
@@ -377,6 +390,8 @@ impl Aggregator {
             panes: VecDeque::new(),
             detector: Detector::default(),
             last_event: p.created_at,
+            phrases: Baseline::default(),
+            incident: None,
             responses: VecDeque::new(),
         });
         st.last_event = st.last_event.max(p.created_at);
@@ -439,8 +454,27 @@ impl Aggregator {
             }
             .unwrap_or_default();
             let responses = setup.map(|s| (&s.plan, &responded));
-            if let Some(d) = st.detector.on_window_responding(&st.name, &w, &step, responses, &self.th) {
+            let decision = st.detector.on_window_responding(&st.name, &w, &step, responses, &self.th);
+            if decision.is_some() {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
+            }
+            let b = st.detector.last_step();
+            if decision.as_ref().is_some_and(|d| d.kind == EventKind::Opened) {
+                // Seeded from the window's panes and any newer one already started: their posts are the
+                // incident's, so they are marked to stay out of the phrase baseline.
+                let mut dg = IncidentDigest::open(st.panes.iter().filter(|p| p.start >= start), &w, &st.own_terms);
+                for p in st.panes.iter_mut().filter(|p| p.start >= start) {
+                    p.in_incident = true;
+                    if p.start < end {
+                        // The window's panes as timeline points, judged against this step's expectation.
+                        dg.step(p.start + self.spec.slide, p.volume, p.negative, &b);
+                    }
+                }
+                st.incident = Some(Box::new(dg));
+            } else if let Some(dg) = &mut st.incident {
+                dg.step(end, step.volume, step.negative, &b);
+            }
+            if let Some(d) = decision {
                 match d.kind {
                     EventKind::Opened => self.counters.opened += 1,
                     EventKind::Updated => self.counters.updated += 1,
@@ -449,7 +483,14 @@ impl Aggregator {
                 if d.reasons.contains(&crate::detect::Reason::ResponseOverdue) {
                     self.counters.overdue_reminders += 1;
                 }
-                out.push(Output::Spike(SpikeEvent::new(&st.name, &w, &d).with_response(&d, setup, self.spec.slide)));
+                let mut e = SpikeEvent::new(&st.name, &w, &d).with_response(&d, setup, self.spec.slide);
+                if let Some(dg) = &st.incident {
+                    dg.fill(&mut e, &st.phrases);
+                }
+                if d.kind == EventKind::Resolved {
+                    st.incident = None;
+                }
+                out.push(Output::Spike(e));
             }
             self.last_window.insert(
                 id,
@@ -463,7 +504,11 @@ impl Aggregator {
                 },
             );
             while st.panes.front().is_some_and(|p| p.start < keep_from) {
-                st.panes.pop_front();
+                let p = st.panes.pop_front().expect("checked");
+                // The baseline learns what the entity usually says: not an incident's posts.
+                if st.incident.is_none() && !p.in_incident {
+                    st.phrases.learn(p.start, p.sampled, &p.phrase_sample);
+                }
             }
         }
         self.counters.windows_closed += 1;
@@ -536,6 +581,7 @@ mod tests {
                 label,
                 url: None,
                 author_url: None,
+                platform: None,
             };
             self.agg.process(entity, &format!("e{entity}"), &[], &v, &mut self.out);
         }

@@ -12,11 +12,11 @@ use crate::time::Millis;
 use crate::window::{EvidencePost, TermCount, WindowStats};
 use serde::{Deserialize, Serialize};
 
-pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v2";
+pub const SPIKE_SCHEMA: &str = "flashpoint.spike.v3";
 
 /// Defined with the incident lifecycle that decides it (`detect::lifecycle`), so the detector needs nothing
 /// of this module.
-pub use crate::detect::EventKind;
+pub use crate::detect::{EventKind, IncidentClass};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
@@ -37,6 +37,82 @@ pub struct Evidence {
     pub most_negative: Vec<EvidencePost>,
     pub top_reach: Vec<EvidencePost>,
     pub top_terms: Vec<TermCount>,
+    /// v3: what people say now that they did not before, strongest first (`incident::drivers`). Over the
+    /// incident since it opened, not the newest window. Empty in v2 events.
+    #[serde(default)]
+    pub drivers: Vec<Driver>,
+    /// v3: the incident's stories, copies collapsed, heaviest first.
+    #[serde(default)]
+    pub storylines: Vec<Storyline>,
+    /// v3: the authors who carried the incident furthest.
+    #[serde(default)]
+    pub amplifiers: Vec<Amplifier>,
+    /// v3: the incident's posts per platform, where the source says which (largest first).
+    #[serde(default)]
+    pub platforms: Vec<PlatformCount>,
+}
+
+/// A phrase that explains the change: its rate in the incident's posts against the entity's baseline rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Driver {
+    pub phrase: String,
+    /// Incident posts containing it (estimated where posts were sampled; see `incident`).
+    pub posts: u64,
+    /// Posts the entity's baseline rate predicts among as many posts.
+    pub expected: f64,
+    /// `posts / expected`, with a prior of one post on both sides (so a phrase never seen before is not
+    /// infinitely surprising).
+    pub lift: f64,
+    /// Share of the posts containing it that were negative.
+    pub negative_share: f64,
+}
+
+/// One story told by many posts: retweets, quotes and copy-paste collapsed into one representative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Storyline {
+    pub representative: EvidencePost,
+    pub posts: u64,
+    /// Distinct authors (exact up to `incident::MAX_AUTHORS_COUNTED`, then a lower bound).
+    pub authors: u64,
+    /// Followers of the posts' authors, summed over posts.
+    pub reach: u64,
+    #[serde(with = "crate::time::rfc3339")]
+    pub first_seen: Millis,
+    pub negative_share: f64,
+}
+
+/// An author who carried the incident: by the reach of their posts in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Amplifier {
+    pub author: String,
+    pub followers: u64,
+    pub posts: u64,
+    pub first_post_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_post_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformCount {
+    pub platform: String,
+    pub posts: u64,
+}
+
+/// One step of the incident's series, with the baseline it was judged against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    #[serde(with = "crate::time::rfc3339")]
+    pub window_end: Millis,
+    /// Posts in the step (the newest pane; points may merge several steps, see `incident::MAX_TIMELINE`).
+    pub volume: u64,
+    pub negative: u64,
+    /// The baseline's expectation for the step, and its band (expected ± 2 sd, floored at 0).
+    pub volume_expected: f64,
+    pub volume_band: [f64; 2],
+    pub negative_expected: f64,
+    pub negative_band: [f64; 2],
 }
 
 /// The incident's largest windows so far.
@@ -81,6 +157,9 @@ pub struct SpikeEvent {
     pub baseline: f64,
     pub score: f64,
     pub severity: Severity,
+    /// v3. Absent from v2 events, which read as `crisis` (they were all routed as such).
+    #[serde(default)]
+    pub class: IncidentClass,
     #[serde(default)]
     pub peak: Peak,
     #[serde(default)]
@@ -93,6 +172,9 @@ pub struct SpikeEvent {
     pub mean_compound: f64,
     pub reach: u64,
     pub evidence: Evidence,
+    /// v3: the incident's series since it opened (at most `incident::MAX_TIMELINE` points).
+    #[serde(default)]
+    pub timeline: Vec<TimelinePoint>,
     /// Why this event was emitted (`threshold`, `severity`, `growth`, `new_signal`, `responded`,
     /// `response_overdue`, `calm`, `reassessed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -133,6 +215,7 @@ impl SpikeEvent {
             baseline: r4(d.reading.baseline),
             score: r4(d.reading.score),
             severity: d.incident.severity,
+            class: d.incident.class,
             peak: Peak {
                 volume: d.incident.peak_volume,
                 negative: d.incident.peak_negative,
@@ -158,7 +241,12 @@ impl SpikeEvent {
                 most_negative: w.most_negative.clone(),
                 top_reach: w.top_reach.clone(),
                 top_terms: w.top_terms.clone(),
+                drivers: Vec::new(),
+                storylines: Vec::new(),
+                amplifiers: Vec::new(),
+                platforms: Vec::new(),
             },
+            timeline: Vec::new(),
             reasons: d.reasons.clone(),
             response: None,
             recovery: None,

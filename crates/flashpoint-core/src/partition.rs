@@ -621,6 +621,7 @@ mod tests {
             lang: None,
             url: None,
             author_url: None,
+            platform: None,
         };
         let posts = vec![
             post("1", "acme is terrible", "ann"),

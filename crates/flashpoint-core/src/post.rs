@@ -9,6 +9,7 @@ use crate::reject::Rejection;
 use crate::time::{self, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// A social-media post, as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,18 @@ pub struct Post {
     /// Where a responder can open the author's profile, on the same terms as `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author_url: Option<String>,
+    /// The platform: the format's own (`x`, `bluesky`, `reddit`, `mastodon`) or, for generic records, the
+    /// `platform` field's value made a short lower-case name (see [`platform_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Cow<'static, str>>,
+}
+
+/// A source's platform name as an incident counts it: lower case ASCII letters, digits, `-` and `_`, at most
+/// 24 of them; anything else is no name (a hostile source must not mint unbounded or unreadable labels).
+pub fn platform_name(s: &str) -> Option<Cow<'static, str>> {
+    let s = s.trim();
+    (!s.is_empty() && s.len() <= 24 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Cow::Owned(s.to_ascii_lowercase()))
 }
 
 /// Longest URL kept, in bytes. Links travel in every stage record and alert, and browsers and chat tools
@@ -127,6 +140,8 @@ pub struct FieldPaths {
     pub url: String,
     /// The author's profile URL, on the same terms.
     pub author_url: String,
+    /// The platform's name (see [`platform_name`]).
+    pub platform: String,
 }
 
 impl Default for FieldPaths {
@@ -140,6 +155,7 @@ impl Default for FieldPaths {
             lang: "lang".into(),
             url: "url".into(),
             author_url: "author_url".into(),
+            platform: "platform".into(),
         }
     }
 }
@@ -301,6 +317,7 @@ impl Decoder {
                     lang: as_text(get(v, &p.lang)),
                     url: as_url(get(v, &p.url)),
                     author_url: as_url(get(v, &p.author_url)),
+                    platform: as_text(get(v, &p.platform)).and_then(|s| platform_name(&s)),
                 }])
             }
             Format::TwitterV1 => {
@@ -321,6 +338,7 @@ impl Decoder {
                     lang: as_text(get(v, "lang")),
                     url,
                     author_url,
+                    platform: Some(Cow::Borrowed("x")),
                 }])
             }
             Format::TwitterV2 => {
@@ -349,6 +367,7 @@ impl Decoder {
                         lang: as_text(get(d, "lang")),
                         url,
                         author_url,
+                        platform: Some(Cow::Borrowed("x")),
                     })
                 };
                 match get(v, "data") {
@@ -384,6 +403,7 @@ impl Decoder {
                     lang: langs_list(get(v, "commit.record.langs")),
                     url,
                     author_url,
+                    platform: Some(Cow::Borrowed("bluesky")),
                 }])
             }
             Format::Reddit => {
@@ -407,6 +427,7 @@ impl Decoder {
                     author,
                     followers: None,
                     lang: None,
+                    platform: Some(Cow::Borrowed("reddit")),
                 }])
             }
             Format::Mastodon => {
@@ -420,6 +441,7 @@ impl Decoder {
                     lang: as_text(get(v, "language")),
                     url: as_url(get(v, "url")),
                     author_url: as_url(get(v, "account.url")),
+                    platform: Some(Cow::Borrowed("mastodon")),
                 }])
             }
         }

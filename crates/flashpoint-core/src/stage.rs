@@ -207,6 +207,8 @@ const HAS_FOLLOWERS: u8 = 2;
 /// Added with post links; records written before have these bits clear and decode with no links.
 const HAS_URL: u8 = 4;
 const HAS_AUTHOR_URL: u8 = 8;
+/// Added with platforms (schema v3); clear in older records, which decode with no platform.
+const HAS_PLATFORM: u8 = 16;
 
 impl<'a> StageRecord<'a> {
     /// The record's bytes on the internal topic: a compact binary layout (the worker writes and reads one
@@ -214,7 +216,8 @@ impl<'a> StageRecord<'a> {
     ///
     /// Post: `0xB1`, flags, `created_at` i64, `compound` f64 bits, `off` i64, `sub` u32, `followers` u64 if
     /// flagged (little endian), then length-prefixed (LEB128) UTF-8 strings: entity, id, text, src, label
-    /// (its serde name, so a new label needs no format change), author, url, author url, each if flagged.
+    /// (its serde name, so a new label needs no format change), author, url, author url, platform, each if
+    /// flagged.
     /// Tick: `0xB2`, i64.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -230,12 +233,14 @@ impl<'a> StageRecord<'a> {
             }
             StageRecord::Post(p) => {
                 let (author, url, author_url) = (p.author.as_deref(), p.url.as_deref(), p.author_url.as_deref());
-                let optional = [author, url, author_url].iter().map(|s| s.map_or(0, str::len)).sum::<usize>();
+                let platform = p.platform.as_deref();
+                let optional = [author, url, author_url, platform].iter().map(|s| s.map_or(0, str::len)).sum::<usize>();
                 out.reserve(48 + p.entity.len() + p.id.len() + p.text.len() + p.src.len() + optional);
                 let flags = if author.is_some() { HAS_AUTHOR } else { 0 }
                     | if p.followers.is_some() { HAS_FOLLOWERS } else { 0 }
                     | if url.is_some() { HAS_URL } else { 0 }
-                    | if author_url.is_some() { HAS_AUTHOR_URL } else { 0 };
+                    | if author_url.is_some() { HAS_AUTHOR_URL } else { 0 }
+                    | if platform.is_some() { HAS_PLATFORM } else { 0 };
                 out.extend_from_slice(&[if p.response { BIN_RESPONSE } else { BIN_POST }, flags]);
                 out.extend_from_slice(&p.created_at.to_le_bytes());
                 out.extend_from_slice(&p.compound.to_bits().to_le_bytes());
@@ -249,6 +254,7 @@ impl<'a> StageRecord<'a> {
                     .chain(author)
                     .chain(url)
                     .chain(author_url)
+                    .chain(platform)
                 {
                     put_str(out, s);
                 }
@@ -279,6 +285,7 @@ impl<'a> StageRecord<'a> {
                 let author = optional(HAS_AUTHOR)?;
                 let url = optional(HAS_URL)?;
                 let author_url = optional(HAS_AUTHOR_URL)?;
+                let platform = optional(HAS_PLATFORM)?;
                 let (entity, id, text, src) =
                     (Cow::Borrowed(entity), Cow::Borrowed(id), Cow::Borrowed(text), Cow::Borrowed(src));
                 let p = ScoredPost {
@@ -292,6 +299,7 @@ impl<'a> StageRecord<'a> {
                     label,
                     url,
                     author_url,
+                    platform,
                     src,
                     off,
                     sub,
@@ -382,6 +390,8 @@ pub struct ScoredPost<'a> {
     pub url: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub author_url: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Cow<'a, str>>,
     /// Where the post came from ("topic/partition") and its offset there: the de-duplication key.
     #[serde(borrow)]
     pub src: Cow<'a, str>,
@@ -412,6 +422,7 @@ impl<'a> ScoredPost<'a> {
             label: s.label,
             url: p.url.as_deref().map(Cow::Borrowed),
             author_url: p.author_url.as_deref().map(Cow::Borrowed),
+            platform: p.platform.as_deref().map(Cow::Borrowed),
             src: Cow::Borrowed(src),
             off,
             sub,
@@ -431,6 +442,7 @@ impl<'a> ScoredPost<'a> {
             label: self.label,
             url: self.url.as_deref(),
             author_url: self.author_url.as_deref(),
+            platform: self.platform.as_deref(),
         }
     }
 }
@@ -602,6 +614,7 @@ pub(crate) mod tests {
             label: if compound < 0.0 { Label::Negative } else { Label::Neutral },
             url: None,
             author_url: None,
+            platform: None,
             src: "posts/0".into(),
             off,
             sub: 0,
@@ -817,6 +830,7 @@ pub(crate) mod tests {
             lang: None,
             url: None,
             author_url: None,
+            platform: None,
         };
         let posts =
             vec![post("1", "acme and globex are terrible"), post("2", "nothing here"), post("3", "I love acme")];

@@ -70,12 +70,14 @@ pub struct PostView<'a> {
     pub label: Label,
     pub url: Option<&'a str>,
     pub author_url: Option<&'a str>,
+    /// The platform the post came from (`x`, `bluesky`, `reddit`, `mastodon`, or a source's own name).
+    pub platform: Option<&'a str>,
 }
 
 /// Longest evidence text kept, in characters: a tweet's worth.
 const EVIDENCE_TEXT_CHARS: usize = 280;
 
-fn evidence(p: &PostView) -> EvidencePost {
+pub(crate) fn evidence(p: &PostView) -> EvidencePost {
     // Read as people read it: entities decoded, whitespace collapsed (the scorer's normalisation is for scoring).
     let readable = crate::normalize::for_reading(p.text);
     let cut = match readable.char_indices().nth(EVIDENCE_TEXT_CHARS) {
@@ -164,6 +166,23 @@ pub fn terms_of(text: &str, mut f: impl FnMut(&str)) {
     }
 }
 
+/// Posts per pane whose phrases feed the entity's phrase baseline (and seed an incident that opens on the
+/// pane). Enough for a rate learned over a day; a busy entity's other posts skip the phrase work outside
+/// incidents, which keeps the hot path within a few percent of what it was without drivers.
+pub const SAMPLE_POSTS_PER_PANE: u32 = 16;
+
+/// Platforms counted per pane and incident (more would be a malformed source).
+const MAX_PLATFORMS: usize = 16;
+
+/// Adds a platform's count to a small list (bounded; see `MAX_PLATFORMS`).
+pub fn count_platform(list: &mut Vec<(Box<str>, u64)>, platform: &str, n: u64) {
+    if let Some(e) = list.iter_mut().find(|(p, _)| &**p == platform) {
+        e.1 += n;
+    } else if list.len() < MAX_PLATFORMS {
+        list.push((platform.into(), n));
+    }
+}
+
 /// Aggregates of one entity over one pane.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Pane {
@@ -182,6 +201,19 @@ pub struct Pane {
     /// Terms of the negative posts. Capped: new terms beyond the cap are counted in `terms_dropped`.
     pub terms: FxHashMap<Box<str>, u32>,
     pub terms_dropped: u64,
+    /// The phrases (`crate::phrase`) of the first `sampled` posts, one hash per post containing it, the
+    /// low bit set when the post was negative: what the entity's phrase baseline learns from when the pane
+    /// leaves the window, and what seeds an incident that opens on it.
+    #[serde(default)]
+    pub phrase_sample: Vec<u64>,
+    #[serde(default)]
+    pub sampled: u32,
+    /// Posts per platform, where the source says which.
+    #[serde(default)]
+    pub platforms: Vec<(Box<str>, u64)>,
+    /// Set when an incident was seeded from this pane: its posts are the incident's, not the baseline's.
+    #[serde(default)]
+    pub in_incident: bool,
 }
 
 /// Limits on what a pane keeps.
@@ -208,6 +240,9 @@ impl Pane {
             self.sum_compound += p.compound;
         }
         self.reach += p.followers.unwrap_or(0);
+        if let Some(pl) = p.platform {
+            count_platform(&mut self.platforms, pl, 1);
+        }
         let k = limits.evidence_posts;
         if p.label == Label::Negative
             && qualifies(&self.most_negative, k, (p.compound, p.id), |(c, id), w| (c, id) < (w.compound, w.id.as_str()))
@@ -237,6 +272,20 @@ impl Pane {
                 }
             });
         }
+    }
+}
+
+impl Pane {
+    /// Samples the post's phrases for the baseline, if the pane has not sampled enough yet (see
+    /// `SAMPLE_POSTS_PER_PANE`). `own` as for `phrase::phrases_of`.
+    pub fn sample(&mut self, p: &PostView, own: &[String]) {
+        if self.sampled >= SAMPLE_POSTS_PER_PANE {
+            return;
+        }
+        self.sampled += 1;
+        let neg = (p.label == Label::Negative) as u64;
+        let sample = &mut self.phrase_sample;
+        crate::phrase::phrases_of(p.text, own, |_, h| sample.push(h & !1 | neg));
     }
 }
 
@@ -345,7 +394,18 @@ mod tests {
 
     fn view<'a>(id: &'a str, text: &'a str, t: Millis, compound: f64, followers: Option<u64>) -> PostView<'a> {
         let label = crate::sentiment::LabelThresholds::default().label(compound);
-        PostView { id, text, created_at: t, author: None, followers, compound, label, url: None, author_url: None }
+        PostView {
+            id,
+            text,
+            created_at: t,
+            author: None,
+            followers,
+            compound,
+            label,
+            url: None,
+            author_url: None,
+            platform: None,
+        }
     }
 
     #[test]
@@ -429,6 +489,7 @@ mod tests {
             label: Label::Unscored,
             url: None,
             author_url: None,
+            platform: None,
         };
         a.add(&foreign("3", 900), &lim, &[]);
         a.add(&foreign("4", 5), &lim, &[]);

@@ -256,11 +256,11 @@ proptest! {
     fn generic_field_paths_never_panic(
         paths in proptest::collection::vec(proptest::sample::select(vec![
             "", ".", "..", "id", "text", "user.name", "data.0.id", "data.1", "0", "a.b.c.d.e", "text.", ".text", "18446744073709551616",
-        ]), 8),
+        ]), 9),
         v in json_value(),
     ) {
         let p = |i: usize| paths[i].to_string();
-        let fp = FieldPaths { id: p(0), text: p(1), created_at: p(2), author: p(3), followers: p(4), lang: p(5), url: p(6), author_url: p(7) };
+        let fp = FieldPaths { id: p(0), text: p(1), created_at: p(2), author: p(3), followers: p(4), lang: p(5), url: p(6), author_url: p(7), platform: p(8) };
         check_decode(&Decoder::new(Format::Generic, fp), v.to_string().as_bytes())?;
     }
 
@@ -447,6 +447,7 @@ fn zero_width_and_bidi_controls() {
         label: Label::Negative,
         url: None,
         author_url: None,
+        platform: None,
     };
     pane.add(&view, &PaneLimits { evidence_posts: 3, max_terms: 100 }, &[]);
     let ev = &pane.most_negative[0].text;
@@ -521,6 +522,7 @@ fn a_hundred_thousand_hashtags_a_minute_stay_within_the_term_cap() {
                 label: Label::Negative,
                 url: None,
                 author_url: None,
+                platform: None,
             };
             a.process(0, "Acme Air", &[], &v, &mut out);
         }
@@ -549,6 +551,7 @@ fn entities_beyond_the_cap_are_evicted_and_counted() {
             label: Label::Neutral,
             url: None,
             author_url: None,
+            platform: None,
         };
         a.process(e, &format!("e{e}"), &[], &v, &mut out);
         assert!(a.tracked_entities() <= 100);

@@ -146,6 +146,7 @@ fn foreign_posts_count_toward_volume_and_not_toward_the_negative_share() {
                 lang: lang.map(str::to_string),
                 url: None,
                 author_url: None,
+                platform: None,
             });
         }
     }
@@ -189,6 +190,7 @@ fn unscored_stage_records_round_trip_and_count_as_unscored() {
         lang: Some("fr".into()),
         url: None,
         author_url: None,
+        platform: None,
     };
     let rec = StageRecord::Post(ScoredPost::new(
         &post,

@@ -142,6 +142,7 @@ pub fn evaluate_series(
                 lang: None,
                 url: None,
                 author_url: None,
+                platform: None,
             });
             id += 1;
         }

@@ -63,6 +63,7 @@ impl Feed<'_> {
             label,
             url: None,
             author_url: None,
+            platform: None,
             src: "eval/0".into(),
             off,
             sub: 0,

@@ -10,7 +10,9 @@
 //! revoked partition's positions are forgotten and never committed here: its new owner re-reads from the
 //! committed offset, so a message already queued here may arrive twice, under the same key. On shutdown, held
 //! states and digests go out at once (rather than being re-sent by a successor) and the loop commits as the
-//! acknowledgements come, within the worker's bounded shutdown.
+//! acknowledgements come, within the worker's bounded shutdown. Every event read is also kept in the incident
+//! pages' store when the pages are served (`Engine::keep_pages`): a worker's pages show the incidents of the
+//! partitions it has read, since it started.
 
 use crate::client::{group_consumer, GroupConsumer};
 use crate::dead_letter::DeadLetter;
@@ -54,7 +56,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: Shutdown) -> Result<(), Work
     let consumer = consumer(&shared)?;
     let metrics = NotifyMetrics::new(&shared.metrics.registry).map_err(|e| WorkerError::Internal(e.to_string()))?;
     let (dead_tx, dead) = mpsc::unbounded_channel();
-    let engine = Engine::start(&shared.notify, &|k| std::env::var(k).ok(), metrics.clone(), dead_tx)?;
+    let mut engine = Engine::start(&shared.notify, &|k| std::env::var(k).ok(), metrics.clone(), dead_tx)?;
+    if let Some(store) = &shared.pages {
+        engine.keep_pages(store.clone());
+    }
     let health = &shared.metrics.health;
     health.notify_running.store(true, Ordering::Relaxed);
     info!(topic = %shared.kafka.spikes_topic, routes = shared.notify.routes.len(), "notify stage started");

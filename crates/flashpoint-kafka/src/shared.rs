@@ -1,4 +1,4 @@
-//! What the running stages share: config, the pure stages, the outbox and the metrics.
+//! What the running stages share: config, the pure stages, the outbox, the metrics and the incident pages' store.
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
@@ -19,4 +19,6 @@ pub struct Shared {
     pub outbox: Outbox,
     pub metrics: Arc<Metrics>,
     pub notify: flashpoint_notify::NotifyConfig,
+    /// The incident pages' store, fed by the notify stage (`None`: no pages served).
+    pub pages: Option<flashpoint_notify::page::SharedStore>,
 }

@@ -31,6 +31,8 @@ pub struct WorkerSettings {
     pub language: flashpoint_core::lang::LanguageGate,
     /// The notify stage's channels and routes (`[notify]`).
     pub notify: flashpoint_notify::NotifyConfig,
+    /// Where the notify stage keeps the events it reads for the incident pages (`None`: no pages served).
+    pub pages: Option<flashpoint_notify::page::SharedStore>,
 }
 
 /// Runs the worker until `stop` fires (then drains, commits and leaves the groups) or a stage fails; a
@@ -67,6 +69,7 @@ pub async fn run(
         outbox,
         metrics,
         notify: s.notify,
+        pages: s.pages,
     });
     info!(?role, brokers = %shared.kafka.brokers, "worker starting");
     let has_routes = !shared.notify.routes.is_empty();

@@ -1,10 +1,12 @@
-//! The inline PNG chart of an email: the entity's volume (bars, left axis) and negative share (line, right
-//! axis) around the incident, with the incident's span shaded.
+//! The inline PNG chart of an email: the incident's posts per step (bars) against their usual range (the
+//! baseline band, grey), and its negative posts (red line), with the incident's span shaded. A gap in the
+//! series (steps the event does not carry, or silence between events) breaks the line and the band rather
+//! than drawing a slope across time nobody observed.
 //!
 //! Drawn with `plotters` into an RGB buffer and encoded with `png`. Labels use a 14 kB ASCII subset of DejaVu
 //! Sans bundled in the crate (assets/, Bitstream Vera licence), registered once, so no system fonts or
-//! fontconfig are needed. The points are the entity's spike events seen by the notifier, the only windows it
-//! receives: a chart of what happened during the incident, not of the quiet hours before it.
+//! fontconfig are needed. The points are the event's timeline (v3), or for a v2 event the entity's spike events
+//! seen by the notifier, without a band.
 
 use crate::message::Point;
 use flashpoint_core::time::{format_rfc3339, Millis};
@@ -25,6 +27,23 @@ fn hhmm(ms: Millis) -> String {
     s.get(11..16).unwrap_or("").to_string()
 }
 
+/// The points split where the spacing jumps: more than 1.5 times the usual (median) step apart.
+fn runs(points: &[Point]) -> Vec<&[Point]> {
+    let mut gaps: Vec<Millis> = points.windows(2).map(|w| w[1].at - w[0].at).filter(|&g| g > 0).collect();
+    gaps.sort_unstable();
+    let Some(&usual) = gaps.get(gaps.len() / 2) else { return vec![points] };
+    let mut out = Vec::new();
+    let mut from = 0;
+    for i in 1..points.len() {
+        if (points[i].at - points[i - 1].at) * 2 > usual * 3 {
+            out.push(&points[from..i]);
+            from = i;
+        }
+    }
+    out.push(&points[from..]);
+    out
+}
+
 /// PNG bytes of the chart for `points` with the incident from `start` to `end`.
 pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, ChartError> {
     REGISTER.call_once(|| {
@@ -34,7 +53,8 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
     let (lo, hi) = points.iter().fold((start, end), |(lo, hi), p| (lo.min(p.at), hi.max(p.at)));
     let pad = ((hi - lo) / 20).max(60_000);
     let (x0, x1) = (lo - pad, hi + pad);
-    let vmax = points.iter().map(|p| p.volume).max().unwrap_or(1).max(1) as f64 * 1.15;
+    let top = |p: &Point| (p.volume as f64).max(p.band.map_or(0.0, |b| b[1]));
+    let vmax = points.iter().map(top).fold(1.0, f64::max) * 1.15;
     // Bars no wider than the closest two points allow, so dense stretches do not overlap.
     let min_gap = points.windows(2).map(|w| w[1].at - w[0].at).filter(|&g| g > 0).min().unwrap_or(x1 - x0);
     let bar = ((x1 - x0) / (points.len().max(1) as i64 * 3)).min(min_gap * 4 / 5).max(1);
@@ -46,11 +66,9 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
             .margin(8)
             .x_label_area_size(26)
             .y_label_area_size(44)
-            .right_y_label_area_size(44)
-            .caption("posts per window (bars) and negative share (line), UTC", ("sans-serif", 14))
+            .caption("posts (bars), usual range (grey), negative posts (red), UTC", ("sans-serif", 14))
             .build_cartesian_2d(x0..x1, 0f64..vmax)
-            .map_err(|e| err(&e))?
-            .set_secondary_coord(x0..x1, 0f64..1f64);
+            .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_labels(6)
@@ -59,13 +77,6 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style(("sans-serif", 12))
             .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_secondary_axes()
-            .y_labels(5)
-            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-            .label_style(("sans-serif", 12))
             .draw()
             .map_err(|e| err(&e))?;
         chart
@@ -83,16 +94,26 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
             }))
             .map_err(|e| err(&e))?;
         let red = RGBColor(200, 40, 40);
+        for run in runs(points) {
+            // The usual range as one polygon per unbroken run: low edge forwards, high edge back.
+            let banded: Vec<&Point> = run.iter().filter(|p| p.band.is_some()).collect();
+            if banded.len() >= 2 {
+                let band = |p: &Point| p.band.expect("filtered");
+                let poly: Vec<(Millis, f64)> = banded
+                    .iter()
+                    .map(|p| (p.at, band(p)[0].min(vmax)))
+                    .chain(banded.iter().rev().map(|p| (p.at, band(p)[1].min(vmax))))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(poly, BLACK.mix(0.12).filled())))
+                    .map_err(|e| err(&e))?;
+            }
+            chart
+                .draw_series(LineSeries::new(run.iter().map(|p| (p.at, p.negative as f64)), red.stroke_width(2)))
+                .map_err(|e| err(&e))?;
+        }
         chart
-            .draw_secondary_series(LineSeries::new(
-                points.iter().map(|p| (p.at, p.negative_share.clamp(0.0, 1.0))),
-                red.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_secondary_series(
-                points.iter().map(|p| Circle::new((p.at, p.negative_share.clamp(0.0, 1.0)), 3, red.filled())),
-            )
+            .draw_series(points.iter().map(|p| Circle::new((p.at, p.negative as f64), 2, red.filled())))
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;
     }
@@ -115,11 +136,14 @@ mod tests {
     fn renders_a_png_with_content() {
         let pts: Vec<Point> = (0..10)
             .map(|i| Point {
-                at: 1_000_000_000 + i * 300_000,
+                // A gap after the fifth point: the line and band break there.
+                at: 1_000_000_000 + i * 300_000 + if i >= 5 { 3_000_000 } else { 0 },
                 volume: 10 + i as u64 * 7,
-                negative_share: 0.05 * i as f64,
+                negative: i as u64 * 3,
+                band: Some([5.0, 20.0]),
             })
             .collect();
+        assert_eq!(runs(&pts).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![5, 5]);
         let png = render(&pts, 1_000_000_000 + 900_000, 1_000_000_000 + 2_400_000).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let dec = png::Decoder::new(std::io::Cursor::new(&png));
@@ -132,6 +156,9 @@ mod tests {
         assert!(distinct.len() > 20, "{} colours", distinct.len());
         let blue = img.chunks(3).filter(|p| p == &[70, 110, 180]).count();
         assert!(blue > 500, "bars drawn: {blue}");
+        // The band: white under 12% black, a light grey (the exact value depends on the blend's rounding).
+        let grey = img.chunks(3).filter(|p| p[0] == p[1] && p[1] == p[2] && (215..=235).contains(&p[0])).count();
+        assert!(grey > 500, "band drawn: {grey}");
         // A single point and an empty history still draw.
         render(&pts[..1], 1_000_000_000, 1_000_000_000).unwrap();
         render(&[], 1_000_000_000, 1_000_100_000).unwrap();

@@ -6,7 +6,7 @@ use crate::channel::ChannelSpec;
 pub use crate::delivery::{check_url, is_localhost, DeliveryConfig};
 use crate::secret::SecretRef;
 use flashpoint_core::detect::{Severity, Signal};
-use flashpoint_core::event::EventKind;
+use flashpoint_core::event::{EventKind, IncidentClass};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -18,6 +18,11 @@ pub struct NotifyConfig {
     pub grafana_url: Option<String>,
     /// The Flashpoint dashboard's uid (deploy/grafana/dashboards/flashpoint.json).
     pub dashboard_uid: String,
+    /// Where people reach the worker's incident pages, e.g. `https://flashpoint.example.com`: every message
+    /// links `{public_url}/incidents/{incident_id}`. No link when absent.
+    pub public_url: Option<String>,
+    /// The incident pages the notify stage serves (`[notify.pages]`).
+    pub pages: PagesConfig,
     /// While an incident is open, a status message at most this often per route (escalations go at once).
     pub update_interval_secs: u64,
     pub delivery: DeliveryConfig,
@@ -42,11 +47,33 @@ pub struct Silence {
     pub routes: Vec<String>,
 }
 
+/// `[notify.pages]`: the incident pages the notify stage serves at `/incidents` on `metrics.listen`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    pub enabled: bool,
+    /// Incidents kept in memory; past it the one updated longest ago is forgotten.
+    pub max_incidents: usize,
+    /// Events kept per incident: the opening and the newest (at least 2).
+    pub max_events: usize,
+    /// The access token (`Authorization: Bearer …`, or `?token=…` once, which sets a cookie). Without one the
+    /// pages are served only on a loopback listener: the binary refuses any other at start.
+    pub token: Option<SecretRef>,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig { enabled: true, max_incidents: 200, max_events: 100, token: None }
+    }
+}
+
 impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             grafana_url: None,
             dashboard_uid: "flashpoint".into(),
+            public_url: None,
+            pages: PagesConfig::default(),
             update_interval_secs: 900,
             delivery: DeliveryConfig::default(),
             channels: Vec::new(),
@@ -163,6 +190,10 @@ pub struct RouteConfig {
     /// Empty: opened, updated and resolved.
     #[serde(default)]
     pub kinds: Vec<EventKind>,
+    /// `crisis`, `buzz`; empty: both. A buzz incident that turns negative becomes a crisis (an `updated`
+    /// event), and from then on matches a crisis-only route.
+    #[serde(default)]
+    pub classes: Vec<IncidentClass>,
     pub channels: Vec<String>,
     /// Overrides `notify.update_interval_secs` for this route.
     pub update_interval_secs: Option<u64>,
@@ -210,6 +241,17 @@ impl NotifyConfig {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(format!("notify.grafana_url: `{u}` is not an http(s) URL"));
             }
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) {
+                return Err(format!("notify.public_url: `{u}` is not an http(s) URL"));
+            }
+        }
+        if self.pages.max_incidents == 0 {
+            return Err("notify.pages.max_incidents: must be at least 1".into());
+        }
+        if self.pages.max_events < 2 {
+            return Err("notify.pages.max_events: must be at least 2 (the opening and the newest event)".into());
         }
         if self.dashboard_uid.is_empty()
             || !self.dashboard_uid.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
@@ -382,6 +424,21 @@ digest = { every_secs = 3600 }
         assert!(e.contains("notify.routes[0].rate_limit"), "{e}");
         assert!(parse(&OK.replace("min_severity = \"critical\"", "min_severity = \"extreme\"")).is_err());
         assert!(parse(&OK.replace("signing_key", "signing_kee")).is_err());
+    }
+
+    #[test]
+    fn pages_keys() {
+        let c = parse(&format!("public_url = \"https://fp.example.com/\"\n{OK}\n[pages]\nmax_incidents = 5\ntoken = {{ env = \"FP_TOKEN\" }}\n")).unwrap();
+        assert_eq!((c.pages.max_incidents, c.pages.max_events, c.pages.enabled), (5, 100, true));
+        assert_eq!(c.pages.token, Some(SecretRef::Env("FP_TOKEN".into())));
+        let e = parse(&format!("{OK}\n[pages]\ntoken = \"inline-secret\"\n")).unwrap_err();
+        // (toml's own Display quotes the line; the binary's loader reports the message alone, see its tests.)
+        assert!(e.contains("an inline value is refused"), "{e}");
+        let e = parse(&format!("public_url = \"fp.example.com\"\n{OK}")).unwrap_err();
+        assert!(e.contains("notify.public_url"), "{e}");
+        let e = parse(&format!("{OK}\n[pages]\nmax_events = 1\n")).unwrap_err();
+        assert!(e.contains("notify.pages.max_events"), "{e}");
+        assert!(parse(&format!("{OK}\n[pages]\nmax_incident = 1\n")).is_err());
     }
 
     #[test]

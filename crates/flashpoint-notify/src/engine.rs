@@ -32,6 +32,7 @@ use crate::delivery::DeliveryConfig;
 use crate::format::Context;
 use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Position};
 use crate::metrics::NotifyMetrics;
+use crate::page::SharedStore;
 use crate::reader::{InputRejection, Record, Resend};
 use crate::router::{Effects, Router};
 use crate::tracker::Tracker;
@@ -347,7 +348,8 @@ pub async fn test_channels(
                 .collect()
         }
     };
-    let ctx = Context::new("test", cfg.grafana_url.as_deref(), &cfg.dashboard_uid);
+    let ctx =
+        Context::new("test", cfg.grafana_url.as_deref(), &cfg.dashboard_uid).with_pages(cfg.public_url.as_deref());
     for c in &cfg.channels {
         let result = async {
             let mut ch = build_channel(c, env, &cfg.delivery).map_err(|e| e.to_string())?;
@@ -389,6 +391,8 @@ pub struct Engine {
     acks: mpsc::UnboundedReceiver<Ack>,
     dead: mpsc::UnboundedSender<DeadLetter>,
     metrics: NotifyMetrics,
+    /// Where every event read is also kept for the incident pages, when they are served.
+    pages: Option<SharedStore>,
     /// Messages not sent again after a resume (their channel had finished them).
     pub skipped_on_resume: u64,
 }
@@ -455,7 +459,10 @@ impl Engine {
         let contexts = cfg
             .routes
             .iter()
-            .map(|r| Arc::new(Context::new(&r.name, cfg.grafana_url.as_deref(), &cfg.dashboard_uid)))
+            .map(|r| {
+                let ctx = Context::new(&r.name, cfg.grafana_url.as_deref(), &cfg.dashboard_uid);
+                Arc::new(ctx.with_pages(cfg.public_url.as_deref()))
+            })
             .collect();
         let silences =
             cfg.silences.iter().map(|x| (x.clone(), parse_rfc3339(&x.until).unwrap_or(Millis::MIN))).collect();
@@ -472,8 +479,15 @@ impl Engine {
             acks,
             dead,
             metrics,
+            pages: None,
             skipped_on_resume: 0,
         })
+    }
+
+    /// Keeps every event [`Engine::read`] reads in `store` too (the live incident pages). An event the store
+    /// refuses (an id that cannot name a page) is still routed.
+    pub fn keep_pages(&mut self, store: SharedStore) {
+        self.pages = Some(store);
     }
 
     fn add(&mut self, pos: Position, n: u32) {
@@ -510,6 +524,11 @@ impl Engine {
     ) -> Result<(), InputRejection> {
         match crate::reader::classify(payload, pos) {
             Ok(Record::Event(input)) => {
+                if let Some(store) = &self.pages {
+                    if let Err(why) = store.lock().expect("not poisoned").record(input.event.clone(), &input.raw) {
+                        tracing::debug!(incident = %flashpoint_core::sanitize::for_log_truncated(&input.event.incident_id, 60), %why, "not kept for the incident pages");
+                    }
+                }
                 let t = now(Some(input.event.window_end));
                 self.submit(&input, t);
                 self.tick(t);

@@ -9,7 +9,8 @@
 //! between them), [`reader`] (the one reader of input records), [`channel`] (one module per kind of channel),
 //! [`router`] (a pure state machine: routes, update intervals, rate limits, digests), [`safe`] (post text made
 //! inert per destination), [`format`] (each receiver's payload), [`chart`] (the email's PNG),
-//! [`engine`] (queues, workers, retries, dead letters, acknowledgements) and [`metrics`].
+//! [`engine`] (queues, workers, retries, dead letters, acknowledgements), [`metrics`], and [`page`] (the incident
+//! pages: a bounded store of incidents and their HTML, for `flashpoint report` and the live server).
 
 pub mod channel;
 pub mod chart;
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod format;
 pub mod message;
 pub mod metrics;
+pub mod page;
 pub mod reader;
 pub mod router;
 pub mod safe;

@@ -55,12 +55,29 @@ impl NoticeKind {
     }
 }
 
-/// One point of an entity's recent history (from the events seen), for charts.
+/// One point of a chart: a step of the incident's timeline (v3 events), or a window of an event seen (v2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
     pub at: Millis,
     pub volume: u64,
-    pub negative_share: f64,
+    pub negative: u64,
+    /// The volume's usual range (the baseline band), where the event carries it.
+    pub band: Option<[f64; 2]>,
+}
+
+impl Point {
+    /// The chart's points for a notice: the event's own timeline when it has one (each step against its
+    /// baseline band), else the entity's recent events.
+    pub fn series(n: &Notice) -> Vec<Point> {
+        if n.event.timeline.is_empty() {
+            return n.history.clone();
+        }
+        n.event
+            .timeline
+            .iter()
+            .map(|t| Point { at: t.window_end, volume: t.volume, negative: t.negative, band: Some(t.volume_band) })
+            .collect()
+    }
 }
 
 /// What a message about one incident says.

@@ -145,7 +145,9 @@ impl Router {
     }
 
     fn matches_level(route: &RouteConfig, e: &SpikeEvent) -> bool {
-        e.severity >= route.min_severity && (route.signals.is_empty() || route.signals.contains(&e.signal))
+        e.severity >= route.min_severity
+            && (route.signals.is_empty() || route.signals.contains(&e.signal))
+            && (route.classes.is_empty() || route.classes.contains(&e.class))
     }
 
     fn observe(&mut self, e: &SpikeEvent, now: Millis) {
@@ -167,7 +169,7 @@ impl Router {
             let at = e.window_end;
             let h = self.history.entry(e.entity.clone()).or_default();
             if h.back().map_or(true, |b| b.at < at) {
-                h.push_back(Point { at, volume: e.counts.volume, negative_share: e.negative_share });
+                h.push_back(Point { at, volume: e.counts.volume, negative: e.counts.negative, band: None });
                 if h.len() > HISTORY_POINTS {
                     h.pop_front();
                 }
@@ -444,6 +446,7 @@ mod tests {
             min_severity: Severity::Watch,
             signals: vec![],
             kinds: vec![],
+            classes: vec![],
             channels: vec!["c".into()],
             update_interval_secs: None,
             rate_limit: None,
@@ -498,6 +501,21 @@ mod tests {
         let fx = r.on_event(&input(3, "i1", "Acme Air", EventKind::Resolved, 2, Severity::Warning), 2 * MIN);
         assert_eq!(fx.dispatches.iter().map(|d| d.route).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(kinds(&fx), vec![(NoticeKind::Resolved, 2), (NoticeKind::Resolved, 2)]);
+    }
+
+    #[test]
+    fn a_crisis_route_ignores_buzz_until_it_turns_negative() {
+        use flashpoint_core::event::IncidentClass;
+        let mut r = router(vec![RouteConfig { classes: vec![IncidentClass::Crisis], ..route("page") }]);
+        let buzz = |pos, kind, seq, class| {
+            let mut i = input(pos, "i1", "Acme Air", kind, seq, Severity::Watch);
+            Arc::make_mut(&mut i.event).class = class;
+            i
+        };
+        assert!(r.on_event(&buzz(0, EventKind::Opened, 0, IncidentClass::Buzz), 0).dispatches.is_empty());
+        // Turning negative is an update of the incident; the route hears of it first, as an opening.
+        let fx = r.on_event(&buzz(1, EventKind::Updated, 1, IncidentClass::Crisis), MIN);
+        assert_eq!(kinds(&fx), vec![(NoticeKind::Opened, 1)]);
     }
 
     #[test]

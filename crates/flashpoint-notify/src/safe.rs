@@ -153,6 +153,13 @@ pub fn slack_url(url: &str) -> String {
     url.replace('&', "&amp;")
 }
 
+/// Whether an incident id may name a page (a file of `flashpoint report`, a path of the live server, a link in a
+/// message): 1 to 128 letters, digits, `-` and `_` (`inc-1387cae96a0b8ab5`), never a path or markup. The page
+/// store refuses any other, so every page link leads somewhere.
+pub fn page_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Percent-encodes a URL query value (RFC 3986 unreserved characters kept).
 pub fn url_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

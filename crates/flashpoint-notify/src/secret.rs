@@ -119,6 +119,15 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `candidate` is the secret (an access token presented to the incident pages), in time that does
+    /// not depend on where the two first differ: both are hashed first (SHA-256), and the digests compared with
+    /// every byte looked at, so neither the position of a mismatch nor the secret's length shows in the timing.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        let (a, b) = (Sha256::digest(self.0.as_bytes()), Sha256::digest(candidate));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -151,6 +160,15 @@ mod tests {
         assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
         assert_eq!(s.expose(), "https://hooks.slack.com/services/T000/B000/XXXX");
+    }
+
+    #[test]
+    fn matches_only_the_same_value() {
+        let s = Secret::new("tok-123");
+        assert!(s.matches(b"tok-123"));
+        for other in [&b"tok-124"[..], b"tok-12", b"tok-1234", b"", b"TOK-123"] {
+            assert!(!s.matches(other), "{other:?}");
+        }
     }
 
     #[test]

@@ -77,6 +77,7 @@ async fn low_water_waits_for_the_oldest_undelivered_position() {
             min_severity: flashpoint_core::detect::Severity::Warning,
             signals: vec![],
             kinds: vec![],
+            classes: vec![],
             channels: vec!["hook".into()],
             update_interval_secs: None,
             rate_limit: None,

@@ -4,7 +4,8 @@
 //!
 //! - [`paths`]: the repository, fresh directories, free ports, the committed fixtures.
 //! - [`binary`]: the `flashpoint` binary: its path, a command for it, `replay` as the reference run.
-//! - [`http`]: plain HTTP scrapes of a worker and Prometheus text parsing.
+//! - [`http`]: plain HTTP scrapes of a worker (and requests with headers) and Prometheus text parsing.
+//! - [`browser`]: headless Chromium: a page's DOM and console after load, screenshots.
 //! - [`broker`]: the test broker, unique topic names, produce, read-back, committed offsets, event keys.
 //! - [`config`]: worker configs built from the example config.
 //! - [`fixture`]: the fixture builder: a directory, topics and a config in one call, workers started from it.
@@ -18,6 +19,7 @@
 
 pub mod binary;
 pub mod broker;
+pub mod browser;
 pub mod collect;
 pub mod config;
 pub mod fixture;
@@ -31,6 +33,7 @@ pub mod worker;
 
 pub use binary::*;
 pub use broker::*;
+pub use browser::*;
 pub use collect::*;
 pub use config::*;
 pub use fixture::*;

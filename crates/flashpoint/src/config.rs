@@ -240,10 +240,20 @@ impl Config {
             );
         }
         self.notify.validate().map_err(anyhow::Error::msg)?;
-        self.metrics
+        let listen = self
+            .metrics
             .listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| anyhow::anyhow!("metrics.listen: `{}` is not an address: {e}", self.metrics.listen))?;
+        // The incident pages quote posts and name who is angry about what: beyond this machine, only with a token.
+        let pages = &self.notify.pages;
+        if !self.notify.routes.is_empty() && pages.enabled && pages.token.is_none() && !listen.ip().is_loopback() {
+            bail!(
+                "notify.pages.token: required when the incident pages are served on a non-loopback address \
+                 (metrics.listen = {listen}); set notify.pages.token = {{ env = \"VAR\" }} or {{ file = \"/path\" }}, \
+                 listen on 127.0.0.1, or set notify.pages.enabled = false"
+            );
+        }
         Ok(())
     }
 }
@@ -340,6 +350,24 @@ mod tests {
         assert!(format!("{e:#}").contains("scorer.batch_size"), "{e:#}");
         let e = Config::from_toml(&format!("{MIN}[scorer]\ndevice = \"tpu\"\n"), std::iter::empty()).unwrap_err();
         assert!(format!("{e:#}").contains("scorer.device"), "{e:#}");
+    }
+
+    #[test]
+    fn pages_beyond_loopback_need_a_token() {
+        let routes = "[[notify.channels]]\nkind = \"webhook\"\nname = \"w\"\nurl = { env = \"U\" }\nsigning_key = { env = \"K\" }\n\
+                      [[notify.routes]]\nname = \"r\"\nchannels = [\"w\"]\n";
+        let cfg = |extra: &str| Config::from_toml(&format!("{MIN}{routes}{extra}"), std::iter::empty());
+        cfg("").unwrap();
+        let e = cfg("[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("notify.pages.token: required"), "{e:#}");
+        cfg("[metrics]\nlisten = \"0.0.0.0:9464\"\n[notify.pages]\ntoken = { env = \"T\" }\n").unwrap();
+        cfg("[metrics]\nlisten = \"0.0.0.0:9464\"\n[notify.pages]\nenabled = false\n").unwrap();
+        cfg("[metrics]\nlisten = \"[::1]:9464\"\n").unwrap();
+        let e = cfg("[notify.pages]\ntoken = \"s3cr3t-inline\"\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("notify.pages.token: an inline value is refused"), "{e:#}");
+        assert!(!format!("{e:#}").contains("s3cr3t"), "{e:#}");
+        // No routes: no notify stage, no pages.
+        Config::from_toml(&format!("{MIN}[metrics]\nlisten = \"0.0.0.0:9464\"\n"), std::iter::empty()).unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod config;
 mod notify;
 mod replay;
+mod report;
 mod run;
 mod score;
 
@@ -273,6 +274,20 @@ enum Cmd {
         #[arg(long)]
         restart: bool,
     },
+    /// Write the incident pages of spike events (JSON Lines, e.g. from `flashpoint replay`) as static HTML: an
+    /// index and one page per incident (chart, drivers, storylines, amplifiers, platforms, event log), the same
+    /// pages the notify stage serves at /incidents. Self-contained: no script, nothing fetched.
+    ///
+    /// A line that is not a spike event gives {"line":N,"error":".."} on stderr and exit status 1; the rest are
+    /// written all the same.
+    Report {
+        /// Spike events as JSON Lines, or `-` for standard input.
+        #[arg(long, short, default_value = "-")]
+        events: String,
+        /// Directory to write index.html and <incident_id>.html into (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Validate a config file (and FLASHPOINT__* overrides) and exit: 0 if valid, 2 with the offending key if not.
     CheckConfig {
         #[arg(long, short)]
@@ -504,6 +519,11 @@ fn real_main() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Report { events, out } => {
+            let summary = report::run(open_input(&events)?, &out)?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(if summary.bad_lines > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Cmd::CheckConfig { config } => {
             let cfg = Config::load(&config)?;
             println!("{}: ok ({} entities)", config.display(), cfg.entities.len());
@@ -526,6 +546,16 @@ fn real_main() -> Result<ExitCode> {
                     r.min_severity.as_str(),
                     r.channels.join(", ")
                 );
+            }
+            let pages = &cfg.notify.pages;
+            if !cfg.notify.routes.is_empty() && pages.enabled {
+                let token = match &pages.token {
+                    Some(r) => {
+                        format!("token = {r} ({})", if r.resolve().is_ok() { "readable" } else { "not readable here" })
+                    }
+                    None => "no token (loopback only)".into(),
+                };
+                println!("notify pages: /incidents on {} with the notify stage, {token}", cfg.metrics.listen);
             }
             Ok(ExitCode::SUCCESS)
         }

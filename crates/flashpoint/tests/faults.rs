@@ -272,6 +272,7 @@ fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest(
                 label: Label::Negative,
                 url: None,
                 author_url: None,
+                platform: None,
                 src: format!("{}/0", t.input).into(),
                 off: i,
                 sub: 0,

@@ -172,6 +172,11 @@ pub const ESCALATION_MIN_RATE: f64 = 1.0;
 /// near-empty window is noise (the opening window counts whatever its size).
 pub const PEAK_SHARE_MIN_VOLUME: u64 = 10;
 
+/// Crisis or buzz (`lifecycle::classify`): negative posts beyond what the baseline share predicts of the
+/// incident's posts, by at least this many posts and this many standard deviations.
+pub const CRISIS_MIN_EXCESS: f64 = 3.0;
+pub const CRISIS_SDS: f64 = 3.0;
+
 /// Thresholds and rates resolved from the config and the window spec.
 #[derive(Clone, Debug)]
 pub struct Thresholds {

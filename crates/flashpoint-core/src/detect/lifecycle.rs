@@ -10,8 +10,8 @@
 //! the reach of the negative posts.
 
 use super::config::{
-    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, ESCALATION_MIN_RATE, ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS,
-    PEAK_SHARE_MIN_VOLUME,
+    Thresholds, CALM_LIFT, CALM_NATS, CALM_RATIO, CRISIS_MIN_EXCESS, CRISIS_SDS, ESCALATION_MIN_RATE,
+    ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS, PEAK_SHARE_MIN_VOLUME,
 };
 use super::model::{binom_llr, nb_llr};
 use super::response::ResponseState;
@@ -47,6 +47,27 @@ impl Severity {
     }
 }
 
+/// Crisis or buzz: whether the negative signals are part of the incident.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentClass {
+    /// Negative posts or the negative share rose beyond what the volume explains. The default, so a v2 event
+    /// (which had no class) is routed as before.
+    #[default]
+    Crisis,
+    /// Only the volume moved; sentiment stayed at the baseline. Stays at `watch` unless it turns negative.
+    Buzz,
+}
+
+impl IncidentClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentClass::Crisis => "crisis",
+            IncidentClass::Buzz => "buzz",
+        }
+    }
+}
+
 /// Why an incident resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +87,9 @@ pub struct OpenIncident {
     pub opened_at: Millis,
     pub seq: u64,
     pub severity: Severity,
+    /// Crisis or buzz (see `classify`); serde default so a v2 snapshot's incident reads as a crisis.
+    #[serde(default)]
+    pub class: IncidentClass,
     /// The signal that opened it; its smoothed rate drives escalation.
     pub signal: Signal,
     /// Signals whose statistic has crossed its threshold during the incident (bit `Signal as u8`): a signal
@@ -90,6 +114,14 @@ pub struct OpenIncident {
     /// The company's response and the estimated start of the change (`detect::response`).
     #[serde(default)]
     pub response: ResponseState,
+    /// Negative posts since the opening window (included), what the baseline share predicts of as many
+    /// scored posts, and that prediction's variance: what `classify` reads.
+    #[serde(default)]
+    pub negative_seen: f64,
+    #[serde(default)]
+    pub negative_at_baseline_share: f64,
+    #[serde(default)]
+    pub negative_at_baseline_var: f64,
 }
 
 /// Deterministic incident id from the entity and the start of the window that opened it.
@@ -126,12 +158,42 @@ fn count_of(signal: Signal, volume: u64, negative: u64) -> f64 {
 }
 
 fn severity(inc: &OpenIncident, th: &Thresholds) -> Severity {
+    // Buzz pages nobody: it stays at watch until it turns negative.
+    if inc.class == IncidentClass::Buzz {
+        return Severity::Watch;
+    }
     if inc.excess_negative >= th.critical_excess_negative || inc.negative_reach >= th.critical_negative_reach {
         Severity::Critical
     } else if inc.excess_negative >= th.warning_excess_negative || inc.negative_reach >= th.warning_negative_reach {
         Severity::Warning
     } else {
         Severity::Watch
+    }
+}
+
+/// Adds `negative` of `scored` posts to the evidence `classify` reads: against the baseline share, with the
+/// share model's overdispersion.
+fn count_sentiment(inc: &mut OpenIncident, negative: u64, scored: u64, e: &Expectation) {
+    let n = scored as f64;
+    inc.negative_seen += negative as f64;
+    inc.negative_at_baseline_share += n * e.share;
+    inc.negative_at_baseline_var += n * e.share * (1.0 - e.share) * e.phi.max(1.0);
+}
+
+/// Crisis when the negative signals are part of the incident: the share statistic fired, or there are more
+/// negative posts since the opening than the baseline share predicts of the posts seen, by at least
+/// `CRISIS_MIN_EXCESS` posts and `CRISIS_SDS` standard deviations. A surge of ordinary posts raises the
+/// negative count with the volume but not beyond its share: that is buzz.
+pub(super) fn classify(inc: &OpenIncident) -> IncidentClass {
+    if inc.signals_fired & (1 << Signal::NegativeShare as u8) != 0 {
+        return IncidentClass::Crisis;
+    }
+    let excess = inc.negative_seen - inc.negative_at_baseline_share;
+    let sd = inc.negative_at_baseline_var.max(1e-9).sqrt();
+    if excess >= CRISIS_MIN_EXCESS && excess >= CRISIS_SDS * sd {
+        IncidentClass::Crisis
+    } else {
+        IncidentClass::Buzz
     }
 }
 
@@ -170,6 +232,7 @@ impl Detector {
             opened_at: w.end,
             seq: 0,
             severity: Severity::Watch,
+            class: IncidentClass::Crisis,
             signal: r.signal,
             signals_fired: x.readings.iter().filter(|r| r.fired).fold(0, |m, r| m | 1 << r.signal as u8),
             peak_volume: w.volume,
@@ -185,7 +248,12 @@ impl Detector {
             calm_evidence: [0.0; 3],
             calm_steps: 0,
             response: ResponseState::default(),
+            negative_seen: 0.0,
+            negative_at_baseline_share: 0.0,
+            negative_at_baseline_var: 0.0,
         };
+        count_sentiment(&mut inc, w.negative, w.scored(), x.expected);
+        inc.class = classify(&inc);
         inc.severity = severity(&inc, th);
         self.open = Some(inc.clone());
         self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
@@ -226,6 +294,11 @@ impl Detector {
                 reasons,
             });
         }
+        // Buzz turning negative is news: the incident becomes a crisis, and its severity counts from now on.
+        let turned = inc.class == IncidentClass::Buzz && classify(&inc) == IncidentClass::Crisis;
+        if turned {
+            inc.class = IncidentClass::Crisis;
+        }
         let sev = severity(&inc, th).max(inc.severity);
         let grew = rate_doubled(&inc, th);
         let joined = x.readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
@@ -233,14 +306,19 @@ impl Detector {
             inc.signals_fired |= 1 << j.signal as u8;
             reading = j;
         }
-        if sev != inc.severity || grew || joined.is_some() {
+        if sev != inc.severity || grew || joined.is_some() || turned {
             let rose = sev != inc.severity;
             inc.seq += 1;
             inc.severity = sev;
             inc.steps_since_event = 0;
             inc.intensity_at_event = inc.intensity.max(inc.intensity_at_event);
             self.open = Some(inc.clone());
-            let why = [(rose, Reason::Severity), (grew, Reason::Growth), (joined.is_some(), Reason::NewSignal)];
+            let why = [
+                (rose, Reason::Severity),
+                (grew, Reason::Growth),
+                (joined.is_some(), Reason::NewSignal),
+                (turned, Reason::Class),
+            ];
             let reasons = why.into_iter().filter(|r| r.0).map(|r| r.1).collect();
             return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading, reasons });
         }
@@ -263,6 +341,7 @@ fn account(inc: &mut OpenIncident, x: &WindowEvidence, th: &Thresholds) {
     if w.volume >= PEAK_SHARE_MIN_VOLUME {
         inc.peak_negative_share = inc.peak_negative_share.max(w.negative_share);
     }
+    count_sentiment(inc, step.negative, step.scored, x.expected);
     let count = count_of(inc.signal, step.volume, step.negative);
     inc.intensity += th.alpha_intensity * (count - inc.intensity);
     for (c, l) in inc.calm_evidence.iter_mut().zip(x.expected.calm_llr) {

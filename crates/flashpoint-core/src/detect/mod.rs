@@ -30,7 +30,7 @@ pub mod response;
 pub mod sim;
 
 pub use config::{DetectionConfig, Sensitivity, Thresholds, MAX_NATS_PER_MINUTE, RATE_RATIOS, SHARE_LIFTS, STATISTICS};
-pub use lifecycle::{incident_id, EventKind, OpenIncident, Resolution, Severity};
+pub use lifecycle::{incident_id, EventKind, IncidentClass, OpenIncident, Resolution, Severity};
 pub use response::{ResponsePlan, ResponseSetup, ResponseStep};
 
 use crate::time::{hour_of_day, Millis};
@@ -101,6 +101,18 @@ pub enum Reason {
     Calm,
     /// Resolved: a `watch` incident that neither grew nor faded.
     Reassessed,
+    /// Buzz turned negative: the incident became a crisis.
+    Class,
+}
+
+/// What the models expected of one step, before learning from it: the means and variances of its volume and
+/// negative posts (the timeline's baseline band).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepBaseline {
+    pub volume_mean: f64,
+    pub volume_var: f64,
+    pub negative_mean: f64,
+    pub negative_var: f64,
 }
 
 /// A lifecycle transition with the reading that explains it: the event's kind, and for `resolved` why.
@@ -142,6 +154,9 @@ pub struct Detector {
     pub(crate) last_score: f64,
     pub(crate) last_volume_baseline: f64,
     pub(crate) last_share_baseline: f64,
+    /// What the models expected of the last step (recomputed every step, so not in snapshots).
+    #[serde(skip)]
+    pub(crate) last_step: StepBaseline,
 }
 
 /// A detector's internals at one moment: what each statistic holds against its calibrated threshold, and
@@ -178,6 +193,7 @@ pub(crate) struct Expectation {
     vol_window: f64,
     neg_window: f64,
     share: f64,
+    phi: f64,
     /// Evidence this step gives for "back at baseline", per signal (`lifecycle::calm_evidence`).
     calm_llr: [f64; 3],
     /// Each statistic's calibrated threshold after this step.
@@ -232,6 +248,13 @@ impl Detector {
             phi: self.share.phi(),
         };
         let calm_llr = lifecycle::calm_evidence(step, &p);
+        let var = |q: &Prediction| q.mean + q.v * q.mean * q.mean;
+        self.last_step = StepBaseline {
+            volume_mean: p.volume.mean,
+            volume_var: var(&p.volume),
+            negative_mean: p.negative.mean,
+            negative_var: var(&p.negative),
+        };
         let threshold = self.advance_statistics(step, &p, th);
         // Dispersions learn only while no incident is open, so a crisis does not teach them that crises are noise.
         let quiet = self.open.is_none();
@@ -245,6 +268,7 @@ impl Detector {
             vol_window: k * p.volume.mean,
             neg_window: k * p.negative.mean,
             share: p.share,
+            phi: p.phi,
             calm_llr,
             threshold,
         }
@@ -277,6 +301,11 @@ impl Detector {
     /// True when the detector holds nothing worth keeping beyond its baselines (for eviction).
     pub fn is_quiet(&self) -> bool {
         self.open.is_none()
+    }
+
+    /// What the models expected of the last step fed (see `StepBaseline`).
+    pub fn last_step(&self) -> StepBaseline {
+        self.last_step
     }
 }
 

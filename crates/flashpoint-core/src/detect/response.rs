@@ -451,6 +451,7 @@ mod tests {
                 label: LabelThresholds::default().label(compound),
                 url: None,
                 author_url: None,
+                platform: None,
             };
             if c.is_some() {
                 a.process(0, "Acme Air", &[], &v, out);

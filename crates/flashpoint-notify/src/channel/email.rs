@@ -14,7 +14,7 @@
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Kind, Request};
 use crate::format::{
     attribution, attribution_linked, closing_summary, counts, evidence, kind_phrase, observed_vs_baseline, percent,
-    post_link, severity_upper, top_terms, Context,
+    post_link, severity_upper, what_people_say, Context,
 };
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -141,9 +141,10 @@ impl Channel for Email {
     fn render(&mut self, msg: &crate::message::Message, ctx: &Context) -> Result<Vec<Request>, String> {
         let mail = match msg {
             crate::message::Message::Notice(n) => {
-                let chart = crate::chart::render(&n.history, n.event.incident_start, n.event.window_end)
-                    .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
-                    .ok();
+                let chart =
+                    crate::chart::render(&crate::message::Point::series(n), n.event.incident_start, n.event.window_end)
+                        .map_err(|err| tracing::warn!(channel = %self.name, "no chart: {err}"))
+                        .ok();
                 notice(n, ctx, &self.from, &self.to, chart)?
             }
             crate::message::Message::Digest { items, from, to } => {
@@ -218,7 +219,7 @@ fn rows(n: &Notice) -> Vec<(&'static str, String)> {
         ("Counts", counts(n)),
         ("Negative share", percent(e.negative_share)),
         ("Open for", crate::format::duration(n.open_for_ms())),
-        ("Top terms", top_terms(n, 5, safe::plain)),
+        ("What people say", what_people_say(n, 5, safe::plain)),
     ]
 }
 
@@ -255,6 +256,9 @@ fn text_body(n: &Notice, ctx: &Context) -> String {
             }
         }
     }
+    if let Some(l) = ctx.incident_link(n) {
+        t += &format!("\nIncident page: {l}\n");
+    }
     if let Some(l) = ctx.grafana_link(n) {
         t += &format!("\nDashboard: {l}\n");
     }
@@ -283,7 +287,7 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
     h += "</table>";
     if chart {
         h += &format!(
-            "<p><img src=\"cid:{CHART_CID}\" alt=\"volume and negative share chart\" width=\"640\" height=\"260\"></p>"
+            "<p><img src=\"cid:{CHART_CID}\" alt=\"posts and negative posts against their usual range\" width=\"640\" height=\"260\"></p>"
         );
     }
     for p in evidence(n, 3) {
@@ -297,6 +301,9 @@ fn html_body(n: &Notice, ctx: &Context, chart: bool) -> String {
             "<blockquote>{quote}<br><small>{}</small></blockquote>",
             attribution_linked(p, |t, max| safe::html_own(&safe::plain(t, max)), a)
         );
+    }
+    if let Some(l) = ctx.incident_link(n) {
+        h += &format!("<p><a href=\"{0}\">Open the incident page</a></p>", safe::html_own(&l));
     }
     if let Some(l) = ctx.grafana_link(n) {
         h += &format!("<p><a href=\"{0}\">Open the Flashpoint dashboard</a></p>", safe::html_own(&l));
@@ -370,6 +377,10 @@ pub fn digest(
         let line = format!("{} · {} · {}", headline(n), observed_vs_baseline(n), closing_summary(n));
         text += &format!("\n- {line}");
         html += &format!("<li>{}", safe::html_own(&line));
+        if let Some(l) = ctx.incident_link(n) {
+            text += &format!("\n  {l}");
+            html += &format!(" (<a href=\"{}\">incident page</a>)", safe::html_own(&l));
+        }
         if let Some(l) = ctx.grafana_link(n) {
             text += &format!("\n  {l}");
             html += &format!(" (<a href=\"{}\">dashboard</a>)", safe::html_own(&l));
@@ -386,6 +397,15 @@ mod tests {
     use crate::format::testing::{event, notice as mk};
     use flashpoint_core::detect::Severity;
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn links_the_incident_page() {
+        let ctx = Context::new("r", None, "flashpoint").with_pages(Some("https://fp.example.com"));
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let page = "https://fp.example.com/incidents/inc-1387cae96a0b8ab5";
+        assert!(text_body(&n, &ctx).contains(&format!("Incident page: {page}")));
+        assert!(html_body(&n, &ctx, false).contains(&format!("<a href=\"{page}\">Open the incident page</a>")));
+    }
 
     #[test]
     fn threading_and_parts() {

@@ -7,7 +7,7 @@
 //! `warning`, watch → `info`. Limits: `summary` at most 1024 characters, `dedup_key` at most 255.
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
-use crate::format::{counts, evidence, observed_vs_baseline, percent, post_link, top_terms, Context};
+use crate::format::{counts, evidence, observed_vs_baseline, percent, post_link, what_people_say, Context};
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
@@ -142,16 +142,23 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
                         "observed_vs_baseline": observed_vs_baseline(n),
                         "counts": counts(n),
                         "negative_share": e.negative_share,
-                        "top_terms": top_terms(n, 5, safe::plain),
+                        "what_people_say": what_people_say(n, 5, safe::plain),
+                        "class": n.event.class.as_str(),
                         "open_for": crate::format::duration(n.open_for_ms()),
                         "evidence": posts,
                     }
                 },
                 "client": "Flashpoint",
             });
-            if let Some(link) = ctx.grafana_link(n) {
-                v["client_url"] = json!(link);
-                v["links"] = json!([{"href": link, "text": "Flashpoint dashboard"}]);
+            let links: Vec<Value> =
+                [(ctx.incident_link(n), "Flashpoint incident page"), (ctx.grafana_link(n), "Flashpoint dashboard")]
+                    .into_iter()
+                    .filter_map(|(href, text)| href.map(|h| json!({"href": h, "text": text})))
+                    .collect();
+            if let Some(first) = links.first() {
+                // The incident's own page when there is one: it is what the responder opens first.
+                v["client_url"] = first["href"].clone();
+                v["links"] = json!(links);
             }
             Some(v)
         }
@@ -195,6 +202,16 @@ mod tests {
     use super::*;
     use crate::format::testing::{event as ev, notice as mk, with_links};
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn links_the_incident_page() {
+        let ctx =
+            Context::new("pages", Some("https://g.example"), "flashpoint").with_pages(Some("https://fp.example.com"));
+        let v = event(&mk(NoticeKind::Opened, ev(EventKind::Opened, 0, Severity::Critical)), &ctx).unwrap();
+        assert_eq!(v["client_url"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert_eq!(v["links"][0]["href"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert!(v["links"][1]["href"].as_str().unwrap().starts_with("https://g.example/"));
+    }
 
     #[test]
     fn evidence_carries_safe_links_only() {

@@ -11,7 +11,7 @@
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, Failure, HttpRequest, Kind, Request};
 use crate::format::{
     attribution, attribution_linked, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link,
-    title, top_terms, Context,
+    title, what_people_say, Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
@@ -224,7 +224,7 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
         field("Counts", counts(n)),
         field("Negative share", percent(e.negative_share)),
         field("Open for", crate::format::duration(n.open_for_ms())),
-        field("Top terms", top_terms(n, 5, safe::slack)),
+        field("What people say", what_people_say(n, 5, safe::slack)),
     ]}));
     let posts = evidence(n, 3);
     if with_header && !posts.is_empty() {
@@ -232,12 +232,14 @@ fn notice_blocks(n: &Notice, ctx: &Context, with_header: bool) -> Vec<Value> {
             blocks.push(json!({"type": "section", "text": evidence_section(p)}));
         }
     }
-    if let Some(url) = ctx.grafana_link(n).filter(|u| u.len() <= MAX_URL) {
-        blocks.push(json!({"type": "actions", "elements": [{
-            "type": "button",
-            "text": plain("Open in Grafana".into()),
-            "url": url,
-        }]}));
+    let buttons: Vec<Value> =
+        [("Open the incident page", ctx.incident_link(n)), ("Open in Grafana", ctx.grafana_link(n))]
+            .into_iter()
+            .filter_map(|(label, url)| url.filter(|u| u.len() <= MAX_URL).map(|u| (label, u)))
+            .map(|(label, url)| json!({"type": "button", "text": plain(label.into()), "url": url}))
+            .collect();
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     blocks
 }
@@ -387,6 +389,20 @@ mod tests {
 
     fn ctx() -> Context {
         Context::new("pages", Some("https://grafana.example.com/"), "flashpoint")
+    }
+
+    #[test]
+    fn links_the_incident_page_before_the_dashboard() {
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx().with_pages(Some("https://fp.example.com/")));
+        check_limits(&v).unwrap();
+        let actions = v["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
+        assert_eq!(actions["elements"][0]["url"], "https://fp.example.com/incidents/inc-1387cae96a0b8ab5");
+        assert!(actions["elements"][1]["url"].as_str().unwrap().starts_with("https://grafana.example.com/"));
+        let mut e = event(EventKind::Opened, 0, Severity::Critical);
+        e.incident_id = "../../x".into();
+        let v = notice(&mk(NoticeKind::Opened, e), &ctx().with_pages(Some("https://fp.example.com")));
+        assert!(!v.to_string().contains("fp.example.com"), "no link for an id that names no page");
     }
 
     #[test]

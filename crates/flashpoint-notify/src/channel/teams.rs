@@ -10,7 +10,8 @@
 
 use super::{parse_table, Build, BuildError, Channel, ChannelSpec, HttpRequest, Kind, Request};
 use crate::format::{
-    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link, title, top_terms, Context,
+    attribution, closing_summary, counts, evidence, observed_vs_baseline, percent, post_link, title, what_people_say,
+    Context,
 };
 use crate::message::Message;
 use crate::message::{Notice, NoticeKind};
@@ -72,7 +73,7 @@ fn facts(n: &Notice) -> Value {
         f("Counts", counts(n)),
         f("Negative share", percent(e.negative_share)),
         f("Open for", crate::format::duration(n.open_for_ms())),
-        f("Top terms", top_terms(n, 5, safe::chat)),
+        f("What people say", what_people_say(n, 5, safe::chat)),
     ]})
 }
 
@@ -142,11 +143,12 @@ fn card(body: Vec<Value>, actions: Vec<Value>) -> Value {
     })
 }
 
-fn grafana_action(n: &Notice, ctx: &Context) -> Vec<Value> {
-    ctx.grafana_link(n)
-        .map(|u| json!({"type": "Action.OpenUrl", "title": "Open in Grafana", "url": u}))
-        .into_iter()
-        .collect()
+/// The card's buttons: the incident's page, then the dashboard, where configured.
+fn link_actions(n: &Notice, ctx: &Context) -> Vec<Value> {
+    let page =
+        ctx.incident_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": "Open the incident page", "url": u}));
+    let grafana = ctx.grafana_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": "Open in Grafana", "url": u}));
+    page.into_iter().chain(grafana).collect()
 }
 
 pub fn notice(n: &Notice, ctx: &Context) -> Value {
@@ -154,7 +156,7 @@ pub fn notice(n: &Notice, ctx: &Context) -> Value {
     body.push(json!({"type": "TextBlock", "isSubtle": true, "size": "Small", "wrap": true, "text": format!(
         "Flashpoint · incident {} · event {} · route {}", safe::chat(&n.event.incident_id, 80), n.event.seq, ctx.route
     )}));
-    card(body, grafana_action(n, ctx))
+    card(body, link_actions(n, ctx))
 }
 
 pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
@@ -177,7 +179,16 @@ pub fn digest(items: &[Notice], from: i64, to: i64, ctx: &Context) -> Value {
     if shown < items.len() {
         body.push(json!({"type": "TextBlock", "text": format!("… and {} more incident(s) not shown", items.len() - shown), "wrap": true}));
     }
-    card(body, vec![])
+    // A button per incident shown (Teams displays a handful: the first five), to its page.
+    let actions = items[..shown]
+        .iter()
+        .filter_map(|n| {
+            let title = format!("Incident page: {}", safe::chat(&n.event.entity, 40));
+            ctx.incident_link(n).map(|u| json!({"type": "Action.OpenUrl", "title": title, "url": u}))
+        })
+        .take(5)
+        .collect();
+    card(body, actions)
 }
 
 /// Checks the envelope, the card's required fields, the element types used and the payload size.
@@ -242,6 +253,24 @@ mod tests {
     use crate::format::testing::{event, notice as mk};
     use flashpoint_core::detect::Severity;
     use flashpoint_core::event::EventKind;
+
+    #[test]
+    fn links_the_incident_page() {
+        let ctx = Context::new("r", None, "flashpoint").with_pages(Some("https://fp.example.com"));
+        let n = mk(NoticeKind::Opened, event(EventKind::Opened, 0, Severity::Critical));
+        let v = notice(&n, &ctx);
+        check_limits(&v).unwrap();
+        assert_eq!(
+            v["attachments"][0]["content"]["actions"][0]["url"],
+            "https://fp.example.com/incidents/inc-1387cae96a0b8ab5"
+        );
+        let d = digest(&[n], 0, 1, &ctx);
+        check_limits(&d).unwrap();
+        assert_eq!(
+            d["attachments"][0]["content"]["actions"][0]["url"],
+            "https://fp.example.com/incidents/inc-1387cae96a0b8ab5"
+        );
+    }
 
     #[test]
     fn card_is_valid_and_inert() {

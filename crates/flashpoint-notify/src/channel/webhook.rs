@@ -5,6 +5,7 @@
 //! - `Idempotency-Key: {incident_id}:{seq}`: the same for every retry and replay of one event; a receiver that
 //!   has seen it answers 2xx and does nothing;
 //! - `Flashpoint-Notice: opened|escalated|update|resolved`: what this message is on its route;
+//! - `Flashpoint-Incident-Page: {public_url}/incidents/{incident_id}`, when `notify.public_url` is set;
 //! - `Flashpoint-Signature: t={unix seconds},v1={hex HMAC-SHA256(key, "{t}.{body}")}`, the scheme Stripe and
 //!   Slack use. A new `t` (and signature) is computed for every attempt; the body stays the same.
 //!
@@ -53,19 +54,24 @@ struct Webhook {
 
 impl Channel for Webhook {
     /// One request per event (a digest's events each go on their own, so a receiver sees one schema).
-    fn render(&mut self, msg: &Message, _ctx: &Context) -> Result<Vec<Request>, String> {
+    fn render(&mut self, msg: &Message, ctx: &Context) -> Result<Vec<Request>, String> {
         Ok(msg
             .notices()
             .into_iter()
             .map(|n| {
+                let mut headers = vec![
+                    ("content-type", "application/json".into()),
+                    (IDEMPOTENCY_HEADER, n.idempotency_key()),
+                    (NOTICE_HEADER, n.kind.as_str().into()),
+                ];
+                // A header, not a body field: the body stays the event exactly as emitted (and as signed).
+                if let Some(page) = ctx.incident_link(n) {
+                    headers.push((PAGE_HEADER, page));
+                }
                 Request::Http(HttpRequest {
                     url: self.url.clone(),
                     body: n.raw.as_bytes().to_vec(),
-                    headers: vec![
-                        ("content-type", "application/json".into()),
-                        (IDEMPOTENCY_HEADER, n.idempotency_key()),
-                        (NOTICE_HEADER, n.kind.as_str().into()),
-                    ],
+                    headers,
                     sign: Some(self.key.clone()),
                     bearer: None,
                     note: None,
@@ -78,6 +84,8 @@ impl Channel for Webhook {
 pub const SIGNATURE_HEADER: &str = "Flashpoint-Signature";
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub const NOTICE_HEADER: &str = "Flashpoint-Notice";
+/// `{notify.public_url}/incidents/{incident_id}`, when `public_url` is set.
+pub const PAGE_HEADER: &str = "Flashpoint-Incident-Page";
 /// How old a signature [`verify`] accepts, in seconds.
 pub const TOLERANCE_SECS: i64 = 300;
 

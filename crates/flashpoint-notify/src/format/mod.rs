@@ -14,6 +14,8 @@ pub struct Context {
     pub route: String,
     /// `{grafana_url}/d/{uid}`; no link when `None`.
     pub dashboard: Option<String>,
+    /// `notify.public_url` without a trailing slash: where the incident pages are; no link when `None`.
+    pub pages: Option<String>,
 }
 
 impl Context {
@@ -21,7 +23,22 @@ impl Context {
         Context {
             route: route.to_string(),
             dashboard: grafana_url.map(|u| format!("{}/d/{}/flashpoint", u.trim_end_matches('/'), dashboard_uid)),
+            pages: None,
         }
+    }
+
+    /// Every message of this context links its incident's page under `public_url`.
+    pub fn with_pages(mut self, public_url: Option<&str>) -> Context {
+        self.pages = public_url.map(|u| u.trim_end_matches('/').to_string());
+        self
+    }
+
+    /// `{public_url}/incidents/{incident_id}`, when the pages have a public URL and the id can name a page (the
+    /// page store takes no other, so no link leads nowhere).
+    pub fn incident_link(&self, n: &Notice) -> Option<String> {
+        let base = self.pages.as_ref()?;
+        let id = &n.event.incident_id;
+        safe::page_id(id).then(|| format!("{base}/incidents/{id}"))
     }
 
     /// The dashboard for the incident's entity and time range: from an hour before the incident started to a
@@ -161,10 +178,19 @@ pub fn counts(n: &Notice) -> String {
     format!("{} posts: {} negative, {} neutral, {} positive", c.volume, c.negative, c.neutral, c.positive)
 }
 
-/// Top terms, made safe by `escape` and joined.
-pub fn top_terms(n: &Notice, k: usize, escape: impl Fn(&str, usize) -> String) -> String {
-    let terms: Vec<String> =
-        n.event.evidence.top_terms.iter().take(k).map(|t| format!("{} ({})", escape(&t.term, 40), t.count)).collect();
+/// What people say now that they did not before: the event's drivers (`lost luggage: 889 posts, 342× usual`),
+/// or for a v2 event its top terms; made safe by `escape` and joined.
+pub fn what_people_say(n: &Notice, k: usize, escape: impl Fn(&str, usize) -> String) -> String {
+    let drivers = &n.event.evidence.drivers;
+    let terms: Vec<String> = if drivers.is_empty() {
+        n.event.evidence.top_terms.iter().take(k).map(|t| format!("{} ({})", escape(&t.term, 40), t.count)).collect()
+    } else {
+        drivers
+            .iter()
+            .take(k)
+            .map(|d| format!("{} ({} posts, {}× usual)", escape(&d.phrase, 60), d.posts, trim_float(d.lift)))
+            .collect()
+    };
     if terms.is_empty() {
         "–".into()
     } else {
@@ -245,9 +271,10 @@ pub fn title(n: &Notice, escape: impl Fn(&str, usize) -> String) -> String {
         return format!("✅ RESOLVED · {}: resolved (peak {})", escape(&n.event.entity, 80), n.peak_severity.as_str());
     }
     format!(
-        "{} {} · {}: {}",
+        "{} {} {} · {}: {}",
         severity_emoji(n.event.severity),
         severity_upper(n.event.severity),
+        n.event.class.as_str(),
         escape(&n.event.entity, 80),
         kind_phrase(n)
     )
@@ -348,7 +375,8 @@ pub(crate) mod testing {
                 .map(|i| Point {
                     at: 1_772_632_860_000 - 3_600_000 + i * 600_000,
                     volume: 20 + (i as u64 * 9) % 70,
-                    negative_share: 0.1 + 0.05 * i as f64,
+                    negative: 2 + i as u64 * 3,
+                    band: None,
                 })
                 .collect(),
             event: Arc::new(e),
