@@ -24,6 +24,7 @@ fn posts() -> Vec<Post> {
             lang: None,
             url: None,
             author_url: None,
+            platform: None,
         })
         .collect()
 }
@@ -70,6 +71,7 @@ fn bench(c: &mut Criterion) {
                     label: if compound < 0.0 { Label::Negative } else { Label::Positive },
                     url: None,
                     author_url: None,
+                    platform: None,
                 };
                 agg.process((i % 2) as u32, if i % 2 == 0 { "Acme Air" } else { "Globex" }, &[], &v, &mut out);
             }

@@ -312,6 +312,20 @@ fn replay_carries_post_links_into_evidence_and_nothing_else_changes() {
                 seen += 1;
             }
         }
+        for s in e["evidence"]["storylines"].as_array_mut().unwrap() {
+            let p = s["representative"].as_object_mut().unwrap();
+            let id = p["id"].as_str().unwrap().to_string();
+            assert_eq!(p.remove("url"), Some(format!("https://social.example/p/{id}").into()));
+            assert!(p.remove("author_url").is_some());
+            seen += 1;
+        }
+        for a in e["evidence"]["amplifiers"].as_array_mut().unwrap() {
+            let (id, author) =
+                (a["first_post_id"].as_str().unwrap().to_string(), a["author"].as_str().unwrap().to_string());
+            let o = a.as_object_mut().unwrap();
+            assert_eq!(o.remove("first_post_url"), Some(format!("https://social.example/p/{id}").into()));
+            assert_eq!(o.remove("author_url"), Some(format!("https://social.example/u/{author}").into()));
+        }
     }
     assert!(seen > 0);
     assert_eq!(events, plain);
