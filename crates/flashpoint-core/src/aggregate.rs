@@ -8,7 +8,7 @@
 //! State is bounded: at most `max_entities` entity states (the least recently active quiet one is evicted
 //! first), panes only for windows the watermark has not passed, and capped term maps.
 
-use crate::detect::{DetectionConfig, Detector, StepCounts, Thresholds};
+use crate::detect::{DetectionConfig, Detector, ResponsePlan, ResponseSetup, ResponseStep, StepCounts, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
 use crate::incident::drivers::Baseline;
@@ -72,6 +72,8 @@ pub struct AggregatorConfig {
     pub window: WindowConfig,
     pub detection: DetectionConfig,
     pub limits: Limits,
+    /// The default response plan (`[response]`); an entity's own `response` overrides it.
+    pub response: ResponsePlan,
 }
 
 /// Counters for metrics and run summaries.
@@ -87,6 +89,10 @@ pub struct Counters {
     pub opened: u64,
     pub updated: u64,
     pub resolved: u64,
+    /// Posts by an entity's own accounts, followed as its responses.
+    pub responses: u64,
+    /// Events that reminded of an overdue response.
+    pub overdue_reminders: u64,
 }
 
 /// Sizes of the aggregator's state (see `Aggregator::state_size`).
@@ -107,6 +113,9 @@ struct EntityState {
     panes: VecDeque<Pane>,
     detector: Detector,
     last_event: Millis,
+    /// The company's posts per pane (by pane start), until their step is closed.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    responses: VecDeque<(Millis, ResponseStep)>,
     /// The entity's usual phrase rates, learned from panes as they leave the window outside incidents.
     phrases: Baseline,
     /// What the open incident has gathered (drivers, storylines, amplifiers, timeline); `Some` exactly while
@@ -117,8 +126,10 @@ struct EntityState {
 /// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
 /// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
 /// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
-/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest.
-pub const STATE_VERSION: u32 = 3;
+/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest;
+/// 4 the company's responses (an incident's response state and the estimated start of its change, the responses
+/// per pane, the last hour of steps).
+pub const STATE_VERSION: u32 = 4;
 
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
@@ -156,6 +167,8 @@ pub struct Aggregator {
     pub counters: Counters,
     /// The last closed window per entity, summarised (for gauges).
     pub last_window: FxHashMap<EntityId, WindowSummary>,
+    /// Per entity id, its own accounts' setup (`None`: its responses are not followed).
+    setups: Vec<Option<ResponseSetup>>,
 }
 
 impl Aggregator {
@@ -185,7 +198,13 @@ impl Aggregator {
             next_end: None,
             counters: Counters::default(),
             last_window: FxHashMap::default(),
+            setups: Vec::new(),
         })
+    }
+
+    /// Which entities' responses are followed, by entity id (not state: the config says it at every start).
+    pub fn set_responses(&mut self, setups: Vec<Option<ResponseSetup>>) {
+        self.setups = setups;
     }
 
     /// Advances the watermark from an event time seen elsewhere (a watermark tick from an upstream stage),
@@ -276,46 +295,12 @@ impl Aggregator {
 
     /// Adds one post mentioning `entity`, then advances the watermark and closes the windows it passed.
     pub fn process(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
-        if let Some(wm) = self.watermark() {
-            // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
-            // the entity the output names), not here a second time.
-            let reason = if p.created_at < wm {
-                self.counters.late += 1;
-                Some(Rejection::Late)
-            } else if p.created_at > self.max_seen.unwrap_or(wm) + self.limits.max_future_secs as Millis * 1000 {
-                self.counters.too_far_ahead += 1;
-                Some(Rejection::TooFarAhead)
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                out.push(Output::Diverted(DivertedPost {
-                    reason,
-                    entity: name.to_string(),
-                    post_id: p.id.to_string(),
-                    created_at: format_rfc3339(p.created_at),
-                    watermark: format_rfc3339(wm),
-                }));
-                return;
-            }
-        }
-        let pane_start = self.spec.pane_start(p.created_at);
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        // The first mention starts the window grid (a response does not: it may run ahead of the mentions).
         if self.next_end.is_none() {
             self.next_end = Some(pane_start + self.spec.slide);
         }
-        if !self.states.contains_key(&entity) && self.states.len() >= self.limits.max_entities {
-            self.evict_one();
-        }
-        let st = self.states.entry(entity).or_insert_with(|| EntityState {
-            name: name.to_string(),
-            own_terms: own_terms.to_vec(),
-            panes: VecDeque::new(),
-            detector: Detector::default(),
-            last_event: p.created_at,
-            phrases: Baseline::default(),
-            incident: None,
-        });
-        st.last_event = st.last_event.max(p.created_at);
+        let st = self.states.get_mut(&entity).expect("admitted");
         // Panes are kept sorted by start; posts mostly land in the newest one.
         let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
             Some(i) if st.panes[i].start == pane_start => i,
@@ -337,7 +322,85 @@ impl Aggregator {
         }
         self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
         self.counters.aggregated += 1;
-        self.max_seen = Some(self.max_seen.map_or(p.created_at, |m| m.max(p.created_at)));
+        self.advance_with(p.created_at, out);
+    }
+
+    /// Adds one post by `entity`'s own accounts: a response, in no count of the window; it reaches the open
+    /// incident when its pane's step closes, like a mention (so late and far-ahead ones are diverted alike).
+    /// It does not move the watermark: the company's own posts are a side channel, often on an input partition of
+    /// their own that runs ahead of the complaints', and must not make the complaints late.
+    pub fn respond(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        let st = self.states.get_mut(&entity).expect("admitted");
+        let idx = match st.responses.iter().rposition(|r| r.0 <= pane_start) {
+            Some(i) if st.responses[i].0 == pane_start => i,
+            Some(i) => {
+                st.responses.insert(i + 1, (pane_start, ResponseStep::default()));
+                i + 1
+            }
+            None => {
+                st.responses.push_front((pane_start, ResponseStep::default()));
+                0
+            }
+        };
+        st.responses[idx].1.add(p.created_at);
+        self.counters.responses += 1;
+    }
+
+    /// What every post of an entity goes through first: diverted if late or far ahead (`None`), else its
+    /// entity's state exists (evicting another if full) and its pane start is returned.
+    fn admit(
+        &mut self,
+        entity: EntityId,
+        name: &str,
+        own_terms: &[String],
+        p: &PostView,
+        out: &mut Vec<Output>,
+    ) -> Option<Millis> {
+        if let Some(wm) = self.watermark() {
+            // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
+            // the entity the output names), not here a second time.
+            let reason = if p.created_at < wm {
+                self.counters.late += 1;
+                Some(Rejection::Late)
+            } else if p.created_at > self.max_seen.unwrap_or(wm) + self.limits.max_future_secs as Millis * 1000 {
+                self.counters.too_far_ahead += 1;
+                Some(Rejection::TooFarAhead)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                out.push(Output::Diverted(DivertedPost {
+                    reason,
+                    entity: name.to_string(),
+                    post_id: p.id.to_string(),
+                    created_at: format_rfc3339(p.created_at),
+                    watermark: format_rfc3339(wm),
+                }));
+                return None;
+            }
+        }
+        let pane_start = self.spec.pane_start(p.created_at);
+        if !self.states.contains_key(&entity) && self.states.len() >= self.limits.max_entities {
+            self.evict_one();
+        }
+        let st = self.states.entry(entity).or_insert_with(|| EntityState {
+            name: name.to_string(),
+            own_terms: own_terms.to_vec(),
+            panes: VecDeque::new(),
+            detector: Detector::default(),
+            last_event: p.created_at,
+            phrases: Baseline::default(),
+            incident: None,
+            responses: VecDeque::new(),
+        });
+        st.last_event = st.last_event.max(p.created_at);
+        Some(pane_start)
+    }
+
+    /// The newest event time seen is now at least `t`: the watermark follows, closing what it passes.
+    fn advance_with(&mut self, t: Millis, out: &mut Vec<Output>) {
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         let wm = self.watermark().expect("set above");
         self.close_until(wm, out);
     }
@@ -379,7 +442,19 @@ impl Aggregator {
                 st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(StepCounts::default(), |p| {
                     StepCounts { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
                 });
-            let decision = st.detector.on_window(&st.name, &w, &step, &self.th);
+            // The company's posts of the step, for an entity whose own accounts are followed.
+            let step_start = end - self.spec.slide;
+            while st.responses.front().is_some_and(|r| r.0 < step_start) {
+                st.responses.pop_front();
+            }
+            let setup = self.setups.get(id as usize).and_then(Option::as_ref);
+            let responded = match st.responses.front() {
+                Some(r) if r.0 == step_start => st.responses.pop_front().map(|r| r.1),
+                _ => None,
+            }
+            .unwrap_or_default();
+            let responses = setup.map(|s| (&s.plan, &responded));
+            let decision = st.detector.on_window_responding(&st.name, &w, &step, responses, &self.th);
             if decision.is_some() {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
             }
@@ -405,7 +480,10 @@ impl Aggregator {
                     EventKind::Updated => self.counters.updated += 1,
                     EventKind::Resolved => self.counters.resolved += 1,
                 }
-                let mut e = SpikeEvent::new(&st.name, &w, &d);
+                if d.reasons.contains(&crate::detect::Reason::ResponseOverdue) {
+                    self.counters.overdue_reminders += 1;
+                }
+                let mut e = SpikeEvent::new(&st.name, &w, &d).with_response(&d, setup, self.spec.slide);
                 if let Some(dg) = &st.incident {
                     dg.fill(&mut e, &st.phrases);
                 }
@@ -475,6 +553,7 @@ mod tests {
                 ..DetectionConfig::default()
             },
             limits: Limits { max_entities, ..Limits::default() },
+            response: ResponsePlan::default(),
         }
     }
 

@@ -276,6 +276,7 @@ fn an_aggregate_worker_resuming_inside_the_last_producer_batch_applies_the_rest(
                 src: format!("{}/0", t.input).into(),
                 off: i,
                 sub: 0,
+                response: false,
             })
             .encode()
         })
