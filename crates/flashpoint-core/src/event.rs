@@ -289,3 +289,14 @@ pub enum Output {
     Spike(SpikeEvent),
     Diverted(DivertedPost),
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Reason;
+
+    #[test]
+    fn a_reason_from_a_newer_producer_is_read_not_rejected() {
+        let r: Vec<Reason> = serde_json::from_str(r#"["growth", "budget_exhausted"]"#).unwrap();
+        assert_eq!(r, vec![Reason::Growth, Reason::Other]);
+    }
+}

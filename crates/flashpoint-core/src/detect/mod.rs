@@ -103,6 +103,10 @@ pub enum Reason {
     Reassessed,
     /// Buzz turned negative: the incident became a crisis.
     Class,
+    /// A reason this build does not know, from a newer producer: the event is still read, never dead-lettered
+    /// for it (consumers of the spikes topic must survive a producer upgrade). Never emitted.
+    #[serde(other)]
+    Other,
 }
 
 /// What the models expected of one step, before learning from it: the means and variances of its volume and
