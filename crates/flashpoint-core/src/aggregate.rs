@@ -534,7 +534,7 @@ impl Aggregator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::detect::{Severity, Signal};
     use crate::event::{EventKind, IncidentClass, SpikeEvent};
@@ -542,7 +542,8 @@ mod tests {
 
     const MIN: Millis = 60_000;
 
-    fn cfg(max_entities: usize) -> AggregatorConfig {
+    /// One-minute windows, an hour of warm-up: what the lifecycle tests here and in `detect::response` share.
+    pub(crate) fn cfg(max_entities: usize) -> AggregatorConfig {
         AggregatorConfig {
             window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
             detection: DetectionConfig {

@@ -385,8 +385,7 @@ pub fn post_mortem(d: &Decision, end: Millis, slide: Millis) -> PostMortem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{Aggregator, AggregatorConfig, WindowConfig};
-    use crate::detect::DetectionConfig;
+    use crate::aggregate::{Aggregator, AggregatorConfig};
     use crate::event::{EventKind, Output, SpikeEvent};
     use crate::sentiment::LabelThresholds;
     use crate::time::parse_rfc3339;
@@ -395,17 +394,7 @@ mod tests {
     const MIN: Millis = 60_000;
 
     fn cfg() -> AggregatorConfig {
-        AggregatorConfig {
-            window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
-            detection: DetectionConfig {
-                warmup_secs: 3600,
-                seasonal_half_life_days: 0.0,
-                resolve_after_secs: 600,
-                cooldown_secs: 1800,
-                ..DetectionConfig::default()
-            },
-            ..AggregatorConfig::default()
-        }
+        crate::aggregate::tests::cfg(AggregatorConfig::default().limits.max_entities)
     }
 
     const PLAN: ResponsePlan = ResponsePlan { first_response_within_secs: 300, update_every_secs: 600 };
