@@ -37,6 +37,7 @@ fn entities() -> Vec<EntityConfig> {
             handles: vec![],
             hashtags: vec![],
             exclude: vec![],
+            ..EntityConfig::default()
         },
         EntityConfig {
             name: "Globex".into(),
@@ -44,6 +45,7 @@ fn entities() -> Vec<EntityConfig> {
             handles: vec![],
             hashtags: vec![],
             exclude: vec![],
+            ..EntityConfig::default()
         },
     ]
 }

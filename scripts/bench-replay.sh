@@ -2,7 +2,8 @@
 # End-to-end replay throughput (decode, match, score, window, detect) on one core, and peak memory, on a
 # generated stream of N posts (default 2,000,000). Usage: scripts/bench-replay.sh [N]
 #
-# BASELINE=/path/to/other/flashpoint scripts/bench-replay.sh [N] also runs that binary (e.g. a release build of
+# BASELINE=/path/to/other/flashpoint scripts/bench-replay.sh [N] also runs that binary (with BASELINE_CONFIG, default
+# config/flashpoint.toml: an older binary may refuse keys added since, so pass it the config of its own commit) (e.g. a release build of
 # an earlier commit, copied aside) on the same stream, alternating with this one ROUNDS times (default 3), plus
 # this binary with the language gate off (--languages '*'), and prints the best of each and the ratios: speed
 # claims are ratios measured in one sitting, never figures from different runs. On a shared machine wall-clock rates
@@ -19,9 +20,10 @@ target/release/stream-gen "$n" > "$f"
 cpu=$(( $(nproc) - 1 ))
 # run NAME BINARY [ARGS...]: one replay, pinned; appends "NAME posts_per_second rss_kb matched events" to $f.runs.
 run() {
-  local name=$1 bin=$2
+  local name=$1 bin=$2 config=config/flashpoint.toml
   shift 2
-  /usr/bin/time -f '%M %U %S' -o "$f.rss" taskset -c "$cpu" "$bin" replay -i "$f" -c config/flashpoint.toml -o /dev/null \
+  [ "$name" = baseline ] && config=${BASELINE_CONFIG:-$config}
+  /usr/bin/time -f '%M %U %S' -o "$f.rss" taskset -c "$cpu" "$bin" replay -i "$f" -c "$config" -o /dev/null \
     --dead-letter /dev/null "$@" 2> "$f.summary"
   python3 - "$f.summary" "$f.rss" "$name" >> "$f.runs" <<'PY'
 import json, sys

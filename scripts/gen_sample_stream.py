@@ -4,7 +4,8 @@ clear incident (Acme Air loses luggage at scale on day 3, 14:00-16:30 UTC). Dete
 
 It exists so `flashpoint replay` has something realistic to chew on without a broker or a data licence: a daily
 cycle, a background of mixed sentiment, posts that mention no watched entity, slight out-of-order arrival, one
-post far behind the watermark and one malformed line (both end up in the dead-letter output).
+post far behind the watermark and one malformed line (both end up in the dead-letter output), and the airline's own
+replies during the incident (its response: a first reply, an update, 100 minutes of silence, a last update).
 
 Usage: python3 scripts/gen_sample_stream.py > data/sample/stream.jsonl
 """
@@ -78,7 +79,22 @@ def main():
     late = post(i, incident_start - timedelta(hours=3), "Acme Air check-in queue is slow")
     lines.insert(len(lines) * 9 // 10, json.dumps(late))
     lines.insert(len(lines) // 2, '{"id": "broken", "text": "truncated record')
+    # The airline's own replies (config: own_handles = ["@AcmeAir"]): a first reply 25 minutes after the alarm
+    # (14:09), one update, then a silence past the plan's hour (a reminder), then a closing update. Made without
+    # the generator's random numbers and placed by event time, so every other line stays as it was.
+    for n, (at, text) in enumerate(REPLIES, 1):
+        t = (incident_start + at).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        rec = {"id": f"r{n}", "text": text, "created_at": t, "author": "AcmeAir", "followers": 250_000, "lang": "en"}
+        k = next(k for k, line in enumerate(lines) if line.startswith("{\"id\": \"p") and json.loads(line)["created_at"] > t)
+        lines.insert(k, json.dumps(rec))
     print("\n".join(lines))
+
+
+REPLIES = [
+    (timedelta(minutes=34, seconds=10), "We know many of you are waiting for bags at the carousel. Our baggage system failed at 14:00; staff are sorting bags by hand. Updates here every hour."),
+    (timedelta(minutes=80), "Update: the baggage system is back. Bags from the afternoon flights are being delivered to homes and hotels tonight; claim at acmeair.example/bags."),
+    (timedelta(hours=3), "Update: every bag from today's flights is on its way. We are sorry, and we will refund checked-bag fees for all affected flights."),
+]
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 //! State is bounded: at most `max_entities` entity states (the least recently active quiet one is evicted
 //! first), panes only for windows the watermark has not passed, and capped term maps.
 
-use crate::detect::{DetectionConfig, Detector, StepCounts, Thresholds};
+use crate::detect::{DetectionConfig, Detector, ResponsePlan, ResponseSetup, ResponseStep, StepCounts, Thresholds};
 use crate::entity::EntityId;
 use crate::event::{DivertedPost, EventKind, Output, SpikeEvent};
 use crate::incident::drivers::Baseline;
@@ -72,6 +72,8 @@ pub struct AggregatorConfig {
     pub window: WindowConfig,
     pub detection: DetectionConfig,
     pub limits: Limits,
+    /// The default response plan (`[response]`); an entity's own `response` overrides it.
+    pub response: ResponsePlan,
 }
 
 /// Counters for metrics and run summaries.
@@ -87,6 +89,10 @@ pub struct Counters {
     pub opened: u64,
     pub updated: u64,
     pub resolved: u64,
+    /// Posts by an entity's own accounts, followed as its responses.
+    pub responses: u64,
+    /// Events that reminded of an overdue response.
+    pub overdue_reminders: u64,
 }
 
 /// Sizes of the aggregator's state (see `Aggregator::state_size`).
@@ -107,6 +113,9 @@ struct EntityState {
     panes: VecDeque<Pane>,
     detector: Detector,
     last_event: Millis,
+    /// The company's posts per pane (by pane start), until their step is closed.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    responses: VecDeque<(Millis, ResponseStep)>,
     /// The entity's usual phrase rates, learned from panes as they leave the window outside incidents.
     phrases: Baseline,
     /// What the open incident has gathered (drivers, storylines, amplifiers, timeline); `Some` exactly while
@@ -117,8 +126,10 @@ struct EntityState {
 /// Version of the entity-state layout inside an `AggregatorSnapshot` (panes and detector). Bump it whenever
 /// that layout or the meaning of a field changes: a snapshot of another version is refused by `restore`
 /// with a message, never read into the wrong fields. 0 is what builds before versioning wrote (the
-/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest.
-pub const STATE_VERSION: u32 = 3;
+/// z-score detector); 2 is the CUSUM detector; 3 adds the phrase baseline, pane samples and the incident digest;
+/// 4 the company's responses (an incident's response state and the estimated start of its change, the responses
+/// per pane, the last hour of steps).
+pub const STATE_VERSION: u32 = 4;
 
 /// The aggregator's state as a value (see `Aggregator::snapshot`). Entity states are kept as JSON so their
 /// private layout stays private to this module.
@@ -156,6 +167,8 @@ pub struct Aggregator {
     pub counters: Counters,
     /// The last closed window per entity, summarised (for gauges).
     pub last_window: FxHashMap<EntityId, WindowSummary>,
+    /// Per entity id, its own accounts' setup (`None`: its responses are not followed).
+    setups: Vec<Option<ResponseSetup>>,
 }
 
 impl Aggregator {
@@ -185,7 +198,13 @@ impl Aggregator {
             next_end: None,
             counters: Counters::default(),
             last_window: FxHashMap::default(),
+            setups: Vec::new(),
         })
+    }
+
+    /// Which entities' responses are followed, by entity id (not state: the config says it at every start).
+    pub fn set_responses(&mut self, setups: Vec<Option<ResponseSetup>>) {
+        self.setups = setups;
     }
 
     /// Advances the watermark from an event time seen elsewhere (a watermark tick from an upstream stage),
@@ -276,46 +295,12 @@ impl Aggregator {
 
     /// Adds one post mentioning `entity`, then advances the watermark and closes the windows it passed.
     pub fn process(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
-        if let Some(wm) = self.watermark() {
-            // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
-            // the entity the output names), not here a second time.
-            let reason = if p.created_at < wm {
-                self.counters.late += 1;
-                Some(Rejection::Late)
-            } else if p.created_at > self.max_seen.unwrap_or(wm) + self.limits.max_future_secs as Millis * 1000 {
-                self.counters.too_far_ahead += 1;
-                Some(Rejection::TooFarAhead)
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                out.push(Output::Diverted(DivertedPost {
-                    reason,
-                    entity: name.to_string(),
-                    post_id: p.id.to_string(),
-                    created_at: format_rfc3339(p.created_at),
-                    watermark: format_rfc3339(wm),
-                }));
-                return;
-            }
-        }
-        let pane_start = self.spec.pane_start(p.created_at);
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        // The first mention starts the window grid (a response does not: it may run ahead of the mentions).
         if self.next_end.is_none() {
             self.next_end = Some(pane_start + self.spec.slide);
         }
-        if !self.states.contains_key(&entity) && self.states.len() >= self.limits.max_entities {
-            self.evict_one();
-        }
-        let st = self.states.entry(entity).or_insert_with(|| EntityState {
-            name: name.to_string(),
-            own_terms: own_terms.to_vec(),
-            panes: VecDeque::new(),
-            detector: Detector::default(),
-            last_event: p.created_at,
-            phrases: Baseline::default(),
-            incident: None,
-        });
-        st.last_event = st.last_event.max(p.created_at);
+        let st = self.states.get_mut(&entity).expect("admitted");
         // Panes are kept sorted by start; posts mostly land in the newest one.
         let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
             Some(i) if st.panes[i].start == pane_start => i,
@@ -337,7 +322,85 @@ impl Aggregator {
         }
         self.counters.terms_dropped += st.panes[idx].terms_dropped - before;
         self.counters.aggregated += 1;
-        self.max_seen = Some(self.max_seen.map_or(p.created_at, |m| m.max(p.created_at)));
+        self.advance_with(p.created_at, out);
+    }
+
+    /// Adds one post by `entity`'s own accounts: a response, in no count of the window; it reaches the open
+    /// incident when its pane's step closes, like a mention (so late and far-ahead ones are diverted alike).
+    /// It does not move the watermark: the company's own posts are a side channel, often on an input partition of
+    /// their own that runs ahead of the complaints', and must not make the complaints late.
+    pub fn respond(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
+        let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
+        let st = self.states.get_mut(&entity).expect("admitted");
+        let idx = match st.responses.iter().rposition(|r| r.0 <= pane_start) {
+            Some(i) if st.responses[i].0 == pane_start => i,
+            Some(i) => {
+                st.responses.insert(i + 1, (pane_start, ResponseStep::default()));
+                i + 1
+            }
+            None => {
+                st.responses.push_front((pane_start, ResponseStep::default()));
+                0
+            }
+        };
+        st.responses[idx].1.add(p.created_at);
+        self.counters.responses += 1;
+    }
+
+    /// What every post of an entity goes through first: diverted if late or far ahead (`None`), else its
+    /// entity's state exists (evicting another if full) and its pane start is returned.
+    fn admit(
+        &mut self,
+        entity: EntityId,
+        name: &str,
+        own_terms: &[String],
+        p: &PostView,
+        out: &mut Vec<Output>,
+    ) -> Option<Millis> {
+        if let Some(wm) = self.watermark() {
+            // Per entity they are counted where the diverted post is handled (the worker's metric, labelled by
+            // the entity the output names), not here a second time.
+            let reason = if p.created_at < wm {
+                self.counters.late += 1;
+                Some(Rejection::Late)
+            } else if p.created_at > self.max_seen.unwrap_or(wm) + self.limits.max_future_secs as Millis * 1000 {
+                self.counters.too_far_ahead += 1;
+                Some(Rejection::TooFarAhead)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                out.push(Output::Diverted(DivertedPost {
+                    reason,
+                    entity: name.to_string(),
+                    post_id: p.id.to_string(),
+                    created_at: format_rfc3339(p.created_at),
+                    watermark: format_rfc3339(wm),
+                }));
+                return None;
+            }
+        }
+        let pane_start = self.spec.pane_start(p.created_at);
+        if !self.states.contains_key(&entity) && self.states.len() >= self.limits.max_entities {
+            self.evict_one();
+        }
+        let st = self.states.entry(entity).or_insert_with(|| EntityState {
+            name: name.to_string(),
+            own_terms: own_terms.to_vec(),
+            panes: VecDeque::new(),
+            detector: Detector::default(),
+            last_event: p.created_at,
+            phrases: Baseline::default(),
+            incident: None,
+            responses: VecDeque::new(),
+        });
+        st.last_event = st.last_event.max(p.created_at);
+        Some(pane_start)
+    }
+
+    /// The newest event time seen is now at least `t`: the watermark follows, closing what it passes.
+    fn advance_with(&mut self, t: Millis, out: &mut Vec<Output>) {
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
         let wm = self.watermark().expect("set above");
         self.close_until(wm, out);
     }
@@ -379,7 +442,19 @@ impl Aggregator {
                 st.panes.iter().rev().find(|p| p.start == end - self.spec.slide).map_or(StepCounts::default(), |p| {
                     StepCounts { volume: p.volume, negative: p.negative, scored: p.volume - p.unscored, reach: p.reach }
                 });
-            let decision = st.detector.on_window(&st.name, &w, &step, &self.th);
+            // The company's posts of the step, for an entity whose own accounts are followed.
+            let step_start = end - self.spec.slide;
+            while st.responses.front().is_some_and(|r| r.0 < step_start) {
+                st.responses.pop_front();
+            }
+            let setup = self.setups.get(id as usize).and_then(Option::as_ref);
+            let responded = match st.responses.front() {
+                Some(r) if r.0 == step_start => st.responses.pop_front().map(|r| r.1),
+                _ => None,
+            }
+            .unwrap_or_default();
+            let responses = setup.map(|s| (&s.plan, &responded));
+            let decision = st.detector.on_window_responding(&st.name, &w, &step, responses, &self.th);
             if decision.is_some() {
                 w.add_evidence(st.panes.iter().filter(in_window), self.limits.evidence_posts, self.limits.top_terms);
             }
@@ -405,7 +480,10 @@ impl Aggregator {
                     EventKind::Updated => self.counters.updated += 1,
                     EventKind::Resolved => self.counters.resolved += 1,
                 }
-                let mut e = SpikeEvent::new(&st.name, &w, &d);
+                if d.reasons.contains(&crate::detect::Reason::ResponseOverdue) {
+                    self.counters.overdue_reminders += 1;
+                }
+                let mut e = SpikeEvent::new(&st.name, &w, &d).with_response(&d, setup, self.spec.slide);
                 if let Some(dg) = &st.incident {
                     dg.fill(&mut e, &st.phrases);
                 }
@@ -456,15 +534,16 @@ impl Aggregator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::detect::{Severity, Signal};
-    use crate::event::{EventKind, SpikeEvent};
+    use crate::event::{EventKind, IncidentClass, SpikeEvent};
     use crate::sentiment::LabelThresholds;
 
     const MIN: Millis = 60_000;
 
-    fn cfg(max_entities: usize) -> AggregatorConfig {
+    /// One-minute windows, an hour of warm-up: what the lifecycle tests here and in `detect::response` share.
+    pub(crate) fn cfg(max_entities: usize) -> AggregatorConfig {
         AggregatorConfig {
             window: WindowConfig { size_secs: 60, slide_secs: 60, offset_secs: 0, allowed_lateness_secs: 0 },
             detection: DetectionConfig {
@@ -475,6 +554,7 @@ mod tests {
                 ..DetectionConfig::default()
             },
             limits: Limits { max_entities, ..Limits::default() },
+            response: ResponsePlan::default(),
         }
     }
 
@@ -489,14 +569,17 @@ mod tests {
             Feeder { agg: Aggregator::new(&c).unwrap(), out: Vec::new(), n: 0 }
         }
         fn post(&mut self, entity: EntityId, t: Millis, compound: f64) {
+            self.post_text(entity, t, compound, "bags lost again", None);
+        }
+        fn post_text(&mut self, entity: EntityId, t: Millis, compound: f64, text: &str, author: Option<&str>) {
             self.n += 1;
             let id = format!("p{}", self.n);
             let label = LabelThresholds::default().label(compound);
             let v = PostView {
                 id: &id,
-                text: "bags lost again",
+                text,
                 created_at: t,
-                author: None,
+                author,
                 followers: Some(self.n),
                 compound,
                 label,
@@ -517,6 +600,96 @@ mod tests {
         fn spikes(&self) -> Vec<&SpikeEvent> {
             self.out.iter().filter_map(|o| if let Output::Spike(e) = o { Some(e) } else { None }).collect()
         }
+    }
+
+    const ORDINARY: [&str; 8] = [
+        "checking in for my flight to denver",
+        "the new lounge looks nice this morning",
+        "seat upgrade came through today",
+        "crew were friendly on the early flight",
+        "gate change again but boarding now",
+        "coffee on board was decent",
+        "booked the summer trip with points",
+        "landed early in chicago",
+    ];
+
+    /// Three hours of `per_min` ordinary posts a minute, a fifth of them negative, then `surge` for 30 minutes.
+    fn background_then(surge: impl Fn(&mut Feeder, i64)) -> Feeder {
+        let mut f = Feeder::new(cfg(10));
+        let mut k = 0usize;
+        for m in 0..180 {
+            for j in 0..10 {
+                let c = if j % 5 == 0 { -0.5 } else { 0.3 };
+                let author = format!("u{}", k % 97);
+                f.post_text(0, m * MIN + j * 6_000, c, ORDINARY[k % ORDINARY.len()], Some(&author));
+                k += 1;
+            }
+        }
+        for m in 180..210 {
+            surge(&mut f, m);
+        }
+        f.steady(0, 210, 215, 1, 0.3);
+        f
+    }
+
+    #[test]
+    fn a_surge_of_ordinary_posts_is_buzz_and_pages_nobody() {
+        let f = background_then(|f, m| {
+            for j in 0..40i64 {
+                let c = if j % 5 == 0 { -0.5 } else { 0.3 };
+                let author = format!("fan{}", (m * 40 + j) % 500);
+                f.post_text(0, m * MIN + j * 1_500, c, ORDINARY[(j % 8) as usize], Some(&author));
+            }
+        });
+        let s = f.spikes();
+        assert!(!s.is_empty(), "a ×4 surge opens an incident");
+        assert!(
+            s.iter().all(|e| e.class == IncidentClass::Buzz),
+            "{:?}",
+            s.iter().map(|e| e.class).collect::<Vec<_>>()
+        );
+        // Its negative posts rose with the volume (well past warning_excess_negative), but not beyond the share.
+        assert!(s.iter().all(|e| e.severity == Severity::Watch));
+        assert!(s.iter().any(|e| e.impact.excess_negative > 25));
+    }
+
+    #[test]
+    fn a_complaint_storm_is_a_crisis_whose_drivers_and_storylines_name_it() {
+        let f = background_then(|f, m| {
+            for j in 0..30i64 {
+                let author = format!("angry{}", (m * 30 + j) % 400);
+                let text = match j % 3 {
+                    0 => "lost my luggage in miami and nobody answers #bagfail",
+                    1 => "RT @angry1: lost my luggage in miami and nobody answers #bagfail",
+                    _ => "still waiting for my luggage, the desk is closed",
+                };
+                let c = if j % 10 == 9 { 0.3 } else { -0.7 };
+                f.post_text(0, m * MIN + j * 2_000, c, text, Some(&author));
+            }
+        });
+        let s = f.spikes();
+        let opened = s.iter().find(|e| e.kind == EventKind::Opened).expect("opened");
+        assert_eq!(opened.class, IncidentClass::Crisis);
+        let last = s.last().unwrap();
+        let top3: Vec<&str> = last.evidence.drivers.iter().take(3).map(|d| d.phrase.as_str()).collect();
+        assert!(top3.iter().any(|p| p.contains("luggage") || *p == "#bagfail"), "{top3:?}");
+        assert!(
+            last.evidence.drivers.iter().all(|d| d.posts as f64 >= 2.0 * d.expected),
+            "{:?}",
+            last.evidence.drivers
+        );
+        assert!(
+            !last.evidence.drivers.iter().any(|d| ORDINARY.iter().any(|t| t.split(' ').any(|w| w == d.phrase))),
+            "what is always said is no driver: {:?}",
+            last.evidence.drivers
+        );
+        // The post and its retweets are one story, counted with all their copies and authors.
+        let top = &last.evidence.storylines[0];
+        assert!(top.representative.text.starts_with("lost my luggage in miami"), "{:?}", top.representative.text);
+        assert!(top.posts >= 100 && top.authors >= 100, "{} posts, {} authors", top.posts, top.authors);
+        assert!(last.evidence.storylines.iter().filter(|s| s.representative.text.contains("miami")).count() == 1);
+        assert!(!last.timeline.is_empty() && last.timeline.len() <= crate::incident::MAX_TIMELINE);
+        assert_eq!(last.evidence.amplifiers.len(), crate::incident::AMPLIFIERS);
     }
 
     #[test]

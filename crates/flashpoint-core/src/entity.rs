@@ -9,7 +9,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde::{Deserialize, Serialize};
 
 /// One watched entity, as configured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntityConfig {
     pub name: String,
@@ -25,6 +25,12 @@ pub struct EntityConfig {
     /// Phrases whose occurrences veto the hits they contain (`"apple pie"`).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The company's own accounts (`@` optional, any case): their posts are its responses, never mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_handles: Vec<String>,
+    /// This entity's response plan, over the `[response]` defaults (only with `own_handles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<crate::detect::response::PlanOverride>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -37,6 +43,10 @@ pub enum WatchlistError {
     NoPatterns(String),
     #[error("entity `{0}` has an empty pattern")]
     EmptyPattern(String),
+    #[error("entity `{0}`: own handle `{1}` is also an own handle of `{2}`")]
+    SharedOwnHandle(String, String, String),
+    #[error("entity `{0}` has a response plan but no own_handles to follow")]
+    PlanWithoutHandles(String),
     #[error("building the matcher: {0}")]
     Build(String),
 }
@@ -57,6 +67,13 @@ pub struct Matcher {
     owners: Vec<Vec<(EntityId, Role)>>,
     /// For each entity: its own terms (lower-case), so evidence terms can leave them out.
     own_terms: Vec<Vec<String>>,
+    /// Own handles (lower-case, without `@`) to their entity: whose posts are responses.
+    own_handles: std::collections::HashMap<String, EntityId>,
+}
+
+/// A handle as compared: lower-case, without its `@`.
+pub fn handle_key(h: &str) -> String {
+    h.trim().trim_start_matches('@').to_lowercase()
 }
 
 fn is_word(c: char) -> bool {
@@ -70,6 +87,7 @@ impl Matcher {
         let mut index = std::collections::HashMap::new();
         let mut names = Vec::new();
         let mut own_terms = Vec::new();
+        let mut own_handles = std::collections::HashMap::new();
         for (i, e) in entities.iter().enumerate() {
             let name = e.name.trim();
             if name.is_empty() {
@@ -121,6 +139,22 @@ impl Matcher {
             for x in &e.exclude {
                 add(norm(x, None)?, Role::Exclude);
             }
+            if e.response.is_some() && e.own_handles.is_empty() {
+                return Err(WatchlistError::PlanWithoutHandles(name.into()));
+            }
+            for h in &e.own_handles {
+                let k = handle_key(h);
+                if k.is_empty() {
+                    return Err(WatchlistError::EmptyPattern(name.into()));
+                }
+                if let Some(&other) = own_handles.get(&k) {
+                    if other != i as EntityId {
+                        let other: &String = &names[other as usize];
+                        return Err(WatchlistError::SharedOwnHandle(name.into(), h.clone(), other.clone()));
+                    }
+                }
+                own_handles.insert(k, i as EntityId);
+            }
             names.push(name.to_string());
             // Evidence terms are single words, so the entity's own words are what must be left out.
             let mut words: Vec<String> = terms
@@ -147,7 +181,7 @@ impl Matcher {
                     .map_err(|e| WatchlistError::Build(e.to_string()))?,
             )
         };
-        Ok(Matcher { names, ac, owners, own_terms })
+        Ok(Matcher { names, ac, owners, own_terms, own_handles })
     }
 
     pub fn len(&self) -> usize {
@@ -168,6 +202,14 @@ impl Matcher {
 
     pub fn own_terms(&self, id: EntityId) -> &[String] {
         &self.own_terms[id as usize]
+    }
+
+    /// The entity whose own account `author` is (a post of it is that entity's response).
+    pub fn responder(&self, author: Option<&str>) -> Option<EntityId> {
+        if self.own_handles.is_empty() {
+            return None;
+        }
+        self.own_handles.get(&handle_key(author?)).copied()
     }
 
     /// Appends the ids of the entities `text` mentions to `out` (sorted, without duplicates).
@@ -234,7 +276,14 @@ mod tests {
 
     fn ent(name: &str, terms: &[&str], handles: &[&str], tags: &[&str], excl: &[&str]) -> EntityConfig {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
-        EntityConfig { name: name.into(), terms: v(terms), handles: v(handles), hashtags: v(tags), exclude: v(excl) }
+        EntityConfig {
+            name: name.into(),
+            terms: v(terms),
+            handles: v(handles),
+            hashtags: v(tags),
+            exclude: v(excl),
+            ..EntityConfig::default()
+        }
     }
 
     fn found<'a>(m: &'a Matcher, t: &str) -> Vec<&'a str> {
@@ -276,6 +325,26 @@ mod tests {
         // as this test taking seconds; speed itself is measured by the benchmarks.
         let text = "apple pie recipe ".repeat(100_000);
         assert_eq!(found(&m, &text), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn own_handles_name_the_responder_with_or_without_at_in_any_case() {
+        let mut acme = ent("Acme Air", &["acme air"], &["@acmeair"], &[], &[]);
+        acme.own_handles = vec!["@AcmeAir".into(), "AcmeAirHelp".into()];
+        let m = Matcher::new(&[ent("Globex", &["globex"], &[], &[], &[]), acme.clone()]).unwrap();
+        for a in ["AcmeAir", "@acmeair", "ACMEAIRHELP", " @AcmeAirHelp"] {
+            assert_eq!(m.responder(Some(a)), Some(1), "{a}");
+        }
+        for a in [None, Some("acmeair_fan"), Some("Globex"), Some("")] {
+            assert_eq!(m.responder(a), None, "{a:?}");
+        }
+        // One account belongs to one company; a plan needs accounts to follow.
+        let mut other = ent("Acme Cargo", &["acme cargo"], &[], &[], &[]);
+        other.own_handles = vec!["acmeair".into()];
+        assert!(matches!(Matcher::new(&[acme, other.clone()]), Err(WatchlistError::SharedOwnHandle(..))));
+        other.own_handles.clear();
+        other.response = Some(Default::default());
+        assert_eq!(Matcher::new(&[other]).err(), Some(WatchlistError::PlanWithoutHandles("Acme Cargo".into())));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! input always yields byte-identical events (what lets consumers de-duplicate replays by `incident_id` and
 //! `seq`).
 
-use crate::detect::{Decision, Resolution, Severity, Signal};
+use crate::detect::response::{self, PostMortem, Recovery, ResponseReport, ResponseSetup};
+use crate::detect::{Decision, EventKind as Kind, Reason, Resolution, Severity, Signal};
 use crate::reject::Rejection;
 use crate::time::Millis;
 use crate::window::{EvidencePost, TermCount, WindowStats};
@@ -174,6 +175,19 @@ pub struct SpikeEvent {
     /// v3: the incident's series since it opened (at most `incident::MAX_TIMELINE` points).
     #[serde(default)]
     pub timeline: Vec<TimelinePoint>,
+    /// Why this event was emitted (`threshold`, `severity`, `growth`, `new_signal`, `responded`,
+    /// `response_overdue`, `calm`, `reassessed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+    /// The company's own response so far, for an entity with `own_handles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseReport>,
+    /// Complaints in the hour before the first response and since, once there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+    /// On `resolved`: the summary for the post-mortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_mortem: Option<PostMortem>,
 }
 
 fn r4(x: f64) -> f64 {
@@ -233,7 +247,24 @@ impl SpikeEvent {
                 platforms: Vec::new(),
             },
             timeline: Vec::new(),
+            reasons: d.reasons.clone(),
+            response: None,
+            recovery: None,
+            post_mortem: None,
         }
+    }
+
+    /// Adds what the event says about the response: the report and recovery where the entity's own accounts
+    /// are watched (`setup`), and on `resolved` the post-mortem; `slide` is the window slide.
+    pub fn with_response(mut self, d: &Decision, setup: Option<&ResponseSetup>, slide: Millis) -> SpikeEvent {
+        if let Some(setup) = setup {
+            self.response = Some(response::report(&d.incident, setup, self.window_end));
+            self.recovery = response::recovery(&d.incident);
+        }
+        if d.kind == Kind::Resolved {
+            self.post_mortem = Some(response::post_mortem(d, self.window_end, slide));
+        }
+        self
     }
 }
 
@@ -250,8 +281,22 @@ pub struct DivertedPost {
 }
 
 /// Everything the aggregator emits, in order.
+// Unboxed although an event is far larger than a diverted post: outputs are few (window closes, late posts) and
+// moved once into the writer, so a box would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Spike(SpikeEvent),
     Diverted(DivertedPost),
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Reason;
+
+    #[test]
+    fn a_reason_from_a_newer_producer_is_read_not_rejected() {
+        let r: Vec<Reason> = serde_json::from_str(r#"["growth", "budget_exhausted"]"#).unwrap();
+        assert_eq!(r, vec![Reason::Growth, Reason::Other]);
+    }
 }

@@ -57,6 +57,9 @@ pub struct ScoreBatch {
     pub unmatched: u64,
     /// Of the matched posts, those in a language the scorer does not read (labelled unscored).
     pub unscored: u64,
+    /// Posts by an entity's own account: its responses (in neither `matched` nor `unmatched` unless they name
+    /// another entity).
+    pub responses: u64,
     pub max_matched_time: Option<Millis>,
 }
 
@@ -69,6 +72,7 @@ impl ScoreBatch {
         self.scored.clear();
         self.rejected.clear();
         (self.skipped, self.matched, self.unmatched, self.unscored, self.max_matched_time) = (0, 0, 0, 0, None);
+        self.responses = 0;
     }
 
     /// The stage records of the batch, in order: (index of the source record, entity, record).
@@ -81,7 +85,8 @@ impl ScoreBatch {
             let (ri, sub) = self.origin[s.post];
             let (k, off) = self.sources[ri];
             let name = stage.matcher().name(s.entity);
-            (ri, s.entity, StageRecord::Post(ScoredPost::new(p, name, &s.sentiment, &self.keys[k], off, sub)))
+            let post = ScoredPost::new(p, name, &s.sentiment, &self.keys[k], off, sub);
+            (ri, s.entity, StageRecord::Post(ScoredPost { response: s.response, ..post }))
         })
     }
 }
@@ -149,8 +154,11 @@ impl ScoreStage {
                 let matched = counts.matched;
                 out.matched = matched as u64;
                 out.unscored = counts.unscored as u64;
-                out.unmatched = (out.posts.len() - matched) as u64;
-                out.max_matched_time = out.scored.iter().map(|s| out.posts[s.post].created_at).max();
+                out.responses = counts.responses as u64;
+                out.unmatched = (out.posts.len() - matched - counts.responses_only) as u64;
+                // Responses do not move the watermark (`Aggregator::respond`), so they do not move the ticks either.
+                out.max_matched_time =
+                    out.scored.iter().filter(|s| !s.response).map(|s| out.posts[s.post].created_at).max();
             }
             Err(e) => {
                 out.scored.clear();
@@ -343,7 +351,7 @@ pub fn needs_full_scan(best: Option<&StageSnapshot>, resume_at: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sentiment::{LabelThresholds, LexiconScorer, ScoreError, Scorer, Sentiment};
+    use crate::sentiment::{Label, LabelThresholds, LexiconScorer, ScoreError, Scorer, Sentiment};
     use crate::stage::tests::{cfg, entities};
     use std::sync::Arc;
 
@@ -364,6 +372,13 @@ mod tests {
             let burst = (70..76).contains(&minute);
             for k in 0..if burst { 30 } else { 2 } {
                 v.push(post("Acme", minute * 60_000 + k * 100, off, if burst { -0.8 } else { 0.3 }).encode());
+                off += 1;
+            }
+            // The company answers during the burst and once after (responses, restored like the rest).
+            if [71, 73, 79].contains(&minute) {
+                let r = post("Acme", minute * 60_000 + 30_000, off, 0.0);
+                let StageRecord::Post(p) = r else { unreachable!() };
+                v.push(StageRecord::Post(ScoredPost { response: true, ..p }).encode());
                 off += 1;
             }
             if minute % 10 == 0 {
@@ -411,6 +426,12 @@ mod tests {
         assert_eq!(count(Step::Rejected(Rejection::BadStageRecord)), 1);
         assert_eq!(count(Step::Rejected(Rejection::UnknownEntity)), 1);
         assert_eq!(count(Step::Applied(Applied::Tick)), 9);
+        assert_eq!(count(Step::Applied(Applied::Responded)), 3);
+        let reasons: Vec<_> =
+            out.iter().filter_map(|o| if let Output::Spike(e) = o { Some(e.reasons.clone()) } else { None }).collect();
+        use crate::detect::Reason;
+        assert!(reasons.iter().any(|r| r.contains(&Reason::Responded)), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains(&Reason::ResponseOverdue)), "{reasons:?}");
         assert!(!steps.iter().any(|s| matches!(s, Step::Skipped | Step::Gap { .. })));
     }
 
@@ -586,5 +607,52 @@ mod tests {
         }
         assert_eq!(o1, o2);
         assert_eq!(direct.checkpoint_due(), bytes.checkpoint_due());
+    }
+
+    #[test]
+    fn a_post_by_an_own_account_is_a_response_record_never_a_mention() {
+        let stage = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &entities()).unwrap();
+        let post = |id: &str, text: &str, author: &str| Post {
+            id: id.into(),
+            text: text.into(),
+            created_at: 0,
+            author: Some(author.into()),
+            followers: None,
+            lang: None,
+            url: None,
+            author_url: None,
+            platform: None,
+        };
+        let posts = vec![
+            post("1", "acme is terrible", "ann"),
+            // Naming itself is not a mention; naming no entity at all it still reaches Acme's aggregator.
+            post("2", "Sorry about your bags, Acme is on it", "ACMEHELP"),
+            post("3", "We are looking into it", "@acmehelp"),
+            // Naming another entity, that one is mentioned as usual.
+            post("4", "unlike globex, acme answers", "AcmeHelp"),
+            post("5", "nothing here", "bob"),
+        ];
+        let mut batch = ScoreBatch::default();
+        stage.process_posts("posts", 0, 0, posts, &mut batch);
+        let got: Vec<(usize, EntityId, bool)> = batch.scored.iter().map(|s| (s.post, s.entity, s.response)).collect();
+        assert_eq!(got, vec![(0, 0, false), (1, 0, true), (2, 0, true), (3, 0, true), (3, 1, false)]);
+        assert!(batch.scored.iter().filter(|s| s.response).all(|s| s.sentiment.label == Label::Unscored));
+        // Posts 1 and 4 are mentions, 2 and 3 only responses, 5 matches nothing.
+        assert_eq!((batch.matched, batch.unmatched, batch.responses), (2, 1, 3));
+        // The response travels as a record kind of its own and is applied as a response.
+        let mut agg = AggregateStage::new(&entities(), &cfg()).unwrap();
+        for (_, _, rec) in batch.records(&stage) {
+            let bytes = rec.encode();
+            let back = StageRecord::decode(&bytes).unwrap();
+            assert_eq!(back, rec);
+            let response = matches!(&rec, StageRecord::Post(p) if p.response);
+            // A kind byte of its own (0xB3; a post is 0xB1), which older workers dead-letter as unknown.
+            assert_eq!(bytes[0], if response { 0xB3 } else { 0xB1 });
+            // JSON (as older workers wrote records) keeps the mark too.
+            assert_eq!(StageRecord::decode(&serde_json::to_vec(&rec).unwrap()).unwrap(), rec);
+            let applied = agg.apply(&back, &mut Vec::new());
+            assert_eq!(applied, if response { Applied::Responded } else { Applied::Aggregated });
+        }
+        assert_eq!((agg.aggregator.counters.aggregated, agg.aggregator.counters.responses), (2, 3));
     }
 }

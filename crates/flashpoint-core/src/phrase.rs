@@ -2,7 +2,7 @@
 //! without stopwords or the entity's own names; each with a 64-bit hash that keys the phrase baselines and
 //! samples (`incident::drivers`, `window::Pane::sample`). A leaf: it knows nothing of posts or windows.
 
-/// Words that name nothing (the evidence terms' list and a few more function words).
+/// Words that name nothing: left out of phrases and of the evidence's top terms (`window::terms_of`).
 const STOPWORDS: &[&str] = &[
     "the", "and", "for", "you", "your", "are", "was", "were", "but", "not", "this", "that", "with", "have", "has",
     "had", "they", "them", "their", "what", "when", "who", "why", "how", "all", "any", "can", "could", "would",
@@ -19,7 +19,7 @@ const MAX_PHRASE_BYTES: usize = 60;
 /// Phrases taken from one post, at most (a post of hundreds of words is not a tweet; its tail adds noise).
 const MAX_PHRASES_PER_POST: usize = 48;
 
-fn is_stopword(w: &str) -> bool {
+pub fn is_stopword(w: &str) -> bool {
     STOPWORDS.contains(&w)
 }
 

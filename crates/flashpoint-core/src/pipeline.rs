@@ -24,6 +24,8 @@ pub struct StageCounters {
     pub scored: u64,
     /// Matched posts in a language the scorer does not read (see `lang`).
     pub unscored: u64,
+    /// Posts by an entity's own account (its responses, see `detect::response`).
+    pub responses: u64,
     pub batches: u64,
 }
 
@@ -100,6 +102,7 @@ impl Pipeline {
     fn aggregate(&mut self, out: &mut Vec<Output>) {
         let b = &self.batch;
         self.counters.add_batch(b.posts.len() as u64, b.matched, b.unmatched, b.unscored);
+        self.counters.responses += b.responses;
         for (_, _, rec) in b.records(&self.score) {
             // The (virtual) internal topic is this feed: each record is the partition's next offset, so every
             // record applies.

@@ -472,6 +472,23 @@ mod tests {
     }
 
     #[test]
+    fn each_format_names_its_platform_and_a_generic_source_may_name_its_own() {
+        let d = Decoder::default();
+        let p = |rec: &str| d.decode(rec.as_bytes()).unwrap()[0].platform.clone();
+        assert_eq!(p(r#"{"id":1,"text":"t","created_at":1,"platform":"Threads"}"#).as_deref(), Some("threads"));
+        // A source cannot mint unreadable or unbounded names.
+        assert_eq!(p(r#"{"id":1,"text":"t","created_at":1,"platform":"<b>x</b>"}"#), None);
+        assert_eq!(p(&format!(r#"{{"id":1,"text":"t","created_at":1,"platform":"{}"}}"#, "a".repeat(25))), None);
+        assert_eq!(p(r#"{"id":1,"text":"t","created_at":1}"#), None);
+        let v1 = Decoder::new(Format::TwitterV1, FieldPaths::default());
+        let rec = br#"{"id_str":"1","text":"t","created_at":"Wed Oct 10 20:19:24 +0000 2018"}"#;
+        assert_eq!(v1.decode(rec).unwrap()[0].platform.as_deref(), Some("x"));
+        let reddit = Decoder::new(Format::Reddit, FieldPaths::default());
+        let rec = br#"{"data":{"name":"t1_a","body":"b","created_utc":1}}"#;
+        assert_eq!(reddit.decode(rec).unwrap()[0].platform.as_deref(), Some("reddit"));
+    }
+
+    #[test]
     fn twitter_v2_join_first_user_wins_and_scales() {
         let d = Decoder::new(Format::TwitterV2, FieldPaths::default());
         let rec = br#"{"data":[{"id":"1","text":"a","created_at":"2020-06-24T16:28:14.000Z","author_id":"9"},

@@ -17,6 +17,7 @@
 //!   events, with the same incident ids and sequence numbers.
 
 use crate::aggregate::{Aggregator, AggregatorConfig, AggregatorSnapshot};
+use crate::detect::ResponseSetup;
 use crate::entity::{EntityConfig, EntityId, Matcher};
 use crate::event::Output;
 use crate::lang::LanguageGate;
@@ -38,6 +39,8 @@ pub struct Scored {
     pub post: usize,
     pub entity: EntityId,
     pub sentiment: Sentiment,
+    /// A post by the entity's own account: its response, not a mention (`Sentiment::UNSCORED`, never scored).
+    pub response: bool,
 }
 
 /// Matching and scoring: stateless, so any number of threads may share one (`&self`).
@@ -58,6 +61,10 @@ pub struct ScoreCounts {
     pub matched: usize,
     /// Of those, posts in a language the scorer does not read.
     pub unscored: usize,
+    /// Posts by an entity's own account (its responses; counted in `matched` only if they name another).
+    pub responses: usize,
+    /// Of those, the ones that name no other entity (neither matched nor unmatched: they are responses).
+    pub responses_only: usize,
 }
 
 impl ScoreStage {
@@ -92,15 +99,28 @@ impl ScoreStage {
     pub fn score_counted(&self, posts: &[Post], out: &mut Vec<Scored>) -> Result<ScoreCounts, ScoreError> {
         let mut matches = Vec::new();
         let mut spans = Vec::new();
+        // (post, entity) of the posts by an entity's own account, in post order.
+        let mut responses: Vec<(usize, EntityId)> = Vec::new();
         for (i, p) in posts.iter().enumerate() {
             let from = matches.len();
             self.matcher.find(&p.text, &mut matches);
+            if let Some(e) = self.matcher.responder(p.author.as_deref()) {
+                responses.push((i, e));
+                // The company naming itself is not a mention of it.
+                if let Some(k) = matches[from..].iter().position(|&m| m == e) {
+                    matches.remove(from + k);
+                }
+            }
             if matches.len() > from {
                 spans.push((i, from, matches.len()));
             }
         }
         if spans.is_empty() {
-            return Ok(ScoreCounts::default());
+            for &(i, e) in &responses {
+                out.push(Scored { post: i, entity: e, sentiment: Sentiment::UNSCORED, response: true });
+            }
+            let n = responses.len();
+            return Ok(ScoreCounts { responses: n, responses_only: n, ..ScoreCounts::default() });
         }
         let texts: Vec<Cow<str>> = spans
             .iter()
@@ -135,13 +155,25 @@ impl ScoreStage {
             )));
         }
         let mut scored = sentiments.into_iter();
+        let mut own = responses.iter().peekable();
         for (&(i, from, to), &r) in spans.iter().zip(&read) {
+            while let Some(&(j, e)) = own.next_if(|o| o.0 <= i) {
+                out.push(Scored { post: j, entity: e, sentiment: Sentiment::UNSCORED, response: true });
+            }
             let sentiment = if r { scored.next().expect("one result per read text") } else { Sentiment::UNSCORED };
             for &e in &matches[from..to] {
-                out.push(Scored { post: i, entity: e, sentiment });
+                out.push(Scored { post: i, entity: e, sentiment, response: false });
             }
         }
-        Ok(ScoreCounts { matched: spans.len(), unscored: read.iter().filter(|r| !**r).count() })
+        for &(j, e) in own {
+            out.push(Scored { post: j, entity: e, sentiment: Sentiment::UNSCORED, response: true });
+        }
+        Ok(ScoreCounts {
+            matched: spans.len(),
+            unscored: read.iter().filter(|r| !**r).count(),
+            responses: responses.len(),
+            responses_only: responses.iter().filter(|r| spans.binary_search_by_key(&r.0, |s| s.0).is_err()).count(),
+        })
     }
 }
 
@@ -165,6 +197,10 @@ pub enum StageRecord<'a> {
 /// rolling upgrade: `decode` reads either.
 const BIN_POST: u8 = 0xB1;
 const BIN_TICK: u8 = 0xB2;
+/// A post by the entity's own account (`ScoredPost::response`), laid out as a post. A kind of its own rather
+/// than a flag: a worker of an older build dead-letters it as unknown instead of counting the company's own
+/// posts as complaints.
+const BIN_RESPONSE: u8 = 0xB3;
 /// Flag bits of a binary post record.
 const HAS_AUTHOR: u8 = 1;
 const HAS_FOLLOWERS: u8 = 2;
@@ -205,7 +241,7 @@ impl<'a> StageRecord<'a> {
                     | if url.is_some() { HAS_URL } else { 0 }
                     | if author_url.is_some() { HAS_AUTHOR_URL } else { 0 }
                     | if platform.is_some() { HAS_PLATFORM } else { 0 };
-                out.extend_from_slice(&[BIN_POST, flags]);
+                out.extend_from_slice(&[if p.response { BIN_RESPONSE } else { BIN_POST }, flags]);
                 out.extend_from_slice(&p.created_at.to_le_bytes());
                 out.extend_from_slice(&p.compound.to_bits().to_le_bytes());
                 out.extend_from_slice(&p.off.to_le_bytes());
@@ -230,9 +266,10 @@ impl<'a> StageRecord<'a> {
     /// strings from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<StageRecord<'a>, String> {
         let mut r = Reader { b: bytes };
-        match r.u8()? {
+        let kind = r.u8()?;
+        match kind {
             BIN_TICK => Ok(StageRecord::Tick { max_event_time: r.i64()? }).and_then(|t| r.end(t)),
-            BIN_POST => {
+            BIN_POST | BIN_RESPONSE => {
                 let flags = r.u8()?;
                 let (created_at, compound) = (r.i64()?, f64::from_bits(r.i64()? as u64));
                 let (off, sub) = (r.i64()?, r.u32()?);
@@ -266,6 +303,7 @@ impl<'a> StageRecord<'a> {
                     src,
                     off,
                     sub,
+                    response: kind == BIN_RESPONSE,
                 };
                 r.end(StageRecord::Post(p))
             }
@@ -361,6 +399,9 @@ pub struct ScoredPost<'a> {
     /// Index of the post within its source record (a Twitter v2 page holds several).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sub: u32,
+    /// Posted by the entity's own account: a response (`Aggregator::respond`), not a mention.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response: bool,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -368,6 +409,7 @@ fn is_zero(v: &u32) -> bool {
 }
 
 impl<'a> ScoredPost<'a> {
+    /// A mention of `entity` (`response` is false; see `ScoreBatch::records` for a response).
     pub fn new(p: &'a Post, entity: &'a str, s: &Sentiment, src: &'a str, off: i64, sub: u32) -> ScoredPost<'a> {
         ScoredPost {
             entity: Cow::Borrowed(entity),
@@ -384,6 +426,7 @@ impl<'a> ScoredPost<'a> {
             src: Cow::Borrowed(src),
             off,
             sub,
+            response: false,
         }
     }
 
@@ -408,6 +451,8 @@ impl<'a> ScoredPost<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
     Aggregated,
+    /// A post by the entity's own account, followed as its response.
+    Responded,
     /// A re-delivery of a source record already applied (at-least-once upstream).
     Duplicate,
     /// Names an entity this worker's watchlist lacks (stages running different configs).
@@ -439,8 +484,20 @@ impl AggregateStage {
         let matcher = Matcher::new(entities).map_err(|e| format!("entities: {e}"))?;
         let ids = matcher.names().iter().enumerate().map(|(i, n)| (n.clone(), i as EntityId)).collect();
         let own_terms = (0..matcher.len()).map(|i| matcher.own_terms(i as EntityId).to_vec()).collect();
+        let mut aggregator = Aggregator::new(cfg)?;
+        aggregator.set_responses(
+            entities
+                .iter()
+                .map(|e| {
+                    let handle = e.own_handles.first()?.trim();
+                    let handle = if handle.starts_with('@') { handle.to_string() } else { format!("@{handle}") };
+                    let plan = e.response.map_or(cfg.response, |o| o.over(&cfg.response));
+                    Some(ResponseSetup { handle, plan })
+                })
+                .collect(),
+        );
         Ok(AggregateStage {
-            aggregator: Aggregator::new(cfg)?,
+            aggregator,
             ids,
             names: matcher.names().to_vec(),
             own_terms,
@@ -470,8 +527,13 @@ impl AggregateStage {
                     return Applied::Duplicate;
                 }
                 seen.insert(id, (p.off, p.sub));
-                self.aggregator.process(id, &p.entity, &self.own_terms[id as usize], &p.view(), out);
-                Applied::Aggregated
+                if p.response {
+                    self.aggregator.respond(id, &p.entity, &self.own_terms[id as usize], &p.view(), out);
+                    Applied::Responded
+                } else {
+                    self.aggregator.process(id, &p.entity, &self.own_terms[id as usize], &p.view(), out);
+                    Applied::Aggregated
+                }
             }
         }
     }
@@ -516,6 +578,11 @@ pub(crate) mod tests {
                 handles: vec![],
                 hashtags: vec![],
                 exclude: vec![],
+                own_handles: vec!["@AcmeHelp".into()],
+                response: Some(crate::detect::response::PlanOverride {
+                    first_response_within_secs: Some(120),
+                    update_every_secs: Some(240),
+                }),
             },
             EntityConfig {
                 name: "Globex".into(),
@@ -523,6 +590,7 @@ pub(crate) mod tests {
                 handles: vec![],
                 hashtags: vec![],
                 exclude: vec![],
+                ..EntityConfig::default()
             },
         ]
     }
@@ -550,6 +618,7 @@ pub(crate) mod tests {
             src: "posts/0".into(),
             off,
             sub: 0,
+            response: false,
         })
     }
 
@@ -647,6 +716,21 @@ pub(crate) mod tests {
                 assert!(StageRecord::decode(&bytes[..cut]).is_err(), "cut {cut}");
             }
         }
+    }
+
+    #[test]
+    fn the_platform_round_trips_after_the_links_and_is_absent_from_older_records() {
+        let mut r = with_links(rec("Acme", 1, 5, 7, -0.25), Some("https://bsky.app/profile/did:plc:a/post/1"), None);
+        if let StageRecord::Post(p) = &mut r {
+            p.platform = Some("bluesky".into());
+        }
+        let bytes = r.encode();
+        assert_ne!(bytes[1] & HAS_PLATFORM, 0);
+        assert_eq!(StageRecord::decode(&bytes).unwrap(), r);
+        assert_eq!(StageRecord::decode(&serde_json::to_vec(&r).unwrap()).unwrap(), r);
+        let plain = rec("Acme", 1, 5, 7, -0.25).encode();
+        let StageRecord::Post(p) = StageRecord::decode(&plain).unwrap() else { panic!("not a post") };
+        assert_eq!(p.platform, None);
     }
 
     #[test]

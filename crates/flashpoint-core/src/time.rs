@@ -189,6 +189,23 @@ pub mod rfc3339 {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
     }
+
+    /// The same for an optional field (with `default` and `skip_serializing_if = "Option::is_none"`).
+    pub mod option {
+        use super::Millis;
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => super::serialize(ms, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -137,17 +137,6 @@ fn qualifies(
     k > 0 && (list.len() < k || list.last().is_some_and(|w| worse_than(cand, w)))
 }
 
-/// Words too common to be evidence of anything.
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "you", "your", "are", "was", "were", "but", "not", "this", "that", "with", "have", "has",
-    "had", "they", "them", "their", "what", "when", "who", "why", "how", "all", "any", "can", "could", "would",
-    "should", "will", "just", "from", "out", "about", "into", "our", "ours", "his", "her", "she", "him", "its", "it's",
-    "i'm", "don't", "can't", "didn't", "doesn't", "won't", "isn't", "wasn't", "aren't", "there", "here", "than",
-    "then", "too", "very", "more", "most", "some", "such", "only", "own", "same", "also", "been", "being", "does",
-    "did", "doing", "again", "still", "even", "get", "got", "now", "one", "via", "amp", "http", "https", "rt", "which",
-    "while", "where", "these", "those", "over", "after", "before", "because", "off", "today",
-];
-
 /// Lower-case word tokens worth counting as terms.
 pub fn terms_of(text: &str, mut f: impl FnMut(&str)) {
     for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
@@ -157,10 +146,10 @@ pub fn terms_of(text: &str, mut f: impl FnMut(&str)) {
         }
         if w.bytes().any(|b| b.is_ascii_uppercase()) || !w.is_ascii() {
             let l = w.to_lowercase();
-            if !STOPWORDS.contains(&l.as_str()) {
+            if !crate::phrase::is_stopword(&l) {
                 f(&l);
             }
-        } else if !STOPWORDS.contains(&w) {
+        } else if !crate::phrase::is_stopword(w) {
             f(w);
         }
     }

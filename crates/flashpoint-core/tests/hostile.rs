@@ -326,7 +326,14 @@ proptest! {
 
 fn ent(name: &str, terms: &[&str], handles: &[&str], tags: &[&str], excl: &[&str]) -> EntityConfig {
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
-    EntityConfig { name: name.into(), terms: v(terms), handles: v(handles), hashtags: v(tags), exclude: v(excl) }
+    EntityConfig {
+        name: name.into(),
+        terms: v(terms),
+        handles: v(handles),
+        hashtags: v(tags),
+        exclude: v(excl),
+        ..EntityConfig::default()
+    }
 }
 
 fn watchlist() -> Vec<EntityConfig> {

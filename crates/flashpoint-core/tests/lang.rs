@@ -62,6 +62,7 @@ fn unscored_posts_still_match_and_count() {
         handles: vec![],
         hashtags: vec![],
         exclude: vec![],
+        ..EntityConfig::default()
     };
     let stage = ScoreStage::new(Arc::new(LexiconScorer::new(LabelThresholds::default())), &[entity]).unwrap();
     let decoder = Decoder::new(Format::TwitterV1, FieldPaths::default());
@@ -91,6 +92,7 @@ fn unscored_posts_still_match_and_count() {
             handles: vec![],
             hashtags: vec![],
             exclude: vec![],
+            ..EntityConfig::default()
         }],
     )
     .unwrap();
@@ -101,7 +103,14 @@ fn unscored_posts_still_match_and_count() {
 }
 
 fn acme() -> EntityConfig {
-    EntityConfig { name: "Acme".into(), terms: vec!["acme".into()], handles: vec![], hashtags: vec![], exclude: vec![] }
+    EntityConfig {
+        name: "Acme".into(),
+        terms: vec!["acme".into()],
+        handles: vec![],
+        hashtags: vec![],
+        exclude: vec![],
+        ..EntityConfig::default()
+    }
 }
 
 /// A quiet English baseline, then ten minutes of English complaints drowned in twice as many French ones (half of

@@ -122,6 +122,7 @@ pub fn evaluate_series(
         handles: vec![],
         hashtags: vec![],
         exclude: vec![],
+        ..EntityConfig::default()
     }];
     let mut pipe =
         Pipeline::new(Box::new(LexiconScorer::new(thresholds)), &entities, &cfg).map_err(EvalError::Config)?;

@@ -77,6 +77,7 @@ impl Feed<'_> {
             src: "eval/0".into(),
             off,
             sub: 0,
+            response: false,
         });
         let step = self.partition.on_decoded(off, &rec, out);
         debug_assert!(matches!(step, Step::Applied(_)), "{step:?}");
@@ -186,6 +187,7 @@ pub fn run_series(
         handles: vec![],
         hashtags: vec![],
         exclude: vec![],
+        ..EntityConfig::default()
     };
     let stage = AggregateStage::new(&[entity], cfg).map_err(EvalError::Config)?;
     let partition = AggregatePartition::start(stage, None, 0).map_err(EvalError::Config)?;

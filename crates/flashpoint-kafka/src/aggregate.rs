@@ -159,6 +159,7 @@ impl AggregateLoop {
             Step::Gap { from } => return Ok(Some(from)),
             Step::Skipped | Step::Applied(Applied::Tick) => {}
             Step::Applied(Applied::Aggregated) => shared.metrics.aggregated.inc(),
+            Step::Applied(Applied::Responded) => shared.metrics.responses.inc(),
             Step::Applied(Applied::Duplicate) => shared.metrics.duplicates.inc(),
             Step::Rejected(r) => {
                 let detail = match r {
@@ -320,6 +321,7 @@ async fn emit(shared: &Shared, o: Output, origin: &Origin, payload: &[u8]) -> Re
                 EventKind::Resolved => m.incidents_resolved.with_label_values(&[&label]).inc(),
                 EventKind::Updated => {}
             }
+            m.observe_response(&label, &e);
             m.event_lag_seconds.observe((now_ms() as f64 / 1000.0 - e.window_end as f64 / 1000.0).max(0.0));
             let body = serde_json::to_vec(&e).expect("events serialise");
             let seq = e.seq.to_string();

@@ -9,7 +9,8 @@ use crate::role::Stage;
 use flashpoint_core::aggregate::WindowSummary;
 use flashpoint_core::detect::Severity;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use rustc_hash::FxHashMap;
 use std::sync::Mutex;
@@ -47,6 +48,10 @@ pub struct Metrics {
     pub spike_events: IntCounterVec,
     pub incidents_opened: IntCounterVec,
     pub incidents_resolved: IntCounterVec,
+    /// The company's own posts applied as responses (`flashpoint-core::detect::response`).
+    pub responses: IntCounter,
+    pub first_response_seconds: HistogramVec,
+    pub response_overdue: IntCounterVec,
     pub window_volume: GaugeVec,
     pub negative_share: GaugeVec,
     pub mean_compound: GaugeVec,
@@ -202,6 +207,27 @@ impl Metrics {
                 "Incidents resolved, by entity",
                 &["entity"],
             ),
+            responses: counter(
+                &r,
+                "flashpoint_response_posts_total",
+                "Posts by watched entities' own accounts, followed as their responses",
+            ),
+            first_response_seconds: {
+                let opts = HistogramOpts::new(
+                    "flashpoint_incident_first_response_seconds",
+                    "From an incident's opening to the company's first response, by entity",
+                )
+                .buckets(vec![60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0]);
+                let h = HistogramVec::new(opts, &["entity"]).expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            response_overdue: counter_vec(
+                &r,
+                "flashpoint_response_overdue_reminders_total",
+                "Incident events reminding that the response plan's first response or next update is overdue, by entity",
+                &["entity"],
+            ),
             window_volume: gauge_vec(
                 &r,
                 "flashpoint_entity_window_volume",
@@ -282,6 +308,20 @@ impl Metrics {
         m
     }
 
+    /// The response figures of one spike event (entity already mapped to its bounded label): the first
+    /// response's delay on the event that first carries it, and each overdue reminder.
+    pub fn observe_response(&self, label: &str, e: &flashpoint_core::event::SpikeEvent) {
+        use flashpoint_core::detect::Reason;
+        if let Some(r) = &e.response {
+            if let Some(first) = r.first_secs.filter(|_| r.new_posts > 0 && r.new_posts == r.posts) {
+                self.first_response_seconds.with_label_values(&[label]).observe(first as f64);
+            }
+        }
+        if e.reasons.contains(&Reason::ResponseOverdue) {
+            self.response_overdue.with_label_values(&[label]).inc();
+        }
+    }
+
     /// Registers the watchlist's names in order; the first `max_entity_labels` get their own label.
     pub fn set_entities(&self, names: &[String]) {
         let mut map = self.entity_labels.lock().expect("not poisoned");
@@ -294,6 +334,9 @@ impl Metrics {
             self.incidents_opened.with_label_values(&[label]);
             self.incidents_resolved.with_label_values(&[label]);
             self.late.with_label_values(&[label]);
+            // From zero, so the first reminder shows as an increase. (The first-response histogram is left to its
+            // first observation: ten buckets per watched entity for a figure most entities never have.)
+            self.response_overdue.with_label_values(&[label]);
             for sev in ["watch", "warning", "critical"] {
                 self.open_incidents.with_label_values(&[label, sev]);
             }

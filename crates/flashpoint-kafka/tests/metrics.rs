@@ -90,6 +90,8 @@ fn every_documented_metric_is_exposed() {
         "flashpoint_spike_events_total{kind=\"opened\"} 0",
         "flashpoint_incidents_opened_total{entity=\"Acme Air\"} 0",
         "flashpoint_incidents_resolved_total{entity=\"Acme Air\"} 0",
+        "flashpoint_response_posts_total 0",
+        "flashpoint_response_overdue_reminders_total{entity=\"Acme Air\"} 0",
         "flashpoint_entity_window_volume{entity=\"Acme Air\"} 3",
         "flashpoint_entity_negative_share{entity=\"Acme Air\"} 0",
         "flashpoint_entity_mean_compound{entity=\"Acme Air\"} 0",
@@ -105,4 +107,46 @@ fn every_documented_metric_is_exposed() {
     }
     #[cfg(target_os = "linux")]
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+}
+
+#[test]
+fn the_first_response_is_observed_once_and_reminders_are_counted_within_the_label_cap() {
+    use flashpoint_core::event::SpikeEvent;
+    let m = Metrics::new(1);
+    m.set_entities(&["Acme Air".into(), "Globex".into()]);
+    let event = |entity: &str, reasons: &[&str], posts: u64, new_posts: u64| -> SpikeEvent {
+        serde_json::from_value(serde_json::json!({
+            "schema": "flashpoint.spike.v2", "incident_id": "inc-0000000000000001", "seq": 1, "kind": "updated",
+            "entity": entity, "incident_start": "2026-03-04T14:04:00.000Z", "window_start": "2026-03-04T14:30:00.000Z",
+            "window_end": "2026-03-04T14:35:00.000Z", "signal": "volume", "observed": 1.0, "baseline": 1.0,
+            "score": 1.0, "severity": "critical", "negative_share": 0.5, "mean_compound": 0.0, "reach": 0,
+            "counts": {"volume": 1, "negative": 1, "neutral": 0, "positive": 0},
+            "evidence": {"most_negative": [], "top_reach": [], "top_terms": []},
+            "reasons": reasons,
+            "response": {"handle": "@AcmeAir", "plan": {"first_response_within_secs": 1800, "update_every_secs": 3600},
+                "first_at": "2026-03-04T14:34:10.000Z", "first_secs": 1510, "posts": posts, "new_posts": new_posts,
+                "longest_gap_secs": 0, "silent_secs": 0, "reminders": 0},
+        }))
+        .unwrap()
+    };
+    for (entity, reasons, posts, new_posts) in [
+        ("Acme Air", &["responded"][..], 1, 1),
+        ("Acme Air", &["growth"][..], 1, 0),
+        ("Acme Air", &["response_overdue"][..], 1, 0),
+        ("Acme Air", &["responded"][..], 2, 1),
+        ("Globex", &["response_overdue"][..], 0, 0),
+    ] {
+        let e = event(entity, reasons, posts, new_posts);
+        m.observe_response(&m.entity_label(entity), &e);
+    }
+    let text = m.render();
+    for line in [
+        "flashpoint_incident_first_response_seconds_count{entity=\"Acme Air\"} 1",
+        "flashpoint_incident_first_response_seconds_sum{entity=\"Acme Air\"} 1510",
+        "flashpoint_response_overdue_reminders_total{entity=\"Acme Air\"} 1",
+        // Past `max_entity_labels`, an entity shares the label `other`.
+        "flashpoint_response_overdue_reminders_total{entity=\"other\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
 }

@@ -37,6 +37,8 @@ pub enum NoticeKind {
     Escalated,
     /// A status message with the latest numbers.
     Update,
+    /// The company's response is overdue under its plan (no first response, or no update, in time).
+    Reminder,
     /// The closing message.
     Resolved,
 }
@@ -47,6 +49,7 @@ impl NoticeKind {
             NoticeKind::Opened => "opened",
             NoticeKind::Escalated => "escalated",
             NoticeKind::Update => "update",
+            NoticeKind::Reminder => "reminder",
             NoticeKind::Resolved => "resolved",
         }
     }

@@ -20,7 +20,7 @@
 
 use crate::config::{glob_match, NotifyConfig, RouteConfig};
 use crate::message::{Dispatch, Input, Message, Notice, NoticeKind, Point, Position};
-use flashpoint_core::detect::{Severity, Signal};
+use flashpoint_core::detect::{Reason, Severity, Signal};
 use flashpoint_core::event::{EventKind, SpikeEvent};
 use flashpoint_core::time::Millis;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -56,6 +56,8 @@ struct IncidentState {
     /// What the last message sent said, so the next one can say what changed since.
     last_ratio: Option<(Signal, f64)>,
     last_signals: Vec<Signal>,
+    /// The company's responses the last message sent had seen.
+    last_response_posts: u64,
     pending: Option<Pending>,
 }
 
@@ -184,6 +186,8 @@ impl Router {
             NoticeKind::Opened
         } else if st.and_then(|s| s.last_severity).is_some_and(|l| event.severity > l) {
             NoticeKind::Escalated
+        } else if event.reasons.contains(&Reason::ResponseOverdue) {
+            NoticeKind::Reminder
         } else {
             NoticeKind::Update
         };
@@ -202,7 +206,12 @@ impl Router {
                 h.iter().filter(|p| p.at >= start.saturating_sub(HISTORY_BEFORE_MS) && p.at <= end).copied().collect()
             })
             .unwrap_or_default();
-        let mut changes = Vec::new();
+        // What the company did or failed to do leads: it is what the reader acts on.
+        let seen = st.map_or(0, |s| s.last_response_posts);
+        let mut changes: Vec<String> = crate::format::response_reminder(&event)
+            .into_iter()
+            .chain(crate::format::responded(&event, seen))
+            .collect();
         if let Some(st) = st.filter(|s| s.notified) {
             if let Some(l) = st.last_severity.filter(|l| *l != event.severity) {
                 changes.push(format!("{} → {}", l.as_str(), event.severity.as_str()));
@@ -254,6 +263,7 @@ impl Router {
                 inc.last_signals.push(event.signal);
             }
             inc.last_ratio = ratio(&event).map(|r| (event.signal, r));
+            inc.last_response_posts = event.response.as_ref().map_or(0, |r| r.posts);
         }
         Dispatch { route: r, message: Arc::new(Message::Notice(notice)), positions }
     }
@@ -325,7 +335,9 @@ impl Router {
             let interval = self.interval_ms(r);
             let inc = self.state[r].incidents.entry(e.incident_id.clone()).or_default();
             let escalated = inc.last_severity.is_some_and(|l| e.severity > l);
-            let urgent = !inc.notified || escalated || e.kind == EventKind::Resolved;
+            // An overdue response is a reminder to act now: an update interval must not delay it.
+            let overdue = e.reasons.contains(&Reason::ResponseOverdue);
+            let urgent = !inc.notified || escalated || overdue || e.kind == EventKind::Resolved;
             // An older held state is superseded by this newer one, whatever happens to it.
             // Its position completes now: the newer event (a later position) carries the state on.
             let positions = vec![input.position];
@@ -535,6 +547,55 @@ mod tests {
         assert_eq!(r.next_due(), None);
         let Message::Notice(n) = &*fx.dispatches[0].message else { panic!() };
         assert_eq!((n.peak_severity, n.events_seen, n.first), (Severity::Critical, 6, false));
+    }
+
+    /// `input` with the company's response as an event of `flashpoint-core` writes it.
+    fn responding(pos: i64, seq: u64, reasons: serde_json::Value, response: serde_json::Value) -> Input {
+        let e = input(pos, "i", "Acme Air", EventKind::Updated, seq, Severity::Warning).event;
+        let mut v = serde_json::to_value(&*e).unwrap();
+        v["reasons"] = reasons;
+        v["response"] = response;
+        let e: SpikeEvent = serde_json::from_value(v).unwrap();
+        Input { position: Position::line(pos), raw: serde_json::to_string(&e).unwrap().into(), event: Arc::new(e) }
+    }
+
+    #[test]
+    fn an_overdue_response_is_a_reminder_sent_at_once_and_a_response_is_news() {
+        let mut r = router(vec![route("a")]);
+        let opened = input(0, "i", "Acme Air", EventKind::Opened, 0, Severity::Warning);
+        assert_eq!(kinds(&r.on_event(&opened, 0)), vec![(NoticeKind::Opened, 0)]);
+        let plan = serde_json::json!({"first_response_within_secs": 1800, "update_every_secs": 3600});
+        let answered = serde_json::json!({"handle": "@AcmeAir", "plan": plan, "first_at": "2026-03-04T14:26:00.000Z",
+            "first_secs": 1500, "posts": 1, "new_posts": 1, "last_at": "2026-03-04T14:26:00.000Z",
+            "longest_gap_secs": 0, "silent_secs": 60, "reminders": 0});
+        // The first response is an ordinary update: held by the 10-minute interval, it says what happened.
+        let fx = r.on_event(&responding(1, 1, serde_json::json!(["responded"]), answered.clone()), MIN);
+        assert_eq!(held(&fx), vec![Position::line(1)]);
+        let fx = r.tick(11 * MIN);
+        let Message::Notice(n) = &*fx.dispatches[0].message else { panic!("a notice") };
+        assert_eq!(n.kind, NoticeKind::Update);
+        assert_eq!(n.changes, ["@AcmeAir responded (1 post; first response 25 minutes after the opening)"]);
+        // 75 minutes of silence against a 60-minute plan: a reminder, not held by the interval.
+        let mut overdue = answered;
+        overdue["new_posts"] = 0.into();
+        overdue["silent_secs"] = (75 * 60).into();
+        overdue["reminders"] = 1.into();
+        let fx = r.on_event(&responding(2, 2, serde_json::json!(["response_overdue"]), overdue.clone()), 12 * MIN);
+        assert_eq!(kinds(&fx), vec![(NoticeKind::Reminder, 2)]);
+        let Message::Notice(n) = &*fx.dispatches[0].message else { panic!("a notice") };
+        assert_eq!(n.changes, ["no public update from @AcmeAir for 75 minutes; the plan says every 60"]);
+        assert_eq!(crate::format::kind_phrase(n), "response overdue");
+        // Before any response, the reminder measures from the opening against the first-response time.
+        for k in ["first_at", "first_secs", "last_at"] {
+            overdue.as_object_mut().unwrap().remove(k);
+        }
+        overdue["posts"] = 0.into();
+        overdue["silent_secs"] = (31 * 60).into();
+        let e = responding(3, 3, serde_json::json!(["response_overdue"]), overdue).event;
+        assert_eq!(
+            crate::format::response_reminder(&e).unwrap(),
+            "no public response from @AcmeAir 31 minutes after the incident opened; the plan says within 30"
+        );
     }
 
     #[test]

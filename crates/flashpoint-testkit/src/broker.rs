@@ -84,6 +84,11 @@ pub fn create_topic_on(brokers: &str, name: &str, partitions: i32) {
 /// Produces raw payloads to partition 0 of `topic`, in order, and waits until the broker has acknowledged
 /// all of them.
 pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
+    produce_to(topic, 0, payloads)
+}
+
+/// [`produce`] to partition `partition`.
+pub fn produce_to(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("linger.ms", "5")
@@ -93,7 +98,7 @@ pub fn produce(topic: &str, payloads: &[Vec<u8>]) {
         .create()
         .unwrap();
     for pl in payloads {
-        let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(&pl[..]).partition(0);
+        let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(&pl[..]).partition(partition);
         loop {
             match p.send(rec) {
                 Ok(()) => break,

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use flashpoint_core::aggregate::{AggregatorConfig, Limits, WindowConfig};
-use flashpoint_core::detect::DetectionConfig;
+use flashpoint_core::detect::{DetectionConfig, ResponsePlan};
 use flashpoint_core::entity::EntityConfig;
 use flashpoint_core::lang::{LanguageGate, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_LETTERS};
 use flashpoint_core::post::{Decoder, FieldPaths, Format};
@@ -155,6 +155,8 @@ pub struct Config {
     pub window: WindowConfig,
     pub detection: DetectionConfig,
     pub limits: Limits,
+    /// The default response plan for entities with `own_handles` (an entity's `response` overrides it).
+    pub response: ResponsePlan,
     pub kafka: flashpoint_kafka::KafkaConfig,
     pub metrics: MetricsConfig,
     pub entities: Vec<EntityConfig>,
@@ -164,7 +166,12 @@ pub struct Config {
 
 impl Config {
     pub fn aggregator(&self) -> AggregatorConfig {
-        AggregatorConfig { window: self.window.clone(), detection: self.detection.clone(), limits: self.limits.clone() }
+        AggregatorConfig {
+            window: self.window.clone(),
+            detection: self.detection.clone(),
+            limits: self.limits.clone(),
+            response: self.response,
+        }
     }
 
     /// Reads `path`, applies environment overrides, and validates.
@@ -270,6 +277,28 @@ mod tests {
         let e = Config::from_toml(&format!("{MIN}[window]\nsize_secs = 300\nslide_secs = 70\n"), std::iter::empty())
             .unwrap_err();
         assert!(format!("{e:#}").contains("window"), "{e:#}");
+    }
+
+    #[test]
+    fn response_plan_defaults_and_per_entity_overrides() {
+        let acme = "[[entities]]\nname = \"Acme\"\nterms = [\"acme\"]\nown_handles = [\"@AcmeHelp\"]\n";
+        let c = Config::from_toml(acme, std::iter::empty()).unwrap();
+        assert_eq!((c.response.first_response_within_secs, c.response.update_every_secs), (1800, 3600));
+        assert_eq!(c.entities[0].own_handles, ["@AcmeHelp"]);
+        let c = Config::from_toml(
+            &format!("[response]\nupdate_every_secs = 1200\n{acme}response = {{ first_response_within_secs = 600 }}\n"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        let plan = c.entities[0].response.unwrap().over(&c.response);
+        assert_eq!((plan.first_response_within_secs, plan.update_every_secs), (600, 1200));
+        let e = Config::from_toml(&format!("{acme}[response]\nupdate_every = 5\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").starts_with("response") && format!("{e:#}").contains("update_every"), "{e:#}");
+        let e = Config::from_toml(&format!("{acme}response = {{ every = 5 }}\n"), std::iter::empty()).unwrap_err();
+        assert!(format!("{e:#}").contains("entities[0].response") && format!("{e:#}").contains("every"), "{e:#}");
+        let e = Config::from_toml(&format!("{MIN}response = {{ update_every_secs = 5 }}\n"), std::iter::empty())
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("no own_handles"), "{e:#}");
     }
 
     #[test]

@@ -46,6 +46,40 @@ fn worker_publishes_the_same_events_as_replay_and_commits_on_sigterm() {
     assert!(reasons.contains(&"late"), "{reasons:?}");
 }
 
+/// The airline's replies arrive on another input partition than the complaints (as a separate feed of the
+/// company's own account would): keyed by entity on the scored topic, they reach the aggregator that holds the
+/// complaints, and the worker's events, response state and reminder included, equal replay's.
+#[test]
+fn responses_on_another_partition_than_the_complaints_reach_the_incident() {
+    let fx = Fixture::new("respond").input_partitions(Some(2)).build();
+    let t = &fx.topics;
+    let expected = fx.replay(&sample_stream());
+    let reasons = |e: &serde_json::Value, r: &str| e["reasons"].as_array().is_some_and(|a| a.iter().any(|x| x == r));
+    assert_eq!(expected.iter().filter(|e| reasons(e, "responded")).count(), 3, "the sample's three replies");
+    assert_eq!(expected.iter().filter(|e| reasons(e, "response_overdue")).count(), 1);
+    let (replies, complaints): (Vec<Vec<u8>>, Vec<Vec<u8>>) = lines(&sample_stream())
+        .into_iter()
+        .partition(|l| String::from_utf8_lossy(l).contains(r#""author": "AcmeAir""#));
+    assert_eq!(replies.len(), 3);
+    // The replies first, and only once they are on the scored topic the complaints: a reply is then read ahead
+    // of the complaints of its time, which is what a faster partition does (it waits in its pane).
+    produce_to(&t.input, 1, &replies);
+    let w = fx.worker("all", "worker");
+    let scored = read_until(&t.scored, Duration::from_secs(60), |r| {
+        r.iter().filter(|x| x.payload.first() == Some(&0xB3)).count() >= 3
+    });
+    let keys: Vec<_> = scored.iter().filter(|x| x.payload.first() == Some(&0xB3)).map(|x| x.key.clone()).collect();
+    assert_eq!(keys, vec![Some(b"Acme Air".to_vec()); 3], "response records keyed by their entity");
+    produce_to(&t.input, 0, &complaints);
+    let got = read_until(&t.spikes, Duration::from_secs(90), |r| r.len() >= expected.len());
+    let events: Vec<serde_json::Value> = got.iter().map(Record::json).collect();
+    let log = w.log_text();
+    assert_eq!(w.stop(), 0, "clean exit on SIGTERM; log:\n{log}");
+    assert_same_events(&dedupe_events(&events), &dedupe_events(&expected), "responses from another partition");
+    let last = &events[events.len() - 1];
+    assert_eq!((last["response"]["posts"].as_u64(), last["post_mortem"]["responses"].as_u64()), (Some(3), Some(3)));
+}
+
 #[test]
 fn bad_records_go_to_the_dead_letter_topic_with_reasons_and_valid_ones_are_processed() {
     let fx = Fixture::new("dlq").build();

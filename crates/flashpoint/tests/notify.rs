@@ -129,9 +129,11 @@ channels = ["slack", "teams", "pager", "hook"]
     assert_eq!(run.summary["low_water"], events.len() as u64, "every line done");
 
     // The sample incident: opened (watch) at 14:09, escalated to warning 14:11, updated 14:27, escalated to
-    // critical 14:30, updated 14:49, resolved 17:57. With the default 15-minute update interval in event time:
-    // the opening, the escalation (at once), the first update 16 minutes later, the next escalation, the next
-    // update (19 minutes after it) and the resolution.
+    // critical 14:30, @AcmeAir replies 14:35, updated 14:49, replies 15:21, its update overdue 16:20, replies
+    // 17:01, resolved 17:57. With the default 15-minute update interval in event time: the opening, the
+    // escalation (at once), the first update 16 minutes later, the next escalation; the 14:35 reply held and
+    // superseded by the 14:49 update (19 minutes after the escalation); 15:21; the reminder (at once); 17:01;
+    // the resolution.
     let by_seq: BTreeMap<u64, String> = seqs(&events).into_iter().collect();
     assert_eq!(by_seq.values().next().map(String::as_str), Some("opened"));
     let hook = rx.requests("/hook");
@@ -146,8 +148,11 @@ channels = ["slack", "teams", "pager", "hook"]
             (1, "escalated".into()),
             (2, "update".into()),
             (3, "escalated".into()),
-            (4, "update".into()),
-            (5, "resolved".into())
+            (5, "update".into()),
+            (6, "update".into()),
+            (7, "reminder".into()),
+            (8, "update".into()),
+            (9, "resolved".into())
         ]
     );
 
@@ -168,17 +173,18 @@ channels = ["slack", "teams", "pager", "hook"]
 
     // Slack: Block Kit within limits, safe, same order.
     let sl = rx.requests("/slack/T000/B000/S3CRETslack");
-    assert_eq!(sl.len(), 6);
+    assert_eq!(sl.len(), 9);
     for r in &sl {
         slack::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
         assert_inert(&r.json());
     }
     assert!(sl[0].json().to_string().contains("var-entity=Acme%20Air"), "Grafana link with the entity");
-    assert!(sl[5].json().to_string().contains("Resolved: open for"), "closing message");
+    assert!(sl[8].json().to_string().contains("Resolved: open for"), "closing message");
+    assert!(sl[8].json().to_string().contains("first response after 25m"), "with the post-mortem");
 
     // Teams: an Adaptive Card within limits, safe.
     let tm = rx.requests("/teams/");
-    assert_eq!(tm.len(), 6);
+    assert_eq!(tm.len(), 9);
     for r in &tm {
         teams::check_limits(&r.json()).unwrap_or_else(|e| panic!("{e}: {}", r.json()));
         assert_inert(&r.json());
@@ -202,6 +208,66 @@ channels = ["slack", "teams", "pager", "hook"]
     for s in ["S3CRETslack", "S3CRETteams", "R0UTINGKEYS3CRET", "whsec_test_key"] {
         assert!(!run.stderr.contains(s), "{s} leaked: {}", run.stderr);
     }
+}
+
+/// The sample incident's overdue update becomes a reminder on the route's Slack channel (a real local HTTP
+/// receiver standing in for Slack's incoming webhook), sent at once although the route holds plain updates for an
+/// hour; the replies are news and the closing message carries the post-mortem.
+#[test]
+fn an_overdue_response_reaches_the_incident_route_as_a_reminder() {
+    let dir = tempdir("reminder");
+    let cfg = notify_config(
+        &dir,
+        r#"
+[notify]
+[[notify.channels]]
+kind = "slack"
+name = "ops"
+url = { env = "FP_SLACK_URL" }
+[[notify.routes]]
+name = "acme"
+entities = ["Acme*"]
+channels = ["ops"]
+update_interval_secs = 3600
+"#,
+    );
+    let events = sample_events();
+    let overdue: Vec<u64> = events
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "response_overdue")))
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(overdue.len(), 1, "the sample's one reminder");
+    let rx = Receiver::start();
+    let input = events.join("\n") + "\n";
+    let run = run_notify(&cfg, &dir, &input, &[("FP_SLACK_URL", rx.url("/slack"))]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let messages: Vec<Vec<String>> = rx
+        .requests("/slack")
+        .iter()
+        .map(|r| {
+            let mut all = Vec::new();
+            texts(&r.json(), &mut all);
+            all
+        })
+        .collect();
+    let has = |m: &[String], s: &str| m.iter().any(|t| t.contains(s));
+    let reminders: Vec<&Vec<String>> = messages.iter().filter(|m| has(m, "response overdue")).collect();
+    assert_eq!(reminders.len(), 1, "{messages:#?}");
+    assert!(
+        has(reminders[0], "no public update from @AcmeAir for 60 minutes; the plan says every 60"),
+        "{reminders:#?}"
+    );
+    // Plain updates wait for the hour, the reminder did not: the replies' updates (14:35, 15:21) were still held
+    // when it came at 16:20, so it supersedes them and says what the readers had not heard.
+    let at = |s: &str| messages.iter().position(|m| has(m, s));
+    let (reminder, resolved) = (at("response overdue").unwrap(), at("RESOLVED").unwrap());
+    assert_eq!((reminder, resolved), (messages.len() - 2, messages.len() - 1), "{messages:#?}");
+    assert!(!messages[..reminder].iter().any(|m| has(m, "responded")), "{messages:#?}");
+    assert!(has(reminders[0], "@AcmeAir responded (2 posts; first response 25 minutes after the opening)"));
+    assert!(has(&messages[resolved], "@AcmeAir posted an update (1 post; 3 in all)"), "{:#?}", messages[resolved]);
+    assert!(has(&messages[resolved], "first response after 25m"), "{:#?}", messages[resolved]);
 }
 
 #[test]
@@ -327,7 +393,7 @@ channels = ["broken", "hanging", "good"]
     assert_eq!(run.summary["bad_lines"], 2);
     assert_eq!(run.summary["low_water"], lines.len() as u64);
     let good = rx.requests("/good");
-    assert_eq!(good.len(), 6);
+    assert_eq!(good.len(), 9);
     // The hanging destination: three messages given up (one timeout each), then its circuit opens and the rest
     // are dead-lettered at once, without waiting on it again.
     let hang = rx.requests("/hang");
@@ -347,12 +413,12 @@ channels = ["broken", "hanging", "good"]
     let input_dead: Vec<_> = run.dead.iter().filter(|d| d["source"].is_null()).collect();
     assert_eq!(input_dead.iter().map(|d| d["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 4]);
     let broken = by("delivery", "broken");
-    assert_eq!(broken.len(), 6);
+    assert_eq!(broken.len(), 9);
     assert!(broken.iter().all(|d| d["reason"].as_str().unwrap().starts_with("HTTP 400") && d["attempts"] == 1));
-    assert_eq!(rx.requests("/slack").len(), 6, "a 400 is permanent: no retry");
+    assert_eq!(rx.requests("/slack").len(), 9, "a 400 is permanent: no retry");
     assert!(broken[0]["events"][0]["incident_id"].is_string(), "the event travels with the dead letter");
     let hanging = by("delivery", "hanging");
-    assert_eq!(hanging.len(), 6);
+    assert_eq!(hanging.len(), 9);
     let reasons: Vec<&str> = hanging.iter().map(|d| d["reason"].as_str().unwrap()).collect();
     assert!(
         reasons[..3].iter().all(|r| r.contains("gave up after 1 attempts") && r.contains("timed out")),
@@ -419,7 +485,7 @@ channels = ["mail"]
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(mails.len(), 6, "{stderr}");
+    assert_eq!(mails.len(), 9, "{stderr}");
     let header = |m: &str, h: &str| -> Option<String> {
         m.lines()
             .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", h.to_ascii_lowercase())))
@@ -439,7 +505,7 @@ channels = ["mail"]
     }
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 6, "a distinct Message-ID per message");
+    assert_eq!(ids.len(), 9, "a distinct Message-ID per message");
     for m in &mails {
         assert!(m.contains("multipart/alternative") && m.contains("text/plain") && m.contains("text/html"));
         let html = &m[m.find("Content-Type: text/html").expect("an HTML part")..];
@@ -587,9 +653,9 @@ to = ["{to}"]
     let events = sample_events();
     let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1, "the refused mailbox is a dead letter: {}", run.stderr);
-    assert_eq!(smtp.mails().len(), 6, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
+    assert_eq!(smtp.mails().len(), 9, "the good mailbox got every message over STARTTLS with AUTH: {}", run.stderr);
     let bad: Vec<&serde_json::Value> = run.dead.iter().filter(|d| d["channel"] == "bad").collect();
-    assert_eq!(bad.len(), 6);
+    assert_eq!(bad.len(), 9);
     assert!(bad.iter().all(|d| d["reason"].as_str().unwrap().contains("550") && d["attempts"] == 1), "{bad:?}");
     assert!(!run.stderr.contains("pa55word") && !serde_json::to_string(&run.dead).unwrap().contains("pa55word"));
 
@@ -602,7 +668,7 @@ to = ["{to}"]
     std::fs::write(&cfg2_path, cfg2).unwrap();
     let run = run_notify(&cfg2_path, &dir2, &(events[..1].join("\n") + "\n"), &[("FP_SMTP_USER", "alerts".into())]);
     assert_eq!(run.code, 1);
-    assert_eq!(smtp.mails().len(), 6);
+    assert_eq!(smtp.mails().len(), 9);
     assert_eq!(run.dead.iter().filter(|d| d["channel"] == "good").count(), 1, "{:?}", run.dead);
     assert!(!run.stderr.contains("pa55word") && !run.stderr.contains("wrong\n"));
 }
@@ -651,22 +717,23 @@ rate_limit = {{ max = 1, per_secs = 86400 }}
     ];
     let run = run_notify(&cfg, &dir, &(events.join("\n") + "\n"), &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Event time: the digest started at the opening (14:09) is due at 15:09 and goes out at the next event, the
-    // resolution at 17:57, with the incident's newest state: all six events in one message.
+    // Event time: the digest started at the opening (14:09) is due at 15:09 and goes out at the next event (the
+    // 15:21 reply) with the incident's newest state; the next one, started at the 16:20 reminder, goes out with
+    // the resolution at 17:57.
     let sl = rx.requests("/slack");
-    assert_eq!(sl.len(), 1);
+    assert_eq!(sl.len(), 2);
     for r in &sl {
         slack::check_limits(&r.json()).unwrap();
         assert_no_markup(&r.json());
         assert!(r.json()["text"].as_str().unwrap().starts_with("Flashpoint digest: 1 incident(s)"));
     }
-    assert!(sl[0].json().to_string().contains("resolved"));
+    assert!(sl[1].json().to_string().contains("resolved"));
     let tm = rx.requests("/teams");
-    assert_eq!(tm.len(), 1);
+    assert_eq!(tm.len(), 2);
     tm.iter().for_each(|r| teams::check_limits(&r.json()).unwrap());
     // Rate limit of one message a day per entity: the opening, then only the newest state, sent at the end.
     let lim: Vec<u64> = rx.requests("/limited").iter().map(|r| r.json()["seq"].as_u64().unwrap()).collect();
-    assert_eq!(lim, vec![0, 5]);
+    assert_eq!(lim, vec![0, 9]);
     assert!(run.summary["rate_limited"].as_u64().unwrap() >= 1, "{}", run.summary);
     assert_eq!(run.summary["low_water"], events.len() as u64);
 }

@@ -14,7 +14,8 @@ use super::config::{
     ESCALATION_NOISE_SDS, MAX_SHARE_HYPOTHESIS, PEAK_SHARE_MIN_VOLUME,
 };
 use super::model::{binom_llr, nb_llr};
-use super::{Decision, Detector, Expectation, Predicted, Reading, Signal, StepCounts};
+use super::response::ResponseState;
+use super::{Decision, Detector, Expectation, Predicted, Reading, Reason, Signal, StepCounts};
 use crate::time::Millis;
 use crate::window::WindowStats;
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,9 @@ pub struct OpenIncident {
     /// it watches holds `CALM_NATS`.
     pub calm_evidence: [f64; 3],
     pub calm_steps: u64,
+    /// The company's response and the estimated start of the change (`detect::response`).
+    #[serde(default)]
+    pub response: ResponseState,
     /// Negative posts since the opening window (included), what the baseline share predicts of as many
     /// scored posts, and that prediction's variance: what `classify` reads.
     #[serde(default)]
@@ -243,6 +247,7 @@ impl Detector {
             steps_since_event: 0,
             calm_evidence: [0.0; 3],
             calm_steps: 0,
+            response: ResponseState::default(),
             negative_seen: 0.0,
             negative_at_baseline_share: 0.0,
             negative_at_baseline_var: 0.0,
@@ -252,7 +257,13 @@ impl Detector {
         inc.severity = severity(&inc, th);
         self.open = Some(inc.clone());
         self.before_incident = Some(Box::new((self.volume.clone(), self.negative.clone(), self.share.clone())));
-        Some(Decision { kind: EventKind::Opened, resolution: None, incident: inc, reading: r })
+        Some(Decision {
+            kind: EventKind::Opened,
+            resolution: None,
+            incident: inc,
+            reading: r,
+            reasons: vec![Reason::Threshold],
+        })
     }
 
     /// With an incident open: accounts the window to it, then resolves it (calm or stale), escalates it, or
@@ -274,7 +285,14 @@ impl Detector {
             if let (Resolution::Calm, Some(before)) = (why, self.before_incident.take()) {
                 (self.volume, self.negative, self.share) = *before;
             }
-            return Some(Decision { kind: EventKind::Resolved, resolution: Some(why), incident: inc, reading });
+            let reasons = vec![if why == Resolution::Calm { Reason::Calm } else { Reason::Reassessed }];
+            return Some(Decision {
+                kind: EventKind::Resolved,
+                resolution: Some(why),
+                incident: inc,
+                reading,
+                reasons,
+            });
         }
         // Buzz turning negative is news: the incident becomes a crisis, and its severity counts from now on.
         let turned = inc.class == IncidentClass::Buzz && classify(&inc) == IncidentClass::Crisis;
@@ -289,12 +307,20 @@ impl Detector {
             reading = j;
         }
         if sev != inc.severity || grew || joined.is_some() || turned {
+            let rose = sev != inc.severity;
             inc.seq += 1;
             inc.severity = sev;
             inc.steps_since_event = 0;
             inc.intensity_at_event = inc.intensity.max(inc.intensity_at_event);
             self.open = Some(inc.clone());
-            return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading });
+            let why = [
+                (rose, Reason::Severity),
+                (grew, Reason::Growth),
+                (joined.is_some(), Reason::NewSignal),
+                (turned, Reason::Class),
+            ];
+            let reasons = why.into_iter().filter(|r| r.0).map(|r| r.1).collect();
+            return Some(Decision { kind: EventKind::Updated, resolution: None, incident: inc, reading, reasons });
         }
         self.open = Some(inc);
         None

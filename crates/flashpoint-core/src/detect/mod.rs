@@ -25,11 +25,13 @@ mod config;
 mod cusum;
 mod lifecycle;
 pub mod model;
+pub mod response;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
 pub use config::{DetectionConfig, Sensitivity, Thresholds, MAX_NATS_PER_MINUTE, RATE_RATIOS, SHARE_LIFTS, STATISTICS};
 pub use lifecycle::{incident_id, EventKind, IncidentClass, OpenIncident, Resolution, Severity};
+pub use response::{ResponsePlan, ResponseSetup, ResponseStep};
 
 use crate::time::{hour_of_day, Millis};
 use crate::window::WindowStats;
@@ -79,6 +81,34 @@ pub struct StepCounts {
     pub reach: u64,
 }
 
+/// Why an event was emitted (an event may have several reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A statistic crossed its threshold: the incident opened.
+    Threshold,
+    /// The severity rose.
+    Severity,
+    /// The incident's signal doubled its rate since the last event.
+    Growth,
+    /// Another signal fired.
+    NewSignal,
+    /// The company posted from its own accounts.
+    Responded,
+    /// The response plan's deadline (first response or next update) has passed in silence.
+    ResponseOverdue,
+    /// Resolved: back near baseline.
+    Calm,
+    /// Resolved: a `watch` incident that neither grew nor faded.
+    Reassessed,
+    /// Buzz turned negative: the incident became a crisis.
+    Class,
+    /// A reason this build does not know, from a newer producer: the event is still read, never dead-lettered
+    /// for it (consumers of the spikes topic must survive a producer upgrade). Never emitted.
+    #[serde(other)]
+    Other,
+}
+
 /// What the models expected of one step, before learning from it: the means and variances of its volume and
 /// negative posts (the timeline's baseline band).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -97,6 +127,8 @@ pub struct Decision {
     pub resolution: Option<Resolution>,
     pub incident: OpenIncident,
     pub reading: Reading,
+    /// Why the event is emitted, in `Reason` order of discovery (the lifecycle's first, then the response's).
+    pub reasons: Vec<Reason>,
 }
 
 /// The per-entity detector: models, statistics and lifecycle state. Serialisable so a worker can checkpoint
@@ -119,6 +151,9 @@ pub struct Detector {
     /// calm resolution puts these back; a re-assessed one keeps the new level.
     #[serde(default)]
     before_incident: Option<Box<(CountModel, CountModel, ShareModel)>>,
+    /// The last hour of steps, kept only for an entity whose own accounts are watched (`response`).
+    #[serde(default, skip_serializing_if = "response::RecentSteps::is_empty")]
+    recent: response::RecentSteps,
     /// Readings of the last window, for gauges.
     pub(crate) last_score: f64,
     pub(crate) last_volume_baseline: f64,
@@ -172,6 +207,19 @@ pub(crate) struct Expectation {
 impl Detector {
     /// Feeds one closed window and its newest pane; returns the lifecycle transition it caused, if any.
     pub fn on_window(&mut self, entity: &str, w: &WindowStats, step: &StepCounts, th: &Thresholds) -> Option<Decision> {
+        self.on_window_responding(entity, w, step, None, th)
+    }
+
+    /// `on_window` for an entity whose own accounts are watched: also the company's responses in the step
+    /// (`response`), under its plan.
+    pub fn on_window_responding(
+        &mut self,
+        entity: &str,
+        w: &WindowStats,
+        step: &StepCounts,
+        responses: Option<(&ResponsePlan, &ResponseStep)>,
+        th: &Thresholds,
+    ) -> Option<Decision> {
         let expected = self.observe(w, step, th);
         let readings = self.readings(w, &expected);
         self.steps_seen += 1;
@@ -179,9 +227,18 @@ impl Detector {
         self.last_volume_baseline = expected.vol_window;
         self.last_share_baseline = expected.share;
         let x = WindowEvidence { entity, stats: w, step, readings: &readings, expected: &expected };
-        match self.open.take() {
+        let slide = ((w.end - w.start) as f64 / th.panes_per_window).round() as Millis;
+        let mut d = match self.open.take() {
             None => self.consider_opening(&x, th),
             Some(inc) => self.follow_incident(inc, &x, th),
+        };
+        if let Some(d) = d.as_mut().filter(|d| d.kind == EventKind::Opened) {
+            d.incident.response.change_start = self.change_start(d, d.incident.opened_at, slide, &expected.threshold);
+            self.open = Some(d.incident.clone());
+        }
+        match responses {
+            Some((plan, rs)) => self.follow_response(d, &x, &readings, slide, plan, rs),
+            None => d,
         }
     }
 

@@ -4,8 +4,8 @@
 //! - `Baseline` is the entity's usual rate of each phrase: a count-min sketch (conservative update) of the
 //!   posts containing it, decayed in event time with a one-day half-life, over the posts it has seen. Fixed
 //!   memory (`BASELINE_BYTES` per entity), no strings: a rate is all the baseline must answer.
-//! - `Counts` is the incident's own phrase counts: a space-saving summary (`MAX_INCIDENT_PHRASES` entries) that
-//!   keeps every phrase frequent enough to be a driver, with its text.
+//! - `Counts` is the incident's own phrase counts: a space-saving summary (`MAX_INCIDENT_PHRASES` entries,
+//!   evicted a quarter at a time) that keeps every phrase frequent enough to be a driver, with its text.
 //!
 //! A driver must explain the change: it is in at least `MIN_SUPPORT` incident posts, at least twice as often as
 //! the baseline predicts (`posts ≥ 2 × expected`, and the lift with a one-post prior ≥ 2), and drivers are
@@ -148,8 +148,10 @@ mod sketch_b64 {
     }
 }
 
-/// Phrases an incident keeps counts for. Space-saving: a phrase in more than 1/`MAX_INCIDENT_PHRASES` of the
-/// incident's phrase occurrences is always kept, with its count overestimated by at most `err`.
+/// Phrases an incident keeps counts for. Space-saving with batched eviction: when full, the smallest quarter
+/// goes, and a phrase entering later starts from the largest count dropped (its `err`, an upper bound on what
+/// it had). A phrase in more than about 1/(¾ × `MAX_INCIDENT_PHRASES`) of the incident's phrase occurrences is
+/// always kept.
 pub const MAX_INCIDENT_PHRASES: usize = 512;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -167,6 +169,9 @@ struct Entry {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counts {
     entries: FxHashMap<u64, Entry>,
+    /// The largest count dropped so far: what a phrase entering now may have had before (its `err`).
+    #[serde(default)]
+    floor: f64,
 }
 
 impl Counts {
@@ -181,15 +186,22 @@ impl Counts {
             }
             return;
         }
-        let mut err = 0.0;
         if self.entries.len() >= MAX_INCIDENT_PHRASES {
-            // Replace the smallest (ties: the lowest hash, so the summary is deterministic).
-            let (&victim, e) =
-                self.entries.iter().min_by(|a, b| a.1.posts.total_cmp(&b.1.posts).then(a.0.cmp(b.0))).expect("full");
-            err = e.posts;
-            self.entries.remove(&victim);
+            self.shrink();
         }
+        let err = self.floor;
         self.entries.insert(h, Entry { text: text.map(Into::into), posts: err + weight, negative: neg, err });
+    }
+
+    /// Drops the smallest quarter at once (ties: the lowest hash, so the summary is deterministic): a flood of
+    /// new phrases then costs one sort per `MAX_INCIDENT_PHRASES / 4` of them, not a scan each.
+    fn shrink(&mut self) {
+        let mut v: Vec<(f64, u64)> = self.entries.iter().map(|(h, e)| (e.posts, *h)).collect();
+        v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (posts, h) in v.into_iter().take(MAX_INCIDENT_PHRASES / 4) {
+            self.floor = self.floor.max(posts);
+            self.entries.remove(&h);
+        }
     }
 
     /// Gives a phrase known only by hash its text (if it is counted and nameless).

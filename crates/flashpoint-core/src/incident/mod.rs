@@ -63,48 +63,57 @@ pub struct IncidentDigest {
     posts: f64,
     phrases: drivers::Counts,
     stories: Stories,
-    authors: FxHashMap<String, Author>,
+    authors: Authors,
     platforms: Vec<(Box<str>, u64)>,
     timeline: Vec<Point>,
     /// Steps per timeline point (doubles each time the timeline is halved).
     per_point: u32,
 }
 
-fn evidence_amplifier(list: &mut FxHashMap<String, Author>, e: &EvidencePost, at: Millis, count: bool) {
-    let Some(a) = &e.author else { return };
-    add_author(list, a, e.followers.unwrap_or(0), at, count, || (e.id.clone(), e.url.clone(), e.author_url.clone()));
+/// The incident's authors, bounded: when full, the smallest audiences (a quarter) make room, and from then on an
+/// author enters only with a larger audience than any dropped.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Authors {
+    by_name: FxHashMap<String, Author>,
+    /// The largest audience dropped so far.
+    floor: u64,
 }
 
-fn add_author(
-    list: &mut FxHashMap<String, Author>,
-    name: &str,
-    followers: u64,
-    at: Millis,
-    count: bool,
-    first: impl FnOnce() -> (String, Option<String>, Option<String>),
-) {
-    if let Some(a) = list.get_mut(name) {
-        a.followers = a.followers.max(followers);
-        a.posts += count as u64;
-        return;
+impl Authors {
+    fn add_evidence(&mut self, e: &EvidencePost, at: Millis) {
+        let Some(a) = &e.author else { return };
+        self.add(a, e.followers.unwrap_or(0), at, || (e.id.clone(), e.url.clone(), e.author_url.clone()));
     }
-    if list.len() >= MAX_AUTHORS {
-        // Full: a new author takes the place of the smallest audience only if theirs is larger.
-        let (victim, min) = list
-            .iter()
-            .map(|(n, a)| (n.clone(), a.followers))
-            .min_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            .expect("full");
-        if followers <= min {
+
+    fn add(
+        &mut self,
+        name: &str,
+        followers: u64,
+        at: Millis,
+        first: impl FnOnce() -> (String, Option<String>, Option<String>),
+    ) {
+        if let Some(a) = self.by_name.get_mut(name) {
+            a.followers = a.followers.max(followers);
+            a.posts += 1;
             return;
         }
-        list.remove(&victim);
+        if self.by_name.len() >= MAX_AUTHORS {
+            let mut v: Vec<(u64, String)> = self.by_name.iter().map(|(n, a)| (a.followers, n.clone())).collect();
+            v.sort_unstable();
+            for (f, n) in v.into_iter().take(MAX_AUTHORS / 4) {
+                self.floor = self.floor.max(f);
+                self.by_name.remove(&n);
+            }
+        }
+        if self.floor > 0 && followers <= self.floor {
+            return;
+        }
+        let (first_post_id, first_post_url, author_url) = first();
+        self.by_name.insert(
+            name.to_string(),
+            Author { followers, posts: 1, first_at: at, first_post_id, first_post_url, author_url },
+        );
     }
-    let (first_post_id, first_post_url, author_url) = first();
-    list.insert(
-        name.to_string(),
-        Author { followers, posts: count as u64, first_at: at, first_post_id, first_post_url, author_url },
-    );
 }
 
 impl IncidentDigest {
@@ -155,7 +164,7 @@ impl IncidentDigest {
                 created_at: at,
             };
             d.stories.add(&sp, || e.clone());
-            evidence_amplifier(&mut d.authors, e, at, true);
+            d.authors.add_evidence(e, at);
         }
         d
     }
@@ -176,7 +185,7 @@ impl IncidentDigest {
         };
         self.stories.add(&sp, || crate::window::evidence(p));
         if let Some(a) = p.author {
-            add_author(&mut self.authors, a, p.followers.unwrap_or(0), p.created_at, true, || {
+            self.authors.add(a, p.followers.unwrap_or(0), p.created_at, || {
                 let e = crate::window::evidence(p);
                 (e.id, e.url, e.author_url)
             });
@@ -241,7 +250,7 @@ impl IncidentDigest {
 
     /// Phrases, stories and authors held (for the state-size tests).
     pub fn size(&self) -> (usize, usize, usize) {
-        (self.phrases.len(), self.stories.len(), self.authors.len())
+        (self.phrases.len(), self.stories.len(), self.authors.by_name.len())
     }
 
     pub fn drivers(&self, baseline: &drivers::Baseline) -> Vec<Driver> {
@@ -273,7 +282,7 @@ impl IncidentDigest {
     }
 
     pub fn amplifiers(&self) -> Vec<Amplifier> {
-        let mut v: Vec<(&String, &Author)> = self.authors.iter().collect();
+        let mut v: Vec<(&String, &Author)> = self.authors.by_name.iter().collect();
         v.sort_by(|a, b| b.1.followers.cmp(&a.1.followers).then(b.1.posts.cmp(&a.1.posts)).then(a.0.cmp(b.0)));
         v.into_iter()
             .take(AMPLIFIERS)
@@ -351,13 +360,47 @@ mod tests {
     }
 
     #[test]
-    fn authors_are_bounded_and_the_largest_audiences_stay() {
-        let mut list = FxHashMap::default();
-        for i in 0..(MAX_AUTHORS as u64 + 500) {
-            add_author(&mut list, &format!("a{i}"), i, 0, true, || (format!("p{i}"), None, None));
+    fn a_digest_flooded_with_distinct_posts_stays_within_its_caps() {
+        let mut d =
+            IncidentDigest::open(std::iter::empty(), &WindowStats::from_panes(0, 60_000, std::iter::empty()), &[]);
+        for i in 0..20_000u64 {
+            let (text, author, id) =
+                (format!("w{i} x{i} y{} z{} #t{i} @m{i}", i * 7, i * 13), format!("a{i}"), format!("p{i}"));
+            let v = PostView {
+                id: &id,
+                text: &text,
+                created_at: i as Millis,
+                author: Some(&author),
+                followers: Some(i),
+                compound: -0.5,
+                label: crate::sentiment::Label::Negative,
+                url: None,
+                author_url: None,
+                platform: Some(if i % 2 == 0 { "x" } else { "bluesky" }),
+            };
+            d.add_post(&v, &[]);
         }
-        assert_eq!(list.len(), MAX_AUTHORS);
-        assert!(list.contains_key(&format!("a{}", MAX_AUTHORS + 499)));
-        assert!(!list.contains_key("a0"));
+        let (phrases, stories, authors) = d.size();
+        assert!(
+            phrases <= drivers::MAX_INCIDENT_PHRASES && stories <= storylines::MAX_STORIES && authors <= MAX_AUTHORS
+        );
+        // What a snapshot holds for it, at the caps: a few hundred kilobytes, whatever the incident's size.
+        let bytes = serde_json::to_vec(&d).unwrap().len();
+        assert!(bytes < 600_000, "{bytes}");
+        assert_eq!(d.platforms().iter().map(|p| p.posts).sum::<u64>(), 20_000);
+    }
+
+    #[test]
+    fn authors_are_bounded_and_the_largest_audiences_stay() {
+        let mut list = Authors::default();
+        for i in 0..(MAX_AUTHORS as u64 + 500) {
+            list.add(&format!("a{i}"), i, 0, || (format!("p{i}"), None, None));
+        }
+        assert!(list.by_name.len() <= MAX_AUTHORS);
+        assert!(list.by_name.contains_key(&format!("a{}", MAX_AUTHORS + 499)));
+        assert!(!list.by_name.contains_key("a0"));
+        // A small audience arriving late does not push out a larger one.
+        list.add("late", 3, 0, || ("p".into(), None, None));
+        assert!(!list.by_name.contains_key("late"));
     }
 }

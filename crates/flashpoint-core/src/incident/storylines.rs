@@ -6,8 +6,8 @@
 //! `SIG` places have word-pair sets about that similar (Jaccard ≈ `MATCH / SIG`): one changed word in a
 //! tweet keeps them together, a different complaint does not. Candidates are found by banding (`BANDS` bands
 //! of two minimums: near-copies share a band with high probability), so joining a post costs a few map
-//! lookups whatever the number of stories. At most `MAX_STORIES` are kept; when full, the lightest is
-//! dropped, so a late-starting story can still enter.
+//! lookups whatever the number of stories. At most `MAX_STORIES` are kept; when full, the lightest quarter
+//! is dropped, so a late-starting story can still enter.
 
 use crate::time::Millis;
 use crate::window::EvidencePost;

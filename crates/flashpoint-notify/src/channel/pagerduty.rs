@@ -94,7 +94,8 @@ pub fn event(n: &Notice, ctx: &Context) -> Option<Value> {
     let e = &n.event;
     let dedup: String = e.incident_id.chars().take(MAX_DEDUP_KEY).collect();
     match n.kind {
-        NoticeKind::Update => None,
+        // A reminder is for the people on the incident's channels; the page is already open.
+        NoticeKind::Update | NoticeKind::Reminder => None,
         NoticeKind::Resolved => Some(json!({"event_action": "resolve", "dedup_key": dedup})),
         NoticeKind::Opened | NoticeKind::Escalated => {
             let summary = safe::plain(

@@ -3,7 +3,8 @@
 
 use crate::message::{Notice, NoticeKind};
 use crate::safe;
-use flashpoint_core::detect::Severity;
+use flashpoint_core::detect::{Reason, Severity};
+use flashpoint_core::event::SpikeEvent;
 use flashpoint_core::time::{format_rfc3339, Millis};
 use flashpoint_core::window::EvidencePost;
 
@@ -76,8 +77,68 @@ pub fn kind_phrase(n: &Notice) -> &'static str {
         NoticeKind::Opened => "incident open",
         NoticeKind::Escalated => "escalated",
         NoticeKind::Update => "update",
+        NoticeKind::Reminder => "response overdue",
         NoticeKind::Resolved => "resolved",
     }
+}
+
+/// Whole minutes, for the response lines (`75`).
+fn minutes(secs: u64) -> u64 {
+    secs / 60
+}
+
+/// The overdue reminder of an event that says `response_overdue`: `no public update from @AcmeAir for 75
+/// minutes; the plan says every 60` (or, before any response, how long since the opening against the plan's
+/// first-response time).
+pub fn response_reminder(e: &SpikeEvent) -> Option<String> {
+    let r = e.response.as_ref().filter(|_| e.reasons.contains(&Reason::ResponseOverdue))?;
+    let handle = safe::plain(&r.handle, 60);
+    Some(if r.first_at.is_none() {
+        format!(
+            "no public response from {handle} {} minutes after the incident opened; the plan says within {}",
+            minutes(r.silent_secs),
+            minutes(r.plan.first_response_within_secs)
+        )
+    } else {
+        format!(
+            "no public update from {handle} for {} minutes; the plan says every {}",
+            minutes(r.silent_secs),
+            minutes(r.plan.update_every_secs)
+        )
+    })
+}
+
+/// `@AcmeAir responded (1 post; first response 25 minutes after the opening)` when the company posted since the
+/// route's last message about the incident, which had seen `seen` of its posts (a held update may have been
+/// replaced by a newer state: the count, not the event's reason, says what the readers have not heard).
+pub fn responded(e: &SpikeEvent, seen: u64) -> Option<String> {
+    let r = e.response.as_ref().filter(|r| r.posts > seen)?;
+    let handle = safe::plain(&r.handle, 60);
+    let new = r.posts - seen;
+    let what = if new == 1 { "1 post".to_string() } else { format!("{new} posts") };
+    Some(match r.first_secs.filter(|_| seen == 0) {
+        Some(s) => format!("{handle} responded ({what}; first response {} minutes after the opening)", minutes(s)),
+        None => format!("{handle} posted an update ({what}; {} in all)", r.posts),
+    })
+}
+
+/// The post-mortem line of a resolved event: `detected 9m after the change began · first response after
+/// 25m · 2 responses · longest silence 1h 20m · calm 2h 10m after the first response`.
+pub fn post_mortem(e: &SpikeEvent) -> Option<String> {
+    let pm = e.post_mortem.as_ref()?;
+    let d = |s: u64| duration(s as Millis * 1000);
+    let mut parts = vec![format!("detected {} after the change began", d(pm.time_to_detect_secs))];
+    if e.response.is_some() {
+        parts.push(match pm.time_to_first_response_secs {
+            Some(s) => format!("first response after {}", d(s)),
+            None => "no response".to_string(),
+        });
+        parts.push(format!("{} responses · longest silence {}", pm.responses, d(pm.longest_silence_secs)));
+        if let Some(c) = pm.first_response_to_calm_secs {
+            parts.push(format!("calm {} after the first response", d(c)));
+        }
+    }
+    Some(parts.join(" · "))
 }
 
 /// `2h 05m`, `12m`, `45s`.
@@ -188,16 +249,20 @@ pub fn what_changed(n: &Notice) -> Option<String> {
     (!n.changes.is_empty()).then(|| format!("What changed: {}", n.changes.join(" · ")))
 }
 
-/// One line for a digest or a closing message.
+/// One line for a digest or a closing message (with the post-mortem, on a resolved event that has one).
 pub fn closing_summary(n: &Notice) -> String {
-    format!(
+    let line = format!(
         "open for {}, peak {} · peak volume {} · peak negative share {} · {} events",
         duration(n.open_for_ms()),
         n.peak_severity.as_str(),
         n.peak_volume,
         percent(n.peak_negative_share),
         n.events_seen
-    )
+    );
+    match post_mortem(&n.event) {
+        Some(pm) => format!("{line} · {pm}"),
+        None => line,
+    }
 }
 
 /// The headline. A resolved incident is not drawn in alarm colours: a check mark and its peak instead.

@@ -241,6 +241,7 @@ pub fn incident(inc: &Incident, links: &Links) -> String {
         "<section><h2>Posts and negative posts against the baseline</h2>{}</section>",
         chart::svg(&inc.events)
     );
+    b += &response(e);
     b += &drivers(e);
     b += &storylines(e);
     b += &amplifiers(e);
@@ -269,6 +270,50 @@ fn section(title: &str, head: &str, rows: Vec<String>, empty: &str) -> String {
         title.split_whitespace().next().unwrap_or("t").to_ascii_lowercase(),
         rows.concat()
     )
+}
+
+/// The company's own response (issue 23's fields), where the entity's accounts are watched: what the on-call
+/// lead checks next to the complaints (first reply, cadence, silence), then recovery and the post-mortem.
+fn response(e: &SpikeEvent) -> String {
+    let Some(r) = &e.response else { return String::new() };
+    let mins = |s: u64| crate::format::duration(s as i64 * 1000);
+    let mut facts: Vec<(&str, String)> = vec![
+        ("account", esc(&r.handle, 80)),
+        ("first response", r.first_secs.map_or("none yet".into(), |s| format!("{} after the alarm", mins(s)))),
+        ("responses", r.posts.to_string()),
+        ("longest silence", mins(r.longest_gap_secs)),
+        ("silent for", mins(r.silent_secs)),
+        ("overdue reminders", r.reminders.to_string()),
+        (
+            "plan",
+            format!(
+                "first within {}, then every {}",
+                mins(r.plan.first_response_within_secs),
+                mins(r.plan.update_every_secs)
+            ),
+        ),
+    ];
+    if let Some(rec) = &e.recovery {
+        facts.push((
+            "negative posts per hour",
+            format!(
+                "{} the hour before the first response, {} since",
+                number(rec.hour_before.negative_per_hour),
+                number(rec.since.negative_per_hour)
+            ),
+        ));
+    }
+    if let Some(pm) = &e.post_mortem {
+        facts.push(("time to detect", mins(pm.time_to_detect_secs)));
+        if let Some(s) = pm.first_response_to_calm_secs {
+            facts.push(("first response to calm", mins(s)));
+        }
+    }
+    let mut b = String::from("<section><h2>Response</h2><div class=\"facts\">");
+    for (k, v) in facts {
+        let _ = write!(b, "<div><b>{k}</b>{v}</div>");
+    }
+    b + "</div></section>"
 }
 
 const NONE_YET: &str = "None in this incident's events (events of schema v2 carry none).";
@@ -498,5 +543,32 @@ mod tests {
         assert!(html.contains("<svg") && html.contains("class=\"series volume\""), "a chart from the events");
         assert!(html.contains(NONE_YET));
         assert!(html.contains("badge crisis"));
+    }
+
+    #[test]
+    fn the_response_section_shows_the_companys_replies_when_its_accounts_are_watched() {
+        use flashpoint_core::detect::response::{ResponsePlan, ResponseReport};
+        let mut s = IncidentStore::unbounded();
+        s.record(Arc::new(event(EventKind::Opened, 0, Severity::Watch)), "{}").unwrap();
+        let html = incident(s.get("inc-1387cae96a0b8ab5").unwrap(), &Links::files());
+        assert!(!html.contains("<h2>Response</h2>"), "no section for an entity whose accounts are not watched");
+        let mut e = event(EventKind::Updated, 1, Severity::Warning);
+        e.response = Some(ResponseReport {
+            handle: "@Acme<b>".into(),
+            plan: ResponsePlan { first_response_within_secs: 1800, update_every_secs: 3600 },
+            first_at: Some(1_000),
+            first_secs: Some(1_500),
+            posts: 2,
+            new_posts: 1,
+            last_at: Some(2_000),
+            longest_gap_secs: 2_760,
+            silent_secs: 600,
+            reminders: 1,
+        });
+        s.record(Arc::new(e), "{}").unwrap();
+        let html = incident(s.get("inc-1387cae96a0b8ab5").unwrap(), &Links::files());
+        assert!(html.contains("<h2>Response</h2>"));
+        assert!(html.contains("@Acme&lt;b&gt;") && !html.contains("@Acme<b>"));
+        assert!(html.contains("25m after the alarm") && html.contains("46m"), "first reply and longest silence");
     }
 }
