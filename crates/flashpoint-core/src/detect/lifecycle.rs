@@ -294,6 +294,13 @@ impl Detector {
                 reasons,
             });
         }
+        // A signal that joins is noted before the class is judged: a share shift joining a buzz incident makes
+        // it a crisis in the same event, not one step later with an event of its own.
+        let joined = x.readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
+        if let Some(j) = joined {
+            inc.signals_fired |= 1 << j.signal as u8;
+            reading = j;
+        }
         // Buzz turning negative is news: the incident becomes a crisis, and its severity counts from now on.
         let turned = inc.class == IncidentClass::Buzz && classify(&inc) == IncidentClass::Crisis;
         if turned {
@@ -301,11 +308,6 @@ impl Detector {
         }
         let sev = severity(&inc, th).max(inc.severity);
         let grew = rate_doubled(&inc, th);
-        let joined = x.readings.iter().find(|r| r.fired && inc.signals_fired & (1 << r.signal as u8) == 0).copied();
-        if let Some(j) = joined {
-            inc.signals_fired |= 1 << j.signal as u8;
-            reading = j;
-        }
         if sev != inc.severity || grew || joined.is_some() || turned {
             let rose = sev != inc.severity;
             inc.seq += 1;

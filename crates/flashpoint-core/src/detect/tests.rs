@@ -408,6 +408,19 @@ fn a_share_shift_during_an_open_volume_incident_escalates_it() {
     assert!(joined.unwrap().0 > 2 * 1440 * MIN + 60 * MIN, "after the share shift began");
 }
 
+#[test]
+fn the_share_joining_a_buzz_incident_makes_it_a_crisis_in_the_same_event() {
+    // As above: a neutral surge (buzz), then a third of its posts negative. The event that says the share
+    // signal joined says crisis too.
+    let steps = (0..60).map(|_| (12, 0, 10)).chain((0..60).map(|_| (12, 5, 10)));
+    let d = lifecycle(&DetectionConfig::default(), steps);
+    let k = kinds(&d);
+    assert_eq!(d.events[0].1.incident.class, IncidentClass::Buzz, "{k:?}");
+    let share = d.events.iter().find(|e| e.1.incident.signals_fired & (1 << Signal::NegativeShare as u8) != 0);
+    let share = share.unwrap_or_else(|| panic!("the share never joined: {k:?}"));
+    assert_eq!((share.1.kind, share.1.incident.class), (EventKind::Updated, IncidentClass::Crisis), "{k:?}");
+}
+
 /// Two days of background, then an hour at four times its 3-5 posts a minute with `share` of them negative.
 fn surge_at_share(rng: &mut Rng, share: f64) -> Driver {
     let mut steps = Vec::new();
