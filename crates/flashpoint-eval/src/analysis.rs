@@ -144,7 +144,7 @@ pub fn judge(
     class: IncidentClass,
 ) -> Judged {
     let d = &events[first];
-    let has = |e: &RunEvent| e.drivers.iter().any(|p| *p == topic.phrase);
+    let has = |e: &RunEvent| e.drivers.contains(&topic.phrase);
     let mut j = Judged { topic_first: has(d), topic_best: false, class_first: d.class == class, class_last: false };
     let mut last = d;
     for e in events[first..].iter().filter(|e| e.incident == d.incident && e.end <= start + duration + DETECTION_GRACE)
