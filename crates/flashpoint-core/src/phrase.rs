@@ -113,6 +113,10 @@ pub fn phrases_of(text: &str, own: &[String], mut f: impl FnMut(&str, u64)) {
             }
             prev = Some(w);
         }
+        // Punctuation that ends a clause ends a phrase: "lost bags, no refund" says "lost bags", not "bags refund".
+        if tok.ends_with(['.', ',', ';', ':', '!', '?', ')', '"']) {
+            prev = None;
+        }
     }
 }
 
@@ -133,6 +137,8 @@ mod tests {
             "@AcmeAir lost my LUGGAGE again!! #AcmeFail see https://www.news.example.com/story?id=1 @bob lost luggage",
             &["acmeair", "acme", "air"],
         );
+        // A clause's end ends a pair.
+        assert_eq!(collect("lost bags, no refund", &[]), vec!["lost", "bags", "lost bags", "refund"]);
         assert_eq!(
             p,
             vec!["lost", "luggage", "lost luggage", "#acmefail", "see", "news.example.com", "@bob"],
