@@ -155,6 +155,22 @@ pub struct WindowSummary {
     pub score: f64,
 }
 
+/// The index of the item for pane `start` in `q`, kept sorted by start, made by `make` where there is none yet.
+/// Searched from the back: posts (and responses) mostly land in the newest pane.
+fn slot<T>(q: &mut VecDeque<T>, start: Millis, start_of: impl Fn(&T) -> Millis, make: impl FnOnce() -> T) -> usize {
+    match q.iter().rposition(|x| start_of(x) <= start) {
+        Some(i) if start_of(&q[i]) == start => i,
+        Some(i) => {
+            q.insert(i + 1, make());
+            i + 1
+        }
+        None => {
+            q.push_front(make());
+            0
+        }
+    }
+}
+
 pub struct Aggregator {
     spec: WindowSpec,
     lateness: Millis,
@@ -301,18 +317,7 @@ impl Aggregator {
             self.next_end = Some(pane_start + self.spec.slide);
         }
         let st = self.states.get_mut(&entity).expect("admitted");
-        // Panes are kept sorted by start; posts mostly land in the newest one.
-        let idx = match st.panes.iter().rposition(|pn| pn.start <= pane_start) {
-            Some(i) if st.panes[i].start == pane_start => i,
-            Some(i) => {
-                st.panes.insert(i + 1, Pane::new(pane_start));
-                i + 1
-            }
-            None => {
-                st.panes.push_front(Pane::new(pane_start));
-                0
-            }
-        };
+        let idx = slot(&mut st.panes, pane_start, |pn| pn.start, || Pane::new(pane_start));
         let before = st.panes[idx].terms_dropped;
         st.panes[idx].add(p, &self.pane_limits, &st.own_terms);
         // During an incident every post is the incident's evidence; outside, a sample feeds the baseline.
@@ -332,17 +337,7 @@ impl Aggregator {
     pub fn respond(&mut self, entity: EntityId, name: &str, own_terms: &[String], p: &PostView, out: &mut Vec<Output>) {
         let Some(pane_start) = self.admit(entity, name, own_terms, p, out) else { return };
         let st = self.states.get_mut(&entity).expect("admitted");
-        let idx = match st.responses.iter().rposition(|r| r.0 <= pane_start) {
-            Some(i) if st.responses[i].0 == pane_start => i,
-            Some(i) => {
-                st.responses.insert(i + 1, (pane_start, ResponseStep::default()));
-                i + 1
-            }
-            None => {
-                st.responses.push_front((pane_start, ResponseStep::default()));
-                0
-            }
-        };
+        let idx = slot(&mut st.responses, pane_start, |r| r.0, || (pane_start, ResponseStep::default()));
         st.responses[idx].1.add(p.created_at);
         self.counters.responses += 1;
     }
