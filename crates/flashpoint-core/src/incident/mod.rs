@@ -56,6 +56,20 @@ struct Point {
     neg_var: f64,
 }
 
+impl Point {
+    /// Takes the later point `q` into this one: counts, means and variances add, the end moves to `q`'s.
+    fn absorb(&mut self, q: &Point) {
+        self.end = q.end;
+        self.steps += q.steps;
+        self.volume += q.volume;
+        self.negative += q.negative;
+        self.vol_mean += q.vol_mean;
+        self.vol_var += q.vol_var;
+        self.neg_mean += q.neg_mean;
+        self.neg_var += q.neg_var;
+    }
+}
+
 /// The evidence an open incident accumulates. See the module comment.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IncidentDigest {
@@ -197,34 +211,29 @@ impl IncidentDigest {
 
     /// Adds a step to the timeline (one per closed window while the incident is open).
     pub fn step(&mut self, end: Millis, volume: u64, negative: u64, b: &StepBaseline) {
+        let point = Point {
+            end,
+            steps: 1,
+            volume,
+            negative,
+            vol_mean: b.volume_mean,
+            vol_var: b.volume_var,
+            neg_mean: b.negative_mean,
+            neg_var: b.negative_var,
+        };
+        self.add_point(point);
+    }
+
+    fn add_point(&mut self, point: Point) {
         let per = self.per_point.max(1);
-        match self.timeline.last_mut() {
-            Some(last) if last.steps < per => {
-                last.end = end;
-                last.steps += 1;
-                last.volume += volume;
-                last.negative += negative;
-                last.vol_mean += b.volume_mean;
-                last.vol_var += b.volume_var;
-                last.neg_mean += b.negative_mean;
-                last.neg_var += b.negative_var;
-            }
-            _ => {
-                if self.timeline.len() >= MAX_TIMELINE {
-                    self.halve();
-                    return self.step(end, volume, negative, b);
-                }
-                self.timeline.push(Point {
-                    end,
-                    steps: 1,
-                    volume,
-                    negative,
-                    vol_mean: b.volume_mean,
-                    vol_var: b.volume_var,
-                    neg_mean: b.negative_mean,
-                    neg_var: b.negative_var,
-                });
-            }
+        if let Some(last) = self.timeline.last_mut().filter(|l| l.steps < per) {
+            last.absorb(&point);
+        } else if self.timeline.len() >= MAX_TIMELINE {
+            // Halved, the last point may take this step after all (the points now hold twice as many).
+            self.halve();
+            self.add_point(point);
+        } else {
+            self.timeline.push(point);
         }
     }
 
@@ -234,14 +243,7 @@ impl IncidentDigest {
         for pair in old.chunks(2) {
             let mut p = pair[0].clone();
             if let Some(q) = pair.get(1) {
-                p.end = q.end;
-                p.steps += q.steps;
-                p.volume += q.volume;
-                p.negative += q.negative;
-                p.vol_mean += q.vol_mean;
-                p.vol_var += q.vol_var;
-                p.neg_mean += q.neg_mean;
-                p.neg_var += q.neg_var;
+                p.absorb(q);
             }
             self.timeline.push(p);
         }
