@@ -1,7 +1,7 @@
 //! The inline PNG chart of an email: the incident's posts per step (bars) against their usual range (the
 //! baseline band, grey), and its negative posts (red line), with the incident's span shaded. A gap in the
-//! series (steps the event does not carry, or silence between events) breaks the line and the band rather
-//! than drawing a slope across time nobody observed.
+//! series (`format::line_runs`: steps the event does not carry, or silence between events) breaks the line and
+//! the band rather than drawing a slope across time nobody observed.
 //!
 //! Drawn with `plotters` into an RGB buffer and encoded with `png`. Labels use a 14 kB ASCII subset of DejaVu
 //! Sans bundled in the crate (assets/, Bitstream Vera licence), registered once, so no system fonts or
@@ -25,23 +25,6 @@ pub struct ChartError(String);
 fn hhmm(ms: Millis) -> String {
     let s = format_rfc3339(ms);
     s.get(11..16).unwrap_or("").to_string()
-}
-
-/// The points split where the spacing jumps: more than 1.5 times the usual (median) step apart.
-fn runs(points: &[Point]) -> Vec<&[Point]> {
-    let mut gaps: Vec<Millis> = points.windows(2).map(|w| w[1].at - w[0].at).filter(|&g| g > 0).collect();
-    gaps.sort_unstable();
-    let Some(&usual) = gaps.get(gaps.len() / 2) else { return vec![points] };
-    let mut out = Vec::new();
-    let mut from = 0;
-    for i in 1..points.len() {
-        if (points[i].at - points[i - 1].at) * 2 > usual * 3 {
-            out.push(&points[from..i]);
-            from = i;
-        }
-    }
-    out.push(&points[from..]);
-    out
 }
 
 /// PNG bytes of the chart for `points` with the incident from `start` to `end`.
@@ -94,7 +77,8 @@ pub fn render(points: &[Point], start: Millis, end: Millis) -> Result<Vec<u8>, C
             }))
             .map_err(|e| err(&e))?;
         let red = RGBColor(200, 40, 40);
-        for run in runs(points) {
+        let times: Vec<Millis> = points.iter().map(|p| p.at).collect();
+        for run in crate::format::line_runs(&times).into_iter().map(|r| &points[r]) {
             // The usual range as one polygon per unbroken run: low edge forwards, high edge back.
             let banded: Vec<&Point> = run.iter().filter(|p| p.band.is_some()).collect();
             if banded.len() >= 2 {
@@ -143,7 +127,8 @@ mod tests {
                 band: Some([5.0, 20.0]),
             })
             .collect();
-        assert_eq!(runs(&pts).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![5, 5]);
+        let times: Vec<Millis> = pts.iter().map(|p| p.at).collect();
+        assert_eq!(crate::format::line_runs(&times), [0..5, 5..10]);
         let png = render(&pts, 1_000_000_000 + 900_000, 1_000_000_000 + 2_400_000).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let dec = png::Decoder::new(std::io::Cursor::new(&png));

@@ -284,6 +284,27 @@ pub fn time_range(from: Millis, to: Millis) -> String {
     format!("{} – {}", format_rfc3339(from), format_rfc3339(to))
 }
 
+/// The ranges of a chart's points (by time) drawn as one line, in the email chart and the incident page alike: a new run starts where two points are much further apart than their
+/// neighbours (a step missing), so a coarser part of the series (merged steps) is not taken for a gap.
+pub fn line_runs(times: &[Millis]) -> Vec<std::ops::Range<usize>> {
+    let gaps: Vec<Millis> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &g) in gaps.iter().enumerate() {
+        let prev = if i > 0 { gaps[i - 1] } else { 0 };
+        let next = gaps.get(i + 1).copied().unwrap_or(0);
+        let near = prev.max(next);
+        if near > 0 && g > 3 * near {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < times.len() {
+        out.push(start..times.len());
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use crate::message::{Notice, NoticeKind, Point};

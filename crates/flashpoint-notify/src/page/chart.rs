@@ -192,25 +192,9 @@ fn short_number(v: f64) -> String {
     }
 }
 
-/// The point ranges drawn as one line: a new run starts where two points are much further apart than their
-/// neighbours (a step missing), so a coarser part of the series (merged steps) is not taken for a gap.
+/// The timeline's unbroken runs (`format::line_runs`, the rule the email chart follows too).
 fn runs(points: &[TimelinePoint]) -> Vec<std::ops::Range<usize>> {
-    let gaps: Vec<i64> = points.windows(2).map(|w| w[1].window_end - w[0].window_end).collect();
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, &g) in gaps.iter().enumerate() {
-        let prev = if i > 0 { gaps[i - 1] } else { 0 };
-        let next = gaps.get(i + 1).copied().unwrap_or(0);
-        let near = prev.max(next);
-        if near > 0 && g > 3 * near {
-            out.push(start..i + 1);
-            start = i + 1;
-        }
-    }
-    if start < points.len() {
-        out.push(start..points.len());
-    }
-    out
+    crate::format::line_runs(&points.iter().map(|p| p.window_end).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
