@@ -40,7 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_sentiment_head import CACHE, LABELS, dedup_key, macro_recall, normalize, read_semeval  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEV_FILE = "twitter-2016devtest-A.txt"
+# The later collection: the 2016 test file (20,632 tweets gathered after every training file) is where the epoch,
+# temperature and neutral offset are chosen, because the tweets the scorer meets are later than its training data.
+SELECT_FILE = "twitter-2016test-A.txt"
 
 
 def log(msg):
@@ -51,7 +53,9 @@ def recalls(y, pred):
     return [float(np.mean(pred[y == c] == c)) for c in range(3)]
 
 
-def load_data(data):
+def load_data(data, select_file, final):
+    """(train, dev, val): dev is `select_file`, held out unless `final` (then it is trained on as well and only
+    printed, as an in-sample figure)."""
     rows = read_semeval(os.path.join(data, "semeval2017_task4A"))
     with open(os.path.join(data, "tweeteval_sentiment/val_text.txt"), encoding="utf-8") as f:
         val_raw = [line.rstrip("\n") for line in f]
@@ -61,7 +65,7 @@ def load_data(data):
     seen_ids, seen_text, train, dev = set(), set(), [], []
     dropped_val = dropped_dup = 0
     # The dev file first, so a tweet in both it and a training file stays in dev (and out of training).
-    rows.sort(key=lambda r: r[3] != DEV_FILE)
+    rows.sort(key=lambda r: r[3] != select_file)
     for tid, y, text, name in rows:
         k = dedup_key(text)
         if k in val_keys:
@@ -72,9 +76,11 @@ def load_data(data):
             continue
         seen_ids.add(tid)
         seen_text.add(k)
-        (dev if name == DEV_FILE else train).append((normalize(text), y))
+        (dev if name == select_file else train).append((normalize(text), y))
+    if final:
+        train = train + dev
     log(f"semeval rows {len(rows)}; dropped {dropped_val} in tweeteval validation, {dropped_dup} duplicates; "
-        f"train {len(train)}, dev ({DEV_FILE}) {len(dev)}")
+        f"train {len(train)}, dev ({select_file}{', also trained on' if final else ''}) {len(dev)}")
     val = [(normalize(t), y) for t, y in zip(val_raw, val_y)]
     return train, dev, val, dropped_val, dropped_dup
 
@@ -206,9 +212,15 @@ def ece(probs, y, bins=10):
 
 
 def report(name, logits, y):
+    """Macro recall, per-class recall and precision, and the negative share predicted against labelled (the
+    detector reads the share: a scorer that calls ordinary tweets negative inflates it)."""
     pred = logits.argmax(1).numpy()
-    r = recalls(y.numpy(), pred)
-    return {f"{name}_macro_recall": round(float(np.mean(r)), 4), f"{name}_recall": [round(x, 4) for x in r]}
+    y = y.numpy()
+    r = recalls(y, pred)
+    prec = [float(np.mean(y[pred == c] == c)) if (pred == c).any() else 0.0 for c in range(3)]
+    return {f"{name}_macro_recall": round(float(np.mean(r)), 4), f"{name}_recall": [round(x, 4) for x in r],
+            f"{name}_precision": [round(x, 4) for x in prec],
+            f"{name}_negative_share": [round(float(np.mean(pred == 0)), 4), round(float(np.mean(y == 0)), 4)]}
 
 
 def main():
@@ -218,7 +230,15 @@ def main():
     ap.add_argument("--head", default=os.path.join(HERE, "../models/minilm-sentiment-head"),
                     help="the frozen-encoder head the training starts from")
     ap.add_argument("--out", default=os.path.join(HERE, "../models/minilm-sentiment-finetuned"))
-    ap.add_argument("--train-layers", type=int, default=2, help="top transformer layers trained (6 = all)")
+    ap.add_argument("--train-layers", type=int, default=6, help="top transformer layers trained (6 = all)")
+    ap.add_argument("--select", default=SELECT_FILE, help="the SemEval file held out to choose on")
+    ap.add_argument("--layer-decay", type=float, default=1.0,
+                    help="learning rate factor per layer down from the top (1 = the same for every layer)")
+    ap.add_argument("--final", action="store_true",
+                    help="train on every file, --select included, for --epochs, with the --temperature and "
+                         "--neutral-offset a selection run chose (nothing is chosen)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="with --final: the chosen temperature")
+    ap.add_argument("--neutral-offset", type=float, default=0.0, help="with --final: the chosen offset")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of the transformer layers")
@@ -238,7 +258,7 @@ def main():
     torch.manual_seed(0)
     rng = random.Random(0)
 
-    train, dev, val, dropped_val, dropped_dup = load_data(args.data)
+    train, dev, val, dropped_val, dropped_dup = load_data(args.data, args.select, args.final)
     if args.limit:
         train = train[: args.limit]
     tok = AutoTokenizer.from_pretrained(args.encoder)
@@ -267,9 +287,11 @@ def main():
     cw = counts.sum() / (3 * counts)
     cw[1] *= args.neutral_weight
     log(f"train counts {counts.tolist()}, class weights {[round(x, 3) for x in cw.tolist()]}")
-    trained = [p for p in net.bert.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": trained, "lr": args.lr}, {"params": net.head.parameters(), "lr": args.head_lr}],
-                            weight_decay=0.01)
+    # Layer-wise decay: the lower layers hold general language and move less than the top ones.
+    groups = [{"params": list(layer.parameters()), "lr": args.lr * args.layer_decay ** (len(net.bert.encoder.layer) - 1 - i)}
+              for i, layer in enumerate(net.bert.encoder.layer) if i >= net.split]
+    groups.append({"params": net.head.parameters(), "lr": args.head_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     per_epoch = math.ceil(len(ys) / args.batch_size)
     steps = args.epochs * per_epoch
     warm = max(1, int(0.06 * steps))
@@ -303,25 +325,25 @@ def main():
                 log(f"epoch {epoch} batch {n}/{per_epoch} loss {loss.item():.4f} {seen / (time.time() - t0):.0f} tweets/s")
         rec = evaluate(epoch, round(time.time() - t0, 1))
         history.append(rec)
-        if rec["dev_macro_recall"] > best[0]:
+        if args.final or rec["dev_macro_recall"] > best[0]:
             best = (rec["dev_macro_recall"], epoch, {k: v.clone() for k, v in net.state_dict().items()})
-    log(f"best epoch on dev: {best[1]} (dev macro recall {best[0]:.4f})")
+    log(f"{'last' if args.final else 'best'} epoch: {best[1]} (dev macro recall {best[0]:.4f})")
     net.load_state_dict(best[2])
 
     dev_logits = logits_of(net, sets["dev"][0], cached["dev"])
-    temp, nll = fit_temperature(dev_logits, sets["dev"][1])
+    temp, nll = (args.temperature, None) if args.final else fit_temperature(dev_logits, sets["dev"][1])
     val_logits = logits_of(net, sets["val"][0], cached["val"])
     calib = {
         "temperature": round(temp, 4),
         "dev_nll_before": round(torch.nn.functional.cross_entropy(dev_logits, sets["dev"][1]).item(), 4),
-        "dev_nll_after": round(nll, 4),
+        "dev_nll_after": round(torch.nn.functional.cross_entropy(dev_logits / temp, sets["dev"][1]).item(), 4),
         "val_ece_before": round(ece(val_logits.softmax(1), sets["val"][1]), 4),
         "val_ece_after": round(ece((val_logits / temp).softmax(1), sets["val"][1]), 4),
     }
     # A shift of the neutral logit, chosen on dev for macro recall: class weighting sets the operating point for
     # the training distribution, dev (2016, like the tweets that matter) may want another.
-    offset = 0.0
-    if args.tune_neutral_offset:
+    offset = args.neutral_offset if args.final else 0.0
+    if args.tune_neutral_offset and not args.final:
         grid = [round(x, 2) for x in np.arange(-1.0, 1.01, 0.05)]
         scored = []
         for o in grid:
@@ -356,14 +378,16 @@ def main():
                    f"with the head (scripts/finetune_sentiment.py)",
         "trained_layers": list(range(net.split, net.split + net.k)),
         "training_data": "SemEval-2013..2016 Twitter task A (semeval2017_task4A), minus tweets in TweetEval "
-                         f"validation and minus {DEV_FILE} (held out: epoch choice and temperature)",
+                         + (f"validation; the epochs, temperature and neutral offset were chosen with {args.select} "
+                            "held out, then it was trained on too" if args.final else
+                            f"validation and minus {args.select} (held out: epoch, temperature, neutral offset)"),
         "training_rows": len(train),
         "dev_rows": len(dev),
         "dropped_in_tweeteval_validation": dropped_val,
         "dropped_duplicates": dropped_dup,
         "hyper_parameters": {k: getattr(args, k) for k in ("train_layers", "epochs", "batch_size", "lr", "head_lr",
-                                                              "neutral_weight", "label_smoothing",
-                                                              "tune_neutral_offset")},
+                                                              "layer_decay", "neutral_weight", "label_smoothing",
+                                                              "tune_neutral_offset", "final", "select")},
         "best_epoch": best[1],
         "history": history,
         "calibration": calib,

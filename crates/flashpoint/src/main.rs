@@ -140,10 +140,18 @@ enum Cmd {
     /// and print macro-averaged recall (TweetEval's metric), per-class recall, accuracy and throughput, plus the
     /// set's texts per language as the language gate sees them and the recall over the texts it scores.
     EvalSentiment {
-        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment), or a JSON Lines
-        /// file of {"text":..,"label":"negative|neutral|positive"|0|1|2|null,"lang":..} (a mixed-language set).
+        /// Folder with val_text.txt and val_labels.txt (e.g. ../shared/data/tweeteval_sentiment), a SemEval
+        /// Twitter file (.txt or .tsv: id, label, text; e.g. twitter-2016test-A.txt), or a JSON Lines file of
+        /// {"text":..,"label":"negative|neutral|positive"|0|1|2|null,"lang":..} (a mixed-language set).
         #[arg(long)]
         data: PathBuf,
+        /// A brand-relative set over the --data folder's validation texts: a TSV with `line`, `mention` and
+        /// `label` columns (data/brand-sentiment/tweeteval-val-brands.tsv), labels toward the brand named.
+        #[arg(long)]
+        brands: Option<PathBuf>,
+        /// With --brands: score the whole tweet (as the pipeline does) or only the sentence naming the brand.
+        #[arg(long, value_enum, default_value = "tweet", requires = "brands")]
+        brand_scope: BrandScopeArg,
         /// Evaluate every backend this binary has: the lexicon, and the transformer at int8 and fp32 when built in
         /// and given a model directory; then one summary line each.
         #[arg(long)]
@@ -293,6 +301,13 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+/// `eval-sentiment --brand-scope`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BrandScopeArg {
+    Tweet,
+    Sentence,
 }
 
 #[derive(Subcommand)]
@@ -475,13 +490,23 @@ fn real_main() -> Result<ExitCode> {
             eprintln!("{{\"produced\":{n},\"topic\":{}}}", serde_json::to_string(&topic)?);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::EvalSentiment { data, all_backends, config, raw, scorer } => {
+        Cmd::EvalSentiment { data, brands, brand_scope, all_backends, config, raw, scorer } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?.scorer,
                 None => ScorerConfig::default(),
             };
             scorer.apply(&mut cfg)?;
-            let sample = flashpoint_eval::sentiment::Sample::load(&data, raw || !cfg.normalize)?;
+            let raw = raw || !cfg.normalize;
+            let sample = match brands {
+                Some(b) => {
+                    let scope = match brand_scope {
+                        BrandScopeArg::Tweet => flashpoint_eval::sentiment::BrandScope::Tweet,
+                        BrandScopeArg::Sentence => flashpoint_eval::sentiment::BrandScope::Sentence,
+                    };
+                    flashpoint_eval::sentiment::Sample::brands(&data, &b, raw, scope)?
+                }
+                None => flashpoint_eval::sentiment::Sample::load(&data, raw)?,
+            };
             let mut backends = Vec::new();
             if all_backends {
                 backends.push((ScorerConfig { kind: ScorerKind::Lexicon, ..cfg.clone() }, "lexicon".to_string()));
