@@ -1,26 +1,26 @@
 #!/usr/bin/env python3
-"""Fine-tunes all-MiniLM-L6-v2's top transformer layers together with the sentiment head, on two CPU cores.
+"""Fine-tunes all-MiniLM-L6-v2's transformer layers (all six by default) together with the sentiment head, on CPU.
 
     scripts/libtorch.sh --python      # once: the torch 2.4.0 venv and the encoder
-    ~/.cache/flashpoint/torch-venv/bin/python scripts/finetune_sentiment.py [--train-layers 2] [--epochs 3] ...
+    ~/.cache/flashpoint/torch-venv/bin/python scripts/finetune_sentiment.py [--train-layers 6] [--epochs 3] ...
 
-Same architecture as the Rust scorer runs (BERT -> mean pooling -> L2 normalisation -> linear -> softmax). Why
-only the top layers: a full fine-tune runs forward and backward through all six layers for every tweet of every
-epoch, which on two CPU cores is hours. With the lower layers frozen, their output for each tweet never changes,
-so they run once (forward only) and their hidden states are cached (fp16, unpadded, in RAM); each epoch then runs
-only the top `--train-layers` layers. `--train-layers 6` trains every transformer layer; the token embeddings
-stay frozen then too (their output is what is cached), which keeps the shipped delta at half the model's size.
+Same architecture as the Rust scorer runs (BERT -> mean pooling -> L2 normalisation -> linear -> softmax). The
+token embeddings and any layers below the top `--train-layers` stay frozen: their output for each tweet never
+changes, so it runs once (forward only) and is cached (fp16, unpadded, in RAM and on disk); each epoch runs only
+the trained layers. Frozen embeddings also keep the shipped delta at half the model's size.
 
 Data: the SemEval-2013..2016 Twitter files (read, normalised and de-duplicated exactly as
-scripts/train_sentiment_head.py does; every tweet also in TweetEval's validation split is dropped).
-twitter-2016devtest is held out of training: the epoch is chosen on it and the temperature of the softmax is fitted
-on it (so the three probabilities, and `compound = pos - neg`, are calibrated). TweetEval's validation split is
-only printed, as a check; nothing is chosen on it.
+scripts/train_sentiment_head.py does; every tweet also in TweetEval's validation split is dropped). `--select`
+(twitter-2016test, collected after every other file) is held out: the epoch is chosen on it, a softmax temperature
+is fitted on it (so the probabilities, and `compound = pos - neg`, are calibrated) and `--tune-offsets` picks two
+logit offsets on it. `--final` then trains on every file with the chosen settings, choosing nothing.
+TweetEval's validation split is only printed, as a check; nothing is chosen on it. The commands that built the
+committed model, and every run of the grid, are in models/minilm-sentiment-finetuned/README.md.
 
 Output (--out, default models/minilm-sentiment-finetuned): `delta.safetensors` (the trained layers, fp16, under
-the encoder checkpoint's own tensor names), `head.safetensors` (fp16, with the temperature folded in: logits / T
-is a linear map too) and `head.json` (training record). scripts/libtorch.sh merges the delta into the encoder's
-model.safetensors to build the scorer's model directory.
+the encoder checkpoint's own tensor names), `head.safetensors` (fp16, with the temperature and offsets folded in:
+logits / T + b is a linear map too) and `head.json` (training record). scripts/libtorch.sh merges the delta into
+the encoder's model.safetensors to build the scorer's model directory.
 """
 import argparse
 import hashlib
