@@ -168,21 +168,9 @@ fn budget_table(s: &mut String, r: &Report) {
          | series | entity-weeks (unlabelled) | openings | on a natural surge | on neither | per entity-week | \
          pages | entity-weeks | pages per entity-week |\n|---|---|---|---|---|---|---|---|---|"
     );
-    let mut t = crate::analysis::Budget::default();
+    let mut t = crate::analysis::Budget { series: "**all**".into(), ..Default::default() };
     for b in &r.budget {
-        let _ = writeln!(
-            s,
-            "| {} | {:.1} | {} | {} | {} | {:.2} | {} | {:.1} | {:.2} |",
-            b.series,
-            b.weeks_unlabelled,
-            b.openings,
-            b.on_natural,
-            b.unexplained,
-            b.unexplained as f64 / b.weeks_unlabelled.max(1e-9),
-            b.pages,
-            b.weeks,
-            b.pages as f64 / b.weeks.max(1e-9)
-        );
+        budget_row(s, b, "");
         t.weeks_unlabelled += b.weeks_unlabelled;
         t.openings += b.openings;
         t.on_natural += b.on_natural;
@@ -190,17 +178,24 @@ fn budget_table(s: &mut String, r: &Report) {
         t.pages += b.pages;
         t.weeks += b.weeks;
     }
+    budget_row(s, &t, "**");
+    s.push('\n');
+}
+
+/// One row of the budget table; `em` marks the two rates (bold on the totals row).
+fn budget_row(s: &mut String, b: &crate::analysis::Budget, em: &str) {
     let _ = writeln!(
         s,
-        "| **all** | {:.1} | {} | {} | {} | **{:.2}** | {} | {:.1} | **{:.2}** |\n",
-        t.weeks_unlabelled,
-        t.openings,
-        t.on_natural,
-        t.unexplained,
-        t.unexplained as f64 / t.weeks_unlabelled.max(1e-9),
-        t.pages,
-        t.weeks,
-        t.pages as f64 / t.weeks.max(1e-9)
+        "| {} | {:.1} | {} | {} | {} | {em}{:.2}{em} | {} | {:.1} | {em}{:.2}{em} |",
+        b.series,
+        b.weeks_unlabelled,
+        b.openings,
+        b.on_natural,
+        b.unexplained,
+        b.unexplained as f64 / b.weeks_unlabelled.max(1e-9),
+        b.pages,
+        b.weeks,
+        b.pages as f64 / b.weeks.max(1e-9)
     );
 }
 
