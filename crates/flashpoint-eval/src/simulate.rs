@@ -142,13 +142,14 @@ impl Trace {
     fn event(&mut self, e: &SpikeEvent, end: Millis, agg: &Aggregator) {
         let _ = writeln!(
             self.buf,
-            "# {:?} {end} {} obs {} base {:.1} score {:.2} {:?}",
+            "# {:?} {end} {} obs {} base {:.1} score {:.2} {:?} {}",
             e.kind,
             e.signal.as_str(),
             e.observed,
             e.baseline,
             e.score,
-            e.severity
+            e.severity,
+            e.class.as_str()
         );
         // Which statistics were over their thresholds (signal, design index), for an opening.
         if let (EventKind::Opened, Some(d)) = (e.kind, agg.detector_diagnostics(0)) {

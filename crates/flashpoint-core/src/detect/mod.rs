@@ -36,7 +36,7 @@ pub use response::{ResponsePlan, ResponseSetup, ResponseStep};
 use crate::time::{hour_of_day, Millis};
 use crate::window::WindowStats;
 use cusum::{Cusum, PerStatistic};
-use lifecycle::WindowEvidence;
+use lifecycle::{RecentVolume, WindowEvidence};
 use model::{CountModel, Prediction, ShareModel};
 use serde::{Deserialize, Serialize};
 
@@ -151,6 +151,9 @@ pub struct Detector {
     /// calm resolution puts these back; a re-assessed one keeps the new level.
     #[serde(default)]
     before_incident: Option<Box<(CountModel, CountModel, ShareModel)>>,
+    /// The last `Thresholds::surge_steps` steps' volume against the baseline: what a buzz opening waits for.
+    #[serde(default)]
+    recent_volume: RecentVolume,
     /// The last hour of steps, kept only for an entity whose own accounts are watched (`response`).
     #[serde(default, skip_serializing_if = "response::RecentSteps::is_empty")]
     recent: response::RecentSteps,
@@ -197,7 +200,6 @@ pub(crate) struct Expectation {
     vol_window: f64,
     neg_window: f64,
     share: f64,
-    phi: f64,
     /// Evidence this step gives for "back at baseline", per signal (`lifecycle::calm_evidence`).
     calm_llr: [f64; 3],
     /// Each statistic's calibrated threshold after this step.
@@ -260,6 +262,7 @@ impl Detector {
             negative_var: var(&p.negative),
         };
         let threshold = self.advance_statistics(step, &p, th);
+        self.recent_volume.push(step.volume as f64, p.volume.mean, th.surge_steps);
         // Dispersions learn only while no incident is open, so a crisis does not teach them that crises are noise.
         let quiet = self.open.is_none();
         let (xv, xn, xs) = (step.volume as f64, step.negative as f64, step.scored as f64);
@@ -272,7 +275,6 @@ impl Detector {
             vol_window: k * p.volume.mean,
             neg_window: k * p.negative.mean,
             share: p.share,
-            phi: p.phi,
             calm_llr,
             threshold,
         }

@@ -89,34 +89,45 @@ fn thresholds_follow_the_false_alarm_budget() {
     assert!(DetectionConfig { escalate_ratio: 1.0, ..c }.resolve(MIN, MIN).is_err());
 }
 
-/// The calibration test: on 40 entity-weeks of a stationary, overdispersed, seasonal stream the measured
-/// false-alarm rate must be within [target / 10, 2 × target] at two presets (the bound the thresholds come
-/// from is conservative, so the rate is usually below the target; measured: 0.200/week at medium, 0.775 at high).
+/// The calibration test: on 40 entity-weeks of a stationary, overdispersed, seasonal stream the statistics'
+/// measured alarm rate (a reading crossing its threshold while no incident is open) must be within
+/// [target / 10, 2 × target] at two presets (the bound the thresholds come from is conservative, so the rate
+/// is usually below the target; measured: 0.200/week at medium, 1.150 at high). Openings are fewer (0.025 and
+/// 0.300): an alarm on ordinary posts opens only once they surge (`lifecycle::RecentVolume`), which this
+/// stream rarely does, so most openings here are the share statistics' alarms.
 #[test]
 fn false_alarm_rate_on_a_stationary_stream_is_within_budget() {
     for (sens, seed) in [(Sensitivity::High, 1u64), (Sensitivity::Medium, 2)] {
         let cfg = DetectionConfig { sensitivity: sens, cooldown_secs: 0, ..DetectionConfig::default() };
         let mut rng = Rng::new(seed);
-        let mut alarms = 0usize;
+        let (mut alarms, mut opened) = (0usize, 0usize);
         let mut weeks = 0.0;
         // Four entities of different sizes, ten weeks each (after a day of warm-up).
         for (lo, hi, share) in [(0.05, 0.4, 0.1), (1.0, 6.0, 0.15), (5.0, 30.0, 0.2), (0.3, 2.0, 0.3)] {
             let mut d = Driver::new(&cfg);
             let minutes = 1440 + 10 * 7 * 1440;
+            let mut fired = false;
             for m in 0..minutes {
                 let (v, n) = background(&mut rng, m, lo, hi, share);
+                let quiet = d.det.open.is_none() && d.det.cooldown_left == 0;
                 d.step(v, n, 0);
+                let now = d.det.last_score >= 1.0;
+                alarms += usize::from(quiet && now && !fired && d.det.steps_seen > d.th.warmup_steps);
+                fired = now;
             }
-            alarms += d.opened();
+            opened += d.opened();
             weeks += 10.0;
         }
         let rate = alarms as f64 / weeks;
         let target = sens.false_alarms_per_week();
-        eprintln!("{sens:?}: {alarms} alarms in {weeks} entity-weeks = {rate:.3}/week (target {target})");
+        eprintln!(
+            "{sens:?}: {alarms} alarms, {opened} openings in {weeks} entity-weeks = {rate:.3}/week (target {target})"
+        );
         assert!(
             rate <= 2.0 * target && rate >= target / 10.0,
             "{sens:?}: {alarms} alarms in {weeks} entity-weeks = {rate}/week, target {target}"
         );
+        assert!(opened <= alarms, "an opening is an alarm: {opened} > {alarms}");
     }
 }
 
@@ -142,11 +153,15 @@ fn delay_of(lo: f64, hi: f64, share: f64, seed: u64, surge: impl Fn(i64) -> (f64
 }
 
 #[test]
-fn a_short_burst_is_detected_within_minutes() {
-    // 2-4 posts a minute; a 10-minute burst at 5× (about 15 extra posts a minute): the × 10 statistic, whose
-    // evidence is not capped, sees it at once.
-    let d = delay_of(2.0, 4.0, 0.15, 11, |k| if k < 10 { (12.0, 3.0) } else { (0.0, 0.0) }, 10);
-    assert!(d.is_some_and(|d| d <= 5), "{d:?}");
+fn a_burst_of_ordinary_posts_opens_once_it_has_lasted_ten_minutes() {
+    // 2-4 posts a minute; a burst at 5× (about 15 extra posts a minute) at the background's share. The × 10
+    // statistic, whose evidence is not capped, fires within minutes, but ordinary posts are worth a `watch`
+    // only once they have surged for ten minutes: five minutes of it open nothing, twelve open at about the tenth
+    // (the first quarter of the ten minutes may still hold a minute of the background).
+    let burst = |len: i64| move |k: i64| if k < len { (12.75, 2.25) } else { (0.0, 0.0) };
+    assert_eq!(delay_of(2.0, 4.0, 0.15, 11, burst(5), 60), None);
+    let d = delay_of(2.0, 4.0, 0.15, 11, burst(12), 60);
+    assert!(d.is_some_and(|d| (9..=12).contains(&d)), "{d:?}");
 }
 
 #[test]
@@ -157,8 +172,12 @@ fn a_day_long_doubling_of_negative_posts_is_detected_within_three_hours() {
 }
 
 #[test]
-fn a_day_long_doubling_of_volume_is_detected_within_three_hours() {
-    let d = delay_of(2.0, 6.0, 0.15, 13, |k| (4.0 * (k as f64 / 60.0).min(1.0), 0.0), 24 * 60);
+fn a_day_long_tripling_of_volume_is_detected_within_three_hours_a_doubling_is_not_a_surge() {
+    // Extra posts at the background's share, ramping in over an hour. Twice the daily mean is not a surge
+    // (the budget's natural surge is × 3): the statistics fire, nothing opens. Four times it is.
+    let ramp = |extra: f64| move |k: i64| (extra * 0.85 * (k as f64 / 60.0).min(1.0), extra * 0.15);
+    assert_eq!(delay_of(2.0, 6.0, 0.15, 13, ramp(4.0), 24 * 60), None);
+    let d = delay_of(2.0, 6.0, 0.15, 13, ramp(12.0), 24 * 60);
     assert!(d.is_some_and(|d| d <= 180), "{d:?}");
 }
 
@@ -360,9 +379,9 @@ fn severity_counts_reach() {
 
 #[test]
 fn a_stale_watch_incident_is_reassessed_then_can_reopen() {
-    // A small, lasting rise: +2 posts a minute, 0 negatives, for 12 hours; then a storm.
+    // A lasting surge of ordinary posts: 3.5 times the volume, no negatives, for 12 hours; then a storm.
     let cfg = DetectionConfig::default();
-    let steps = (0..12 * 60).map(|_| (6, 0, 10)).chain((0..10).map(|_| (80, 60, 10)));
+    let steps = (0..12 * 60).map(|_| (14, 0, 10)).chain((0..10).map(|_| (80, 60, 10)));
     let d = lifecycle(&cfg, steps);
     let k = kinds(&d);
     assert_eq!(k[0], (EventKind::Opened, Severity::Watch, 0), "{k:?}");
@@ -498,4 +517,53 @@ fn a_sparse_entity_opens_on_a_lasting_surge_not_on_a_busy_minute() {
         d.step(v, rng.binomial(v, 0.15), 0);
     }
     assert_eq!(d.opened(), 1, "{:?}", kinds(&d));
+}
+
+#[test]
+fn a_long_surge_of_ordinary_posts_a_little_more_negative_stays_buzz() {
+    // Twelve hours at four times the volume, 17% negative against the background's 15%: no change of
+    // sentiment anyone would call a crisis (the smallest share shift tested is 10 points). Counted over the
+    // incident's thousands of posts, two points are several standard deviations: a rule read at every step
+    // on the incident's own posts turned it into a crisis and paged; the share statistics do not.
+    for seed in 1..=4 {
+        let mut rng = Rng::new(seed);
+        let steps: Vec<_> = (0..12 * 60)
+            .map(|_| {
+                let v = rng.poisson(16.0);
+                (v, rng.binomial(v, 0.17), 100)
+            })
+            .collect();
+        let d = lifecycle(&DetectionConfig::default(), steps);
+        let k = kinds(&d);
+        assert_eq!(k.first().map(|e| e.0), Some(EventKind::Opened), "seed {seed}: {k:?}");
+        let crisis = d.events.iter().find(|e| e.1.incident.class == IncidentClass::Crisis);
+        assert!(crisis.is_none(), "seed {seed}: a crisis at {:?}: {k:?}", crisis.map(|e| e.0 / MIN - 2 * 1440));
+        assert!(d.events.iter().all(|e| e.1.incident.severity == Severity::Watch), "seed {seed}: {k:?}");
+    }
+}
+
+#[test]
+fn a_sparse_entity_s_day_of_more_complaints_is_a_crisis_within_the_day() {
+    // About one post a minute, 30% negative (an airline), with a five-minute conversation of five posts a
+    // minute every three hours: no opening on these quiet days (it opened several when a burst of minutes
+    // could open a `watch`). Then a day on which 70% more negative posts arrive (1.7 times its negatives, the
+    // share from 30% to about 42%): a crisis within the day, opened by the share, with no surge of volume.
+    let mut rng = Rng::new(43);
+    let mut d = Driver::new(&DetectionConfig::default());
+    for m in 0..7 * 1440 {
+        let (v, n) = background(&mut rng, m, 0.5, 1.5, 0.3);
+        let (v, n) = if m >= 2 * 1440 && m % 180 < 5 { (5, rng.binomial(5, 0.3)) } else { (v, n) };
+        d.step(v, n, 0);
+    }
+    assert_eq!(d.opened(), 0, "{:?}", kinds(&d));
+    for m in 7 * 1440..8 * 1440 {
+        let (v, n) = background(&mut rng, m, 0.5, 1.5, 0.3);
+        let extra = rng.poisson(0.7 * 0.3);
+        d.step(v + extra, n + extra, 0);
+    }
+    let k = kinds(&d);
+    let first = d.events.first().unwrap_or_else(|| panic!("not found within the day: {k:?}"));
+    assert_eq!(first.1.kind, EventKind::Opened);
+    assert_eq!((first.1.incident.class, first.1.reading.signal), (IncidentClass::Crisis, Signal::NegativeShare));
+    eprintln!("opened after {} h", (first.0 / MIN - 7 * 1440) as f64 / 60.0);
 }
