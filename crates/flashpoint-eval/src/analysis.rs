@@ -323,16 +323,19 @@ pub fn targets(cells: &[CellResult], steps_per_week: f64, realised: f64, opening
 /// here; so they bound what "false alarms per entity-week" can reach at a given recall. Counted from day 8.
 /// Returns the runs (start of the first row, end of the last) and the entity-weeks they were counted over.
 pub fn natural_surge_runs(s: &Series, ratio: f64, min_rows: usize) -> (Vec<(Millis, Millis)>, f64) {
-    natural_surge_runs_from(s, ratio, min_rows, 7)
+    natural_surge_runs_from(s, ratio, min_rows, 7, false)
 }
 
 /// `natural_surge_runs` from day `from_day` + 1 on (at least 1), the baseline over the previous seven days or
 /// as many as there are: the budget judges openings from the end of the warm-up, before a week has passed.
+/// With `labelled`, also the runs that reach into a labelled window: for the budget, an opening on the rise of
+/// a labelled anomaly, before its window begins, is on a surge, not on nothing.
 pub fn natural_surge_runs_from(
     s: &Series,
     ratio: f64,
     min_rows: usize,
     from_day: usize,
+    labelled: bool,
 ) -> (Vec<(Millis, Millis)>, f64) {
     let per_day = (DAY / STEP) as usize;
     let first = from_day.max(1) * per_day + 1;
@@ -340,7 +343,7 @@ pub fn natural_surge_runs_from(
     let mut found = Vec::new();
     let (mut run, mut touches_label) = (0, false);
     let mut close = |i: usize, run: usize, touches_label: bool| {
-        if run >= min_rows && !touches_label {
+        if run >= min_rows && (labelled || !touches_label) {
             found.push((s.rows[i - run].0, s.rows[i - 1].0 + STEP));
         }
     };
@@ -425,7 +428,7 @@ pub fn run(
     for (i, s) in series.iter().enumerate() {
         let events = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32, trace)?;
         let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
-        budgets.push(budget(s, &events, warm, &natural_surge_runs_from(s, 3.0, 2, warm_days).0));
+        budgets.push(budget(s, &events, warm, &natural_surge_runs_from(s, 3.0, 2, warm_days, true).0));
         let opened = events.iter().filter(|e| e.kind == EventKind::Opened).map(|e| e.end);
         let fa: Vec<Millis> = opened.filter(|&t| t > warm && !s.labelled(t, 0)).collect();
         let weeks = s.weeks_unlabelled_after(warm);
@@ -655,10 +658,14 @@ mod tests {
             rows[row(2 * DAY + 6 * HOUR) + k].1 = 40;
         }
         let s = Series { rows, ..s };
-        let (runs, weeks) = natural_surge_runs_from(&s, 3.0, 2, 2);
+        let (runs, weeks) = natural_surge_runs_from(&s, 3.0, 2, 2, false);
         assert_eq!(runs.len(), 3, "{runs:?}");
         assert_eq!(runs[0], (2 * DAY + 6 * HOUR, 2 * DAY + 6 * HOUR + 10 * MIN));
         assert!((weeks - (12.0 * DAY as f64 - 13.0 * HOUR as f64) / (7.0 * DAY as f64)).abs() < 0.01, "{weeks}");
         assert_eq!(natural_surge_runs(&s, 3.0, 2).0.len(), 2, "from day 8 the day-3 surge is not counted");
+        // For the budget, the run inside the labelled window counts too.
+        let with_labelled = natural_surge_runs_from(&s, 3.0, 2, 2, true).0;
+        assert_eq!(with_labelled.len(), 4, "{with_labelled:?}");
+        assert!(with_labelled.contains(&(11 * DAY + 12 * HOUR, 11 * DAY + 12 * HOUR + 30 * MIN)));
     }
 }

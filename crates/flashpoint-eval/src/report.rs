@@ -162,7 +162,8 @@ fn budget_table(s: &mut String, r: &Report) {
         s,
         "## The budget on the un-injected backgrounds (target <= 0.1 per entity-week each)\n\n\
          Openings after the warm-up outside labelled windows: on a natural x3 surge of at least 10 minutes \
-         (from 30 minutes before it to 10 after; a true `watch` detection of that surge) or on neither. Pages: \
+         (from 30 minutes before it to 10 after; a true `watch` detection of that surge; a surge that runs into \
+         a labelled window counts, its rise being that anomaly's) or on neither. Pages: \
          incidents opened after the warm-up that were `crisis` at `warning` or above, over all entity-weeks \
          after the warm-up.\n\n\
          | series | entity-weeks (unlabelled) | openings | on a natural surge | on neither | per entity-week | \
