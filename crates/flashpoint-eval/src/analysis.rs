@@ -23,7 +23,7 @@
 
 use crate::corpus::{load_series, load_texts, Series};
 use crate::error::Result;
-use crate::injection::{cells, information, placements, target_horizon, topic, Cell, Kind, Topic};
+use crate::injection::{cells, information, makes_surge, placements, target_horizon, topic, Cell, Kind, Topic};
 use crate::nab;
 use crate::simulate::{run_series, Injections, RunEvent};
 use crate::time::{DAY, MIN, STEP};
@@ -63,6 +63,8 @@ pub struct CellResult {
     pub delays: Vec<(f64, Option<f64>)>,
     /// Per injection, the evidence its first `target_horizon` carries (`information`), nats.
     pub information: Vec<f64>,
+    /// Per injection, whether it is a natural surge by the budget's rule in expectation (`makes_surge`).
+    pub surge: Vec<bool>,
     /// Of the detected injections (`judge`): the topic among the top drivers of the detecting event, of any
     /// event of that incident during the injection; the class right at the detecting event, at the last
     /// event during the injection.
@@ -316,6 +318,9 @@ pub fn targets(cells: &[CellResult], steps_per_week: f64, realised: f64, opening
         .collect()
 }
 
+/// The budget's natural surge: × 3 the robust baseline for two 5-minute rows (ten minutes).
+pub const BUDGET_SURGE: (f64, usize) = (3.0, 2);
+
 /// Surges the background already holds, outside NAB's labelled windows, of the kind the recall target asks
 /// to catch: runs of at least `min_rows` 5-minute rows whose count is at least `ratio` × a robust seasonal
 /// baseline (the median of the same row ± 5 minutes over the previous seven days) + 2. A detector that
@@ -347,15 +352,8 @@ pub fn natural_surge_runs_from(
             found.push((s.rows[i - run].0, s.rows[i - 1].0 + STEP));
         }
     };
-    let mut same = Vec::with_capacity(21);
     for i in first..v.len() {
-        same.clear();
-        for d in 1..=7.min((i - 1) / per_day) {
-            same.extend_from_slice(&v[i - d * per_day - 1..=i - d * per_day + 1]);
-        }
-        same.sort_unstable();
-        let base = (same[same.len() / 2] as f64).max(1.0);
-        if v[i] as f64 >= ratio * base + 2.0 {
+        if s.surge_row(i, v[i] as f64, ratio) {
             run += 1;
             touches_label |= s.labelled(s.rows[i].0, 0);
         } else {
@@ -428,7 +426,12 @@ pub fn run(
     for (i, s) in series.iter().enumerate() {
         let events = run_series(s, &texts, cfg, None, seed ^ (i as u64) << 32, trace)?;
         let warm = s.rows[0].0 + cfg.detection.warmup_secs as Millis * 1000;
-        budgets.push(budget(s, &events, warm, &natural_surge_runs_from(s, 3.0, 2, warm_days, true).0));
+        budgets.push(budget(
+            s,
+            &events,
+            warm,
+            &natural_surge_runs_from(s, BUDGET_SURGE.0, BUDGET_SURGE.1, warm_days, true).0,
+        ));
         let opened = events.iter().filter(|e| e.kind == EventKind::Opened).map(|e| e.end);
         let fa: Vec<Millis> = opened.filter(|&t| t > warm && !s.labelled(t, 0)).collect();
         let weeks = s.weeks_unlabelled_after(warm);
@@ -490,6 +493,8 @@ pub fn run(
                     r.class_last += usize::from(j.class_last);
                 }
             }
+            let (ratio, rows) = (BUDGET_SURGE.0, BUDGET_SURGE.1);
+            r.surge.extend(starts.iter().map(|&st| makes_surge(s, cell.kind, cell.duration, st, ratio, rows)));
             let horizon = target_horizon(cell.kind);
             r.information.extend(
                 starts

@@ -3,7 +3,7 @@
 //! scorer so an injected post carries the label a replay would give it).
 
 use crate::error::{read, EvalError, Result};
-use crate::time::DAY;
+use crate::time::{DAY, STEP};
 use flashpoint_core::normalize::for_scoring;
 use flashpoint_core::sentiment::{Label, LexiconScorer, Scorer};
 use flashpoint_core::time::{parse_rfc3339, Millis};
@@ -24,6 +24,22 @@ impl Series {
 
     pub(crate) fn labelled(&self, t: Millis, margin: Millis) -> bool {
         self.windows.iter().any(|&(a, b)| t >= a - margin && t <= b + margin)
+    }
+
+    /// The robust seasonal baseline of row `i` (from day 1 on): the median of the same row ± 5 minutes over the
+    /// previous seven days, or as many as there are, at least 1. What a natural surge is measured against.
+    pub(crate) fn robust_baseline(&self, i: usize) -> f64 {
+        let per_day = (DAY / STEP) as usize;
+        let mut same: Vec<u64> = (1..=7.min(i.saturating_sub(1) / per_day))
+            .flat_map(|d| self.rows[i - d * per_day - 1..=i - d * per_day + 1].iter().map(|r| r.1))
+            .collect();
+        same.sort_unstable();
+        same.get(same.len() / 2).map_or(1.0, |&m| (m as f64).max(1.0))
+    }
+
+    /// Whether `count` posts in row `i` are a surge row: at least `ratio` × the robust baseline + 2 posts.
+    pub(crate) fn surge_row(&self, i: usize, count: f64, ratio: f64) -> bool {
+        count >= ratio * self.robust_baseline(i) + 2.0
     }
 
     /// Entity-weeks from `from` to the last row, less the labelled windows.

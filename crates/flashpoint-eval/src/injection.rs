@@ -149,13 +149,7 @@ pub fn target_horizon(kind: Kind) -> Millis {
 /// are uncertain and real counts overdispersed, so this is an optimistic bound.
 pub fn information(s: &Series, kind: Kind, duration: Millis, start: Millis, p_bg: f64, horizon: Millis) -> f64 {
     let i = s.rows.partition_point(|r| r.0 < start);
-    let day = (DAY / STEP) as usize;
-    let trail = &s.rows[i.saturating_sub(day)..i];
-    let reference = if trail.is_empty() {
-        s.rows.get(i).map_or(0.0, |r| r.1 as f64)
-    } else {
-        trail.iter().map(|r| r.1 as f64).sum::<f64>() / trail.len() as f64
-    };
+    let reference = trailing_mean(s, i);
     let poisson_kl = |mu0: f64, extra: f64| (mu0 + extra) * ((mu0 + extra) / mu0).ln() - extra;
     s.rows[i..]
         .iter()
@@ -169,6 +163,34 @@ pub fn information(s: &Series, kind: Kind, duration: Millis, start: Millis, p_bg
                 + n * (p1 * (p1 / p_bg).ln() + (1.0 - p1) * ((1.0 - p1) / (1.0 - p_bg)).ln())
         })
         .sum()
+}
+
+/// Whether the injection at `start`, in expectation (each row its background count plus the injection's mean
+/// extra posts), is a natural surge by the budget's rule (`analysis::natural_surge_runs`): `rows` rows in a
+/// row at `ratio` × the robust baseline + 2. A volume injection is sized against the trailing day's mean, so at
+/// busy hours a "× 3" injection may be no × 3 surge against the same time of other days.
+pub fn makes_surge(s: &Series, kind: Kind, duration: Millis, start: Millis, ratio: f64, rows: usize) -> bool {
+    let i = s.rows.partition_point(|r| r.0 + STEP / 2 < start);
+    let mut run = 0;
+    for (k, &(t, count)) in s.rows.iter().enumerate().skip(i).take_while(|r| r.1 .0 + STEP / 2 < start + duration) {
+        // Each row's reference is the trailing day before it, as `simulate::run_series` draws it.
+        let row = Injected::at(kind, trailing_mean(s, k), ramp(t + STEP / 2, start, duration), 0.0);
+        run = if s.surge_row(k, count as f64 + row.extra + row.extra_negative, ratio) { run + 1 } else { 0 };
+        if run >= rows {
+            return true;
+        }
+    }
+    false
+}
+
+/// The trailing day's mean count per row before row `i` (row `i`'s own count if it is the first).
+fn trailing_mean(s: &Series, i: usize) -> f64 {
+    let trail = &s.rows[i.saturating_sub((DAY / STEP) as usize)..i];
+    if trail.is_empty() {
+        s.rows.get(i).map_or(0.0, |r| r.1 as f64)
+    } else {
+        trail.iter().map(|r| r.1 as f64).sum::<f64>() / trail.len() as f64
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +230,24 @@ mod tests {
         own.sort();
         own.dedup();
         assert!(own.len() > 100, "topics vary between injections: {}", own.len());
+    }
+
+    #[test]
+    fn an_injection_makes_a_surge_where_it_is_three_times_the_same_hour_of_other_days() {
+        // 10 posts a row, but 40 from 12:00 to 14:00 every day: the day's mean is 12.5 a row.
+        let rows: Vec<(Millis, u64)> = (0..(14 * DAY / STEP))
+            .map(|i| (i * STEP, if (12 * HOUR..14 * HOUR).contains(&(i * STEP % DAY)) { 40 } else { 10 }))
+            .collect();
+        let s = Series { name: "x".into(), rows, windows: vec![] };
+        // "× 3" adds twice the day's mean, 25 a row: 35 at night is 3.5 × 10; 65 at noon is 1.6 × 40.
+        assert!(makes_surge(&s, Kind::Volume(3.0), HOUR, 9 * DAY + 2 * HOUR, 3.0, 2));
+        assert!(!makes_surge(&s, Kind::Volume(3.0), HOUR, 9 * DAY + 12 * HOUR, 3.0, 2));
+        // A × 5 at noon (50 extra, 90 in all) is not one either; a × 10 (152.5) is. A share shift never is.
+        assert!(!makes_surge(&s, Kind::Volume(5.0), HOUR, 9 * DAY + 12 * HOUR, 3.0, 2));
+        assert!(makes_surge(&s, Kind::Volume(10.0), HOUR, 9 * DAY + 12 * HOUR, 3.0, 2));
+        assert!(!makes_surge(&s, Kind::Share(0.3), HOUR, 9 * DAY + 2 * HOUR, 3.0, 2));
+        // The ramp: the first rows of a day-long injection are below strength.
+        assert!(!makes_surge(&s, Kind::Volume(3.0), DAY, 9 * DAY + 2 * HOUR, 3.0, 12 * 20));
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn markdown(r: &Report, cfg: &AggregatorConfig) -> String {
     }
     let _ = writeln!(s, "\nEach cell: recall / median minutes from the injection's start to detection (injections).\n");
     topic_table(&mut s, r);
+    surge_table(&mut s, r);
     let _ = writeln!(
         s,
         "## Targets against what is knowable\n\n| target | injections | recall | median delay (min) | detected within \
@@ -223,6 +224,49 @@ fn topic_table(s: &mut String, r: &Report) {
         let pct = |k: usize| format!("{:.0}%", 100.0 * k as f64 / n.max(1) as f64);
         let want = if k.starts_with("volume") { "buzz" } else { "crisis" };
         let _ = writeln!(s, "| {k} ({want}) | {n} | {} | {} | {} | {} |", pct(a), pct(b), pct(c), pct(d));
+    }
+    let _ = writeln!(s);
+}
+
+/// Volume injections lasting an hour or more, split by whether they are natural surges by the budget's rule:
+/// a "× 3" injection is sized against the trailing day's mean, which at busy hours is no × 3 surge against
+/// the same hour of other days, and the detector's buzz gate waits for a surge.
+fn surge_table(s: &mut String, r: &Report) {
+    let (ratio, rows) = crate::analysis::BUDGET_SURGE;
+    let _ = writeln!(
+        s,
+        "## Volume injections that are surges by the budget's rule (x{ratio} the robust baseline for {} minutes, \
+         in expectation), lasting 1 h or more\n\n| injection | injections | surges | recall / median min on the \
+         surges | recall on the rest |\n|---|---|---|---|---|",
+        rows as i64 * crate::time::STEP / crate::time::MIN
+    );
+    let mut kinds: Vec<String> =
+        r.cells.iter().filter(|c| c.kind.starts_with("volume")).map(|c| c.kind.clone()).collect();
+    kinds.dedup();
+    for k in &kinds {
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for c in r.cells.iter().filter(|c| &c.kind == k && c.duration_min >= 60) {
+            for (d, surge) in c.delays.iter().zip(&c.surge) {
+                if *surge {
+                    on.push(d.1)
+                } else {
+                    off.push(d.1)
+                }
+            }
+        }
+        let recall =
+            |v: &[Option<f64>]| 100.0 * v.iter().filter(|d| d.is_some()).count() as f64 / v.len().max(1) as f64;
+        let med = crate::analysis::median(on.iter().flatten().copied().collect());
+        let _ = writeln!(
+            s,
+            "| {k} | {} | {} ({:.0}%) | {:.0}% / {} | {:.0}% |",
+            on.len() + off.len(),
+            on.len(),
+            100.0 * on.len() as f64 / (on.len() + off.len()).max(1) as f64,
+            recall(&on),
+            fmt_delay(med),
+            recall(&off)
+        );
     }
     let _ = writeln!(s);
 }
