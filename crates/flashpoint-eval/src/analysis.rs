@@ -344,7 +344,6 @@ pub fn natural_surge_runs_from(
 ) -> (Vec<(Millis, Millis)>, f64) {
     let per_day = (DAY / STEP) as usize;
     let first = from_day.max(1) * per_day + 1;
-    let v: Vec<u64> = s.rows.iter().map(|r| r.1).collect();
     let mut found = Vec::new();
     let (mut run, mut touches_label) = (0, false);
     let mut close = |i: usize, run: usize, touches_label: bool| {
@@ -352,18 +351,18 @@ pub fn natural_surge_runs_from(
             found.push((s.rows[i - run].0, s.rows[i - 1].0 + STEP));
         }
     };
-    for i in first..v.len() {
-        if s.surge_row(i, v[i] as f64, ratio) {
+    for (i, &(t, count)) in s.rows.iter().enumerate().skip(first) {
+        if s.surge_row(i, count as f64, ratio) {
             run += 1;
-            touches_label |= s.labelled(s.rows[i].0, 0);
+            touches_label |= s.labelled(t, 0);
         } else {
             close(i, run, touches_label);
             run = 0;
             touches_label = false;
         }
     }
-    close(v.len(), run, touches_label);
-    let span = v.len().saturating_sub(first - 1) as f64 * STEP as f64;
+    close(s.rows.len(), run, touches_label);
+    let span = s.rows.len().saturating_sub(first - 1) as f64 * STEP as f64;
     (found, (span - s.labelled_ms()).max(0.0) / (7.0 * DAY as f64))
 }
 

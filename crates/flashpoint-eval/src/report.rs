@@ -232,6 +232,9 @@ fn topic_table(s: &mut String, r: &Report) {
 /// a "× 3" injection is sized against the trailing day's mean, which at busy hours is no × 3 surge against
 /// the same hour of other days, and the detector's buzz gate waits for a surge.
 fn surge_table(s: &mut String, r: &Report) {
+    if !r.cells.iter().any(|c| c.kind.starts_with("volume")) {
+        return;
+    }
     let (ratio, rows) = crate::analysis::BUDGET_SURGE;
     let _ = writeln!(
         s,
