@@ -545,8 +545,8 @@ fn a_long_surge_of_ordinary_posts_a_little_more_negative_stays_buzz() {
 #[test]
 fn a_sparse_entity_s_day_of_more_complaints_is_a_crisis_within_the_day() {
     // About one post a minute, 30% negative (an airline), with a five-minute conversation of five posts a
-    // minute every three hours: no opening on these quiet days (it opened several when a burst of minutes
-    // could open a `watch`). Then a day on which 70% more negative posts arrive (1.7 times its negatives, the
+    // minute every three hours: no opening on these quiet days (before the buzz gate, one of them opened a
+    // `watch`). Then a day on which 70% more negative posts arrive (1.7 times its negatives, the
     // share from 30% to about 42%): a crisis within the day, opened by the share, with no surge of volume.
     let mut rng = Rng::new(43);
     let mut d = Driver::new(&DetectionConfig::default());
