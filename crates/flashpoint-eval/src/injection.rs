@@ -246,7 +246,8 @@ mod tests {
         assert!(!makes_surge(&s, Kind::Volume(5.0), HOUR, 9 * DAY + 12 * HOUR, 3.0, 2));
         assert!(makes_surge(&s, Kind::Volume(10.0), HOUR, 9 * DAY + 12 * HOUR, 3.0, 2));
         assert!(!makes_surge(&s, Kind::Share(0.3), HOUR, 9 * DAY + 2 * HOUR, 3.0, 2));
-        // The ramp: the first rows of a day-long injection are below strength.
+        // A day-long × 3 is a surge by night, but not for twenty hours in a row: its noon rows break the run.
+        assert!(makes_surge(&s, Kind::Volume(3.0), DAY, 9 * DAY + 2 * HOUR, 3.0, 12 * 8));
         assert!(!makes_surge(&s, Kind::Volume(3.0), DAY, 9 * DAY + 2 * HOUR, 3.0, 12 * 20));
     }
 
