@@ -241,7 +241,8 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Only the injection kinds whose name contains one of these comma-separated parts (e.g. "x3",
-        /// "share", "x3,+20,negatives"); all by default.
+        /// "share", "x3,+20,negatives"; "none" runs only NAB and the un-injected backgrounds, the budget);
+        /// all by default.
         #[arg(long)]
         only: Option<String>,
         /// One injection per replay (no injection can teach the detector about the next); slower.
