@@ -190,7 +190,9 @@ impl CountModel {
         self.block_mu += p.mean;
         self.block_n += 1;
         if self.block_n >= rates.block_steps {
-            let r = self.block_x - self.block_mu;
+            // Winsorised like the steps (see `ShareModel::learn`): a shift that lasts hours is not noise.
+            let c = CLIP_SD * (self.block_mu + p.v * self.block_mu * self.block_mu).sqrt().max(CLIP_MIN_SD);
+            let r = (self.block_x - self.block_mu).clamp(-c, c);
             let db = d.powf(rates.block_steps as f64);
             self.vb_num = self.vb_num * db + (r * r - self.block_mu);
             self.vb_den = self.vb_den * db + self.block_mu * self.block_mu;
@@ -255,7 +257,12 @@ impl ShareModel {
         self.block_var += var;
         self.block_n += 1;
         if self.block_n >= rates.block_steps {
-            let r = self.block_y - self.block_e;
+            // The block's residual is winsorised too. Each step's is, but a shift of the share that lasts hours
+            // (a day of complaints, before the alarm) adds clipped steps into a block residual many sd wide, and
+            // one such hour taught φ more than a week of noise: on the eval-detect replays φ climbed from 1 to 5
+            // over repeated day-long shifts and the detector slowed from an hour to most of a day.
+            let c = CLIP_SD * (self.block_var * self.phi()).sqrt().max(CLIP_MIN_SD);
+            let r = (self.block_y - self.block_e).clamp(-c, c);
             let db = d.powf(rates.block_steps as f64);
             self.phib_num = self.phib_num * db + r * r;
             self.phib_den = self.phib_den * db + self.block_var;
@@ -287,6 +294,30 @@ mod tests {
     fn binomial_llr_sign() {
         assert!(binom_llr(30.0, 100.0, 0.15, 0.35) > 0.0);
         assert!(binom_llr(15.0, 100.0, 0.15, 0.35) < 0.0);
+    }
+
+    #[test]
+    fn hours_of_a_shifted_share_teach_the_dispersion_little() {
+        let rates = Rates {
+            alpha_level: 1.0 - decay_for(1440.0),
+            season_decay: 0.0,
+            week_decay: 0.0,
+            steps_per_day: 1440.0,
+            dispersion_decay: decay_for(7.0 * 1440.0),
+            block_steps: 60,
+        };
+        // A week of 4 posts a minute at a binomial 15%, then five hours at 27% (negative posts doubled).
+        let mut rng = super::super::sim::Rng::new(5);
+        let mut m = ShareModel::default();
+        for _ in 0..7 * 1440 {
+            m.learn(rng.binomial(4, 0.15) as f64, 4.0, &rates, true);
+        }
+        let before = m.phi();
+        for _ in 0..5 * 60 {
+            m.learn(rng.binomial(4, 0.27) as f64, 4.0, &rates, true);
+        }
+        // Unclipped, the five hour-blocks (each about 5 sd) took φ from 1.20 to 2.08; clipped at 3 sd, to 1.65.
+        assert!(before < 1.3 && m.phi() < before + 0.6, "{before} -> {}", m.phi());
     }
 
     #[test]
