@@ -259,8 +259,8 @@ impl ShareModel {
         if self.block_n >= rates.block_steps {
             // The block's residual is winsorised too. Each step's is, but a shift of the share that lasts hours
             // (a day of complaints, before the alarm) adds clipped steps into a block residual many sd wide, and
-            // one such hour taught φ more than a week of noise: on the eval-detect replays φ climbed from 1 to 5
-            // over repeated day-long shifts and the detector slowed from an hour to most of a day.
+            // one such hour taught φ about as much as a day of noise: on the eval-detect replays φ climbed from 1
+            // to 5 over repeated day-long shifts and the detector slowed from an hour to most of a day.
             let c = CLIP_SD * (self.block_var * self.phi()).sqrt().max(CLIP_MIN_SD);
             let r = (self.block_y - self.block_e).clamp(-c, c);
             let db = d.powf(rates.block_steps as f64);
